@@ -1,0 +1,46 @@
+# Every target builds its own virtual environment on first use, so a fresh
+# machine needs nothing but Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint types unit soak fuzz bench diagram demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: lint types unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check --output-format concise .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy qqproto adapters tests
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+# 100,000 random gateway schedules; takes a while.
+soak: $(STAMP)
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_gateway_stateful.py -p no:cacheprovider
+
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/fuzz_gateway.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_dispatch.py
+
+# Rewrite docs/gateway-states.md from the transition table.
+diagram: $(STAMP)
+	$(BIN)/python -m qqproto.qq.diagram > docs/gateway-states.md
+
+demo: $(STAMP)
+	@echo "The demo arrives with the drivers (issue 4)." && exit 1
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""I/O drivers for qqproto's protocol objects (installed as ``qqproto.adapters``)."""

@@ -1,0 +1,5 @@
+"""Tools for testing code that embeds qqproto (shipped, sans-IO, typed)."""
+
+from .wire import FakeServer
+
+__all__ = ["FakeServer"]

@@ -1,0 +1,693 @@
+"""GatewayProtocol, rule by rule, against the in-memory server on a fake clock."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from qqproto.actions import Connect, Deliver, Disconnect, FetchToken, SendData, StateChanged
+from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
+from qqproto.qq import lifecycle
+from qqproto.qq.events import Dispatch, ProtocolViolation
+from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Link, Session
+from qqproto.qq.lifecycle import GatewayState
+from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
+
+from .gateway_harness import Harness, ServerEnd
+
+S = GatewayState
+
+
+def ready_harness(**config: Any) -> tuple[Harness, ServerEnd]:
+    h = Harness(config=GatewayConfig(app_id="102000000", **config))
+    server = h.connect_and_ready()
+    h.sent()
+    return h, server
+
+
+def ops(payloads: list[dict[str, Any]]) -> list[int]:
+    return [p["op"] for p in payloads]
+
+
+# -- start and login ------------------------------------------------------------------
+
+
+def test_a_new_gateway_asks_for_a_token_and_a_connection() -> None:
+    proto = GatewayProtocol(GatewayConfig(app_id="1"))
+    assert proto.actions() == [
+        FetchToken("no access token yet"),
+        Connect("wss://api.sgroup.qq.com/websocket/"),
+    ]
+    assert proto.state is S.CONNECTING
+    assert proto.next_deadline() is None  # waiting for the driver, not the clock
+
+
+def test_hello_is_answered_with_identify() -> None:
+    config = GatewayConfig(
+        app_id="1", intents=Intents.GROUP_AND_C2C_EVENT | Intents.INTERACTION, shard=(2, 4)
+    )
+    h = Harness(config=config)
+    h.accept()
+    h.hello()
+    assert h.sent() == [
+        {"op": 2, "d": {"token": "QQBot tok-1", "intents": (1 << 25) | (1 << 26), "shard": [2, 4]}}
+    ]
+    assert h.proto.state is S.IDENTIFY
+
+
+def test_identify_carries_properties_when_configured() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", properties={"$os": "linux"}))
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"]["properties"] == {"$os": "linux"}
+
+
+def test_ready_stores_the_session_and_the_bot_user() -> None:
+    h = Harness()
+    h.connect_and_ready("082ee18c-0be3")
+    assert h.proto.session == Session(
+        "082ee18c-0be3", 1, (0, 1), "wss://api.sgroup.qq.com/websocket/"
+    )
+    assert h.proto.bot_user == {"id": "6158788878435714165", "username": "bot", "bot": True}
+    assert [(s.old, s.new) for s in h.states] == [("CONNECTING", "IDENTIFY"), ("IDENTIFY", "READY")]
+    assert h.dispatches()[0].type == "READY"
+
+
+def test_ready_shard_never_overwrites_the_configured_one() -> None:
+    h, _ = ready_harness(shard=(1, 3))  # READY says shard [0, 0], as the docs' sample
+    h.send({"op": 9, "d": False})  # the session is gone: a new Identify follows
+    h.advance(10)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"]["shard"] == [1, 3]
+
+
+def test_a_token_about_to_expire_is_refreshed_before_identify() -> None:
+    h = Harness(token_life=5.0)  # margin is min(10 s, half the life) = 2.5 s
+    h.auto_token = False
+    h.advance(3)  # the token from construction has 2 s left
+    h.accept()
+    h.hello()
+    assert h.token_requests[-1] == "access token missing or about to expire"
+    assert h.sent() == []  # nothing goes out without a usable token
+    h.proto.token_received("tok-2", h.now + 7200, h.now)
+    h.pump()
+    assert h.sent()[0]["d"]["token"] == "QQBot tok-2"
+
+
+def test_only_one_token_request_is_in_flight() -> None:
+    h = Harness(auto_token=False)
+    h.accept()
+    h.hello()
+    h.drop()
+    h.advance(5)
+    assert [a for a in h.all_actions if isinstance(a, FetchToken)] == [
+        FetchToken("no access token yet")
+    ]
+
+
+def test_an_expired_or_empty_token_is_refused() -> None:
+    proto = GatewayProtocol(GatewayConfig(app_id="1"))
+    with pytest.raises(LocalProtocolError, match="already expired"):
+        proto.token_received("t", expires_at=10.0, now=10.0)
+    with pytest.raises(LocalProtocolError, match="bad access token"):
+        proto.token_received("", expires_at=20.0, now=10.0)
+
+
+def test_no_hello_within_the_timeout_drops_the_link() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", hello_timeout=5.0))
+    h.accept()
+    h.advance(5)
+    assert h.disconnects == 1
+    assert h.server is None
+    assert h.proto.state is S.CONNECTING
+    assert h.proto.next_deadline() is not None  # a reconnect is armed
+
+
+# -- heartbeats -----------------------------------------------------------------------------
+
+
+def test_heartbeats_carry_null_before_any_seq() -> None:
+    h = Harness()
+    h.accept()
+    h.hello(interval_ms=10_000)
+    h.sent()
+    h.advance(10)
+    assert h.sent() == [{"op": 1, "d": None}]
+
+
+def test_heartbeats_run_at_the_interval_with_the_last_seq() -> None:
+    h, _ = ready_harness()
+    h.dispatch(2)
+    h.dispatch(7)
+    h.advance(44.9)
+    assert h.sent() == []
+    h.advance(0.1)
+    assert h.sent() == [{"op": 1, "d": 7}]
+    h.send({"op": 11})
+    h.dispatch(8)
+    h.advance(45)
+    assert h.sent() == [{"op": 1, "d": 8}]
+
+
+def test_a_missed_ack_is_a_dead_link_closed_non_1000_then_resumed() -> None:
+    h, server = ready_harness()
+    h.dispatch(2)
+    h.advance(45)
+    assert ops(h.sent()) == [1]  # no ACK comes back
+    h.advance(45)
+    assert server.closed_by_client == 3000  # not 1000: the session must survive
+    assert h.states[-1] == StateChanged("READY", "RESUMING", "heartbeat not acknowledged")
+    h.accept()
+    h.hello()
+    assert h.sent() == [{"op": 6, "d": {"token": "QQBot tok-1", "session_id": "sess-1", "seq": 2}}]
+
+
+def test_a_server_heartbeat_request_is_answered_at_once() -> None:
+    h, _ = ready_harness()
+    h.dispatch(5)
+    h.send({"op": 1})
+    assert h.sent() == [{"op": 1, "d": 5}]
+
+
+def test_heartbeat_acks_and_dispatches_fire_no_transitions_trigger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h, _ = ready_harness()
+    fired: list[str] = []
+    for name, event in lifecycle.MACHINE.events.items():
+        original = event.trigger
+
+        def spy(model: object, *a: object, _n: str = name, _o: Any = original) -> Any:
+            fired.append(_n)
+            return _o(model, *a)
+
+        monkeypatch.setattr(event, "trigger", spy)
+    for seq in range(2, 50):
+        h.dispatch(seq)
+    h.send({"op": 11})
+    h.advance(45)
+    h.send({"op": 11})
+    assert fired == []
+    h.send({"op": 7})
+    assert fired == ["link_lost"]  # lifecycle inputs do go through the machine
+
+
+# -- reconnect, resume, invalid session -----------------------------------------------------
+
+
+def test_op7_reconnects_at_once_and_resumes() -> None:
+    h, server = ready_harness()
+    h.dispatch(2)
+    h.send({"op": 7})
+    assert server.closed_by_client == 3000
+    assert h.proto.state is S.RESUMING
+    assert h.connect_times[-1] == h.now  # a good session reconnects with no delay
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6
+    h.dispatch(3)
+    h.resumed(4)
+    assert h.proto.state is S.READY
+    assert [d.seq for d in h.dispatches()] == [1, 2, 3, 4]
+
+
+def test_resumed_with_empty_string_data_returns_to_ready() -> None:
+    h, _ = ready_harness()
+    h.drop()
+    h.accept()
+    h.hello()
+    h.send({"op": 0, "s": 9, "t": "RESUMED", "d": ""})
+    assert h.proto.state is S.READY
+    assert h.dispatches()[-1] == Dispatch("RESUMED", 9, None, "")
+
+
+def test_replayed_dispatches_are_delivered_once() -> None:
+    h, _ = ready_harness()
+    for seq in (2, 3, 4):
+        h.dispatch(seq)
+    h.drop()
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"]["seq"] == 4
+    for seq in (3, 4, 5, 6):  # the server replays a little more than asked
+        h.dispatch(seq)
+    h.resumed(7)
+    assert [d.seq for d in h.dispatches()] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_op9_true_resumes() -> None:
+    h, _ = ready_harness()
+    h.send({"op": 9, "d": True})
+    assert h.proto.state is S.RESUMING
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6
+
+
+def test_op9_false_forgets_the_session_waits_and_identifies_with_a_fresh_token() -> None:
+    h, _ = ready_harness()
+    h.token = "tok-2"
+    h.send({"op": 9, "d": False})
+    assert h.proto.state is S.CONNECTING
+    assert h.proto.session is None
+    assert h.token_requests[-1] == "invalid session (op 9)"
+    wait = h.connect_times[-1] - h.now if h.pending_connect else None
+    assert wait is None  # not at once
+    deadline = h.proto.next_deadline()
+    assert deadline is not None and 1.0 <= deadline - h.now <= 5.0
+    h.advance(5)
+    h.accept()
+    h.hello()
+    identify = h.sent()[0]
+    assert identify["op"] == 2
+    assert identify["d"]["token"] == "QQBot tok-2"
+
+
+def test_op9_in_answer_to_identify_means_intents_refused() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", intents=Intents.GUILD_MESSAGES))
+    h.accept()
+    h.hello()
+    h.send({"op": 9, "d": False})
+    assert h.proto.state is S.FAILED
+    assert h.failed == ["invalid session (op 9) in answer to Identify: intents 512 refused"]
+    connects = len(h.connects)
+    h.advance(3600)
+    assert len(h.connects) == connects  # no hot loop, no loop at all
+    assert h.proto.next_deadline() is None
+
+
+# -- close codes ------------------------------------------------------------------------------
+
+RESUME_CODES = [1000, 1001, 1011, 4000, 4009, 4999, 3000]
+IDENTIFY_CODES = [4003, 4005, 4006, 4007, *range(4900, 4914)]
+FATAL_CODES = [4001, 4002, 4010, 4011, 4012, 4013, 4014, 4914, 4915]
+
+
+def test_the_close_code_table_covers_the_spec() -> None:
+    for code in IDENTIFY_CODES:
+        assert close_policy(code).action is CloseAction.IDENTIFY
+    for code in FATAL_CODES:
+        assert close_policy(code).action is CloseAction.FATAL
+    for code in RESUME_CODES:
+        assert close_policy(code).action is CloseAction.RESUME
+    assert close_policy(4008).action is CloseAction.RESUME_LATER
+    assert close_policy(4004).action is CloseAction.REFRESH_TOKEN
+    assert close_policy(4999).meaning == "unknown close code"
+    assert all(meaning for _, meaning in CLOSE_CODES.values())
+
+
+@pytest.mark.parametrize("code", RESUME_CODES)
+def test_resumable_closes_reconnect_at_once_and_resume(code: int) -> None:
+    h, server = ready_harness()
+    h.dispatch(2)
+    h.close_from_server(code, "bye")
+    assert server.closed_by_client == code  # the close frame was answered
+    assert h.proto.state is S.RESUMING
+    assert h.pending_connect and h.connect_times[-1] == h.now
+    h.accept()
+    h.hello()
+    assert h.sent()[0] == {"op": 6, "d": {"token": "QQBot tok-1", "session_id": "sess-1", "seq": 2}}
+
+
+def test_eof_without_a_close_frame_is_1006_and_resumes() -> None:
+    h, _ = ready_harness()
+    h.dispatch(2)
+    h.send_raw(b"")
+    assert (
+        h.states[-1].why == "close 1006 (connection lost): transport closed without a close frame"
+    )
+    assert close_policy(1006).action is CloseAction.RESUME
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6
+
+
+def test_4008_resumes_after_a_long_pause() -> None:
+    h, _ = ready_harness()
+    h.close_from_server(4008)
+    assert not h.pending_connect
+    h.advance(59.9)
+    assert not h.pending_connect
+    h.advance(0.1)
+    assert h.pending_connect
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6
+
+
+def test_4004_refreshes_the_token_then_resumes_and_a_second_4004_is_fatal() -> None:
+    h, _ = ready_harness()
+    h.token = "tok-2"
+    h.close_from_server(4004)
+    assert h.token_requests[-1] == "close 4004 (authentication failed)"
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"]["token"] == "QQBot tok-2"
+    assert h.sent() == []
+    h.close_from_server(4004)
+    assert h.proto.state is S.FAILED
+    assert h.failed == ["close 4004 (authentication failed) (again, with a fresh token)"]
+
+
+@pytest.mark.parametrize("code", IDENTIFY_CODES)
+def test_session_closes_start_a_new_session_after_a_pause(code: int) -> None:
+    h, _ = ready_harness()
+    h.dispatch(2)
+    h.close_from_server(code)
+    assert h.proto.state is S.CONNECTING
+    assert h.proto.session is None
+    assert not h.pending_connect
+    h.advance(5)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 2
+    h.advance(45)
+    assert h.sent() == [{"op": 1, "d": None}]  # the old seq went with the old session
+
+
+@pytest.mark.parametrize("code", FATAL_CODES)
+def test_fatal_closes_fail_with_the_code_and_its_meaning(code: int) -> None:
+    h, _ = ready_harness()
+    h.close_from_server(code, "nope")
+    assert h.proto.state is S.FAILED
+    _, meaning = CLOSE_CODES[code]
+    assert h.failed == [f"close {code} ({meaning}): nope"]
+    assert h.proto.failure_reason == h.failed[0]
+    h.advance(3600)
+    assert not h.pending_connect and h.server is None
+
+
+def test_three_failed_resumes_fall_back_to_identify() -> None:
+    h, _ = ready_harness()
+    h.close_from_server(4999)  # unknown: resume
+    for _ in range(3):
+        h.advance(60)
+        h.accept()
+        h.hello()
+        assert h.sent()[0]["op"] == 6
+        h.close_from_server(4999)  # the resume is not honoured
+    assert h.proto.state is S.CONNECTING
+    assert "3 resumes failed, starting a new session" in h.states[-1].why
+    h.advance(60)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 2
+
+
+# -- backoff and the attempt cap ------------------------------------------------------------
+
+
+def test_failed_attempts_back_off_and_the_cap_fails_with_the_last_reason() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", max_attempts=4, seed=7))
+    gaps: list[float] = []
+    for attempt in range(4):
+        h.refuse(f"refused #{attempt}")
+        if attempt < 3:
+            deadline = h.proto.next_deadline()
+            assert deadline is not None
+            gaps.append(deadline - h.now)
+            h.advance(deadline - h.now)
+    assert gaps == sorted(gaps) and gaps[0] < gaps[-1]
+    assert h.proto.state is S.FAILED
+    assert h.failed == ["gave up after 4 failed attempts; last: could not connect: refused #3"]
+    assert len(h.connects) == 4
+
+
+def test_an_open_socket_does_not_reset_the_budget() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", max_attempts=3))
+    for _ in range(3):
+        h.accept()  # opens, then the server kicks us before READY
+        h.hello()
+        h.close_from_server(4000)
+        h.advance(120)
+    assert h.proto.state is S.FAILED
+    assert h.failed[0].startswith("gave up after 3 failed attempts")
+
+
+def test_ready_resets_the_budget() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", max_attempts=2))
+    h.refuse()
+    h.advance(120)
+    h.connect_and_ready()
+    h.drop()
+    h.refuse()  # one failure after a good session: not the cap yet
+    assert h.proto.state is S.RESUMING
+    h.advance(120)
+    h.accept()
+    h.hello()
+    h.resumed(5)
+    h.drop()
+    h.refuse()
+    assert h.proto.state is S.RESUMING
+
+
+def test_one_transport_at_a_time() -> None:
+    h, _ = ready_harness()
+    # A close frame, then EOF, then the driver's connection_lost: one reconnect.
+    h.close_from_server(4009)
+    assert h.connects.count(h.connects[0]) == 2
+    assert h.proto.link is Link.OPENING
+    with pytest.raises(LocalProtocolError):
+        h.proto.receive_data(b"late bytes", h.now)
+
+
+def test_the_same_seed_and_inputs_give_the_same_actions() -> None:
+    def run(seed: int) -> list[object]:
+        h = Harness(config=GatewayConfig(app_id="1", seed=seed))
+        h.connect_and_ready()
+        h.send({"op": 9, "d": False})
+        h.advance(10)
+        for _ in range(3):
+            h.refuse()
+            h.advance(100)
+        out: list[object] = [a.data if isinstance(a, SendData) else a for a in h.all_actions]
+        return [*out, h.proto.next_deadline(), h.connect_times]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)  # the jitter really comes from the seed
+
+
+def test_an_injected_rng_is_used() -> None:
+    rng = random.Random(11)
+    h = Harness(config=GatewayConfig(app_id="1", rng=rng))
+    before = rng.getstate()
+    h.refuse()
+    assert rng.getstate() != before
+
+
+# -- dispatches and bad input -----------------------------------------------------------------
+
+
+def test_unknown_event_types_are_delivered_raw() -> None:
+    h, _ = ready_harness()
+    h.dispatch(2, kind="SOMETHING_NEW_2027", d={"x": [1, 2]})
+    assert h.dispatches()[-1] == Dispatch(
+        "SOMETHING_NEW_2027", 2, "SOMETHING_NEW_2027:2", {"x": [1, 2]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("{not json", "gateway payload is not valid JSON"),
+        ("[1, 2]", "gateway payload is not a JSON object"),
+        ('{"op": 42}', "unknown opcode"),
+        ('{"op": "0"}', "bad opcode"),
+        ('{"op": 0, "s": 2, "t": "X"}', "dispatch without d"),
+        ('{"op": 0, "s": 2, "d": {}}', "dispatch without an event type"),
+    ],
+)
+def test_bad_payloads_are_reported_and_the_session_goes_on(frame: str, message: str) -> None:
+    h, _ = ready_harness()
+    h.send(frame)
+    [violation] = h.violations()
+    assert message in str(violation.error)
+    assert h.proto.state is S.READY and h.server is not None
+    h.dispatch(3)
+    assert h.dispatches()[-1].seq == 3
+
+
+def test_a_dispatch_without_d_still_advances_the_seq() -> None:
+    h, _ = ready_harness()
+    h.send('{"op": 0, "s": 2, "t": "X"}')
+    h.send({"op": 1})
+    assert h.sent() == [{"op": 1, "d": 2}]
+
+
+def test_a_binary_frame_is_reported_and_the_session_goes_on() -> None:
+    h, server = ready_harness()
+    server.ws.send_binary(b"\x00\x01")
+    h.send_raw(server.out())
+    [violation] = h.violations()
+    assert "binary WebSocket message" in str(violation.error)
+    assert h.proto.state is S.READY
+
+
+def test_a_message_over_the_limit_is_reported_and_resumed() -> None:
+    h, server = ready_harness(max_message_size=1024)
+    h.dispatch(2, d={"content": "x" * 2000})
+    [violation] = h.violations()
+    assert isinstance(violation.error, MessageTooBig)
+    assert server.closed_by_client == 1009
+    assert h.proto.state is S.RESUMING
+    assert [d.seq for d in h.dispatches()] == [1]
+
+
+def test_a_refused_upgrade_is_reported_and_retried() -> None:
+    h = Harness()
+    h.pending_connect = False
+    h.server = ServerEnd()
+    h.proto.connection_made(h.now)
+    h.proto.actions()
+    h.send_raw(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\ndenied")
+    [violation] = h.violations()
+    assert isinstance(violation.error, WebSocketHandshakeError)
+    assert violation.error.status == 401 and violation.error.body == b"denied"
+    assert h.proto.link is Link.OPENING or h.proto.next_deadline() is not None
+
+
+def test_ready_out_of_turn_is_a_violation() -> None:
+    h, _ = ready_harness()
+    h.ready("another", seq=2)
+    [violation] = h.violations()
+    assert "READY out of turn" in str(violation.error)
+    assert h.proto.session is not None and h.proto.session.session_id == "sess-1"
+
+
+def test_ready_without_a_session_id_starts_over() -> None:
+    h = Harness()
+    h.accept()
+    h.hello()
+    h.send({"op": 0, "s": 1, "t": "READY", "d": {"user": {}}})
+    assert "READY without a session id" in str(h.violations()[0].error)
+    assert h.proto.state is S.CONNECTING
+
+
+def test_a_second_hello_is_a_violation() -> None:
+    h, _ = ready_harness()
+    h.hello()
+    assert "second Hello" in str(h.violations()[0].error)
+    assert h.proto.state is S.READY
+
+
+def test_hello_without_an_interval_falls_back() -> None:
+    h = Harness()
+    h.accept()
+    h.send({"op": 10, "d": {}})
+    assert h.violations() and h.proto.state is S.IDENTIFY
+    h.sent()
+    h.advance(41.25)
+    assert h.sent() == [{"op": 1, "d": None}]
+
+
+# -- sessions across restarts ---------------------------------------------------------------
+
+
+def test_a_session_exported_and_handed_to_a_new_object_resumes() -> None:
+    h, _ = ready_harness()
+    h.dispatch(41)
+    data = h.proto.session.to_dict() if h.proto.session else {}
+    assert data == {
+        "session_id": "sess-1",
+        "seq": 41,
+        "shard": [0, 1],
+        "gateway_url": "wss://api.sgroup.qq.com/websocket/",
+    }
+    h2 = Harness(session=Session.from_dict(data))
+    assert h2.proto.state is S.RESUMING
+    h2.accept()
+    h2.hello()
+    assert h2.sent() == [
+        {"op": 6, "d": {"token": "QQBot tok-1", "session_id": "sess-1", "seq": 41}}
+    ]
+    h2.resumed(42)
+    assert h2.proto.state is S.READY
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"session_id": "", "seq": 1, "shard": [0, 1], "gateway_url": "wss://x"},
+        {"session_id": "s", "seq": -1, "shard": [0, 1], "gateway_url": "wss://x"},
+        {"session_id": "s", "seq": 1, "shard": [0], "gateway_url": "wss://x"},
+        {"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": None},
+    ],
+)
+def test_a_bad_saved_session_is_a_config_error(data: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        Session.from_dict(data)
+
+
+def test_a_session_for_another_shard_is_refused() -> None:
+    session = Session("s", 1, (1, 2), "wss://x/")
+    with pytest.raises(ConfigError, match="shard"):
+        GatewayProtocol(GatewayConfig(app_id="1", shard=(0, 2)), session)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"app_id": ""},
+        {"app_id": "1", "shard": (1, 1)},
+        {"app_id": "1", "shard": (0, 0)},
+        {"app_id": "1", "intents": -1},
+        {"app_id": "1", "gateway_url": "https://x"},
+        {"app_id": "1", "max_attempts": 0},
+        {"app_id": "1", "hello_timeout": 0},
+    ],
+)
+def test_bad_configuration_is_refused_with_what_was_expected(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="expected"):
+        GatewayConfig(**kwargs)
+
+
+# -- closing and misuse ----------------------------------------------------------------------
+
+
+def test_close_sends_1000_and_never_reconnects() -> None:
+    h, server = ready_harness()
+    h.proto.close(h.now)
+    h.pump()
+    assert server.closed_by_client == 1000
+    assert h.states[-1] == StateChanged("READY", "CLOSED", "closed by the application")
+    h.advance(3600)
+    assert h.proto.link is Link.IDLE and not h.pending_connect
+    with pytest.raises(LocalProtocolError, match="no transition for 'close' in CLOSED"):
+        h.proto.close(h.now)
+
+
+def test_driver_misuse_is_a_local_protocol_error() -> None:
+    proto = GatewayProtocol(GatewayConfig(app_id="1"))
+    proto.actions()
+    with pytest.raises(LocalProtocolError, match="data received without an open transport"):
+        proto.receive_data(b"x", 0.0)
+    proto.connection_made(0.0)
+    with pytest.raises(LocalProtocolError, match="connection_made without an outstanding"):
+        proto.connection_made(0.0)
+    with pytest.raises(LocalProtocolError, match="made no HTTP request"):
+        proto.http_response(1, None, 0.0)
+    proto.connection_lost(0.0, "reset")
+    proto.actions()
+    proto2 = GatewayProtocol(GatewayConfig(app_id="1"))
+    proto2.connection_lost(0.0)  # the Connect failed
+    with pytest.raises(LocalProtocolError, match="connection_lost without a transport"):
+        proto2.connection_lost(0.0)
+
+
+def test_actions_never_leak_the_token_in_repr() -> None:
+    h, _ = ready_harness()
+    assert not any("tok-1" in repr(a) for a in h.all_actions)
+    assert any(isinstance(a, SendData) for a in h.all_actions)
+    assert "tok-1" not in repr(h.proto)
+
+
+def test_violations_are_delivered_as_events() -> None:
+    h, _ = ready_harness()
+    h.send("nope")
+    delivered = [a for a in h.all_actions if isinstance(a, Deliver)]
+    assert isinstance(delivered[-1].event, ProtocolViolation)
+    assert isinstance(h.all_actions[-1], Deliver)
+    assert not any(isinstance(a, Disconnect) for a in h.all_actions)
