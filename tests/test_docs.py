@@ -27,3 +27,15 @@ def test_the_readme_has_a_tested_example() -> None:
     [block] = examples(ROOT / "README.md")
     assert "GatewayProtocol" in block
     assert "assert" in block
+
+
+def test_the_close_code_table_in_the_docs_matches_the_code() -> None:
+    from qqproto.qq.payloads import CLOSE_CODES
+
+    page = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d{4}) \| (.+?) \|$", page, re.M)
+    assert len(rows) >= 20
+    for code, action in rows:
+        assert CLOSE_CODES[int(code)][0].value == action, code
+    documented = {int(code) for code, _ in rows}
+    assert documented | set(range(4900, 4914)) >= set(CLOSE_CODES)
