@@ -116,6 +116,16 @@ def test_an_expired_or_empty_token_is_refused() -> None:
         proto.token_received("", expires_at=20.0, now=10.0)
 
 
+def test_a_token_that_never_comes_drops_the_link_and_is_asked_for_again() -> None:
+    h = Harness(config=GatewayConfig(app_id="1", hello_timeout=5.0), auto_token=False)
+    h.accept()
+    h.hello()
+    h.advance(5)
+    assert h.states[-1].why == "no access token within 5.0 s"
+    h.advance(10)
+    assert h.token_requests == ["no access token yet", "access token missing or about to expire"]
+
+
 def test_no_hello_within_the_timeout_drops_the_link() -> None:
     h = Harness(config=GatewayConfig(app_id="1", hello_timeout=5.0))
     h.accept()
@@ -123,6 +133,7 @@ def test_no_hello_within_the_timeout_drops_the_link() -> None:
     assert h.disconnects == 1
     assert h.server is None
     assert h.proto.state is S.CONNECTING
+    assert h.states == [] and h.proto.next_deadline() is not None
     assert h.proto.next_deadline() is not None  # a reconnect is armed
 
 

@@ -357,7 +357,7 @@ class GatewayProtocol:
             deadline = self._hello_deadline
             if deadline is not None:
                 if now >= deadline:
-                    waited = "Hello" if self._heartbeat_interval is None else "an access token"
+                    waited = "Hello" if self._heartbeat_interval is None else "access token"
                     self._token_requested = False  # ask again on the next connection
                     self._lose(
                         _Loss(Input.LINK_LOST, f"no {waited} within {self.config.hello_timeout} s"),
@@ -667,9 +667,10 @@ class GatewayProtocol:
         if self._link is Link.IDLE and self.state not in _TERMINAL:
             at = self._reconnect_at
             if at is None or now >= at:
-                if self._token is not None and now >= self._token_expires_at - self._token_margin:
+                # Fetch the token while the socket opens, not after Hello.
+                if self._token is None or now >= self._token_expires_at - self._token_margin:
                     self._token = None
-                    self._request_token("access token about to expire")
+                    self._request_token("access token missing or about to expire")
                 self._open_link()
 
     def _open_link(self) -> None:
