@@ -77,18 +77,21 @@ class TTLMap(Generic[K, V]):
         """The live value under ``key``, or ``default``."""
         self.expire(now)
         entry = self._entries.get(key)
-        return default if entry is None else entry[1]
+        # Check the entry itself too: expiry walks from the front and stops at
+        # the first live entry, which only suffices while `now` never goes back.
+        return default if entry is None or entry[0] <= now else entry[1]
 
     def contains(self, key: K, now: float) -> bool:
         """Whether ``key`` holds a live entry at ``now``."""
         self.expire(now)
-        return key in self._entries
+        entry = self._entries.get(key)
+        return entry is not None and entry[0] > now
 
     def pop(self, key: K, now: float) -> V | None:
         """Remove ``key`` and return its live value, or None."""
         self.expire(now)
         entry = self._entries.pop(key, None)
-        return None if entry is None else entry[1]
+        return None if entry is None or entry[0] <= now else entry[1]
 
     def __len__(self) -> int:
         """Entries held, expired or not (call ``expire`` first for live ones)."""
@@ -97,7 +100,7 @@ class TTLMap(Generic[K, V]):
     def keys(self, now: float) -> Iterator[K]:
         """The live keys at ``now``, oldest first."""
         self.expire(now)
-        return iter(list(self._entries))
+        return iter([key for key, (expires_at, _) in self._entries.items() if expires_at > now])
 
     def __repr__(self) -> str:
         return f"TTLMap(ttl={self.ttl}, max_size={self.max_size}, held={len(self._entries)})"

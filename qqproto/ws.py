@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -67,6 +68,8 @@ MESSAGE_TOO_BIG = 1009
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _OP_TEXT, _OP_CLOSE, _OP_PONG = 0x1, 0x8, 0xA
+# What HTTP allows in a request target (h11 checks the same, but only at connect()).
+_REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +148,21 @@ class WebSocketClient:
         self.host = parts.hostname
         default_port = 443 if self.secure else 80
         try:
-            self.port = parts.port or default_port
+            port = parts.port
         except ValueError:
-            raise ConfigError("WebSocket URL port", "a number from 1 to 65535", url) from None
+            port = 0
+        if port == 0:
+            raise ConfigError("WebSocket URL port", "a number from 1 to 65535", url)
+        self.port = port or default_port
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host_header = self.host if ":" not in self.host else f"[{self.host}]"
+        if not _REQUEST_TARGET.fullmatch(self.target):
+            raise ConfigError("WebSocket URL path", "visible ASCII (percent-encode the rest)", url)
+        try:
+            # The Host header is ASCII: an internationalized name goes as punycode.
+            ascii_host = self.host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ConfigError("WebSocket URL host", "a valid host name", url) from None
+        host_header = ascii_host if ":" not in ascii_host else f"[{ascii_host}]"
         if self.port != default_port:
             host_header += f":{self.port}"
         self._host_header = host_header
@@ -244,7 +257,10 @@ class WebSocketClient:
     def _close_frame(self, code: int, reason: str = "") -> bytes:
         if code in (NO_STATUS, ABNORMAL_CLOSURE):
             return self._frame(_OP_CLOSE, b"")  # these codes never go on the wire
-        return self._frame(_OP_CLOSE, code.to_bytes(2, "big") + reason.encode()[:123])
+        # At most 123 bytes of reason, cut on a character boundary: the peer
+        # fails the connection on a reason that is not valid UTF-8.
+        reason_bytes = reason.encode()[:123].decode("utf-8", "ignore").encode()
+        return self._frame(_OP_CLOSE, code.to_bytes(2, "big") + reason_bytes)
 
     # -- receiving -----------------------------------------------------------
 
@@ -338,9 +354,13 @@ class WebSocketClient:
     def _reassemble(self, event: TextMessage | BytesMessage) -> WsEvent | None:
         data = event.data
         # Text arrives decoded; a character is at most 4 bytes of UTF-8, so
-        # only long text needs the exact byte count.
+        # a short whole message needs no byte count. Pieces of a message
+        # (fragments, or a frame read in parts) always do: the limit is on
+        # the bytes of their sum.
         size = len(data)
-        if isinstance(data, str) and size * 4 > self.max_message_size:
+        if isinstance(data, str) and (
+            size * 4 > self.max_message_size or self._parts or not event.message_finished
+        ):
             size = len(data.encode())
         if event.message_finished and not self._parts and size <= self.max_message_size:
             return TextReceived(data) if isinstance(data, str) else BytesReceived(bytes(data))
