@@ -702,3 +702,43 @@ def test_violations_are_delivered_as_events() -> None:
     assert isinstance(delivered[-1].event, ProtocolViolation)
     assert isinstance(h.all_actions[-1], Deliver)
     assert not any(isinstance(a, Disconnect) for a in h.all_actions)
+
+
+# -- several frames in one read (found by the fuzzer) --------------------------------------
+
+
+def test_a_fatal_close_in_the_same_read_as_a_message_is_not_missed() -> None:
+    h, server = ready_harness()
+    both = server.text({"op": 11}) + server.close(4914)
+    h.send_raw(both)
+    assert h.proto.state is S.FAILED
+    assert server.closed_by_client == 4914  # the close was answered at once
+    assert h.failed == ["close 4914 (bot is offline; only sandbox connections allowed)"]
+
+
+def test_the_101_and_a_close_in_one_read() -> None:
+    h = Harness()
+    h.pending_connect = False
+    h.server = server = ServerEnd()
+    h.proto.connection_made(h.now)
+    [upgrade] = h.proto.actions()
+    assert isinstance(upgrade, SendData)
+    response = server.feed(upgrade.data)
+    h.send_raw(response + server.close(4914))
+    assert h.proto.state is S.FAILED
+
+
+def test_a_reply_owed_to_a_server_that_closed_in_the_same_read_is_dropped() -> None:
+    h, server = ready_harness()
+    h.send_raw(server.text({"op": 1}) + server.close(4009))
+    assert h.proto.state is S.RESUMING  # no exception, and the close was handled
+    assert server.closed_by_client == 4009
+    assert server.received == []  # no heartbeat after our close
+
+
+def test_deeply_nested_json_is_a_violation() -> None:
+    h, _ = ready_harness()
+    h.send("[" * 100_000)
+    [violation] = h.violations()
+    assert "nests too deeply" in str(violation.error)
+    assert h.proto.state is S.READY

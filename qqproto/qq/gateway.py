@@ -322,9 +322,9 @@ class GatewayProtocol:
                         "binary WebSocket message", expected="a text message", received=event
                     )
                 )
-            if ws.is_closed:
-                # The connection ended mid-read: what followed is for a later
-                # resume to replay.
+            if not self._is_open():
+                # We ended the connection mid-read: what followed is for a
+                # later resume to replay.
                 return
         reply = ws.data_to_send()
         if reply:
@@ -699,8 +699,18 @@ class GatewayProtocol:
         return self._rng.uniform(low, high)
 
     def _send_text(self, text: str) -> None:
-        assert self._ws is not None
-        self._out.append(SendData(self._ws.send_text(text)))
+        ws = self._ws
+        assert ws is not None
+        # The peer's close can be parsed in the same read as a message that
+        # asks for an answer: the WebSocket is then closed, its Closed event
+        # comes next and ends the connection, and the answer has no place to go.
+        if ws.is_open:
+            self._out.append(SendData(ws.send_text(text)))
+
+    def _is_open(self) -> bool:
+        # A method, not an inline test, so that type checkers do not carry a
+        # narrowing of `_link` across the calls that change it.
+        return self._link is Link.OPEN
 
     def _send(self, data: bytes) -> None:
         self._out.append(SendData(data))

@@ -153,6 +153,10 @@ def decode_envelope(text: str) -> dict[str, Any]:
         raise RemoteProtocolError(
             "gateway payload is not valid JSON", expected="a JSON object", received=text
         ) from exc
+    except RecursionError:  # nesting deeper than the interpreter's stack
+        raise RemoteProtocolError(
+            "gateway payload nests too deeply", expected="a JSON object", received=text
+        ) from None
     if type(payload) is not dict:
         raise RemoteProtocolError(
             "gateway payload is not a JSON object", expected="a JSON object", received=payload
