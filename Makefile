@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint types unit soak fuzz bench diagram demo clean
+.PHONY: test lint types unit soak fuzz bench diagram docs demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy qqproto adapters tests
+	$(BIN)/mypy qqproto adapters tests benchmarks fuzz
 
 unit: $(STAMP)
 	$(BIN)/pytest
@@ -39,8 +39,12 @@ bench: $(STAMP)
 diagram: $(STAMP)
 	$(BIN)/python -m qqproto.qq.diagram > docs/gateway-states.md
 
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 demo: $(STAMP)
 	@echo "The demo arrives with the drivers (issue 4)." && exit 1
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) build/site .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

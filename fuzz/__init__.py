@@ -1,0 +1,1 @@
+"""Fuzz targets for qqproto (run them as scripts: ``python fuzz/fuzz_gateway.py``)."""
