@@ -1,0 +1,182 @@
+"""TokenManager: fetching, refreshing and giving up, on a fake clock."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from qqproto.actions import HttpRequest
+from qqproto.errors import ConfigError, LocalProtocolError
+from qqproto.http import HttpResponse
+from qqproto.qq.auth import AuthConfig, TokenError, TokenManager
+
+SECRET = "naOC0ocQE3shWLAfffVLB1rhYPG7"
+
+
+def manager(**kwargs: Any) -> TokenManager:
+    return TokenManager(AuthConfig("102000000", SECRET, **kwargs), random.Random(1))
+
+
+def ok(token: str = "T1", expires_in: object = "7200") -> HttpResponse:
+    return HttpResponse(
+        200, (), json.dumps({"access_token": token, "expires_in": expires_in}).encode()
+    )
+
+
+def body(status: int, payload: object) -> HttpResponse:
+    return HttpResponse(status, (), json.dumps(payload).encode())
+
+
+def test_the_request_carries_the_credentials_as_json() -> None:
+    tm = manager()
+    request = tm.want(1, now=0.0)
+    assert isinstance(request, HttpRequest)
+    assert (request.method, request.url) == ("POST", "https://bots.qq.com/app/getAppAccessToken")
+    assert json.loads(request.body) == {"appId": "102000000", "clientSecret": SECRET}
+    assert ("Content-Type", "application/json") in request.headers
+
+
+@pytest.mark.parametrize("expires_in", ["7200", 7200, " 7200 "])
+def test_expires_in_as_string_or_number(expires_in: object) -> None:
+    tm = manager()
+    tm.want(1, 100.0)
+    token = tm.response(1, ok(expires_in=expires_in), 100.0)
+    assert token.value == "T1"
+    assert token.expires_at == 7300.0
+    assert token.refresh_at == 7240.0  # a minute early
+    assert tm.current(7299.9) == token
+    assert tm.current(7300.0) is None
+
+
+@pytest.mark.parametrize(("life", "refresh_after"), [(60, 40.0), (3, 2.0), (1, 2 / 3)])
+def test_short_lifetimes_keep_a_positive_refresh_delay(life: int, refresh_after: float) -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    token = tm.response(1, ok(expires_in=life), 0.0)
+    assert token.refresh_at == pytest.approx(refresh_after)
+    assert 0 < token.refresh_at < token.expires_at
+    assert tm.next_deadline() == token.refresh_at
+
+
+def test_the_refresh_fires_at_its_deadline() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    tm.response(1, ok(expires_in=60), 0.0)
+    assert tm.handle_timer(2, 39.0) is None
+    request = tm.handle_timer(2, 40.0)
+    assert request is not None and request.request_id == 2
+    assert tm.current(45.0) is not None  # the old token still works meanwhile
+
+
+def test_one_request_in_flight() -> None:
+    tm = manager()
+    assert tm.want(1, 0.0) is not None
+    assert tm.want(2, 0.0) is None
+    assert tm.invalidate(3, 0.0) is None
+    assert tm.in_flight == 1
+
+
+def test_a_response_for_another_request_is_refused() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(LocalProtocolError, match="request id 1"):
+        tm.response(9, ok(), 0.0)
+
+
+@pytest.mark.parametrize("code", [100016, 10004, 11251])
+def test_wrong_credentials_with_http_200_are_final(code: int) -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(TokenError) as caught:
+        tm.response(1, body(200, {"code": code, "message": "invalid appid or secret"}), 0.0)
+    assert caught.value.final and caught.value.code == code
+    assert f"(code {code})" in str(caught.value)
+    assert tm.failed and tm.error is caught.value
+    assert tm.want(2, 10.0) is None and tm.next_deadline() is None  # never again
+
+
+def test_http_401_from_the_token_endpoint_is_final() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(TokenError, match=r"HTTP 401") as caught:
+        tm.response(1, HttpResponse(401, (), b""), 0.0)
+    assert caught.value.final
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        HttpResponse(502, (), b"bad gateway"),
+        HttpResponse(200, (), b"<html>"),
+        body(200, {"code": 5000, "message": "busy"}),
+        body(200, {"access_token": "", "expires_in": 7200}),
+        body(200, {"access_token": "T", "expires_in": "soon"}),
+        body(200, {"access_token": "T", "expires_in": 0}),
+    ],
+)
+def test_server_trouble_is_retried_with_backoff(response: HttpResponse) -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(TokenError) as caught:
+        tm.response(1, response, 0.0)
+    assert not caught.value.final
+    deadline = tm.next_deadline()
+    assert deadline is not None and 0.5 <= deadline <= 1.5
+    assert tm.handle_timer(2, deadline) is not None
+    assert tm.response(2, ok(), deadline).value == "T1"
+    assert tm.last_error is None
+
+
+def test_network_errors_back_off_and_the_cap_ends_it() -> None:
+    tm = manager(max_attempts=3)
+    now = 0.0
+    tm.want(1, now)
+    waits = []
+    for attempt in range(1, 4):
+        error = tm.transport_failed(attempt, "connection refused", now)
+        if attempt < 3:
+            assert not error.final
+            deadline = tm.next_deadline()
+            assert deadline is not None
+            waits.append(deadline - now)
+            now = deadline
+            assert tm.handle_timer(attempt + 1, now) is not None
+    assert waits[1] > waits[0]
+    assert error.final and "gave up after 3 attempts" in str(error)
+    assert tm.failed
+
+
+def test_invalidate_drops_the_token_and_fetches_again() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    tm.response(1, ok(), 0.0)
+    request = tm.invalidate(2, 5.0)
+    assert request is not None and tm.current(5.0) is None
+    assert tm.response(2, ok("T2"), 5.0).value == "T2"
+
+
+def test_the_secret_never_shows() -> None:
+    config = AuthConfig("102000000", SECRET)
+    tm = TokenManager(config, random.Random(1))
+    request = tm.want(1, 0.0)
+    assert SECRET not in repr(config) + repr(tm) + repr(request)
+    tm.response(1, ok("SECRET-TOKEN"), 0.0)
+    assert "SECRET-TOKEN" not in repr(tm.current(0.0))
+    with pytest.raises(ConfigError) as caught:
+        AuthConfig("1", "")
+    assert "<hidden>" in str(caught.value)
+    tm2 = manager()
+    tm2.want(1, 0.0)
+    with pytest.raises(TokenError) as failure:
+        tm2.response(1, body(200, {"code": 100016, "message": "invalid appid or secret"}), 0.0)
+    assert SECRET not in str(failure.value)
+
+
+def test_bad_config() -> None:
+    with pytest.raises(ConfigError, match="app_id"):
+        AuthConfig("", SECRET)
+    with pytest.raises(ConfigError, match="token_url"):
+        AuthConfig("1", SECRET, token_url="ftp://x")
