@@ -277,6 +277,25 @@ def test_op9_false_forgets_the_session_waits_and_identifies_with_a_fresh_token()
     assert identify["d"]["token"] == "QQBot tok-2"
 
 
+@pytest.mark.parametrize("resumable", [True, False])
+def test_op9_before_identify_went_out_is_no_intents_refusal(resumable: bool) -> None:
+    h = Harness(auto_token=False)
+    h.accept()
+    h.hello()  # no token yet: nothing was identified
+    h.send({"op": 9, "d": resumable})
+    assert h.proto.state is S.CONNECTING
+    assert h.failed == []
+
+
+def test_ready_before_identify_went_out_is_a_violation() -> None:
+    h = Harness(auto_token=False)
+    h.accept()
+    h.hello()
+    h.ready()
+    assert "READY out of turn" in str(h.violations()[0].error)
+    assert h.proto.state is S.IDENTIFY
+
+
 def test_op9_in_answer_to_identify_means_intents_refused() -> None:
     h = Harness(config=GatewayConfig(app_id="1", intents=Intents.GUILD_MESSAGES))
     h.accept()

@@ -452,7 +452,7 @@ class GatewayProtocol:
             self._seq = seq
 
     def _on_ready(self, data: Any, now: float) -> bool:
-        if not allowed(self.state, Input.READY):
+        if not allowed(self.state, Input.READY) or self._login is not _Login.IDENTIFY:
             self._violation(
                 RemoteProtocolError(
                     "READY out of turn", expected="READY after Identify", received=self.state.name
@@ -535,7 +535,9 @@ class GatewayProtocol:
         self._log_in(now)
 
     def _on_invalid_session(self, resumable: Any, now: float) -> None:
-        if self.state is S.IDENTIFY:
+        if self.state is S.IDENTIFY and self._login is _Login.IDENTIFY:
+            # Our Identify is out and the server refuses it: real servers
+            # say so for intents the bot may not use (spec 4.2).
             self._lose(
                 _Loss(
                     Input.INTENTS_REFUSED,
