@@ -44,7 +44,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir build/site
 
 demo: $(STAMP)
-	@echo "The demo arrives with the drivers (issue 4)." && exit 1
+	$(BIN)/qqproto demo
 
 clean:
 	rm -rf $(VENV) build/site .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info

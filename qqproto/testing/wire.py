@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 __all__ = ["FakeServer"]
@@ -47,7 +48,8 @@ class FakeServer:
                     self._text = []
             elif isinstance(event, CloseConnection):
                 self.close_code = event.code
-                reply += self._ws.send(event.response())
+                if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                    reply += self._ws.send(event.response())  # the client closed first
         return reply
 
     def send(self, payload: dict[str, Any] | str) -> bytes:
