@@ -1,0 +1,425 @@
+"""BotProtocol: one bot on the QQ platform, as one sans-IO object.
+
+It ties the pieces together under the driver contract, so a driver runs a
+whole bot as it would run a bare gateway:
+
+1. fetch an access token (:mod:`.auth`); wrong credentials end the bot here,
+   with the platform's code, before any gateway connection is opened;
+2. discover the gateway (``GET /gateway/bot``) and check that a session may
+   start (``session_start_limit.remaining``); failures back off and retry;
+3. run the gateway (:mod:`.gateway`), handing it tokens as it asks;
+4. run REST calls (:mod:`.api`) with the current token: on HTTP 401 or a token
+   code the token is refetched and the call retried once; 429 and 5xx are
+   retried with backoff; the outcome comes back as an :class:`ApiResult`.
+
+Driver obligations beyond the gateway's: perform every ``HttpRequest`` and
+answer with ``http_response`` or, when no answer came (DNS, connect, TLS,
+timeout), ``http_failed(request_id, reason, now)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from ..actions import Action, Deliver, Failed, FetchToken, HttpRequest, StateChanged
+from ..backoff import Backoff
+from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..http import HttpResponse
+from ..ws import Entropy
+from .api import (
+    PRODUCTION_BASE_URL,
+    SANDBOX_BASE_URL,
+    ApiCall,
+    ApiConfig,
+    ApiError,
+    GatewayInfo,
+    check_session_budget,
+    get_gateway_bot,
+)
+from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
+from .gateway import GatewayConfig, GatewayProtocol, Session
+from .payloads import Intents
+
+__all__ = ["ApiResult", "BotConfig", "BotPhase", "BotProtocol"]
+
+T = TypeVar("T")
+
+#: A token the gateway gets must still live this long (its own margin is 10 s).
+GATEWAY_TOKEN_MARGIN = 15.0
+#: How often a REST call is tried when the platform says "later" (429, 5xx).
+REST_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    """Everything a bot needs. ``secret`` never shows in a repr."""
+
+    app_id: str
+    secret: str = field(repr=False)
+    intents: Intents | int = field(default_factory=Intents.default)
+    shard: tuple[int, int] = (0, 1)
+    api_base: str = PRODUCTION_BASE_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    #: Skip discovery and connect here (a custom or test endpoint).
+    gateway_url: str | None = None
+    max_attempts: int = 30
+    seed: int = 0
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
+    entropy: Entropy | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
+        return cls(app_id, secret, api_base=SANDBOX_BASE_URL, **kwargs)
+
+    def __post_init__(self) -> None:
+        # The pieces validate their own parts; fail here, before anything runs.
+        AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)
+        ApiConfig(self.app_id, self.api_base)
+        GatewayConfig(self.app_id, self.intents, self.shard, self.gateway_url or "wss://x/")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResult(Generic[T]):
+    """What became of a REST call started with :meth:`BotProtocol.call`."""
+
+    request_id: int
+    call: ApiCall[T]
+    result: T | None = None
+    error: ProtocolError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class BotPhase(Enum):
+    AUTHENTICATING = "authenticating"
+    DISCOVERING = "discovering the gateway"
+    RUNNING = "running"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class _Kind(Enum):
+    TOKEN = "token"
+    DISCOVERY = "discovery"
+    REST = "rest"
+
+
+@dataclass(slots=True)
+class _Call:
+    kind: _Kind
+    call: ApiCall[Any] | None = None
+    user_id: int = 0  # the id the application knows this REST call by
+    attempts: int = 0
+    auth_retried: bool = False
+    due: float = 0.0  # for a retry waiting on the clock
+
+
+class BotProtocol:
+    """One bot (one shard): tokens, discovery, the gateway and REST calls."""
+
+    def __init__(self, config: BotConfig, session: Session | None = None) -> None:
+        self.config = config
+        self._rng = config.rng or random.Random(config.seed)
+        self._api = ApiConfig(config.app_id, config.api_base)
+        self._tokens = TokenManager(
+            AuthConfig(config.app_id, config.secret, config.token_url, config.max_attempts),
+            self._rng,
+        )
+        self._discovery_backoff = Backoff(self._rng, max_attempts=config.max_attempts)
+        self._session = session
+        self._ids = itertools.count(1)
+        self._in_flight: dict[int, _Call] = {}
+        self._waiting: list[_Call] = []  # REST calls waiting for a token or a retry
+        self._gateway: GatewayProtocol | None = None
+        self._given: str | None = None  # the token the gateway last got
+        self._gateway_asked = False
+        self._discovery_due: float | None = None
+        self._out: list[Action] = []
+        self.phase = BotPhase.AUTHENTICATING
+        self.failure_reason: str | None = None
+        self.gateway_info: GatewayInfo | None = None
+        self._fetch_token(0.0)
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> GatewayProtocol | None:
+        return self._gateway
+
+    def actions(self) -> list[Action]:
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+            return None
+        times = [self._tokens.next_deadline(), self._discovery_due]
+        times += [c.due for c in self._waiting if c.due]
+        if self._gateway is not None:
+            times.append(self._gateway.next_deadline())
+        return min((t for t in times if t is not None), default=None)
+
+    # -- the application's calls ---------------------------------------------------
+
+    def call(self, api_call: ApiCall[Any], now: float) -> int:
+        """Start a REST call; its outcome comes back as ``Deliver(ApiResult)``."""
+        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+            raise LocalProtocolError(
+                "the bot has stopped", expected="a running bot", received=self.phase.value
+            )
+        entry = _Call(_Kind.REST, api_call, user_id=next(self._ids))
+        self._start(entry, now)
+        return entry.user_id
+
+    def close(self, now: float) -> None:
+        """Stop the bot: the gateway closes; calls under way are dropped."""
+        if self._gateway is not None and self._gateway.state.name not in ("FAILED", "CLOSED"):
+            self._gateway.close(now)
+            self._pump(now)
+        self._set_phase(BotPhase.CLOSED, "closed by the application")
+
+    # -- the driver contract ---------------------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        self._need_gateway().connection_made(now)
+        self._pump(now)
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        self._need_gateway().receive_data(data, now)
+        self._pump(now)
+
+    def connection_lost(self, now: float, reason: str | None = None) -> None:
+        self._need_gateway().connection_lost(now, reason)
+        self._pump(now)
+
+    def handle_timer(self, now: float) -> None:
+        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+            return
+        request = self._tokens.handle_timer(next(self._ids), now)
+        if request is not None:
+            self._send(_Call(_Kind.TOKEN), request)
+        if self._discovery_due is not None and now >= self._discovery_due:
+            self._discovery_due = None
+            self._discover(now)
+        for entry in [c for c in self._waiting if c.due and now >= c.due]:
+            self._waiting.remove(entry)
+            entry.due = 0.0
+            self._start(entry, now)
+        if self._gateway is not None:
+            self._gateway.handle_timer(now)
+            self._pump(now)
+
+    def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
+        entry = self._take(request_id)
+        if entry.kind is _Kind.TOKEN:
+            try:
+                token = self._tokens.response(request_id, response, now)
+            except TokenError as error:
+                if error.final:
+                    self._fail(str(error))
+                return
+            self._token_ready(token.value, token.expires_at, now)
+            return
+        assert entry.call is not None
+        try:
+            result = entry.call.parse(response)
+        except ApiError as error:
+            self._api_error(entry, error, now)
+            return
+        except RemoteProtocolError as error:
+            self._finish(entry, None, error, now)
+            return
+        self._finish(entry, result, None, now)
+
+    def http_failed(self, request_id: int, reason: str, now: float) -> None:
+        """The HTTP request got no answer (DNS, connect, TLS, timeout)."""
+        entry = self._take(request_id)
+        if entry.kind is _Kind.TOKEN:
+            error = self._tokens.transport_failed(request_id, reason, now)
+            if error.final:
+                self._fail(str(error))
+            return
+        self._retry_later(entry, RemoteProtocolError(f"request failed: {reason}"), now)
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def _fetch_token(self, now: float, *, stale: bool = False) -> None:
+        request_id = next(self._ids)
+        want = self._tokens.invalidate if stale else self._tokens.want
+        request = want(request_id, now)
+        if request is not None:
+            self._send(_Call(_Kind.TOKEN), request)
+
+    def _token_ready(self, token: str, expires_at: float, now: float) -> None:
+        if self.phase is BotPhase.AUTHENTICATING:
+            if self.config.gateway_url or self._session:
+                self._start_gateway(self.config.gateway_url, now)
+            else:
+                self._set_phase(BotPhase.DISCOVERING, "access token received")
+                self._discover(now)
+        if self._gateway is not None and (self._gateway_asked or self._given is not None):
+            self._give_gateway(token, expires_at, now)
+        waiting, self._waiting = self._waiting, []
+        for entry in waiting:
+            if entry.due:
+                self._waiting.append(entry)
+            else:
+                self._start(entry, now)
+
+    def _give_gateway(self, token: str, expires_at: float, now: float) -> None:
+        assert self._gateway is not None
+        self._gateway_asked = False
+        self._given = token
+        self._gateway.token_received(token, expires_at, now)
+        self._pump(now)
+
+    def _gateway_wants_token(self, now: float) -> None:
+        current = self._tokens.current(now)
+        if current is not None and now < current.expires_at - GATEWAY_TOKEN_MARGIN:
+            if current.value != self._given:
+                self._give_gateway(current.value, current.expires_at, now)
+                return
+            # Asked again for the token it already has: the server refused it
+            # (close 4004) or dropped the session (op 9); a new one is needed.
+            self._gateway_asked = True
+            self._fetch_token(now, stale=True)
+            return
+        self._gateway_asked = True
+        self._fetch_token(now)
+
+    # -- discovery and the gateway --------------------------------------------------------
+
+    def _discover(self, now: float) -> None:
+        self._start(_Call(_Kind.DISCOVERY, get_gateway_bot()), now)
+
+    def _discovered(self, info: GatewayInfo, now: float) -> None:
+        self.gateway_info = info
+        try:
+            check_session_budget(info, shards=1)
+        except ProtocolError as error:
+            self._fail(str(error))
+            return
+        self._start_gateway(info.url, now)
+
+    def _start_gateway(self, url: str | None, now: float) -> None:
+        config = self.config
+        session = self._session
+        gateway_config = GatewayConfig(
+            config.app_id,
+            config.intents,
+            config.shard,
+            url or (session.gateway_url if session else ""),
+            max_attempts=config.max_attempts,
+            rng=self._rng,
+            entropy=config.entropy,
+        )
+        self._gateway = GatewayProtocol(gateway_config, session)
+        self._set_phase(BotPhase.RUNNING, f"gateway at {gateway_config.gateway_url}")
+        self._pump(now)
+
+    def _need_gateway(self) -> GatewayProtocol:
+        if self._gateway is None:
+            raise LocalProtocolError(
+                "no gateway connection was asked for",
+                expected="a Connect action first",
+                received=self.phase.value,
+            )
+        return self._gateway
+
+    def _pump(self, now: float) -> None:
+        """Carry the gateway's actions up, answering its token requests here."""
+        assert self._gateway is not None
+        while actions := self._gateway.actions():
+            for action in actions:
+                if isinstance(action, FetchToken):
+                    self._gateway_wants_token(now)
+                    continue
+                self._out.append(action)
+                if isinstance(action, Failed):
+                    self._set_phase(BotPhase.FAILED, action.reason, emit=False)
+                    self.failure_reason = action.reason
+
+    # -- REST ---------------------------------------------------------------------------
+
+    def _start(self, entry: _Call, now: float) -> None:
+        token = self._tokens.current(now)
+        if token is None or self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+            self._waiting.append(entry)
+            if token is None and not self._tokens.failed:
+                self._fetch_token(now)
+            return
+        assert entry.call is not None
+        entry.attempts += 1
+        self._send(entry, entry.call.to_request(next(self._ids), token.value, self._api))
+
+    def _api_error(self, entry: _Call, error: ApiError, now: float) -> None:
+        if error.token_rejected and not entry.auth_retried:
+            entry.auth_retried = True
+            self._waiting.append(entry)
+            self._fetch_token(now, stale=True)
+        elif error.retryable:
+            self._retry_later(entry, error, now)
+        else:
+            self._finish(entry, None, error, now)
+
+    def _retry_later(self, entry: _Call, error: ProtocolError, now: float) -> None:
+        if entry.kind is _Kind.DISCOVERY:
+            delay = self._discovery_backoff.next_delay()
+            if self._discovery_backoff.exhausted:
+                self._fail(f"gateway discovery failed: {error}")
+            else:
+                self._discovery_due = now + delay
+            return
+        if entry.attempts >= REST_ATTEMPTS:
+            self._finish(entry, None, error, now)
+            return
+        entry.due = now + min(30.0, 2.0 ** (entry.attempts - 1)) * self._rng.uniform(0.75, 1.25)
+        self._waiting.append(entry)
+
+    def _finish(self, entry: _Call, result: Any, error: ProtocolError | None, now: float) -> None:
+        if entry.kind is _Kind.DISCOVERY:
+            if error is None:
+                self._discovery_backoff.reset()
+                self._discovered(result, now)
+            else:
+                self._fail(f"gateway discovery failed: {error}")
+            return
+        assert entry.call is not None
+        self._out.append(Deliver(ApiResult(entry.user_id, entry.call, result, error)))
+
+    # -- small helpers ----------------------------------------------------------------------
+
+    def _send(self, entry: _Call, request: HttpRequest) -> None:
+        self._in_flight[request.request_id] = entry
+        self._out.append(request)
+
+    def _take(self, request_id: int) -> _Call:
+        entry = self._in_flight.pop(request_id, None)
+        if entry is None:
+            raise LocalProtocolError(
+                "HTTP answer to no request",
+                expected=f"one of {sorted(self._in_flight)}",
+                received=request_id,
+            )
+        return entry
+
+    def _set_phase(self, phase: BotPhase, why: str, *, emit: bool = True) -> None:
+        old, self.phase = self.phase, phase
+        if emit and old is not phase:
+            self._out.append(StateChanged(f"BOT_{old.name}", f"BOT_{phase.name}", why))
+
+    def _fail(self, reason: str) -> None:
+        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+            return
+        self.failure_reason = reason
+        self._set_phase(BotPhase.FAILED, reason)
+        self._out.append(Failed(reason))
+
+    def __repr__(self) -> str:
+        return f"BotProtocol(app_id={self.config.app_id!r}, phase={self.phase.value})"

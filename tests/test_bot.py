@@ -1,0 +1,258 @@
+"""BotProtocol: token, discovery, gateway and REST as one object, on a fake clock."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, HttpRequest, SendData
+from qqproto.errors import LocalProtocolError
+from qqproto.http import HttpResponse
+from qqproto.qq.api import SentMessage, Target, get_me, send_text
+from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
+from qqproto.testing import FakeServer
+
+SECRET = "s3cret-s3cret"
+GATEWAY_BOT = {
+    "url": "wss://api.sgroup.qq.com/websocket/",
+    "shards": 1,
+    "session_start_limit": {
+        "total": 1000,
+        "remaining": 999,
+        "reset_after": 14400000,
+        "max_concurrency": 1,
+    },
+}
+
+
+def reply(payload: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(status, (), json.dumps(payload).encode())
+
+
+def token_reply(token: str = "T1", expires_in: str = "7200") -> HttpResponse:
+    return reply({"access_token": token, "expires_in": expires_in})
+
+
+class World:
+    """Drives a BotProtocol: answers HTTP from a script, plays the gateway."""
+
+    def __init__(self, **config: Any) -> None:
+        self.bot = BotProtocol(BotConfig("102000000", SECRET, **config))
+        self.now = 0.0
+        self.requests: list[HttpRequest] = []
+        self.connects: list[str] = []
+        self.delivered: list[object] = []
+        self.failed: list[str] = []
+        self.server: FakeServer | None = None
+        self.collect()
+
+    def collect(self) -> None:
+        for action in self.bot.actions():
+            self.handle(action)
+
+    def handle(self, action: Action) -> None:
+        if isinstance(action, HttpRequest):
+            self.requests.append(action)
+        elif isinstance(action, Connect):
+            self.connects.append(action.url)
+            self.server = FakeServer()
+            self.bot.connection_made(self.now)
+            self.collect()
+        elif isinstance(action, SendData) and self.server is not None:
+            if answer := self.server.receive(action.data):
+                self.bot.receive_data(answer, self.now)
+                self.collect()
+        elif isinstance(action, Disconnect):
+            self.server = None
+            self.bot.connection_lost(self.now, None)
+            self.collect()
+        elif isinstance(action, Deliver):
+            self.delivered.append(action.event)
+        elif isinstance(action, Failed):
+            self.failed.append(action.reason)
+
+    def answer(self, response: HttpResponse, index: int = -1) -> HttpRequest:
+        request = self.requests.pop(index)
+        self.bot.http_response(request.request_id, response, self.now)
+        self.collect()
+        return request
+
+    def call(self, api_call: Any) -> int:
+        call_id = self.bot.call(api_call, self.now)
+        self.collect()
+        return call_id
+
+    def gateway_send(self, payload: dict[str, Any]) -> None:
+        assert self.server is not None
+        self.bot.receive_data(self.server.send(payload), self.now)
+        self.collect()
+
+    def start(self) -> None:
+        self.answer(token_reply())
+        self.answer(reply(GATEWAY_BOT))
+        self.gateway_send({"op": 10, "d": {"heartbeat_interval": 45000}})
+        self.gateway_send(
+            {"op": 0, "s": 1, "t": "READY", "d": {"session_id": "s-1", "user": {"id": "1"}}}
+        )
+
+    def advance(self, seconds: float) -> None:
+        target = self.now + seconds
+        while (deadline := self.bot.next_deadline()) is not None and deadline <= target:
+            self.now = max(self.now, deadline)
+            self.bot.handle_timer(self.now)
+            self.collect()
+        self.now = target
+
+
+def test_token_then_discovery_then_the_gateway() -> None:
+    w = World()
+    [token_request] = w.requests
+    assert token_request.url == "https://bots.qq.com/app/getAppAccessToken"
+    w.answer(token_reply())
+    [discovery] = w.requests
+    assert (discovery.method, discovery.url) == ("GET", "https://api.sgroup.qq.com/gateway/bot")
+    assert dict(discovery.headers)["Authorization"] == "QQBot T1"
+    assert dict(discovery.headers)["X-Union-Appid"] == "102000000"
+    assert w.connects == []
+    w.answer(reply(GATEWAY_BOT))
+    assert w.connects == ["wss://api.sgroup.qq.com/websocket/"]
+    assert w.bot.phase is BotPhase.RUNNING
+    w.gateway_send({"op": 10, "d": {"heartbeat_interval": 45000}})
+    assert w.server is not None
+    identify = w.server.payloads()[0]
+    assert identify["d"]["token"] == "QQBot T1"
+
+
+def test_wrong_credentials_fail_the_bot_and_never_open_the_gateway() -> None:
+    w = World()
+    w.answer(reply({"code": 100016, "message": "invalid appid or secret"}))
+    assert w.bot.phase is BotPhase.FAILED
+    assert w.failed == ["access token refused: invalid appid or secret (code 100016)"]
+    w.advance(3600)
+    assert w.connects == [] and w.requests == []
+    assert SECRET not in repr(w.bot) + repr(w.bot.config) + "".join(w.failed)
+
+
+def test_a_5xx_from_the_token_endpoint_is_retried() -> None:
+    w = World()
+    w.answer(HttpResponse(503, (), b"busy"))
+    assert w.requests == [] and w.bot.phase is BotPhase.AUTHENTICATING
+    w.advance(2)
+    assert len(w.requests) == 1
+    w.answer(token_reply())
+    assert w.bot.phase is BotPhase.DISCOVERING
+
+
+def test_no_session_starts_left_is_a_clear_failure() -> None:
+    w = World()
+    w.answer(token_reply())
+    exhausted = json.loads(json.dumps(GATEWAY_BOT))
+    exhausted["session_start_limit"]["remaining"] = 0
+    w.answer(reply(exhausted))
+    assert w.bot.phase is BotPhase.FAILED
+    assert "not enough gateway session starts left (0 of 1000" in w.failed[0]
+    assert w.connects == []
+
+
+def test_discovery_errors_back_off_and_retry() -> None:
+    w = World()
+    w.answer(token_reply())
+    request = w.requests.pop()
+    w.bot.http_failed(request.request_id, "DNS lookup failed", w.now)
+    w.collect()
+    assert w.requests == []
+    w.advance(2)
+    assert [r.url for r in w.requests] == ["https://api.sgroup.qq.com/gateway/bot"]
+    w.answer(reply(GATEWAY_BOT))
+    assert w.connects
+
+
+def test_rest_calls_carry_the_token_and_deliver_results() -> None:
+    w = World()
+    w.start()
+    call_id = w.call(send_text(Target.group("G1"), "hi"))
+    [request] = w.requests
+    assert request.url == "https://api.sgroup.qq.com/v2/groups/G1/messages"
+    w.answer(reply({"id": "ROBOT1.0_out", "timestamp": "2026-03-25T15:03:20+08:00"}))
+    [result] = [e for e in w.delivered if isinstance(e, ApiResult)]
+    assert result.request_id == call_id and result.ok
+    assert isinstance(result.result, SentMessage) and result.result.id == "ROBOT1.0_out"
+
+
+def test_a_401_refetches_the_token_and_retries_once() -> None:
+    w = World()
+    w.start()
+    w.call(get_me())
+    w.answer(reply({"message": "token expired", "code": 11244}, status=401))
+    [token_request] = w.requests
+    assert token_request.url.endswith("getAppAccessToken")
+    w.answer(token_reply("T2"))
+    [retry] = w.requests
+    assert dict(retry.headers)["Authorization"] == "QQBot T2"
+    w.answer(reply({"message": "token expired", "code": 11244}, status=401))
+    [result] = [e for e in w.delivered if isinstance(e, ApiResult)]
+    assert not result.ok and "11244" in str(result.error)
+    assert w.requests == []  # once, not forever
+
+
+def test_429_is_retried_with_backoff_then_reported() -> None:
+    w = World()
+    w.start()
+    w.call(get_me())
+    for _ in range(3):
+        w.answer(reply({"message": "slow down", "code": 22009}, status=429))
+        w.advance(10)
+    [result] = [e for e in w.delivered if isinstance(e, ApiResult)]
+    assert not result.ok and result.error is not None
+    assert w.requests == []
+
+
+def test_a_4xx_is_not_retried() -> None:
+    w = World()
+    w.start()
+    w.call(get_me())
+    w.answer(reply({"message": "msg_id invalid", "code": 40034024, "err_code": 40034024}, 400))
+    [result] = [e for e in w.delivered if isinstance(e, ApiResult)]
+    assert not result.ok and w.requests == []
+
+
+def test_a_refreshed_token_reaches_the_gateway() -> None:
+    w = World()
+    w.start()
+    w.now = 7200 - 60  # the refresh time of a 7200 s token, in one jump
+    w.bot.handle_timer(w.now)
+    w.collect()
+    [refresh] = [r for r in w.requests if r.url.endswith("getAppAccessToken")]
+    w.answer(token_reply("T2"), w.requests.index(refresh))
+    gateway = w.bot.gateway
+    assert gateway is not None
+    assert gateway._token == "T2"
+
+
+def test_close_4004_gets_the_gateway_a_new_token() -> None:
+    w = World()
+    w.start()
+    assert w.server is not None
+    w.bot.receive_data(w.server.close(4004), w.now)
+    w.collect()
+    [token_request] = [r for r in w.requests if r.url.endswith("getAppAccessToken")]
+    w.answer(token_reply("T-new"), w.requests.index(token_request))
+    w.gateway_send({"op": 10, "d": {"heartbeat_interval": 45000}})
+    assert w.server is not None
+    assert w.server.payloads()[0]["d"]["token"] == "QQBot T-new"
+
+
+def test_a_configured_gateway_url_skips_discovery() -> None:
+    w = World(gateway_url="ws://127.0.0.1:9/ws")
+    w.answer(token_reply())
+    assert w.connects == ["ws://127.0.0.1:9/ws"]
+
+
+def test_misuse_is_a_local_protocol_error() -> None:
+    w = World()
+    with pytest.raises(LocalProtocolError, match="no gateway connection was asked for"):
+        w.bot.connection_made(0.0)
+    with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
+        w.bot.http_response(999, token_reply(), 0.0)
