@@ -4,6 +4,8 @@ No network and no credentials: a ``FakeServer`` plays the QQ gateway and the
 clock is a number we move. It shows what the core decides at each turn:
 Identify, heartbeats, a dropped link and the Resume with replayed events, a
 server-requested reconnect (op 7), and a session timeout (close 4009).
+Messages reach the application as typed events, and the story prints the
+``text`` a bot matches commands against (the guild @bot already removed).
 """
 
 from __future__ import annotations
@@ -21,10 +23,25 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
-from qqproto.qq import Dispatch, GatewayConfig, GatewayProtocol, ProtocolViolation
+from qqproto.qq import Dispatch, GatewayConfig, GatewayProtocol, Message, ProtocolViolation
 from qqproto.testing import FakeServer
 
 OPS = {1: "Heartbeat", 2: "Identify", 6: "Resume"}
+BOT_ID = "42"  # the bot's user id, as READY gives it
+USER = "E4F4A1B2C3D4E5F6A7B8C9D0E1F2D7ED"
+GROUP = "82B3C5D7E9FA1B3C5D7E9F0A1B2C6064"
+
+
+def message_data(kind: str, seq: int, content: str) -> dict[str, Any]:
+    """``d`` of a message event of type ``kind``, shaped as the platform sends it."""
+    d: dict[str, Any] = {"id": f"ROBOT1.0_{seq}", "content": content}
+    if kind.startswith("GROUP_"):
+        d.update(author={"member_openid": USER}, group_openid=GROUP)
+    elif kind.startswith("C2C_"):
+        d.update(author={"user_openid": USER})
+    else:  # a guild channel
+        d.update(author={"id": "1234", "username": "someone"}, channel_id="100", guild_id="200")
+    return d
 
 
 class Story:
@@ -72,10 +89,12 @@ class Story:
             self.say(f"  state    {action.old} -> {action.new} ({action.why})")
         elif isinstance(action, Deliver):
             event = action.event
-            if isinstance(event, Dispatch) and event.type not in ("READY", "RESUMED"):
+            if isinstance(event, Message):
+                self.delivered.append(event.event_seq)
+                self.say(f"  <- {event.TYPE} #{event.event_seq}: {event.text!r}")
+            elif isinstance(event, Dispatch):  # a type qqproto does not model
                 self.delivered.append(event.seq)
-                content = (event.data or {}).get("content", "")
-                self.say(f"  <- {event.type} #{event.seq}: {content!r}")
+                self.say(f"  <- {event.type} #{event.seq} (untyped): {event.data!r}")
             elif isinstance(event, ProtocolViolation):
                 self.say(f"  !! {event.error}")
         elif isinstance(action, Failed):
@@ -89,7 +108,7 @@ class Story:
     def dispatch(self, kind: str, content: str) -> None:
         self.seq += 1
         payload = {"op": 0, "s": self.seq, "t": kind, "id": f"{kind}:{self.seq}"}
-        payload["d"] = {"id": f"ROBOT1.0_{self.seq}", "content": content}
+        payload["d"] = message_data(kind, self.seq, content)
         self.log.append(payload)
         self.send(payload)
 
@@ -133,7 +152,7 @@ def run(say: Callable[[str], None] = print) -> int:
     story.run_actions()
     story.hello()
     story.seq = 1
-    ready = {"session_id": "demo-session", "user": {"id": "42", "username": "demo-bot"}}
+    ready = {"session_id": "demo-session", "user": {"id": BOT_ID, "username": "demo-bot"}}
     story.send({"op": 0, "s": 1, "t": "READY", "d": ready})
 
     say("\n2. Messages arrive; a heartbeat carries the last seq")
@@ -152,7 +171,9 @@ def run(say: Callable[[str], None] = print) -> int:
             "s": story.seq,
             "t": "AT_MESSAGE_CREATE",
             "id": f"x:{story.seq}",
-            "d": {"content": "<@!42> sent while you were away"},
+            "d": message_data(
+                "AT_MESSAGE_CREATE", story.seq, f"<@!{BOT_ID}> sent while you were away"
+            ),
         }
     )
     story.run_actions()

@@ -1,4 +1,4 @@
-"""How fast a READY gateway turns dispatch frames into Deliver actions.
+"""How fast a READY gateway turns dispatch frames into Deliver actions of typed events.
 
 Run by hand (not a test)::
 
@@ -10,7 +10,8 @@ It prepares N realistic ``GROUP_AT_MESSAGE_CREATE`` dispatches (increasing
 R interleaved repeats:
 
 - ours: a READY ``GatewayProtocol`` fed the frames, ``receive_data`` then
-  ``actions()`` per call;
+  ``actions()`` per call (each frame delivered as a ``GroupAtMessageCreate``,
+  its fields checked);
 - floor: a wsproto client ``WSConnection`` already OPEN, fed the same bytes,
   iterating its events and ``json.loads`` of each text message (the least
   any gateway on wsproto must do);
@@ -43,7 +44,7 @@ from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
 from qqproto.actions import Deliver, SendData
-from qqproto.qq.events import Dispatch
+from qqproto.qq.events import GroupAtMessageCreate
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
 
@@ -210,14 +211,14 @@ def timed(run: Callable[[list[bytes]], tuple[int, float]], chunks: list[bytes], 
 
 
 def check_output(frames: list[bytes]) -> None:
-    """The gateway delivers every frame as the right Dispatch, in order."""
+    """The gateway delivers every frame as the right typed event, in order."""
     proto = ready_gateway()
     proto.receive_data(b"".join(frames[:3]), NOW)
     out = proto.actions()
     assert [type(a) for a in out] == [Deliver] * 3, out
     first = out[0]
-    assert isinstance(first, Deliver) and isinstance(first.event, Dispatch)
-    assert first.event.type == "GROUP_AT_MESSAGE_CREATE" and first.event.seq == 2
+    assert isinstance(first, Deliver) and isinstance(first.event, GroupAtMessageCreate)
+    assert first.event.event_seq == 2 and first.event.text == first.event.content.lstrip()
 
 
 def profile(chunks: list[bytes], limit: int) -> None:

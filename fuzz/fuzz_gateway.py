@@ -75,6 +75,13 @@ _TYPES: Final = (
     "",
 )
 _BAD_OPCODES: Final = (3, 4, 5, 6, 7, 11, 12, 13, 14, 15)
+#: What group, C2C and guild messages require beside ``id`` and ``content``.
+_MESSAGE_FIELDS: Final = {
+    "author": {"id": "1", "member_openid": "M", "user_openid": "U"},
+    "group_openid": "G",
+    "channel_id": "10",
+    "guild_id": "20",
+}
 
 
 def _json(payload: Any) -> bytes:
@@ -98,8 +105,8 @@ def _template_text(kind: int, payload: bytes) -> bytes:
         d = b"true" if s & 1 else b"false"
     elif t == "READY":
         d = _json({"session_id": rest, "user": {"id": "1"}})
-    else:
-        d = _json({"id": "m", "content": rest})
+    else:  # the fields every typed message (and an interaction) needs: fuzz the text
+        d = _json({"id": "m", "type": 11, "content": rest, **_MESSAGE_FIELDS})
     return b'{"op":%d,"s":%d,"t":"%s","id":"x","d":%s}' % (op, s, t.encode(), d)
 
 
@@ -233,6 +240,26 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     max_leaves=12,
 )
 
+#: ``d`` of a typed message that decodes, with fuzzed text, mentions and attachments.
+_typed_d = st.fixed_dictionaries(
+    {
+        "id": st.text(max_size=8),
+        "content": st.lists(
+            st.sampled_from(["<@!1>", "<@1>", " ", "\xa0", "&lt;", "&amp;", "<#2>", "x"])
+            | st.text(max_size=4),
+            max_size=6,
+        ).map("".join),
+        **{key: st.just(value) for key, value in _MESSAGE_FIELDS.items()},
+    },
+    optional={
+        "mentions": st.lists(
+            st.fixed_dictionaries({"id": st.sampled_from(["1", "M"]), "is_you": st.booleans()}),
+            max_size=2,
+        ),
+        "attachments": st.lists(st.fixed_dictionaries({"url": st.text(max_size=12)}), max_size=2),
+    },
+)
+
 _d = st.one_of(
     st.fixed_dictionaries({"heartbeat_interval": st.integers(-10, 10**7) | json_values}),
     st.fixed_dictionaries(
@@ -243,6 +270,7 @@ _d = st.one_of(
         {"id": st.text(max_size=8), "content": st.text(max_size=20)},
         optional={"author": json_values, "group_openid": st.text(max_size=32)},
     ),
+    _typed_d,
     st.booleans(),
     json_values,
 )
@@ -254,6 +282,26 @@ envelopes: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
         "d": _d,
         "id": json_values,
     },
+)
+
+#: Well-formed message dispatches: the typed path, with fuzzed text, past any seq.
+_typed_messages = st.fixed_dictionaries(
+    {
+        "op": st.just(0),
+        "s": st.integers(0, 80),
+        "t": st.sampled_from(
+            [
+                "GROUP_AT_MESSAGE_CREATE",
+                "GROUP_MESSAGE_CREATE",
+                "C2C_MESSAGE_CREATE",
+                "AT_MESSAGE_CREATE",
+                "MESSAGE_CREATE",
+                "DIRECT_MESSAGE_CREATE",
+            ]
+        ),
+        "id": st.text(max_size=8),
+        "d": _typed_d,
+    }
 )
 
 #: Payloads that move the lifecycle, so a case can walk several states.
@@ -292,6 +340,7 @@ _text_payloads: st.SearchStrategy[bytes] = st.one_of(
         st.integers(0, 2),
     ),
     envelopes.map(_json),
+    _typed_messages.map(_json),
     json_values.map(_json),
     st.text(max_size=40).map(_utf8),
     st.binary(max_size=40),

@@ -11,6 +11,9 @@ What :func:`run_case` checks after every call into the object:
   open or opening, no ``SendData`` without an open transport, nothing after
   ``Failed``, and ``link`` agrees with what the driver was told;
 - bytes fed after ``Disconnect`` are ignored without a sound;
+- a typed event delivered can be read whole: ``repr``, ``hash``, ``raw``,
+  ``as_dispatch()`` and, for messages, ``text``, ``to_me``, ``empty`` and the
+  attachments' URLs never raise;
 - (an internal oracle) the link is never OPEN on a WebSocket that is closed:
   that would mean the gateway missed the end of its connection.
 
@@ -28,7 +31,7 @@ from typing import Any, Final
 
 from fuzz.frames import Response
 from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData
-from qqproto.qq.events import ProtocolViolation
+from qqproto.qq.events import Dispatch, Event, Message, ProtocolViolation
 from qqproto.qq.gateway import DEFAULT_GATEWAY_URL, GatewayConfig, GatewayProtocol, Link, Session
 from qqproto.qq.lifecycle import GatewayState as S
 from qqproto.testing.wire import FakeServer
@@ -48,8 +51,13 @@ RESUMED: Final = {"op": 0, "s": 42, "t": "RESUMED", "d": ""}
 
 
 def dispatch(seq: int) -> dict[str, Any]:
-    """A group message event with sequence number ``seq``."""
-    d = {"id": f"msg-{seq}", "content": f" hello {seq}"}
+    """A well-formed group @bot message event with sequence number ``seq``."""
+    d = {
+        "id": f"msg-{seq}",
+        "content": f" hello {seq}",
+        "author": {"member_openid": "0BA1C3D5E7F90B1D3F5A7C9E1B3D7F13"},
+        "group_openid": "82B3C5D7E9FA1B3C5D7E9F0A1B2C6064",
+    }
     return {"op": 0, "s": seq, "t": "GROUP_AT_MESSAGE_CREATE", "id": f"event-{seq}", "d": d}
 
 
@@ -186,8 +194,25 @@ class _Driver:
                 return f"of {type(action.data).__name__}"
         elif isinstance(action, Deliver):
             self.delivered += 1
-            self.violations += isinstance(action.event, ProtocolViolation)
+            event = action.event
+            self.violations += isinstance(event, ProtocolViolation)
+            if isinstance(event, Event):
+                _read_whole(event)
+            elif not isinstance(event, Dispatch | ProtocolViolation):
+                return f"of a {type(event).__name__}"
         return None
+
+
+def _read_whole(event: Event) -> None:
+    """Everything an application may read of an event (any exception is a crash)."""
+    repr(event)
+    hash(event)
+    if event.as_dispatch().data != event.raw:
+        raise ContractViolation(f"{event!r}: as_dispatch() and raw disagree")
+    if isinstance(event, Message):
+        event.text, event.to_me, event.empty  # noqa: B018
+        for attachment in event.attachments:
+            attachment.url, attachment.voice_wav_url  # noqa: B018
 
 
 def _check(proto: GatewayProtocol, driver: _Driver, where: str) -> None:

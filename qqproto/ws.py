@@ -238,6 +238,8 @@ class WebSocketClient:
 
     def data_to_send(self) -> bytes:
         """Automatic replies (pongs, the answer to a close) to write now."""
+        if not self._outgoing:  # the usual case, once per read
+            return b""
         data = bytes(self._outgoing)
         self._outgoing.clear()
         return data

@@ -26,11 +26,14 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
-from qqproto.qq.events import Dispatch, ProtocolViolation
+from qqproto.qq.events import Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session
 from qqproto.qq.lifecycle import GatewayState
 
 HELLO_MS = 45_000
+BOT_ID = "6158788878435714165"  # READY's user.id
+MEMBER = "0BA1C3D5E7F90B1D3F5A7C9E1B3D7F13"
+GROUP = "82B3C5D7E9FA1B3C5D7E9F0A1B2C6064"
 
 
 class ServerEnd:
@@ -186,7 +189,15 @@ class Harness:
         self.send({"op": 10, "d": {"heartbeat_interval": interval_ms}})
 
     def dispatch(self, seq: int, kind: str = "GROUP_AT_MESSAGE_CREATE", d: Any = None) -> None:
-        data = {"id": f"msg-{seq}", "content": f"hello {seq}"} if d is None else d
+        """A dispatch; by default a well-formed group @bot message."""
+        data = d
+        if d is None:
+            data = {
+                "id": f"msg-{seq}",
+                "content": f" hello {seq}",
+                "author": {"member_openid": MEMBER},
+                "group_openid": GROUP,
+            }
         self.send({"op": 0, "s": seq, "t": kind, "id": f"{kind}:{seq}", "d": data})
 
     def ready(self, session_id: str = "sess-1", seq: int = 1) -> None:
@@ -198,7 +209,7 @@ class Harness:
                 "d": {
                     "version": 1,
                     "session_id": session_id,
-                    "user": {"id": "6158788878435714165", "username": "bot", "bot": True},
+                    "user": {"id": BOT_ID, "username": "bot", "bot": True},
                     "shard": [0, 0],
                 },
             }
@@ -237,7 +248,16 @@ class Harness:
         return out
 
     def dispatches(self) -> list[Dispatch]:
-        return [e for e in self.events if isinstance(e, Dispatch)]
+        """Every dispatch delivered, typed events seen through ``as_dispatch()``."""
+        return [
+            e.as_dispatch() if isinstance(e, Event) else e
+            for e in self.events
+            if isinstance(e, Dispatch | Event)
+        ]
+
+    def typed(self) -> list[Event]:
+        """The typed events delivered."""
+        return [e for e in self.events if isinstance(e, Event)]
 
     def violations(self) -> list[ProtocolViolation]:
         return [e for e in self.events if isinstance(e, ProtocolViolation)]

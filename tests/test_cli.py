@@ -16,6 +16,10 @@ def test_the_demo_delivers_every_message_once() -> None:
     assert "-> Identify" in text
     assert '-> Resume    {"session_id": "demo-session", "seq": 3}' in text
     assert "<- #3 again: dropped, it was delivered before" in text
+    # typed events, their text cleaned: the guild @bot gone, the group's leading space too
+    assert "<- GROUP_AT_MESSAGE_CREATE #2: 'hello from a group'" in text
+    assert "<- AT_MESSAGE_CREATE #4: 'sent while you were away'" in text
+    assert "untyped" not in text and "!!" not in text  # no payload was refused
     assert "server asked to reconnect (op 7)" in text
     assert "close 4009 (session timed out)" in text
     assert (

@@ -17,7 +17,7 @@ from fuzz import fuzz_gateway as fz
 from fuzz.frames import ACCEPT, OP_PING, OP_TEXT, Response, close_frame, frame
 from fuzz.harness import FULL_101, HELLO, READY, STATES, T0, Case, dispatch, prepare, run_case
 from qqproto.actions import Action, Deliver, Disconnect, Failed, SendData, StateChanged
-from qqproto.qq.events import Dispatch, ProtocolViolation
+from qqproto.qq.events import GroupAtMessageCreate, ProtocolViolation
 from qqproto.qq.gateway import Link
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.ws import WebSocketClient
@@ -141,11 +141,19 @@ def test_a_close_in_the_same_read_as_another_event_is_seen(
     assert close_sent(actions) == 4914
 
 
-def test_deeply_nested_json_is_a_violation() -> None:
+@pytest.mark.parametrize(
+    ("nested", "message"),
+    [
+        ('{"op":0,"s":8,"t":"X","d":' + "[" * 5000 + "]" * 5000 + "}", "nests too deeply"),
+        ("[" * 5000, "is not a JSON object"),
+    ],
+)
+def test_deeply_nested_json_is_a_violation(nested: str, message: str) -> None:
     prep = prepare("ready")
-    prep.proto.receive_data(prep.server.send("[" * 5000) + prep.server.send(dispatch(9)), T0)
+    prep.proto.receive_data(prep.server.send(nested) + prep.server.send(dispatch(9)), T0)
     events = [a.event for a in prep.proto.actions() if isinstance(a, Deliver)]
     assert len(events) == 2
     assert isinstance(events[0], ProtocolViolation)
-    assert "nests too deeply" in str(events[0].error)
-    assert isinstance(events[1], Dispatch)  # the message after it is not lost
+    assert message in str(events[0].error)
+    assert isinstance(events[1], GroupAtMessageCreate)  # the message after it is not lost
+    assert events[1].text == "hello 9"

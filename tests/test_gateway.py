@@ -10,12 +10,21 @@ import pytest
 from qqproto.actions import Connect, Deliver, Disconnect, FetchToken, SendData, StateChanged
 from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
 from qqproto.qq import lifecycle
-from qqproto.qq.events import Dispatch, ProtocolViolation
+from qqproto.qq.decode import EventDecodeError
+from qqproto.qq.events import (
+    AtMessageCreate,
+    Dispatch,
+    Event,
+    GroupAtMessageCreate,
+    ProtocolViolation,
+    Ready,
+    Resumed,
+)
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Link, Session
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
 
-from .gateway_harness import Harness, ServerEnd
+from .gateway_harness import BOT_ID, GROUP, MEMBER, Harness, ServerEnd
 
 S = GatewayState
 
@@ -68,10 +77,12 @@ def test_ready_stores_the_session_and_the_bot_user() -> None:
     h = Harness()
     h.connect_and_ready("082ee18c-0be3")
     assert h.proto.session == Session(
-        "082ee18c-0be3", 1, (0, 1), "wss://api.sgroup.qq.com/websocket/"
+        "082ee18c-0be3", 1, (0, 1), "wss://api.sgroup.qq.com/websocket/", BOT_ID
     )
-    assert h.proto.bot_user == {"id": "6158788878435714165", "username": "bot", "bot": True}
+    assert h.proto.bot_user == {"id": BOT_ID, "username": "bot", "bot": True}
     assert [(s.old, s.new) for s in h.states] == [("CONNECTING", "IDENTIFY"), ("IDENTIFY", "READY")]
+    [ready] = h.typed()
+    assert isinstance(ready, Ready) and ready.user.id == BOT_ID and ready.event_seq == 1
     assert h.dispatches()[0].type == "READY"
 
 
@@ -232,6 +243,7 @@ def test_resumed_with_empty_string_data_returns_to_ready() -> None:
     h.hello()
     h.send({"op": 0, "s": 9, "t": "RESUMED", "d": ""})
     assert h.proto.state is S.READY
+    assert isinstance(h.events[-1], Resumed) and h.events[-1].event_seq == 9
     assert h.dispatches()[-1] == Dispatch("RESUMED", 9, None, "")
 
 
@@ -511,23 +523,99 @@ def test_an_injected_rng_is_used() -> None:
 # -- dispatches and bad input -----------------------------------------------------------------
 
 
+def test_a_group_at_message_arrives_typed_with_clean_text() -> None:
+    h, _ = ready_harness()
+    d = {
+        "id": "ROBOT1.0_yiT7pd!",
+        "content": "\xa0echo hi",  # the PC client's space after the removed @bot
+        "timestamp": "2025-09-08T23:13:34+08:00",
+        "author": {"id": MEMBER, "member_openid": MEMBER, "union_openid": MEMBER},
+        "group_id": GROUP,
+        "group_openid": GROUP,
+        "message_scene": {"source": "default"},
+        "message_type": 0,
+    }
+    h.dispatch(2, d=d)
+    [event] = [e for e in h.events if isinstance(e, Event) and e.event_seq == 2]
+    assert type(event) is GroupAtMessageCreate
+    assert event.text == "echo hi" and event.content == "\xa0echo hi"
+    assert event.author.member_openid == MEMBER and event.group_openid == GROUP
+    assert event.event_id == "GROUP_AT_MESSAGE_CREATE:2" and event.raw == d
+    assert h.violations() == []
+    assert h.proto.seq == 2
+
+
+def test_a_guild_at_message_loses_the_bots_mention_from_ready() -> None:
+    h, _ = ready_harness()  # READY's user.id is BOT_ID
+    d = {
+        "id": "0812345677890abcdef",
+        "channel_id": "100010",
+        "guild_id": "18700000000001",
+        "author": {"id": "1234", "username": "someone"},
+        "content": f"<@!{BOT_ID}> /help &lt;b&gt;",
+    }
+    h.dispatch(2, kind="AT_MESSAGE_CREATE", d=d)
+    event = h.events[-1]
+    assert isinstance(event, AtMessageCreate)
+    assert event.bot_id == BOT_ID and event.text == "/help <b>" and event.to_me
+
+
+def test_a_resumed_process_still_knows_the_bot_id() -> None:
+    h, _ = ready_harness()
+    h.dispatch(2)
+    session = h.proto.session
+    assert session is not None and session.bot_id == BOT_ID
+    h2 = Harness(session=Session.from_dict(session.to_dict()))
+    h2.accept()
+    h2.hello()
+    h2.resumed(3)
+    d = {"id": "m", "channel_id": "1", "guild_id": "2", "author": {"id": "3"}}
+    h2.dispatch(4, kind="AT_MESSAGE_CREATE", d={**d, "content": f"ping <@{BOT_ID}>"})
+    event = h2.events[-1]
+    assert isinstance(event, AtMessageCreate) and event.text == "ping"
+
+
+def test_a_bad_typed_field_is_reported_and_the_dispatch_delivered_raw() -> None:
+    h, _ = ready_harness()
+    d = {"id": "m-2", "content": "hi", "author": {"user_openid": 5}}
+    h.dispatch(2, kind="C2C_MESSAGE_CREATE", d=d)
+    violation, delivered = h.events[-2:]
+    assert isinstance(violation, ProtocolViolation)
+    error = violation.error
+    assert isinstance(error, EventDecodeError)
+    assert error.path == "d.author.user_openid" and error.expected == "str" and error.received == 5
+    assert "bad C2C_MESSAGE_CREATE payload at d.author.user_openid" in str(error)
+    assert delivered == Dispatch("C2C_MESSAGE_CREATE", 2, "C2C_MESSAGE_CREATE:2", d)
+    assert h.proto.seq == 2 and h.proto.state is S.READY  # the session goes on
+    h.dispatch(3)
+    assert isinstance(h.events[-1], GroupAtMessageCreate)
+
+
 def test_unknown_event_types_are_delivered_raw() -> None:
     h, _ = ready_harness()
     h.dispatch(2, kind="SOMETHING_NEW_2027", d={"x": [1, 2]})
-    assert h.dispatches()[-1] == Dispatch(
-        "SOMETHING_NEW_2027", 2, "SOMETHING_NEW_2027:2", {"x": [1, 2]}
-    )
+    assert h.events[-1] == Dispatch("SOMETHING_NEW_2027", 2, "SOMETHING_NEW_2027:2", {"x": [1, 2]})
+    assert h.violations() == []
+
+
+def test_a_dispatch_id_that_is_not_a_string_is_dropped() -> None:
+    h, _ = ready_harness()
+    h.send({"op": 0, "s": 2, "t": "SOMETHING_NEW_2027", "id": 7, "d": {}})
+    assert h.events[-1] == Dispatch("SOMETHING_NEW_2027", 2, None, {})
 
 
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        ("{not json", "gateway payload is not valid JSON"),
-        ("[1, 2]", "gateway payload is not a JSON object"),
-        ('{"op": 42}', "unknown opcode"),
-        ('{"op": "0"}', "bad opcode"),
-        ('{"op": 0, "s": 2, "t": "X"}', "dispatch without d"),
-        ('{"op": 0, "s": 2, "d": {}}', "dispatch without an event type"),
+        ("{not json", "gateway payload is not valid JSON: expected a JSON object"),
+        ("[1, 2]", "gateway payload is not a JSON object: expected a JSON object, got '[1, 2]'"),
+        ("null", "gateway payload is not a JSON object"),
+        ('{"op": 42}', "unknown opcode: expected 0, 1, 7, 9, 10 or 11, got 42"),
+        ('{"op": "0"}', "bad opcode: expected an integer op, got '0'"),
+        ('{"d": {}}', "bad opcode: expected an integer op, got None"),
+        ('{"op": 0, "s": 2, "t": "X"}', "dispatch without d: expected a d field"),
+        ('{"op": 0, "s": 2, "d": {}}', "dispatch without an event type: expected a string t"),
+        ('{"op": 0, "s": "2", "t": "X", "d": {}}', "bad dispatch seq: expected an integer"),
     ],
 )
 def test_bad_payloads_are_reported_and_the_session_goes_on(frame: str, message: str) -> None:
@@ -596,6 +684,20 @@ def test_ready_without_a_session_id_starts_over() -> None:
     assert h.proto.state is S.CONNECTING
 
 
+def test_a_ready_with_a_bad_typed_field_still_starts_the_session() -> None:
+    h = Harness()
+    h.accept()
+    h.hello()
+    d = {"session_id": "sess-9", "user": {"id": 42, "username": "bot"}}
+    h.send({"op": 0, "s": 1, "t": "READY", "d": d})
+    assert h.proto.state is S.READY and h.proto.bot_user == {"id": 42, "username": "bot"}
+    [violation] = h.violations()
+    assert isinstance(violation.error, EventDecodeError) and violation.error.path == "d.user.id"
+    assert h.events[-1] == Dispatch("READY", 1, None, d)
+    session = h.proto.session
+    assert session is not None and session.bot_id is None  # 42 is no id string
+
+
 def test_a_second_hello_is_a_violation() -> None:
     h, _ = ready_harness()
     h.hello()
@@ -625,6 +727,7 @@ def test_a_session_exported_and_handed_to_a_new_object_resumes() -> None:
         "seq": 41,
         "shard": [0, 1],
         "gateway_url": "wss://api.sgroup.qq.com/websocket/",
+        "bot_id": BOT_ID,
     }
     h2 = Harness(session=Session.from_dict(data))
     assert h2.proto.state is S.RESUMING
@@ -644,11 +747,21 @@ def test_a_session_exported_and_handed_to_a_new_object_resumes() -> None:
         {"session_id": "s", "seq": -1, "shard": [0, 1], "gateway_url": "wss://x"},
         {"session_id": "s", "seq": 1, "shard": [0], "gateway_url": "wss://x"},
         {"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": None},
+        {"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": "wss://x", "bot_id": 5},
+        {"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": "wss://x", "bot_id": ""},
     ],
 )
 def test_a_bad_saved_session_is_a_config_error(data: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         Session.from_dict(data)
+
+
+def test_a_session_saved_before_bot_id_existed_still_loads() -> None:
+    data = {"session_id": "s", "seq": 7, "shard": [0, 1], "gateway_url": "wss://x/"}
+    session = Session.from_dict(data)
+    assert session == Session("s", 7, (0, 1), "wss://x/") and session.bot_id is None
+    assert Session.from_dict({**data, "bot_id": None}) == session
+    assert Session.from_dict(session.to_dict()) == session
 
 
 def test_a_session_for_another_shard_is_refused() -> None:
@@ -755,9 +868,23 @@ def test_a_reply_owed_to_a_server_that_closed_in_the_same_read_is_dropped() -> N
     assert server.received == []  # no heartbeat after our close
 
 
-def test_deeply_nested_json_is_a_violation() -> None:
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ('{"op":0,"s":2,"t":"X","d":' + "[" * 100_000 + "]" * 100_000 + "}", "nests too deeply"),
+        (
+            '{"op":0,"s":2,"t":"GROUP_AT_MESSAGE_CREATE","d":{"x":' + "[" * 100_000 + "}",
+            "nests too deeply",
+        ),
+        ("[" * 100_000, "is not a JSON object"),  # an array: refused before its depth counts
+    ],
+)
+def test_deeply_nested_json_is_a_violation(frame: str, message: str) -> None:
     h, _ = ready_harness()
-    h.send("[" * 100_000)
+    h.send(frame)
     [violation] = h.violations()
-    assert "nests too deeply" in str(violation.error)
+    assert message in str(violation.error)
+    assert len(str(violation.error)) < 400  # the frame is not repeated whole
     assert h.proto.state is S.READY
+    h.dispatch(3)
+    assert isinstance(h.events[-1], GroupAtMessageCreate)

@@ -50,7 +50,7 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
-from qqproto.qq.events import Dispatch, ProtocolViolation
+from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Link, Session
 from qqproto.qq.lifecycle import TABLE, GatewayState
 
@@ -364,7 +364,11 @@ class GatewayMachine(RuleBasedStateMachine):
             self.fetches_outstanding += 1
         elif isinstance(action, Deliver):
             event = action.event
-            if isinstance(event, Dispatch):
+            if isinstance(event, Event):
+                self._delivered(event.as_dispatch())
+            elif isinstance(event, Dispatch):
+                if event.type in EVENT_TYPES:  # every payload the server sends is well formed
+                    self.problems["delivery"].append(f"delivered untyped: {event!r}")
                 self._delivered(event)
             elif isinstance(event, ProtocolViolation):
                 self.violations += 1
@@ -483,7 +487,13 @@ class GatewayMachine(RuleBasedStateMachine):
 
     def _message(self, s: ServerSession) -> Entry:
         n = len(s.log)
-        return self._log(s, "GROUP_AT_MESSAGE_CREATE", {"id": f"m{n}", "content": f"hi {n}"})
+        d = {
+            "id": f"m{n}",
+            "content": f" hi {n}",
+            "author": {"member_openid": f"member-{n % 3}"},
+            "group_openid": "group-1",
+        }
+        return self._log(s, "GROUP_AT_MESSAGE_CREATE", d)
 
     def _push(self, payloads: list[dict[str, Any] | str], cause: str = "resume") -> None:
         """Send payloads in one read, without settling. ``cause`` is what it

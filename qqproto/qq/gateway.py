@@ -6,6 +6,13 @@ actions (``qqproto.actions``). Its lifecycle is the table in
 send, and owns everything per connection that the table does not need:
 heartbeats, the sequence number, the token, the backoff.
 
+Every text frame goes through one :class:`~qqproto.qq.decode.EventDecoder`,
+which reads the envelope and, for a typed dispatch, builds its event in the
+same pass; dispatches are delivered as those typed events, or as a raw
+:class:`~qqproto.qq.events.Dispatch` when no class fits (see
+``docs/events.md``). The decoder keeps the bot's id from READY, so that
+guild messages' ``text`` loses the @bot.
+
 Every way a connection can end (a close frame, a lost transport, op 7,
 op 9, a missed heartbeat ACK, a Hello that never came) goes through one
 method, :meth:`GatewayProtocol._lose`, which decides between resuming,
@@ -19,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+import msgspec
 
 from ..actions import (
     Action,
@@ -40,13 +49,13 @@ from ..ws import (
     TextReceived,
     WebSocketClient,
 )
-from .events import Dispatch, ProtocolViolation
+from .decode import EventDecodeError, EventDecoder, json_value
+from .events import Dispatch, Event, ProtocolViolation
 from .lifecycle import GatewayState, Input, Lifecycle, allowed
 from .payloads import (
     CloseAction,
     Intents,
     close_policy,
-    decode_envelope,
     encode_heartbeat,
     encode_identify,
     encode_resume,
@@ -72,6 +81,8 @@ TOKEN_MARGIN = 10.0
 
 S = GatewayState
 _TERMINAL = (S.FAILED, S.CLOSED)
+#: The dispatches that move the lifecycle.
+_LIFECYCLE_EVENTS = frozenset({"READY", "RESUMED"})
 
 
 class Link(Enum):
@@ -96,13 +107,16 @@ class Session:
 
     Export it with ``GatewayProtocol.session`` (``to_dict`` gives JSON-ready
     data), store it, and pass it to a new ``GatewayProtocol`` to resume after
-    a restart.
+    a restart. ``bot_id`` is READY's ``user.id``, so that guild messages of
+    the resumed session still lose their mention of the bot; data saved
+    without it is read as None.
     """
 
     session_id: str
     seq: int | None
     shard: tuple[int, int]
     gateway_url: str
+    bot_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +124,7 @@ class Session:
             "seq": self.seq,
             "shard": [self.shard[0], self.shard[1]],
             "gateway_url": self.gateway_url,
+            "bot_id": self.bot_id,
         }
 
     @classmethod
@@ -130,7 +145,10 @@ class Session:
         url = data.get("gateway_url")
         if type(url) is not str or not url:
             raise ConfigError("session.gateway_url", "a ws:// or wss:// URL", url)
-        return cls(session_id, seq, (shard[0], shard[1]), url)
+        bot_id = data.get("bot_id")
+        if bot_id is not None and (type(bot_id) is not str or not bot_id):
+            raise ConfigError("session.bot_id", "null or a non-empty string", bot_id)
+        return cls(session_id, seq, (shard[0], shard[1]), url, bot_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +239,8 @@ class GatewayProtocol:
         self._seq = session.seq if session else None
         self._gateway_url = session.gateway_url if session else config.gateway_url
         self.bot_user: Any = None
+        #: Builds typed events; knows the bot's id (READY's user.id) for guild text.
+        self._decoder = EventDecoder(session.bot_id if session else None)
         self._failed_resumes = 0
         self._failed_auths = 0
 
@@ -267,7 +287,13 @@ class GatewayProtocol:
         """The resumable session, or None when there is none to resume."""
         if self._session_id is None:
             return None
-        return Session(self._session_id, self._seq, self.config.shard, self._gateway_url)
+        return Session(
+            self._session_id,
+            self._seq,
+            self.config.shard,
+            self._gateway_url,
+            self._decoder.bot_id,
+        )
 
     def actions(self) -> list[Action]:
         """Drain the actions to carry out now, in order."""
@@ -311,6 +337,9 @@ class GatewayProtocol:
             )
         ws = self._ws
         assert ws is not None
+        # A local, not Link.OPEN: cheaper per message, and type checkers do not
+        # carry a narrowing of `_link` across the calls that change it.
+        is_open = Link.OPEN
         for event in ws.receive_data(data):
             if type(event) is TextReceived:
                 self._on_text(event.text, now)
@@ -322,7 +351,7 @@ class GatewayProtocol:
                         "binary WebSocket message", expected="a text message", received=event
                     )
                 )
-            if not self._is_open():
+            if self._link is not is_open:
                 # We ended the connection mid-read: what followed is for a
                 # later resume to replay.
                 return
@@ -410,20 +439,36 @@ class GatewayProtocol:
 
     def _on_text(self, text: str, now: float) -> None:
         try:
-            payload = decode_envelope(text)
-        except RemoteProtocolError as exc:
+            op, s, t, event_id, body = self._decoder.decode_frame(text)
+        except RemoteProtocolError as exc:  # not a JSON object
             self._violation(exc)
             return
-        op = payload.get("op")
         if op == 0 and type(op) is int:
-            self._on_dispatch(payload, now)
+            self._on_dispatch(s, t, event_id, body, now)
         elif op == 11 and type(op) is int:
             self._ack_pending = False
-        else:
-            self._on_control(op, payload, now)
+        else:  # a control frame: its d is never typed, and comes undecoded
+            try:
+                d = json_value(body) if type(body) is msgspec.Raw and body else None
+            except (ValueError, RecursionError):  # a d only json reads, near its depth limit
+                self._violation(
+                    RemoteProtocolError("unreadable d", expected="JSON d", received=text)
+                )
+                return
+            self._on_control(op, d, now)
 
-    def _on_dispatch(self, payload: dict[str, Any], now: float) -> None:
-        seq = payload.get("s")
+    def _on_dispatch(
+        self,
+        seq: Any,
+        t: Any,
+        event_id: Any,
+        body: Event | EventDecodeError | msgspec.Raw,
+        now: float,
+    ) -> None:
+        """An op 0 frame, as :meth:`EventDecoder.decode_frame` left it.
+
+        The hot path: no trigger fires here but for READY and RESUMED.
+        """
         if type(seq) is int:
             last = self._seq
             if last is not None and seq <= last:
@@ -433,23 +478,68 @@ class GatewayProtocol:
                 RemoteProtocolError("bad dispatch seq", expected="an integer", received=seq)
             )
             seq = None
-        kind = payload.get("t")
-        if type(kind) is not str or "d" not in payload:
-            problem = (
-                "dispatch without an event type" if type(kind) is not str else "dispatch without d"
-            )
-            expected = "a string t" if type(kind) is not str else "a d field"
-            self._violation(RemoteProtocolError(problem, expected=expected, received=payload))
-        else:
-            data = payload["d"]
-            if kind == "READY":
-                if not self._on_ready(data, now):
-                    return
-            elif kind == "RESUMED" and not self._on_resumed(now):
+        if isinstance(body, Event):  # the common case: typed, its fields checked
+            if t in _LIFECYCLE_EVENTS and not self._on_lifecycle_event(t, body.raw, now):
                 return
-            self._out.append(Deliver(Dispatch(kind, seq, payload.get("id"), data)))
+            self._out.append(Deliver(body))
+        elif not self._on_untyped_dispatch(seq, t, event_id, body, now):
+            return
         if seq is not None:
             self._seq = seq
+
+    def _on_untyped_dispatch(
+        self,
+        seq: int | None,
+        t: Any,
+        event_id: Any,
+        body: EventDecodeError | msgspec.Raw,
+        now: float,
+    ) -> bool:
+        """A dispatch of a type without a class, a typed one whose payload broke
+        its type, or one without ``t`` or ``d``. False when its seq must not count."""
+        if type(event_id) is not str:
+            event_id = None
+        if type(t) is not str:
+            self._violation(
+                RemoteProtocolError(
+                    "dispatch without an event type",
+                    expected="a string t",
+                    received={"op": 0, "s": seq, "t": t, "id": event_id},
+                )
+            )
+            return True
+        if type(body) is msgspec.Raw and not body:
+            self._violation(
+                RemoteProtocolError(
+                    "dispatch without d",
+                    expected="a d field",
+                    received={"op": 0, "s": seq, "t": t, "id": event_id},
+                )
+            )
+            return True
+        event: Event | Dispatch
+        problem: EventDecodeError | None = None
+        if isinstance(body, EventDecodeError):  # a typed event with a bad field
+            problem, event = body, Dispatch(t, seq, event_id, body.data)
+        else:  # a type without a class: d decoded as JSON
+            try:
+                event = self._decoder.decode(t, seq, event_id, body)
+            except EventDecodeError as exc:
+                problem, event = exc, Dispatch(t, seq, event_id, exc.data)
+        if t in _LIFECYCLE_EVENTS:
+            data = event.raw if isinstance(event, Event) else event.data
+            if not self._on_lifecycle_event(t, data, now):
+                return False
+        if problem is not None:  # reported, then delivered raw: nothing is lost
+            self._violation(problem)
+        self._out.append(Deliver(event))
+        return True
+
+    def _on_lifecycle_event(self, t: str, data: Any, now: float) -> bool:
+        """READY or RESUMED, ``d`` as plain values; False when it came out of turn."""
+        if t == "READY":
+            return self._on_ready(data, now)
+        return self._on_resumed(now)
 
     def _on_ready(self, data: Any, now: float) -> bool:
         if not allowed(self.state, Input.READY) or self._login is not _Login.IDENTIFY:
@@ -477,7 +567,10 @@ class GatewayProtocol:
             return False
         self._session_id = session_id
         self._seq = None  # a new session numbers from the start
-        self.bot_user = data.get("user")
+        user = self.bot_user = data.get("user")
+        # Guild messages mention the bot by this id; their text loses it.
+        bot_id = user.get("id") if type(user) is dict else None
+        self._decoder.bot_id = bot_id if type(bot_id) is str and bot_id else None
         self._fire(Input.READY, "READY")
         self._connection_good()
         return True
@@ -494,19 +587,20 @@ class GatewayProtocol:
         self._connection_good()
         return True
 
-    def _on_control(self, op: Any, payload: dict[str, Any], now: float) -> None:
+    def _on_control(self, op: Any, d: Any, now: float) -> None:
+        """A frame other than a dispatch or an ACK; ``d`` as plain values (None if absent)."""
         if type(op) is not int:
             self._violation(
                 RemoteProtocolError("bad opcode", expected="an integer op", received=op)
             )
         elif op == 10:
-            self._on_hello(payload.get("d"), now)
+            self._on_hello(d, now)
         elif op == 1:
             self._send_text(encode_heartbeat(self._seq))
         elif op == 7:
             self._lose(_Loss(Input.LINK_LOST, "server asked to reconnect (op 7)"), now)
         elif op == 9:
-            self._on_invalid_session(payload.get("d"), now)
+            self._on_invalid_session(d, now)
         else:
             self._violation(
                 RemoteProtocolError("unknown opcode", expected="0, 1, 7, 9, 10 or 11", received=op)
@@ -708,11 +802,6 @@ class GatewayProtocol:
         # comes next and ends the connection, and the answer has no place to go.
         if ws.is_open:
             self._out.append(SendData(ws.send_text(text)))
-
-    def _is_open(self) -> bool:
-        # A method, not an inline test, so that type checkers do not carry a
-        # narrowing of `_link` across the calls that change it.
-        return self._link is Link.OPEN
 
     def _send(self, data: bytes) -> None:
         self._out.append(SendData(data))

@@ -1,4 +1,4 @@
-"""Gateway opcodes, intents, close codes and the JSON envelope.
+"""Gateway opcodes, intents, close codes, and the payloads the client sends.
 
 Everything here is data or a pure function. The close-code table is the one
 place that says what a close code means and what to do about it; the gateway
@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum, IntFlag
 from typing import Any
 
-from ..errors import RemoteProtocolError
-
 __all__ = [
     "CLOSE_CODES",
     "CloseAction",
@@ -21,7 +19,6 @@ __all__ = [
     "Intents",
     "Opcode",
     "close_policy",
-    "decode_envelope",
     "encode_heartbeat",
     "encode_identify",
     "encode_resume",
@@ -139,29 +136,11 @@ def close_policy(code: int) -> ClosePolicy:
     return ClosePolicy(code, action, meaning)
 
 
-# -- the envelope ---------------------------------------------------------------
+# -- what the client sends ------------------------------------------------------
+#
+# Frames from the server are decoded by ``decode.EventDecoder``.
 
-_loads = json.loads
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def decode_envelope(text: str) -> dict[str, Any]:
-    """Parse one gateway payload; it must be a JSON object."""
-    try:
-        payload = _loads(text)
-    except ValueError as exc:
-        raise RemoteProtocolError(
-            "gateway payload is not valid JSON", expected="a JSON object", received=text
-        ) from exc
-    except RecursionError:  # nesting deeper than the interpreter's stack
-        raise RemoteProtocolError(
-            "gateway payload nests too deeply", expected="a JSON object", received=text
-        ) from None
-    if type(payload) is not dict:
-        raise RemoteProtocolError(
-            "gateway payload is not a JSON object", expected="a JSON object", received=payload
-        )
-    return payload
 
 
 def encode_identify(
