@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from qqproto.errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq import api
+from qqproto.qq import ReplyTracker, Scene, api
 from qqproto.qq.api import (
     ApiCall,
     ApiConfig,
@@ -249,9 +249,8 @@ def test_a_ticket_for_another_conversation_is_refused() -> None:
 
 
 def test_tickets_from_the_reply_tracker_fit() -> None:
-    replies = pytest.importorskip("qqproto.qq.replies")
-    tracker = replies.ReplyTracker()
-    ctx = tracker.inbound(replies.Scene.GROUP, GROUP.id, 0.0, msg_id="ROBOT1.0_in")
+    tracker = ReplyTracker()
+    ctx = tracker.inbound(Scene.GROUP, GROUP.id, 0.0, msg_id="ROBOT1.0_in")
     first, second = tracker.begin(ctx, 1.0), tracker.begin(ctx, 2.0)
     assert body_of(api.send_text(GROUP, "a", reply=first))["msg_seq"] == first.msg_seq
     body = body_of(api.send_text(GROUP, "b", reply=second))

@@ -1,5 +1,8 @@
 """The QQ Official Bot Platform API v2: the gateway session, its events and its pieces."""
 
+from .api import ApiCall, ApiConfig, ApiError, Target
+from .auth import AuthConfig, Token, TokenError, TokenManager
+from .bot import ApiResult, BotConfig, BotPhase, BotProtocol
 from .decode import MISSING, Decoded, EventDecodeError, EventDecoder, json_value
 from .events import (
     EVENT_TYPES,
@@ -48,13 +51,23 @@ from .parts import (
     ReadyUser,
 )
 from .payloads import CloseAction, ClosePolicy, Intents, Opcode, close_policy
+from .replies import ReplyContext, ReplyPolicy, ReplyRefused, ReplyTicket, ReplyTracker
+from .scenes import Scene
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",
     "EVENT_TYPES",
     "MISSING",
+    "ApiCall",
+    "ApiConfig",
+    "ApiError",
+    "ApiResult",
     "AtMessageCreate",
     "Attachment",
+    "AuthConfig",
+    "BotConfig",
+    "BotPhase",
+    "BotProtocol",
     "C2CAuthor",
     "C2CMessageCreate",
     "C2CMsgReceive",
@@ -102,8 +115,18 @@ __all__ = [
     "QuotedMessage",
     "Ready",
     "ReadyUser",
+    "ReplyContext",
+    "ReplyPolicy",
+    "ReplyRefused",
+    "ReplyTicket",
+    "ReplyTracker",
     "Resumed",
+    "Scene",
     "Session",
+    "Target",
+    "Token",
+    "TokenError",
+    "TokenManager",
     "close_policy",
     "json_value",
 ]

@@ -19,7 +19,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +27,7 @@ from ..actions import HttpRequest
 from ..errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
 from .codes import ApiError, as_int, check_response
+from .scenes import Scene
 
 __all__ = [
     "PRODUCTION_BASE_URL",
@@ -111,13 +112,13 @@ class ApiConfig:
         return cls(app_id, SANDBOX_BASE_URL)
 
 
-class Scene(Enum):
-    """Where a message goes; the value is the conversation's path prefix."""
-
-    GROUP = "/v2/groups/"
-    C2C = "/v2/users/"
-    CHANNEL = "/channels/"
-    DM = "/dms/"
+#: Each scene's conversation path prefix.
+_PATH_PREFIX = {
+    Scene.GROUP: "/v2/groups/",
+    Scene.C2C: "/v2/users/",
+    Scene.GUILD_CHANNEL: "/channels/",
+    Scene.GUILD_DM: "/dms/",
+}
 
 
 _V2 = (Scene.GROUP, Scene.C2C)
@@ -162,16 +163,16 @@ class Target:
 
     @classmethod
     def channel(cls, channel_id: str) -> Target:
-        return cls(Scene.CHANNEL, channel_id)
+        return cls(Scene.GUILD_CHANNEL, channel_id)
 
     @classmethod
     def dm(cls, guild_id: str) -> Target:
-        return cls(Scene.DM, guild_id)
+        return cls(Scene.GUILD_DM, guild_id)
 
     @property
     def path(self) -> str:
         """The conversation's path, percent-encoded (``/v2/groups/<id>``)."""
-        return self.scene.value + _segment(self.id, "id")
+        return _PATH_PREFIX[self.scene] + _segment(self.id, "id")
 
 
 class MsgType(IntEnum):
@@ -616,7 +617,7 @@ def recall_message(to: Target, message_id: str, *, hidetip: bool = False) -> Api
     """``DELETE <target>/messages/<id>`` (group/C2C: within 2 minutes of sending).
     ``hidetip`` hides the "message recalled" tip; only guild channels take it."""
     path = f"{to.path}/messages/{_segment(message_id, 'message id')}"
-    if to.scene is Scene.CHANNEL:
+    if to.scene is Scene.GUILD_CHANNEL:
         path += f"?hidetip={'true' if hidetip else 'false'}"
     return ApiCall("DELETE", path, None, _nothing)
 

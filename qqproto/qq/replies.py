@@ -1,0 +1,485 @@
+"""Passive-reply bookkeeping: which inbound id a reply answers, its msg_seq, its window.
+
+A passive reply carries the ``msg_id`` (or ``event_id``) the platform delivered
+and a ``msg_seq`` that must never repeat for it, within the scene's window and
+budget (spec 7.3). QQ bot stacks got each part wrong: constant or random
+``msg_seq`` (40054005; botpy #235, AstrBot #4382), no windows (AstrBot #7904),
+and the id of the bot's own send reused as ``msg_id`` (40034024; AstrBot #6931).
+
+So a reply answers a :class:`ReplyContext`, which only
+:meth:`ReplyTracker.inbound` makes (the event decoder calls it for every inbound
+message or event) and which refuses ids the bot's own sends returned; a ``str``
+cannot stand in for one. :meth:`ReplyTracker.begin` hands out the msg_seq, or
+refuses locally, saying why, what the server would refuse. Contexts live in
+:class:`~qqproto.ttl.TTLMap` s for their window: memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Final, Literal
+
+from ..errors import ConfigError, LocalProtocolError
+from ..ttl import TTLMap
+from .scenes import Scene
+
+__all__ = [
+    "DEAD_CODES",
+    "DEFAULT_POLICIES",
+    "DUPLICATE_CODE",
+    "Outcome",
+    "OwnMessageAsReplyTarget",
+    "Refusal",
+    "ReplyContext",
+    "ReplyPolicy",
+    "ReplyRefused",
+    "ReplyTicket",
+    "ReplyTracker",
+    "Scene",
+]
+
+
+#: What a reply answers: the name of the request body field that carries it.
+IdKind = Literal["msg_id", "event_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPolicy:
+    """How long after the inbound message replies are allowed, and how many."""
+
+    window: float
+    max_replies: int | None
+
+    def __post_init__(self) -> None:
+        if not self.window > 0:
+            raise ConfigError("window", "a positive number of seconds", self.window)
+        if self.max_replies is not None and self.max_replies < 1:
+            raise ConfigError("max_replies", "None or an integer >= 1", self.max_replies)
+
+
+#: Spec 7.3. The docs give C2C 5 replies; Tencent's own plugin budgets 4, so pass
+#: ``policies={Scene.C2C: ReplyPolicy(3600.0, 4)}`` to be safe. Guild: no stated cap.
+DEFAULT_POLICIES: Final[Mapping[Scene, ReplyPolicy]] = MappingProxyType(
+    {
+        Scene.GROUP: ReplyPolicy(300.0, 5),
+        Scene.C2C: ReplyPolicy(3600.0, 5),
+        Scene.GUILD_CHANNEL: ReplyPolicy(300.0, None),
+        Scene.GUILD_DM: ReplyPolicy(300.0, None),
+    }
+)
+
+#: (msg_id, msg_seq) already used. On a retry of a request that may have landed,
+#: it means the earlier attempt was delivered.
+DUPLICATE_CODE: Final = 40054005
+
+#: Platform codes after which the msg_id/event_id can never carry a reply again (spec 7.4, 9):
+#: msg_id expired (40034005, 40034031, 304103), invalid or out of scope (40034024), window
+#: or count exceeded (40034128); event_id invalid, expired, not replyable (40034025-7);
+#: guild: bad, expired, not replyable msg_id (304026-8), the bot's own message (50045).
+_DEAD_MSG_ID = (40034005, 40034031, 304103, 40034024, 40034128, 304026, 304027, 304028, 50045)
+DEAD_CODES: Final = frozenset((*_DEAD_MSG_ID, 40034025, 40034026, 40034027))
+
+
+class Refusal(Enum):
+    """Why a reply was refused before any request went out."""
+
+    WINDOW_CLOSED = "window closed"
+    BUDGET_SPENT = "budget spent"
+    DEAD = "declared dead by the platform"
+    UNKNOWN = "unknown context"
+    OWN_MESSAGE = "the bot's own message"
+    NOT_RETRYABLE = "not retryable"
+
+
+class ReplyRefused(LocalProtocolError):
+    """A request the server would refuse, refused here first; ``reason`` says why.
+
+    ``seconds_over`` (window), ``used`` and ``cap`` (budget) and ``code`` (the
+    platform code that killed the id) are set where they apply.
+    """
+
+    def __init__(
+        self,
+        reason: Refusal,
+        detail: str,
+        ctx: ReplyContext | None = None,
+        *,
+        seconds_over: float | None = None,
+        used: int | None = None,
+        cap: int | None = None,
+        code: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.seconds_over = seconds_over
+        self.used = used
+        self.cap = cap
+        self.code = code
+        self.scene = None if ctx is None else ctx.scene
+        self.reply_to = None if ctx is None else ctx.reply_to
+        super().__init__(f"passive reply refused: {detail}")
+
+
+class OwnMessageAsReplyTarget(ReplyRefused):
+    """An id that one of the bot's own sends returned was offered as a reply target."""
+
+    def __init__(self, message_id: str, sent_at: float) -> None:
+        self.message_id, self.sent_at = message_id, sent_at
+        super().__init__(
+            Refusal.OWN_MESSAGE,
+            f"{message_id!r} is the id this bot's own send returned at t={sent_at}, not an"
+            " inbound message or event: a passive reply must answer the id the platform"
+            " delivered (a sent id gets 40034024 'msg_id invalid or out of scope', AstrBot"
+            " #6931)",
+        )
+        self.reply_to = message_id
+
+
+class Outcome(Enum):
+    """What :meth:`ReplyTracker.failed` concluded about the request."""
+
+    DELIVERED = "delivered"  # an earlier attempt landed (a duplicate code on a retry)
+    FAILED = "failed"  # not delivered; retry() or begin() may still work
+    DEAD = "dead"  # the platform takes no more replies to this id: send proactively
+
+
+class _Owner:
+    """Proof that a tracker made a value; there is no supported way to make one."""
+
+    __slots__ = ()
+
+
+def _check_owner(value: object, owner: object) -> None:
+    if not isinstance(owner, _Owner):
+        raise LocalProtocolError(
+            f"{type(value).__name__} is made by ReplyTracker only",
+            expected="a value from inbound(), begin() or retry()",
+            received="one built by hand",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    """An inbound message or event that replies may answer; ``inbound()`` makes it."""
+
+    scene: Scene
+    target: str  # group_openid, user_openid, channel_id, or guild_id of the DM
+    kind: IdKind
+    reply_to: str  # the inbound msg_id or event_id
+    received_at: float
+    closes_at: float  # the end of the window, less the safety margin
+    _owner: _Owner = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_owner(self, self._owner)
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.reply_to if self.kind == "msg_id" else None
+
+    @property
+    def event_id(self) -> str | None:
+        return self.reply_to if self.kind == "event_id" else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTicket:
+    """One attempt at one reply, from ``begin()`` or ``retry()``: what the request needs.
+
+    Post to ``target`` (the conversation the inbound came from: another one's URL
+    gets 40034024) with ``body()`` in the JSON body.
+    """
+
+    context: ReplyContext
+    msg_seq: int
+    attempt: int
+    _owner: _Owner = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_owner(self, self._owner if self._owner is self.context._owner else None)
+
+    @property
+    def target(self) -> str:
+        return self.context.target
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.context.msg_id
+
+    @property
+    def event_id(self) -> str | None:
+        return self.context.event_id
+
+    def body(self) -> dict[str, str | int]:
+        """The passive-reply fields of the request body; guild bodies have no msg_seq."""
+        body: dict[str, str | int] = {self.context.kind: self.context.reply_to}
+        if self.context.scene in (Scene.GROUP, Scene.C2C):
+            body["msg_seq"] = self.msg_seq
+        return body
+
+
+@dataclass(slots=True)
+class _Slot:
+    """A msg_seq not yet delivered: its latest attempt and whether it counts on the budget."""
+
+    attempt: int = 1
+    pending: bool = True
+    charged: bool = True
+    maybe_landed: bool = False  # some attempt got no clear answer
+
+
+@dataclass(slots=True)
+class _Entry:
+    """The ledger of one inbound id."""
+
+    ctx: ReplyContext
+    next_seq: int = 1
+    charged: int = 0  # replies counting against the budget
+    dead: int | None = None  # the code that killed the id
+    slots: dict[int, _Slot] = field(default_factory=dict)
+
+
+class ReplyTracker:
+    """The passive-reply ledger of one bot: inbound ids, msg_seqs, windows, budgets.
+
+    ``margin`` seconds come off every window, since the server measures it by its
+    own clock. Ids the bot's sends returned are kept ``sent_ttl`` seconds (by
+    default the longest window plus the margin). Each scene holds at most
+    ``max_contexts`` contexts, and only for its window plus the margin.
+    """
+
+    __slots__ = ("_entries", "_now", "_owner", "_sent", "margin", "policies")
+
+    def __init__(
+        self,
+        policies: Mapping[Scene, ReplyPolicy] | None = None,
+        *,
+        margin: float = 2.0,
+        max_contexts: int = 100_000,
+        sent_ttl: float | None = None,
+        max_sent: int = 100_000,
+    ) -> None:
+        merged = {**DEFAULT_POLICIES, **(policies or {})}
+        for scene, policy in merged.items():
+            if not 0 <= margin < policy.window:
+                raise ConfigError("margin", f"0 <= margin < the {scene.value} window", margin)
+        self.policies: Mapping[Scene, ReplyPolicy] = MappingProxyType(merged)
+        self.margin = margin
+        self._owner = _Owner()
+        self._now = float("-inf")  # the latest now given, for len()
+        # scene -> (its contexts by (kind, id), how long replies may start after inbound)
+        self._entries = {
+            scene: (
+                TTLMap[tuple[str, str], _Entry](p.window + margin, max_contexts),
+                p.window - margin,
+            )
+            for scene, p in merged.items()
+        }
+        longest = max(policy.window for policy in merged.values()) + margin
+        self._sent = TTLMap[str, float](sent_ttl or longest, max_sent)
+
+    def inbound(
+        self,
+        scene: Scene,
+        target: str,
+        now: float,
+        *,
+        msg_id: str | None = None,
+        event_id: str | None = None,
+    ) -> ReplyContext:
+        """Register an inbound message (``msg_id``) or event (``event_id``, the envelope id).
+
+        A redelivery of the same id returns the same context, window and budget
+        untouched. An id the bot's own send returned raises
+        :class:`OwnMessageAsReplyTarget`.
+        """
+        if now > self._now:  # not max(): this is the hot path
+            self._now = now
+        kind: IdKind = "msg_id" if event_id is None else "event_id"
+        ident = msg_id if event_id is None else event_id
+        if (msg_id is None) == (event_id is None) or not isinstance(ident, str) or not ident:
+            raise LocalProtocolError(
+                "inbound() registers one id",
+                expected="exactly one non-empty str: msg_id= or event_id=",
+                received={"msg_id": msg_id, "event_id": event_id},
+            )
+        self._refuse_own(ident, now)
+        entries, open_for = self._entries[scene]
+        entry = entries.get((kind, ident), now)
+        if entry is None:
+            ctx = ReplyContext(scene, target, kind, ident, now, now + open_for, self._owner)
+            entries.set((kind, ident), _Entry(ctx), now)
+            return ctx
+        if entry.ctx.target != target:
+            raise LocalProtocolError(
+                f"{kind} {ident!r} is already registered",
+                expected=f"{scene.value} {entry.ctx.target!r} again",
+                received=f"{scene.value} {target!r}",
+            )
+        return entry.ctx
+
+    def sent(self, message_id: str, now: float) -> None:
+        """Remember an id one of the bot's sends returned (``delivered()`` calls this)."""
+        self._now = max(self._now, now)
+        self._sent.set(message_id, now, now)
+
+    def begin(self, ctx: ReplyContext, now: float) -> ReplyTicket:
+        """The next msg_seq for a new reply to ``ctx``, or :class:`ReplyRefused` saying why."""
+        entry = self._live(ctx, now)
+        self._charge(entry)
+        seq, entry.next_seq = entry.next_seq, entry.next_seq + 1
+        entry.slots[seq] = _Slot()
+        return ReplyTicket(ctx, seq, 1, self._owner)
+
+    def retry(self, ticket: ReplyTicket, now: float) -> ReplyTicket:
+        """The same request again, same msg_seq, once ``failed()`` reported the attempt."""
+        self._check_ticket(ticket)
+        entry = self._live(ticket.context, now)
+        slot = entry.slots.get(ticket.msg_seq)
+        why = (
+            f"msg_seq {ticket.msg_seq} was delivered; a retry would post it twice"
+            if slot is None
+            else f"attempt {ticket.attempt} was superseded by attempt {slot.attempt}"
+            if slot.attempt != ticket.attempt
+            else f"attempt {ticket.attempt} has no result yet: report it with failed() first"
+            if slot.pending
+            else None
+        )
+        if slot is None or why is not None:
+            raise ReplyRefused(Refusal.NOT_RETRYABLE, why or "", ticket.context)
+        if not slot.charged:
+            self._charge(entry)
+            slot.charged = True
+        slot.attempt += 1
+        slot.pending = True
+        return ReplyTicket(ticket.context, ticket.msg_seq, slot.attempt, self._owner)
+
+    def can_reply(self, ctx: ReplyContext, now: float) -> bool:
+        """Whether ``begin(ctx, now)`` would hand out a ticket (if not, send proactively)."""
+        try:
+            entry = self._live(ctx, now)
+        except ReplyRefused:
+            return False
+        cap = self.policies[ctx.scene].max_replies
+        return cap is None or entry.charged < cap
+
+    def delivered(self, ticket: ReplyTicket, sent_message_id: str | None, now: float) -> None:
+        """The platform accepted the request; ``sent_message_id`` is the id it returned."""
+        if sent_message_id:
+            self.sent(sent_message_id, now)
+        entry = self._entry_of(ticket, now)
+        slot = None if entry is None else entry.slots.pop(ticket.msg_seq, None)
+        if entry is not None and slot is not None and not slot.charged:
+            entry.charged += 1
+
+    def failed(
+        self, ticket: ReplyTicket, now: float, *, code: int | None, may_have_landed: bool
+    ) -> Outcome:
+        """The request failed with platform ``code`` (None: no answer, e.g. a timeout).
+
+        ``may_have_landed``: the server may have posted it anyway. A definite
+        failure frees its budget (never its msg_seq) unless some earlier attempt
+        of the same msg_seq may have landed.
+        """
+        entry = self._entry_of(ticket, now)
+        if entry is None:  # expired (or evicted): only the code still matters
+            return Outcome.DEAD if code in DEAD_CODES else Outcome.FAILED
+        if code in DEAD_CODES and entry.dead is None:
+            entry.dead = code
+        slot = entry.slots.get(ticket.msg_seq)
+        if slot is None:
+            return Outcome.DELIVERED  # another attempt of this msg_seq was delivered
+        if slot.attempt != ticket.attempt or not slot.pending:  # a stale report
+            return Outcome.DEAD if entry.dead is not None else Outcome.FAILED
+        earlier_may_have_landed = slot.maybe_landed
+        slot.pending = False
+        slot.maybe_landed = earlier_may_have_landed or may_have_landed
+        if code == DUPLICATE_CODE and ticket.attempt > 1 and earlier_may_have_landed:
+            self.delivered(ticket, None, now)
+            return Outcome.DELIVERED
+        if entry.dead is not None:
+            return Outcome.DEAD
+        # A duplicate on a first attempt: someone used this pair, so it stays charged.
+        if slot.charged and not slot.maybe_landed and code != DUPLICATE_CODE:
+            slot.charged = False
+            entry.charged -= 1
+        return Outcome.FAILED
+
+    def expire(self, now: float) -> int:
+        """Drop the contexts and sent ids whose time is up; return how many went."""
+        self._now = max(self._now, now)
+        dropped = self._sent.expire(self._now)
+        return dropped + sum(m.expire(self._now) for m, _ in self._entries.values())
+
+    def __len__(self) -> int:
+        """Live contexts as of the latest ``now`` the tracker was given."""
+        self.expire(self._now)
+        return sum(len(m) for m, _ in self._entries.values())
+
+    @property
+    def sent_ids(self) -> int:
+        """Live remembered ids of the bot's own sends."""
+        self._sent.expire(self._now)
+        return len(self._sent)
+
+    def _refuse_own(self, ident: str, now: float) -> None:
+        sent_at = self._sent.get(ident, now)
+        if sent_at is not None:
+            raise OwnMessageAsReplyTarget(ident, sent_at)
+
+    def _live(self, ctx: ReplyContext, now: float) -> _Entry:
+        """The entry a new request for ``ctx`` may use, or the reason none may."""
+        if not isinstance(ctx, ReplyContext):
+            raise TypeError(
+                f"a reply answers the ReplyContext inbound() returned, not {ctx!r}: a stored"
+                " message id is how AstrBot #6931 replied to its own message"
+            )
+        self._now = max(self._now, now)
+        if ctx._owner is not self._owner:
+            raise ReplyRefused(Refusal.UNKNOWN, "the context is another tracker's", ctx)
+        self._refuse_own(ctx.reply_to, now)
+        entry = self._entries[ctx.scene][0].get((ctx.kind, ctx.reply_to), now)
+        if entry is not None and entry.ctx is not ctx and entry.ctx != ctx:
+            raise ReplyRefused(Refusal.UNKNOWN, "the context was altered after inbound()", ctx)
+        if now >= ctx.closes_at:
+            over, window = now - ctx.closes_at, self.policies[ctx.scene].window
+            raise ReplyRefused(
+                Refusal.WINDOW_CLOSED,
+                f"the {ctx.scene.value} reply window of {window:g} s closed {over:.1f} s ago"
+                f" ({self.margin:g} s safety margin included)",
+                ctx,
+                seconds_over=over,
+            )
+        if entry is None:
+            why = f"{ctx.kind} {ctx.reply_to!r} was evicted: over max_contexts in its window"
+            raise ReplyRefused(Refusal.UNKNOWN, why, ctx)
+        if entry.dead is not None:
+            why = f"the platform answered {entry.dead}: no reply to {ctx.reply_to!r} can succeed"
+            raise ReplyRefused(Refusal.DEAD, why, ctx, code=entry.dead)
+        return entry
+
+    def _charge(self, entry: _Entry) -> None:
+        ctx, cap = entry.ctx, self.policies[entry.ctx.scene].max_replies
+        if cap is not None and entry.charged >= cap:
+            noun = "message" if ctx.kind == "msg_id" else "event"
+            why = f"{entry.charged} of {cap} replies to this {noun} used"
+            raise ReplyRefused(Refusal.BUDGET_SPENT, why, ctx, used=entry.charged, cap=cap)
+        entry.charged += 1
+
+    def _check_ticket(self, ticket: ReplyTicket) -> None:
+        if not isinstance(ticket, ReplyTicket) or ticket._owner is not self._owner:
+            raise LocalProtocolError(
+                "not a ticket of this tracker",
+                expected="a ReplyTicket from this tracker's begin() or retry()",
+                received=ticket,
+            )
+
+    def _entry_of(self, ticket: ReplyTicket, now: float) -> _Entry | None:
+        """The entry a result belongs to; None once it expired (the result is moot)."""
+        self._check_ticket(ticket)
+        self._now = max(self._now, now)
+        ctx = ticket.context
+        entry = self._entries[ctx.scene][0].get((ctx.kind, ctx.reply_to), now)
+        return entry if entry is not None and entry.ctx == ctx else None
