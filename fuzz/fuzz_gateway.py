@@ -1,4 +1,4 @@
-"""The fuzz target for ``GatewayProtocol.receive_data``: inputs, and the engines that run them.
+"""The fuzz target for ``GatewayProtocol.receive_data``: its inputs, and its engine hooks.
 
 Run it by hand::
 
@@ -19,13 +19,8 @@ and the script exits with 1.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import sys
-import tempfile
-import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -33,9 +28,9 @@ from typing import Any, Final
 if __name__ == "__main__":  # run as a script: import the fuzz package from the repo root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz import engine
 from fuzz.frames import (
     ACCEPT,
     OP_BINARY,
@@ -463,64 +458,24 @@ def cases(draw: st.DrawFn, state: str | None = None) -> Case:
     )
 
 
-# -- the engines ------------------------------------------------------------------------------
+# -- the engine hooks --------------------------------------------------------------------------
 
 
-def _run_hypothesis(examples: int) -> None:
-    print(f"the Hypothesis fuzz targets (no atheris), {examples} examples each")
-    config = settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
-    tally: Counter[str] = Counter()
-
-    def run(case: Case) -> None:
-        tally[f"{case.state} -> {run_case(case).after_bytes.name}"] += 1
-
-    @config
-    @given(st.binary(max_size=600))
-    def raw(data: bytes) -> None:
-        run(decode_input(data))
-
-    @config
-    @given(cases())
-    def structured(case: Case) -> None:
-        run(case)
-
-    start = time.perf_counter()
-    for name, target in (("raw bytes", raw), ("structured frames", structured)):
-        before, started = tally.total(), time.perf_counter()
-        target()
-        took = time.perf_counter() - started
-        print(f"{name}: {tally.total() - before} inputs in {took:.1f} s", flush=True)
-    print(f"total: {tally.total()} inputs in {time.perf_counter() - start:.1f} s, no crash")
-    print("where the bytes left each gateway:")
-    for key, count in sorted(tally.items()):
-        print(f"  {count:7d}  {key}")
-
-
-def _run_atheris(atheris: Any, argv: list[str]) -> None:
-    args = list(argv)
-    if all(a.startswith("-") for a in args[1:]):  # no corpus directory: seed one
-        corpus = tempfile.mkdtemp(prefix="qqproto-fuzz-corpus-")
-        for k, seed in enumerate(seed_inputs()):
-            Path(corpus, f"seed-{k:03d}").write_bytes(seed)
-        args.append(corpus)
-        print(f"seed corpus: {corpus}", file=sys.stderr)
-    atheris.instrument_all()
-    atheris.Setup(args, lambda data: run_case(decode_input(data)))
-    atheris.Fuzz()
+def _check(case: Case) -> str:
+    return f"{case.state} -> {run_case(case).after_bytes.name}"
 
 
 def main(argv: list[str]) -> int:
-    try:
-        atheris = importlib.import_module("atheris")
-    except ImportError:
-        atheris = None
-    if atheris is not None and os.environ.get("FUZZ_ENGINE") != "hypothesis":
-        _run_atheris(atheris, argv)
-    else:
-        _run_hypothesis(int(os.environ.get("FUZZ_EXAMPLES", "20000")))
-    return 0
+    return engine.run(
+        argv,
+        corpus_prefix="qqproto-fuzz-corpus-",
+        seed_inputs=seed_inputs,
+        decode=decode_input,
+        check=_check,
+        structured=("structured frames", cases()),
+        rows=lambda tally: sorted(tally.items()),
+        heading="where the bytes left each gateway:",
+    )
 
 
 if __name__ == "__main__":

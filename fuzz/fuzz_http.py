@@ -27,23 +27,18 @@ into pieces. :func:`run_case` holds the connection to its contract:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import itertools
-import os
 import sys
-import tempfile
-import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 if __name__ == "__main__":  # run as a script: import the fuzz package from the repo root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz import engine
 from qqproto.actions import HttpRequest
 from qqproto.errors import RemoteProtocolError
 from qqproto.http import HttpConnection, HttpResponse
@@ -260,65 +255,25 @@ def cases(draw: st.DrawFn) -> Case:
     )
 
 
-# -- the engines ------------------------------------------------------------------------------
+# -- the engine hooks --------------------------------------------------------------------------
 
 
-def _run_hypothesis(examples: int) -> None:
-    print(f"the Hypothesis fuzz targets (no atheris), {examples} examples each")
-    config = settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
-    tally: Counter[str] = Counter()
-
-    def run(case: Case) -> None:
-        out = run_case(case)
-        status = out.response.status if out.response else "-"
-        tally[f"{status} {out.error.__name__ if out.error else 'ok'}"] += 1
-
-    @config
-    @given(st.binary(max_size=600))
-    def raw(data: bytes) -> None:
-        run(decode_input(data))
-
-    @config
-    @given(cases())
-    def structured(case: Case) -> None:
-        run(case)
-
-    start = time.perf_counter()
-    for name, target in (("raw bytes", raw), ("structured responses", structured)):
-        before, started = tally.total(), time.perf_counter()
-        target()
-        took = time.perf_counter() - started
-        print(f"{name}: {tally.total() - before} inputs in {took:.1f} s", flush=True)
-    print(f"total: {tally.total()} inputs in {time.perf_counter() - start:.1f} s, no crash")
-    for key, count in tally.most_common(20):
-        print(f"  {count:7d}  {key}")
-
-
-def _run_atheris(atheris: Any, argv: list[str]) -> None:
-    args = list(argv)
-    if all(a.startswith("-") for a in args[1:]):  # no corpus directory: seed one
-        corpus = tempfile.mkdtemp(prefix="qqproto-fuzz-http-")
-        for k, seed in enumerate(seed_inputs()):
-            Path(corpus, f"seed-{k:03d}").write_bytes(seed)
-        args.append(corpus)
-        print(f"seed corpus: {corpus}", file=sys.stderr)
-    atheris.instrument_all()
-    atheris.Setup(args, lambda data: run_case(decode_input(data)))
-    atheris.Fuzz()
+def _check(case: Case) -> str:
+    out = run_case(case)
+    status = out.response.status if out.response else "-"
+    return f"{status} {out.error.__name__ if out.error else 'ok'}"
 
 
 def main(argv: list[str]) -> int:
-    try:
-        atheris = importlib.import_module("atheris")
-    except ImportError:
-        atheris = None
-    if atheris is not None and os.environ.get("FUZZ_ENGINE") != "hypothesis":
-        _run_atheris(atheris, argv)
-    else:
-        _run_hypothesis(int(os.environ.get("FUZZ_EXAMPLES", "20000")))
-    return 0
+    return engine.run(
+        argv,
+        corpus_prefix="qqproto-fuzz-http-",
+        seed_inputs=seed_inputs,
+        decode=decode_input,
+        check=_check,
+        structured=("structured responses", cases()),
+        rows=lambda tally: tally.most_common(20),
+    )
 
 
 if __name__ == "__main__":
