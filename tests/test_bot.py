@@ -12,6 +12,9 @@ from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.api import SentMessage, Target, get_me, send_text
 from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
+from qqproto.qq.events import C2CMessageCreate, FriendDel, GroupAtMessageCreate, InteractionCreate
+from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
+from qqproto.qq.scenes import Scene
 from qqproto.testing import FakeServer
 
 SECRET = "s3cret-s3cret"
@@ -256,3 +259,187 @@ def test_misuse_is_a_local_protocol_error() -> None:
         w.bot.connection_made(0.0)
     with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
         w.bot.http_response(999, token_reply(), 0.0)
+
+
+# -- passive replies -----------------------------------------------------------------------
+
+GROUP, USER = "B0F4C2E1D3A5968778695A4B3C2D1E0F", "6836D8522EE75AD3732E75C0D3B6F33A"
+# Seed 003 (AstrBot #6931): the user's message, and the id the bot's first reply got back.
+INBOUND = (
+    "ROBOT1.0_BJkd-tCn0-jaN8Z9LqrswYvSio4gBHeEZ4Ll8fWlRBz5mBnCjAPEqFq-p328W.tO3rRho2Cag"
+    "BvejX2fLfQ0N2LBnPsOL4m9jxp8NoXJm8s!"
+)
+FIRST_SENT = (
+    "ROBOT1.0_rPi8nvmC5Vd7prorHpcvSx.FVqNgftgITNJlZJEwDOLHhnWCzgZTp23GuJgkfG34mXFVGFiu0y9g"
+    "fEfQ4oQHJg!!"
+)
+GROUP_MSG = "ROBOT1.0_yiT7pdisg1abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH!"
+SENT_AT = "2026-03-25T15:03:20+08:00"
+
+
+def dispatch(w: World, t: str, d: dict[str, Any], seq: int, event_id: str) -> None:
+    w.gateway_send({"op": 0, "s": seq, "t": t, "id": event_id, "d": d})
+
+
+def group_at(w: World, msg_id: str = GROUP_MSG, seq: int = 2) -> GroupAtMessageCreate:
+    d = {
+        "id": msg_id,
+        "content": " hi",
+        "timestamp": "2025-09-08T23:13:34+08:00",
+        "author": {"id": "M1", "member_openid": "M1"},
+        "group_openid": GROUP,
+    }
+    dispatch(w, "GROUP_AT_MESSAGE_CREATE", d, seq, f"GROUP_AT_MESSAGE_CREATE:{seq}")
+    return [e for e in w.delivered if isinstance(e, GroupAtMessageCreate)][-1]
+
+
+def c2c(w: World, msg_id: str, seq: int = 2) -> C2CMessageCreate:
+    d = {"id": msg_id, "content": "hi", "author": {"user_openid": USER}}
+    dispatch(w, "C2C_MESSAGE_CREATE", d, seq, f"C2C_MESSAGE_CREATE:{seq}")
+    event = w.delivered[-1]
+    assert isinstance(event, C2CMessageCreate)
+    return event
+
+
+def body(request: HttpRequest) -> Any:
+    return json.loads(request.body)
+
+
+def results(w: World) -> list[ApiResult[Any]]:
+    return [e for e in w.delivered if isinstance(e, ApiResult)]
+
+
+def test_replies_to_a_group_message_get_msg_seq_1_2_3() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    ids = [w.bot.reply(event, f"r{n}", w.now) for n in range(3)]
+    w.collect()
+    sent = [w.requests.pop(0) for _ in range(3)]
+    assert {r.url for r in sent} == {f"https://api.sgroup.qq.com/v2/groups/{GROUP}/messages"}
+    assert [(body(r)["msg_id"], body(r)["msg_seq"]) for r in sent] == [
+        (GROUP_MSG, 1),
+        (GROUP_MSG, 2),
+        (GROUP_MSG, 3),
+    ]
+    for n, request in enumerate(sent):
+        w.requests.append(request)
+        w.answer(reply({"id": f"ROBOT1.0_out{n}", "timestamp": SENT_AT}))
+    assert [(r.request_id, r.ok) for r in results(w)] == [(i, True) for i in ids]
+
+
+def test_seed_003_replies_carry_the_inbound_id_never_the_returned_one() -> None:
+    w = World()
+    w.start()
+    event = c2c(w, INBOUND)
+    w.bot.reply(event, "first", w.now)
+    w.collect()
+    first = w.answer(reply({"id": FIRST_SENT, "timestamp": SENT_AT}))
+    assert first.url == f"https://api.sgroup.qq.com/v2/users/{USER}/messages"
+    assert (body(first)["msg_id"], body(first)["msg_seq"]) == (INBOUND, 1)
+    [result] = results(w)
+    assert result.ok and isinstance(result.result, SentMessage)
+    assert result.result.id == FIRST_SENT
+    for seq in (2, 3, 4):
+        w.now += 10
+        w.bot.reply(event, f"again {seq}", w.now)
+        w.collect()
+        later = w.answer(reply({"id": f"ROBOT1.0_rPi8{seq}", "timestamp": SENT_AT}))
+        assert (body(later)["msg_id"], body(later)["msg_seq"]) == (INBOUND, seq)
+        assert FIRST_SENT not in later.body.decode()
+    # The returned id can never become a reply target, even if it came back inbound.
+    with pytest.raises(OwnMessageAsReplyTarget):
+        w.bot.conversations.tracker.inbound(Scene.C2C, USER, w.now, msg_id=FIRST_SENT)
+    echo = c2c(w, FIRST_SENT, seq=3)
+    with pytest.raises(ReplyRefused):
+        w.bot.reply(echo, "to my own message", w.now)
+    assert w.requests == []
+
+
+def test_a_redelivered_inbound_message_reaches_the_application_once() -> None:
+    w = World()
+    w.start()
+    group_at(w, seq=2)
+    before = len(w.delivered)
+    group_at(w, seq=3)  # the same message id, in a new envelope (spec 14, quirk 7)
+    assert len(w.delivered) == before and w.bot.redeliveries == 1
+    group_at(w, "ROBOT1.0_other", seq=4)  # another id still comes through
+    assert len(w.delivered) == before + 1 and w.bot.redeliveries == 1
+
+
+def test_a_5xx_reply_is_retried_with_its_msg_seq_and_a_duplicate_means_delivered() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    call_id = w.bot.reply(event, "hello", w.now)
+    w.collect()
+    first = w.answer(reply({"message": "internal error", "code": 500}, status=503))
+    assert results(w) == []
+    w.advance(3)
+    [retry] = w.requests
+    assert body(retry) == body(first) and body(retry)["msg_seq"] == 1
+    w.answer(reply({"message": "duplicate", "code": 40054005, "err_code": 40054005}, 400))
+    [result] = results(w)
+    assert (result.request_id, result.ok, result.error) == (call_id, True, None)
+    w.bot.reply(event, "next", w.now)
+    w.collect()
+    assert body(w.requests[-1])["msg_seq"] == 2  # never 1 again
+
+
+def test_a_spent_budget_is_refused_locally_with_the_reason() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    for n in range(5):
+        w.bot.reply(event, f"r{n}", w.now)
+        w.collect()
+        w.answer(reply({"id": f"ROBOT1.0_out{n}", "timestamp": SENT_AT}))
+    with pytest.raises(ReplyRefused, match="5 of 5 replies") as refused:
+        w.bot.reply(event, "one too many", w.now)
+    assert refused.value.reason is Refusal.BUDGET_SPENT
+    assert (refused.value.used, refused.value.cap) == (5, 5)
+    assert w.requests == []
+
+
+def test_a_closed_window_is_refused_locally() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.now += 300.0
+    with pytest.raises(ReplyRefused, match="window") as refused:
+        w.bot.reply(event, "too late", w.now)
+    assert refused.value.reason is Refusal.WINDOW_CLOSED
+    assert w.requests == []
+
+
+def test_a_dead_msg_id_refuses_later_replies_locally() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "msg_id expired", "code": 40034005, "err_code": 40034005}, 400))
+    [result] = results(w)
+    assert not result.ok
+    with pytest.raises(ReplyRefused) as refused:
+        w.bot.reply(event, "again", w.now)
+    assert refused.value.reason is Refusal.DEAD and refused.value.code == 40034005
+
+
+def test_a_button_press_is_answered_by_its_event_id_and_a_friend_del_takes_no_reply() -> None:
+    w = World()
+    w.start()
+    press = {"id": "30540ff7", "type": 11, "chat_type": 2, "user_openid": USER}
+    dispatch(w, "INTERACTION_CREATE", press, 2, "INTERACTION_CREATE:abc")
+    event = w.delivered[-1]
+    assert isinstance(event, InteractionCreate)
+    w.bot.reply(event, "pressed", w.now)
+    w.collect()
+    [request] = w.requests
+    assert request.url.endswith(f"/v2/users/{USER}/messages")
+    assert body(request)["event_id"] == "INTERACTION_CREATE:abc" and body(request)["msg_seq"] == 1
+    dispatch(w, "FRIEND_DEL", {"openid": USER}, 3, "FRIEND_DEL:1")
+    gone = w.delivered[-1]
+    assert isinstance(gone, FriendDel)
+    with pytest.raises(ReplyRefused, match="takes no passive reply"):
+        w.bot.reply(gone, "bye", w.now)

@@ -10,7 +10,10 @@ whole bot as it would run a bare gateway:
 3. run the gateway (:mod:`.gateway`), handing it tokens as it asks;
 4. run REST calls (:mod:`.api`) with the current token: on HTTP 401 or a token
    code the token is refetched and the call retried once; 429 and 5xx are
-   retried with backoff; the outcome comes back as an :class:`ApiResult`.
+   retried with backoff; the outcome comes back as an :class:`ApiResult`;
+5. register every inbound message with the reply ledger (:mod:`.conversation`),
+   dropping redelivered ids; :meth:`BotProtocol.reply` answers an event with
+   its ``msg_id`` and ``msg_seq``, refusing locally what the platform would.
 
 Driver obligations beyond the gateway's: perform every ``HttpRequest`` and
 answer with ``http_response`` or, when no answer came (DNS, connect, TLS,
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -41,8 +45,11 @@ from .api import (
     get_gateway_bot,
 )
 from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
+from .conversation import Conversations, reply_code
 from .gateway import GatewayConfig, GatewayProtocol, Session
 from .payloads import Intents
+from .replies import Outcome, ReplyPolicy, ReplyRefused, ReplyTicket
+from .scenes import Scene
 
 __all__ = ["ApiResult", "BotConfig", "BotPhase", "BotProtocol"]
 
@@ -70,6 +77,10 @@ class BotConfig:
     seed: int = 0
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     entropy: Entropy | None = field(default=None, compare=False, repr=False)
+    #: Passive-reply windows and budgets by scene, over ``replies.DEFAULT_POLICIES``.
+    reply_policies: Mapping[Scene, ReplyPolicy] | None = field(default=None, compare=False)
+    #: How long an inbound id is remembered to drop its redeliveries.
+    dedup_ttl: float = 600.0
 
     @classmethod
     def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
@@ -118,6 +129,7 @@ class _Call:
     attempts: int = 0
     auth_retried: bool = False
     due: float = 0.0  # for a retry waiting on the clock
+    ticket: ReplyTicket | None = None  # a passive reply's latest attempt
 
 
 class BotProtocol:
@@ -141,6 +153,7 @@ class BotProtocol:
         self._gateway_asked = False
         self._discovery_due: float | None = None
         self._out: list[Action] = []
+        self.conversations = Conversations(config.reply_policies, dedup_ttl=config.dedup_ttl)
         self.phase = BotPhase.AUTHENTICATING
         self.failure_reason: str | None = None
         self.gateway_info: GatewayInfo | None = None
@@ -151,6 +164,11 @@ class BotProtocol:
     @property
     def gateway(self) -> GatewayProtocol | None:
         return self._gateway
+
+    @property
+    def redeliveries(self) -> int:
+        """Inbound messages/events dropped because their id had been delivered already."""
+        return self.conversations.redeliveries
 
     def actions(self) -> list[Action]:
         out, self._out = self._out, []
@@ -169,13 +187,41 @@ class BotProtocol:
 
     def call(self, api_call: ApiCall[Any], now: float) -> int:
         """Start a REST call; its outcome comes back as ``Deliver(ApiResult)``."""
+        self._check_running()
+        entry = _Call(_Kind.REST, api_call, user_id=next(self._ids))
+        self._start(entry, now)
+        return entry.user_id
+
+    def reply(
+        self,
+        event: object,
+        text: str,
+        now: float,
+        *,
+        markdown: str | Mapping[str, Any] | None = None,
+        media_file_info: str | None = None,
+    ) -> int:
+        """Answer ``event`` (a message or event the bot delivered) with a passive reply.
+
+        It goes to the event's conversation with its ``msg_id``/``event_id`` and
+        the next ``msg_seq``; the outcome comes back as ``Deliver(ApiResult)``
+        under the returned id. :class:`~qqproto.qq.replies.ReplyRefused` raises
+        here, before any request, when the platform would refuse it (window
+        closed, budget spent, the id dead or unknown).
+        """
+        self._check_running()
+        api_call, ticket = self.conversations.begin(
+            event, text, now, markdown=markdown, media_file_info=media_file_info
+        )
+        entry = _Call(_Kind.REST, api_call, user_id=next(self._ids), ticket=ticket)
+        self._start(entry, now)
+        return entry.user_id
+
+    def _check_running(self) -> None:
         if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
             raise LocalProtocolError(
                 "the bot has stopped", expected="a running bot", received=self.phase.value
             )
-        entry = _Call(_Kind.REST, api_call, user_id=next(self._ids))
-        self._start(entry, now)
-        return entry.user_id
 
     def close(self, now: float) -> None:
         """Stop the bot: the gateway closes; calls under way are dropped."""
@@ -233,7 +279,8 @@ class BotProtocol:
             self._api_error(entry, error, now)
             return
         except RemoteProtocolError as error:
-            self._finish(entry, None, error, now)
+            if not self._reply_failed(entry, error, None, 200 <= response.status < 300, now):
+                self._finish(entry, None, error, now)
             return
         self._finish(entry, result, None, now)
 
@@ -245,7 +292,9 @@ class BotProtocol:
             if error.final:
                 self._fail(str(error))
             return
-        self._retry_later(entry, RemoteProtocolError(f"request failed: {reason}"), now)
+        lost = RemoteProtocolError(f"request failed: {reason}")
+        if not self._reply_failed(entry, lost, None, True, now):
+            self._retry_later(entry, lost, now)
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -340,6 +389,10 @@ class BotProtocol:
                 if isinstance(action, FetchToken):
                     self._gateway_wants_token(now)
                     continue
+                if isinstance(action, Deliver) and not self.conversations.inbound(
+                    action.event, now
+                ):
+                    continue  # a redelivery (spec 14, quirk 7): the application has it
                 self._out.append(action)
                 if isinstance(action, Failed):
                     self._set_phase(BotPhase.FAILED, action.reason, emit=False)
@@ -355,10 +408,19 @@ class BotProtocol:
                 self._fetch_token(now)
             return
         assert entry.call is not None
+        if entry.ticket is not None and entry.attempts:
+            try:  # the same msg_seq again, if the window and the id still allow
+                entry.ticket = self.conversations.tracker.retry(entry.ticket, now)
+            except ReplyRefused as refused:
+                self._finish(entry, None, refused, now)
+                return
         entry.attempts += 1
         self._send(entry, entry.call.to_request(next(self._ids), token.value, self._api))
 
     def _api_error(self, entry: _Call, error: ApiError, now: float) -> None:
+        landed = error.status >= 500
+        if self._reply_failed(entry, error, reply_code(error), landed, now):
+            return
         if error.token_rejected and not entry.auth_retried:
             entry.auth_retried = True
             self._waiting.append(entry)
@@ -391,7 +453,24 @@ class BotProtocol:
                 self._fail(f"gateway discovery failed: {error}")
             return
         assert entry.call is not None
+        if entry.ticket is not None and error is None and result is not None:
+            self.conversations.delivered(entry.ticket, result, now)
         self._out.append(Deliver(ApiResult(entry.user_id, entry.call, result, error)))
+
+    def _reply_failed(
+        self, entry: _Call, error: ProtocolError, code: int | None, landed: bool, now: float
+    ) -> bool:
+        """Report a reply's failed attempt to the ledger; True if that settled the call."""
+        if entry.ticket is None:
+            return False
+        outcome = self.conversations.tracker.failed(
+            entry.ticket, now, code=code, may_have_landed=landed
+        )
+        if outcome is Outcome.DELIVERED:  # 40054005 on a retry: an earlier attempt landed
+            self._finish(entry, None, None, now)
+        elif outcome is Outcome.DEAD:
+            self._finish(entry, None, error, now)
+        return outcome is not Outcome.FAILED
 
     # -- small helpers ----------------------------------------------------------------------
 

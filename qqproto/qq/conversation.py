@@ -1,0 +1,169 @@
+"""The bot's side of passive replies: inbound registration, redelivery de-dup, reply calls.
+
+:class:`~qqproto.qq.bot.BotProtocol` owns one :class:`Conversations`. Every
+typed inbound message (and the events that take an ``event_id`` reply) is
+registered with its :class:`~qqproto.qq.replies.ReplyTracker` as the gateway
+delivers it, and its :class:`~qqproto.qq.replies.ReplyContext` is kept here, by
+id, for the longest reply window: the application replies to the *event* and
+never handles a context. The same message id (or envelope id) delivered again
+(spec 14, quirk 7) is reported as a redelivery, to be dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import LocalProtocolError
+from ..ttl import TTLMap
+from .api import ApiCall, ApiError, SentMessage, Target, send_markdown, send_media, send_text
+from .events import (
+    AtMessageCreate,
+    C2CMessageCreate,
+    C2CMsgReceive,
+    DirectMessageCreate,
+    FriendAdd,
+    GroupAddRobot,
+    GroupMessage,
+    GroupMsgReceive,
+    InteractionCreate,
+    MessageCreate,
+)
+from .replies import (
+    DEAD_CODES,
+    DUPLICATE_CODE,
+    Refusal,
+    ReplyContext,
+    ReplyPolicy,
+    ReplyRefused,
+    ReplyTicket,
+    ReplyTracker,
+)
+from .scenes import Scene
+
+__all__ = ["Conversations", "reply_code"]
+
+#: Where an event can be answered: (scene, target, "msg_id" or "event_id", the id).
+_Where = tuple[Scene, str, str, str]
+
+#: INTERACTION_CREATE ``chat_type``: 0 guild, 1 group, 2 C2C.
+_INTERACTION_SCENES = {1: Scene.GROUP, 2: Scene.C2C}
+
+
+def _where(event: object) -> _Where | None:
+    """The conversation and id a passive reply to ``event`` uses; None if it takes none."""
+    if isinstance(event, GroupMessage):
+        return Scene.GROUP, event.group_openid, "msg_id", event.id
+    if isinstance(event, C2CMessageCreate):
+        return Scene.C2C, event.author.user_openid, "msg_id", event.id
+    if isinstance(event, DirectMessageCreate):
+        return Scene.GUILD_DM, event.guild_id, "msg_id", event.id
+    if isinstance(event, AtMessageCreate | MessageCreate):
+        return Scene.GUILD_CHANNEL, event.channel_id, "msg_id", event.id
+    event_id = getattr(event, "event_id", None)
+    if not event_id:
+        return None
+    target: str | None = None
+    scene = Scene.GROUP
+    if isinstance(event, InteractionCreate):
+        if event.chat_type in _INTERACTION_SCENES:
+            scene = _INTERACTION_SCENES[event.chat_type]
+            target = event.group_openid if scene is Scene.GROUP else event.user_openid
+        elif event.chat_type == 0:
+            scene, target = Scene.GUILD_CHANNEL, event.channel_id
+    elif isinstance(event, GroupAddRobot | GroupMsgReceive):
+        target = event.group_openid
+    elif isinstance(event, FriendAdd | C2CMsgReceive):
+        scene, target = Scene.C2C, event.openid
+    return None if not target else (scene, target, "event_id", event_id)
+
+
+def reply_code(error: ApiError) -> int | None:
+    """The code that decides a reply's fate: the duplicate or a dead code if either is set."""
+    codes = [c for c in (error.err_code, error.code) if c]
+    for code in codes:
+        if code == DUPLICATE_CODE or code in DEAD_CODES:
+            return code
+    return codes[0] if codes else None
+
+
+class Conversations:
+    """Inbound ids, their reply contexts and the redelivery de-dup of one bot."""
+
+    def __init__(
+        self,
+        policies: Mapping[Scene, ReplyPolicy] | None = None,
+        *,
+        dedup_ttl: float = 600.0,
+        max_size: int = 100_000,
+    ) -> None:
+        self.tracker = ReplyTracker(policies, max_contexts=max_size)
+        longest = max(p.window for p in self.tracker.policies.values()) + self.tracker.margin
+        self._contexts = TTLMap[tuple[str, str], ReplyContext](longest, max_size)
+        self._seen = TTLMap[str, None](dedup_ttl, max_size)
+        #: Inbound deliveries dropped because their id had been delivered already.
+        self.redeliveries = 0
+
+    def inbound(self, event: object, now: float) -> bool:
+        """Register ``event``; False when it is a redelivery the application already got."""
+        where = _where(event)
+        key = where[3] if where is not None else getattr(event, "event_id", None)
+        if isinstance(key, str) and key:
+            if self._seen.contains(key, now):
+                self.redeliveries += 1
+                return False
+            self._seen.set(key, None, now)
+        if where is not None:
+            scene, target, kind, ident = where
+            ids = {"msg_id": ident} if kind == "msg_id" else {"event_id": ident}
+            try:
+                ctx = self.tracker.inbound(scene, target, now, **ids)
+            except LocalProtocolError:
+                return True  # the bot's own id, or a clash: deliver it, but no replies
+            self._contexts.set((kind, ident), ctx, now)
+        return True
+
+    def context(self, event: object, now: float) -> ReplyContext:
+        """The context registered for ``event``, or :class:`ReplyRefused` saying why not."""
+        where = _where(event)
+        if where is None:
+            raise ReplyRefused(
+                Refusal.UNKNOWN, f"{type(event).__name__} takes no passive reply here"
+            )
+        ctx = self._contexts.get((where[2], where[3]), now)
+        if ctx is None:
+            raise ReplyRefused(
+                Refusal.UNKNOWN,
+                f"{where[2]} {where[3]!r} was not delivered by this bot, or its window is long"
+                " over",
+            )
+        return ctx
+
+    def begin(
+        self,
+        event: object,
+        text: str,
+        now: float,
+        *,
+        markdown: str | Mapping[str, Any] | None = None,
+        media_file_info: str | None = None,
+    ) -> tuple[ApiCall[SentMessage], ReplyTicket]:
+        """The reply call to ``event``'s conversation and the ticket it carries."""
+        ctx = self.context(event, now)
+        ticket = self.tracker.begin(ctx, now)
+        to = Target(ctx.scene, ctx.target)
+        try:
+            if markdown is not None:
+                call = send_markdown(to, markdown, reply=ticket)
+            elif media_file_info is not None:
+                call = send_media(to, media_file_info, content=text or None, reply=ticket)
+            else:
+                call = send_text(to, text, reply=ticket)
+        except BaseException:  # nothing was sent: the ticket's budget comes back
+            self.tracker.failed(ticket, now, code=None, may_have_landed=False)
+            raise
+        return call, ticket
+
+    def delivered(self, ticket: ReplyTicket, result: object, now: float) -> None:
+        sent = result.id if isinstance(result, SentMessage) else None
+        self.tracker.delivered(ticket, sent, now)
