@@ -39,3 +39,15 @@ def test_the_close_code_table_in_the_docs_matches_the_code() -> None:
         assert CLOSE_CODES[int(code)][0].value == action, code
     documented = {int(code) for code, _ in rows}
     assert documented | set(range(4900, 4914)) >= set(CLOSE_CODES)
+
+
+def test_every_test_the_quirk_checklist_names_exists() -> None:
+    page = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    checklist = page[page.index("## The quirk checklist") :]
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", checklist)
+    assert len(named) >= 12
+    quirks = re.findall(r"^\| (\d+)\. ", checklist, re.M)
+    assert quirks == [str(n) for n in range(1, 13)]
+    for module, test in named:
+        source = (ROOT / "tests" / module).read_text(encoding="utf-8")
+        assert re.search(rf"^def {test}\(", source, re.M), f"{module}::{test} is gone"
