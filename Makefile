@@ -32,6 +32,7 @@ soak: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_gateway.py
 	$(BIN)/python fuzz/fuzz_http.py
+	$(BIN)/python fuzz/fuzz_events.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py
