@@ -678,10 +678,8 @@ class GatewayProtocol:
     # -- logging in and heartbeats ---------------------------------------------------
 
     def _log_in(self, now: float) -> None:
-        token = self._token
-        if token is None or now >= self._token_expires_at - self._token_margin:
-            self._token = None
-            self._request_token("access token missing or about to expire")
+        token = self._usable_token(now)
+        if token is None:
             self._login = _Login.PENDING
             return
         if self.state is S.RESUMING and self._session_id is not None:
@@ -763,10 +761,7 @@ class GatewayProtocol:
         if self._link is Link.IDLE and self.state not in _TERMINAL:
             at = self._reconnect_at
             if at is None or now >= at:
-                # Fetch the token while the socket opens, not after Hello.
-                if self._token is None or now >= self._token_expires_at - self._token_margin:
-                    self._token = None
-                    self._request_token("access token missing or about to expire")
+                self._usable_token(now)  # fetch it while the socket opens, not after Hello
                 self._open_link()
 
     def _open_link(self) -> None:
@@ -784,6 +779,14 @@ class GatewayProtocol:
         new = self._lifecycle.fire(trigger)
         if new is not old:
             self._out.append(StateChanged(old.name, new.name, why))
+
+    def _usable_token(self, now: float) -> str | None:
+        """The token, while it has its margin left; else ask for a new one."""
+        if self._token is not None and now < self._token_expires_at - self._token_margin:
+            return self._token
+        self._token = None
+        self._request_token("access token missing or about to expire")
+        return None
 
     def _request_token(self, reason: str) -> None:
         if not self._token_requested:

@@ -127,11 +127,15 @@ def next_state(state: GatewayState, trigger: Input) -> GatewayState:
     try:
         return _ALLOWED[(state, trigger)]
     except KeyError:
-        raise LocalProtocolError(
-            f"no transition for {trigger.value!r} in {state.name}",
-            expected=f"one of {sorted(i.value for s, i in _ALLOWED if s is state)}",
-            received=trigger.value,
-        ) from None
+        raise _no_transition(state, trigger) from None
+
+
+def _no_transition(state: GatewayState, trigger: Input) -> LocalProtocolError:
+    return LocalProtocolError(
+        f"no transition for {trigger.value!r} in {state.name}",
+        expected=f"one of {sorted(i.value for s, i in _ALLOWED if s is state)}",
+        received=trigger.value,
+    )
 
 
 class Lifecycle:
@@ -151,9 +155,5 @@ class Lifecycle:
         try:
             MACHINE.events[trigger.value].trigger(self)
         except MachineError:
-            raise LocalProtocolError(
-                f"no transition for {trigger.value!r} in {self.state.name}",
-                expected=f"one of {sorted(i.value for s, i in _ALLOWED if s is self.state)}",
-                received=trigger.value,
-            ) from None
+            raise _no_transition(self.state, trigger) from None
         return self.state
