@@ -664,7 +664,11 @@ def test_a_refused_upgrade_is_reported_and_retried() -> None:
     [violation] = h.violations()
     assert isinstance(violation.error, WebSocketHandshakeError)
     assert violation.error.status == 401 and violation.error.body == b"denied"
-    assert h.proto.link is Link.OPENING or h.proto.next_deadline() is not None
+    assert h.disconnects == 1 and h.proto.link is Link.IDLE  # the transport was let go
+    deadline = h.proto.next_deadline()
+    assert deadline is not None and h.now < deadline <= h.now + 1.25  # a backoff, then a retry
+    h.advance(1.25)
+    assert h.pending_connect
 
 
 def test_ready_out_of_turn_is_a_violation() -> None:
