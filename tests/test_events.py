@@ -182,6 +182,17 @@ def test_every_typed_event_has_a_sample_and_decodes_to_its_class() -> None:
         assert event.raw == SAMPLES[t]
 
 
+def test_every_message_type_names_its_sender() -> None:
+    for t, cls in EVENT_TYPES.items():
+        if issubclass(cls, Message):
+            event = decode(t, SAMPLES[t])
+            author = event.author
+            expected = getattr(author, "member_openid", None) or getattr(
+                author, "user_openid", None
+            )
+            assert event.sender == (expected or author.id), t
+
+
 def test_the_real_group_at_message() -> None:
     event = decode("GROUP_AT_MESSAGE_CREATE", GROUP_AT_D)
     assert isinstance(event, GroupAtMessageCreate)

@@ -176,6 +176,12 @@ class Message(Event, frozen=True, kw_only=True):
         return True
 
     @property
+    def sender(self) -> str:
+        """Who sent it, as the scene knows them: the group member's or user's
+        openid, or the guild user's id (what an allow-list holds)."""
+        raise NotImplementedError  # every concrete message type overrides it
+
+    @property
     def empty(self) -> bool:
         """A bare "@bot": no text left, no attachment."""
         if self.attachments:
@@ -217,6 +223,10 @@ class GroupMessage(QQMessage, frozen=True, kw_only=True):
     group_openid: str
     group_id: str | None = None
     mentions: tuple[GroupMention, ...] = ()
+
+    @property
+    def sender(self) -> str:
+        return self.author.member_openid
 
     @property
     def text(self) -> str:
@@ -263,6 +273,10 @@ class C2CMessageCreate(QQMessage, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "C2C_MESSAGE_CREATE"
     author: C2CAuthor
 
+    @property
+    def sender(self) -> str:
+        return self.author.user_openid
+
 
 class GuildMessage(Message, frozen=True, kw_only=True):
     """A guild channel message or guild DM. Content uses inline markup.
@@ -286,6 +300,10 @@ class GuildMessage(Message, frozen=True, kw_only=True):
     seq_in_channel: str | None = None
     message_reference: MessageReference | None = None
     bot_id: str | None = None
+
+    @property
+    def sender(self) -> str:
+        return self.author.id
 
     @property
     def text(self) -> str:
