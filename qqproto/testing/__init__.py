@@ -1,5 +1,65 @@
-"""Tools for testing code that embeds qqproto (shipped, sans-IO, typed)."""
+"""Tools for testing code that embeds qqproto (shipped, sans-IO, typed).
 
+- :class:`QQSimulator`: the QQ platform's server side (token endpoint, REST,
+  gateway), with scripted users and faults; see ``docs/testing.md``.
+- :class:`MemoryNetwork`: runs a bot against the simulator in memory, on a
+  fake clock.
+- :mod:`qqproto.testing.faults`: faults as values; Hypothesis strategies for
+  them live in :mod:`qqproto.testing.strategies` (import it only where
+  Hypothesis is installed: this package does not).
+- :class:`FakeServer`: the server end of one gateway WebSocket, by hand.
+"""
+
+from ._sim_common import (
+    Heartbeat,
+    SimDelivered,
+    SimIdentify,
+    SimRejected,
+    SimResume,
+    SimSent,
+    SimulatorConfig,
+)
+from ._sim_http import SimConnection
+from ._sim_rest import BAD_REQUEST
+from .faults import (
+    AskHeartbeat,
+    CloseWith,
+    Drop,
+    ExpireTokens,
+    Fault,
+    FaultSchedule,
+    GarbageFrame,
+    InvalidSession,
+    LoseAcks,
+    Push,
+    Reconnect,
+)
+from .memory import MemoryNetwork
+from .simulator import QQSimulator
 from .wire import FakeServer
 
-__all__ = ["FakeServer"]
+__all__ = [
+    "BAD_REQUEST",
+    "AskHeartbeat",
+    "CloseWith",
+    "Drop",
+    "ExpireTokens",
+    "FakeServer",
+    "Fault",
+    "FaultSchedule",
+    "GarbageFrame",
+    "Heartbeat",
+    "InvalidSession",
+    "LoseAcks",
+    "MemoryNetwork",
+    "Push",
+    "QQSimulator",
+    "Reconnect",
+    "SimConnection",
+    "SimDelivered",
+    "SimIdentify",
+    "SimRejected",
+    "SimResume",
+    "SimSent",
+    "SimulatorConfig",
+]

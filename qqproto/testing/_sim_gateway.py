@@ -1,0 +1,411 @@
+"""The simulator's WebSocket gateway: sessions, their dispatch logs, one link per connection.
+
+Theory of operation. A :class:`Session` outlives connections: it numbers its
+dispatches (``s``) and keeps them in a log, so a Resume can replay what came
+after the client's seq. A :class:`Stream` is a shard's delivery point: its
+current session, and the dispatches that arrived while it had none, which
+the next session gets right after READY. A :class:`GatewayLink` is one
+upgraded connection: Hello at once, then Identify or Resume, heartbeats, and
+the way it ends (a close frame either way, a drop, a silent client).
+
+Rules chosen where the spec is silent (docs/testing.md lists them):
+
+- A client silent for ``heartbeat_deadline`` seconds (twice the interval by
+  default; Identify and Resume count as signs of life) is closed with 4009,
+  which leaves its session resumable.
+- After op 7 or op 9 the link sends no more dispatches; a client that stays
+  ``dismiss_grace`` seconds longer is closed (4009 after op 7 and op 9 true,
+  4006 after op 9 false).
+- A session ends on op 9 false, on the close codes that forbid resuming
+  (spec 4.1), when a newer Identify replaces it on its shard, or when it has
+  been without a connection longer than ``resume_window``. Its dispatches
+  that never left the simulator then go to the next session, in order.
+- READY and RESUMED take a seq but are not logged: a later Resume replays
+  messages, never handshakes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+
+from ._sim_common import Heartbeat, SimDelivered, SimIdentify, SimResume, dumps, uuid_like
+
+if TYPE_CHECKING:
+    from .simulator import QQSimulator
+
+__all__ = ["KILLING_CLOSE_CODES", "GatewayLink", "Session", "Stream"]
+
+#: Close codes after which the platform will not resume the session (spec 4.1).
+KILLING_CLOSE_CODES = frozenset(
+    {4001, 4002, 4003, 4005, 4006, 4007, 4010, 4011, 4012, 4013, 4014, 4914, 4915}
+    | set(range(4900, 4914))
+)
+#: How many dispatches a session keeps for replay.
+REPLAY_LOG = 10_000
+#: The largest text message the gateway accepts from a client.
+MAX_CLIENT_MESSAGE = 1 << 20
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One dispatch in a session's log."""
+
+    seq: int
+    t: str
+    d: Any
+    id: str | None
+    session: Session
+    written: bool = False  # in some connection's output (a drop takes that back)
+    flushed: bool = False  # left the simulator at least once
+    written_at: float = 0.0
+
+    def frame(self) -> str:
+        envelope: dict[str, Any] = {"op": 0, "s": self.seq, "t": self.t, "d": self.d}
+        if self.id is not None:
+            envelope["id"] = self.id
+        return dumps(envelope)
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    id: str
+    shard: tuple[int, int]
+    intents: int
+    seq: int = 0
+    log: list[Entry] = field(default_factory=list)
+    link: GatewayLink | None = None
+    detached_at: float | None = None
+    dead: bool = False
+    #: The lowest seq a Resume may name: older dispatches left the log.
+    floor: int = 0
+
+    def append(self, t: str, d: Any, event_id: str | None) -> Entry:
+        self.seq += 1
+        entry = Entry(self.seq, t, d, event_id, self)
+        self.log.append(entry)
+        if len(self.log) > REPLAY_LOG:
+            del self.log[: len(self.log) - REPLAY_LOG]
+            self.floor = self.log[0].seq - 1
+        return entry
+
+    def resumable(self, now: float, window: float) -> bool:
+        if self.dead:
+            return False
+        return self.detached_at is None or now - self.detached_at <= window
+
+
+@dataclass(slots=True, eq=False)
+class Stream:
+    """One shard's delivery point."""
+
+    session: Session | None = None
+    #: (t, d, envelope id) waiting for a session, oldest first.
+    pending: list[tuple[str, Any, str | None]] = field(default_factory=list)
+
+
+class GatewayLink:
+    """The gateway on one upgraded connection (wsproto's server frame layer)."""
+
+    def __init__(self, sim: QQSimulator, owner: object, now: float) -> None:
+        self._sim = sim
+        self._owner = owner  # the SimConnection, for wakeup bookkeeping
+        self._ws = Connection(ConnectionType.SERVER)
+        self._text: list[str] = []
+        self._size = 0
+        self.out = bytearray()
+        self._written: list[Entry] = []
+        self.session: Session | None = None
+        self.ready = False
+        self.ended = False
+        self.dismissed = False
+        self._dismiss_at: float | None = None
+        self._dismiss_code = 4009
+        self._silence_at = now + sim.config.heartbeat_deadline
+        self._send({"op": 10, "d": {"heartbeat_interval": sim.config.heartbeat_interval_ms}})
+
+    # -- what the connection and the simulator call -------------------------------------------
+
+    def take_output(self) -> bytes:
+        """Drain the bytes to write; the dispatches among them count as delivered."""
+        for entry in self._written:
+            if not entry.flushed:
+                entry.flushed = True
+                self._sim.delivered.append(
+                    SimDelivered(
+                        entry.written_at, entry.seq, entry.t, entry.d, entry.id, entry.session.id
+                    )
+                )
+        self._written.clear()
+        data, self.out = bytes(self.out), bytearray()
+        return data
+
+    def next_deadline(self) -> float | None:
+        if self.ended:
+            return None
+        if self._dismiss_at is not None:
+            return min(self._dismiss_at, self._silence_at)
+        return self._silence_at
+
+    def is_over(self) -> bool:
+        return self.ended
+
+    def handle_timer(self, now: float) -> None:
+        if self.ended:
+            return
+        if self._dismiss_at is not None and now >= self._dismiss_at:
+            self.close(self._dismiss_code, "reconnect as asked", now)
+        elif now >= self._silence_at:
+            self.close(4009, "session timed out (no heartbeat)", now)
+
+    def receive(self, data: bytes, now: float) -> None:
+        if self.ended:
+            return
+        if not data:
+            self.end(now)
+            return
+        self._ws.receive_data(data)
+        for event in self._ws.events():
+            if isinstance(event, TextMessage):
+                self._size += len(event.data)
+                self._text.append(event.data)
+                if self._size > MAX_CLIENT_MESSAGE:
+                    self.close(4002, "payload too large", now)
+                elif event.message_finished:
+                    text, self._text, self._size = "".join(self._text), [], 0
+                    self._on_payload(text, now)
+            elif isinstance(event, BytesMessage):
+                self.close(4002, "binary frames are not payloads", now)
+            elif isinstance(event, Ping):
+                self._write(self._ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self._on_close(event, now)
+            if self.is_over():
+                return
+
+    # -- the server's own moves -------------------------------------------------------------
+
+    def send_entry(self, entry: Entry, now: float) -> None:
+        entry.written_at = now
+        entry.written = True
+        self._write_text(entry.frame())
+        self._written.append(entry)
+
+    def send_raw(self, text: str) -> None:
+        if not self.ended:
+            self._write_text(text)
+
+    def dismiss(self, op: int, d: Any, now: float, *, kill: bool = False) -> None:
+        """op 7 or op 9: say it, stop dispatching here, and drop a client that stays."""
+        if self.ended or self.dismissed:
+            return
+        self._send({"op": op, "d": d})
+        self.dismissed = True
+        self._dismiss_at = now + self._sim.config.dismiss_grace
+        self._dismiss_code = 4006 if kill else 4009
+        self._detach(now, kill=kill)
+
+    def close(self, code: int, reason: str, now: float) -> None:
+        """Send a close frame with ``code``; the transport is done after it."""
+        if self.ended:
+            return
+        if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+        self.end(now, kill=code in KILLING_CLOSE_CODES)
+
+    def drop(self, now: float) -> None:
+        """The TCP connection dies: nothing more is written, unwritten output is lost."""
+        self.out.clear()
+        for entry in self._written:
+            entry.written = False
+        self._written.clear()
+        self.end(now)
+
+    def end(self, now: float, *, kill: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.ready = False
+        self._detach(now, kill=kill)
+        self._sim._link_ended(self)
+
+    # -- payloads -----------------------------------------------------------------------------
+
+    def _on_payload(self, text: str, now: float) -> None:
+        try:
+            payload = json.loads(text)
+        except (ValueError, RecursionError):
+            self.close(4002, "invalid payload", now)
+            return
+        op = payload.get("op") if isinstance(payload, dict) else None
+        if type(op) is not int:
+            self.close(4002, "invalid payload", now)
+            return
+        d = payload.get("d")
+        if op == 1:
+            self._on_heartbeat(d if "d" in payload else payload.get("s"), now)
+        elif op == 2:
+            self._on_identify(d, now)
+        elif op == 6:
+            self._on_resume(d, now)
+        else:
+            self.close(4001, "invalid opcode", now)
+
+    def _on_heartbeat(self, d: Any, now: float) -> None:
+        self._silence_at = now + self._sim.config.heartbeat_deadline
+        beat = Heartbeat(now, d)
+        self._sim.heartbeats.append(beat)
+        if not self._sim._take_ack():
+            self._sim.unacked.append(beat)
+        else:
+            self._send({"op": 11})
+
+    def _on_identify(self, d: Any, now: float) -> None:
+        sim, config = self._sim, self._sim.config
+        intents = d.get("intents") if isinstance(d, dict) else None
+        shard: Any = d.get("shard", [0, 1]) if isinstance(d, dict) else None
+
+        def refuse(outcome: str) -> None:
+            sim.identifies.append(SimIdentify(now, intents, shard, outcome))
+
+        if self.session is not None or self.dismissed:
+            refuse("4005 already authenticated")
+            self.close(4005, "already authenticated", now)
+            return
+        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now, prefix=True):
+            refuse("4004 authentication failed")
+            self.close(4004, "authentication failed", now)
+            return
+        if type(intents) is not int or not 0 <= intents < 1 << 31:
+            refuse("4013 invalid intents")
+            self.close(4013, "invalid intents", now)
+            return
+        if (
+            not isinstance(shard, list)
+            or len(shard) != 2
+            or not all(type(n) is int for n in shard)
+            or not 0 <= shard[0] < shard[1]
+        ):
+            refuse("4010 invalid shard")
+            self.close(4010, "invalid shard", now)
+            return
+        if shard[1] < config.shards:
+            refuse("4011 too many guilds: shard properly")
+            self.close(4011, "too many guilds on this connection, shard properly", now)
+            return
+        allowed = config.allowed_intents
+        if allowed is not None and intents & ~allowed:
+            refuse("op 9: intents not permitted")
+            self.dismiss(9, False, now, kill=True)
+            return
+        if sim._session_starts <= 0:
+            refuse("op 9: no session starts left")
+            self.dismiss(9, False, now, kill=True)
+            return
+        sim._session_starts -= 1
+        session = Session(uuid_like(sim._rng), (shard[0], shard[1]), intents)
+        sim._sessions[session.id] = session
+        stream = sim._stream(shard[0])
+        old = stream.session
+        if old is not None:
+            sim._retire(old, now)
+            if old.link is not None and old.link is not self:
+                old.link.close(4006, "session replaced by a new Identify", now)
+        stream.session = session
+        sim.identifies.append(SimIdentify(now, intents, shard, "READY", session.id))
+        self._attach(session, now)
+        session.seq += 1
+        ready = {
+            "version": 1,
+            "session_id": session.id,
+            "user": {"id": config.bot_id, "username": config.bot_name, "bot": True},
+            "shard": [shard[0], shard[1]],
+        }
+        self._send({"op": 0, "s": session.seq, "t": "READY", "d": ready})
+        self.ready = True
+        pending, stream.pending = stream.pending, []
+        for t, data, event_id in pending:
+            self.send_entry(session.append(t, data, event_id), now)
+
+    def _on_resume(self, d: Any, now: float) -> None:
+        sim = self._sim
+        session_id = d.get("session_id") if isinstance(d, dict) else None
+        seq = d.get("seq") if isinstance(d, dict) else None
+        record = SimResume
+        if self.session is not None or self.dismissed:
+            sim.resumes.append(record(now, session_id, seq, "4005 already authenticated"))
+            self.close(4005, "already authenticated", now)
+            return
+        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now, prefix=False):
+            sim.resumes.append(record(now, session_id, seq, "4004 authentication failed"))
+            self.close(4004, "authentication failed", now)
+            return
+        session = sim._sessions.get(session_id) if type(session_id) is str else None
+        if session is not None and not session.resumable(now, sim.config.resume_window):
+            sim._retire(session, now)
+            session = None
+        if session is None:
+            sim.resumes.append(record(now, session_id, seq, "op 9: unknown or expired session"))
+            self.dismiss(9, False, now)
+            return
+        last = 0 if seq is None else seq
+        if type(last) is not int or not session.floor <= last <= session.seq:
+            sim.resumes.append(record(now, session_id, seq, "4007 invalid seq"))
+            self.close(4007, "invalid seq", now)
+            return
+        if session.link is not None:
+            session.link.close(4009, "session resumed on another connection", now)
+        self._attach(session, now)
+        replay = [entry for entry in session.log if entry.seq > last]
+        for entry in replay:
+            self.send_entry(entry, now)
+        session.seq += 1
+        self._send({"op": 0, "s": session.seq, "t": "RESUMED", "d": ""})
+        self.ready = True
+        sim.resumes.append(record(now, session_id, seq, "RESUMED", len(replay)))
+
+    def _on_close(self, event: CloseConnection, now: float) -> None:
+        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+            self._write(self._ws.send(event.response()))
+        elif self._ws.state is ConnectionState.OPEN:
+            # wsproto reports a frame it could not parse as a close it did not send.
+            self._write(self._ws.send(CloseConnection(code=event.code, reason=event.reason)))
+            self.end(now)
+            return
+        # A client closing with 1000/1001 ends its session (gateway.py relies on it).
+        self.end(now, kill=event.code in (1000, 1001) or event.code in KILLING_CLOSE_CODES)
+
+    # -- small helpers -------------------------------------------------------------------------
+
+    def _attach(self, session: Session, now: float) -> None:
+        self.session = session
+        session.link = self
+        session.detached_at = None
+        self._silence_at = now + self._sim.config.heartbeat_deadline
+
+    def _detach(self, now: float, *, kill: bool) -> None:
+        self.ready = False
+        session, self.session = self.session, None
+        if session is None:
+            return
+        if session.link is self:
+            session.link = None
+            session.detached_at = now
+        if kill:
+            self._sim._retire(session, now)
+
+    def _send(self, payload: dict[str, Any]) -> None:
+        self._write_text(dumps(payload))
+
+    def _write_text(self, text: str) -> None:
+        if self._ws.state is ConnectionState.OPEN:
+            self._write(self._ws.send(TextMessage(data=text)))
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self.out += data
+            self._sim._output_pending(self._owner)

@@ -1,0 +1,276 @@
+"""MemoryNetwork: run a bot against a QQSimulator in memory, on a fake clock.
+
+It is the driver of the driver contract (``docs/driver-contract.md``) with
+the network replaced by direct calls: ``Connect`` opens a
+:class:`~qqproto.testing.SimConnection`, ``SendData`` feeds it, its answers
+go back through ``receive_data``; each ``HttpRequest`` goes through a real
+:class:`~qqproto.http.HttpConnection` (keep-alive, one per origin) into
+another simulator connection, and the response comes back through
+``http_response``. Time moves only when asked (:meth:`MemoryNetwork.advance`,
+:meth:`MemoryNetwork.run_until`, :meth:`MemoryNetwork.wait_for`), jumping
+from deadline to deadline, so an hour of bot life takes milliseconds. Sans-IO
+like the rest: nothing here sleeps, reads a clock or opens a socket.
+
+What the application would receive collects in :attr:`MemoryNetwork.events`
+(and REST outcomes in :attr:`MemoryNetwork.results`); ``on_event`` is called
+for each, which is where a test's "application" replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..actions import (
+    Action,
+    Connect,
+    Deliver,
+    Disconnect,
+    Failed,
+    FetchToken,
+    HttpRequest,
+    SendData,
+    StateChanged,
+)
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..http import HttpConnection, HttpResponse, Origin
+from ._sim_http import SimConnection
+from .simulator import QQSimulator
+
+__all__ = ["DrivenProtocol", "MemoryNetwork"]
+
+#: Timer rounds without the clock moving before :meth:`MemoryNetwork.run_until` gives up.
+MAX_STILL_ROUNDS = 10_000
+
+
+class DrivenProtocol(Protocol):
+    """What MemoryNetwork drives: ``BotProtocol``, or anything with the driver contract."""
+
+    def actions(self) -> list[Action]: ...
+    def next_deadline(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def connection_made(self, now: float) -> None: ...
+    def receive_data(self, data: bytes, now: float) -> None: ...
+    def connection_lost(self, now: float, reason: str | None = None) -> None: ...
+
+
+class MemoryNetwork:
+    """A bot, the simulator, and the wires between them, in one object.
+
+    ``proto`` is usually a :class:`~qqproto.qq.BotProtocol` built with
+    ``api_base="http://127.0.0.1:1"`` and ``token_url=".../app/getAppAccessToken"``
+    on that origin; every request and every connection goes to ``sim``
+    whatever its URL says. A bare :class:`~qqproto.qq.GatewayProtocol` works
+    too: its ``FetchToken`` is answered with :meth:`QQSimulator.issue_token`.
+    """
+
+    def __init__(
+        self,
+        sim: QQSimulator,
+        proto: DrivenProtocol,
+        *,
+        now: float = 0.0,
+        on_event: Callable[[object, float], None] | None = None,
+    ) -> None:
+        self.sim = sim
+        self.proto = proto
+        self.now = now
+        self.on_event = on_event
+        #: Everything delivered to the application (events, ProtocolViolations, ApiResults).
+        self.events: list[object] = []
+        #: ``Deliver``-ed values that carry a ``request_id`` (``ApiResult``), by that id.
+        self.results: dict[int, Any] = {}
+        self.states: list[StateChanged] = []
+        self.failure: str | None = None
+        #: Connect requests answered; set ``refuse_connections`` to make them fail.
+        self.connects = 0
+        self.refuse_connections = False
+        self._gateway: SimConnection | None = None
+        self._http: dict[Origin, tuple[HttpConnection, SimConnection]] = {}
+        self._busy = False
+        self._again = False
+        sim.wakeup = self.settle
+        self.settle()
+
+    # -- the clock ----------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of fake time pass, firing every deadline on the way."""
+        self.run_until(self.now + seconds)
+
+    def run_until(self, when: float) -> None:
+        """Run timers in order up to ``when``, then set the clock to ``when``."""
+        still = 0
+        while True:
+            self.settle()
+            due = self._next_deadline()
+            if due is None or due > when:
+                break
+            if due <= self.now:
+                still += 1
+                if still > MAX_STILL_ROUNDS:
+                    raise LocalProtocolError(
+                        "timers make no progress", expected="deadlines that move", received=due
+                    )
+            else:
+                still = 0
+                self.now = due
+            self._fire_timers()
+        self.now = max(self.now, when)
+        self.settle()
+
+    def wait_for(self, condition: Callable[[], bool], within: float = 600.0) -> bool:
+        """Run until ``condition()`` holds (checked after every step) or ``within``
+        seconds passed; returns whether it held."""
+        limit = self.now + within
+        while True:
+            self.settle()
+            if condition():
+                return True
+            due = self._next_deadline()
+            if due is None or due > limit:
+                self.now = max(self.now, limit)
+                self.settle()
+                return condition()
+            self.now = max(self.now, due)
+            self._fire_timers()
+
+    def _next_deadline(self) -> float | None:
+        times = [self.proto.next_deadline(), self.sim.next_deadline()]
+        return min((t for t in times if t is not None), default=None)
+
+    def _fire_timers(self) -> None:
+        now = self.now
+        due = self.proto.next_deadline()
+        if due is not None and due <= now:
+            self.proto.handle_timer(now)
+            self.settle()
+        due = self.sim.next_deadline()
+        if due is not None and due <= now:
+            self.sim.handle_timer(now)
+            self.settle()
+
+    # -- moving bytes and actions ------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Carry out every pending action and move every pending byte, until quiet.
+        (It is also the simulator's ``wakeup``.)"""
+        if self._busy:
+            self._again = True
+            return
+        self._busy = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                actions = self.proto.actions()
+                for action in actions:
+                    self._do(action)
+                if self._pump_gateway() or actions:
+                    self._again = True
+        finally:
+            self._busy = False
+
+    def _do(self, action: Action) -> None:
+        now = self.now
+        if isinstance(action, SendData):
+            if self._gateway is not None:
+                self._gateway.receive_data(action.data, now)
+        elif isinstance(action, HttpRequest):
+            self._http_request(action)
+        elif isinstance(action, Deliver):
+            self._deliver(action.event)
+        elif isinstance(action, Connect):
+            self.connects += 1
+            if self.refuse_connections:
+                self.proto.connection_lost(now, "connection refused")
+            else:
+                self._gateway = self.sim.accept(now)
+                self.proto.connection_made(now)
+        elif isinstance(action, Disconnect):
+            self._close_gateway()
+            self.proto.connection_lost(now, None)
+        elif isinstance(action, StateChanged):
+            self.states.append(action)
+        elif isinstance(action, Failed):
+            self.failure = action.reason
+        elif isinstance(action, FetchToken):
+            token, expires_at = self.sim.issue_token(now)
+            receiver: Any = self.proto
+            receiver.token_received(token, expires_at, now)
+
+    def _pump_gateway(self) -> bool:
+        """Move the simulator's gateway output to the protocol; True if anything moved."""
+        conn = self._gateway
+        if conn is None:
+            return False
+        data = conn.data_to_send()
+        if data:
+            self.proto.receive_data(data, self.now)
+        if conn.closed and self._gateway is conn:
+            # The server closed the socket: the client reads EOF, and its
+            # transport is gone whether or not it asks to disconnect.
+            self._gateway = None
+            conn.connection_lost(self.now)
+            self.proto.receive_data(b"", self.now)
+            self._lose_unless_asked()
+            return True
+        return bool(data)
+
+    def _lose_unless_asked(self) -> None:
+        for action in self.proto.actions():
+            if not isinstance(action, Disconnect):  # the transport is gone: said once, below
+                self._do(action)
+        self.proto.connection_lost(self.now, "connection closed by the server")
+
+    def _close_gateway(self) -> None:
+        conn, self._gateway = self._gateway, None
+        if conn is not None:
+            conn.receive_data(b"", self.now)
+            conn.connection_lost(self.now)
+
+    def _http_request(self, request: HttpRequest) -> None:
+        now = self.now
+        try:
+            origin = Origin.from_url(request.url)
+        except LocalProtocolError as exc:
+            self._http_failed(request, str(exc))
+            return
+        pair = self._http.get(origin)
+        if pair is None or not pair[0].reusable or pair[1].closed:
+            pair = (HttpConnection(), self.sim.accept(now))
+            self._http[origin] = pair
+        client, server = pair
+        try:
+            server.receive_data(client.send(request), now)
+            responses = client.receive_data(server.data_to_send())
+            if not responses and server.closed:
+                responses = client.receive_data(b"")
+        except (LocalProtocolError, RemoteProtocolError) as exc:
+            self._http.pop(origin, None)
+            self._http_failed(request, str(exc))
+            return
+        if server.closed:
+            server.connection_lost(now)
+            self._http.pop(origin, None)
+        if not responses:
+            self._http_failed(request, "no response")
+            return
+        response: HttpResponse = responses[0]
+        receiver: Any = self.proto
+        receiver.http_response(request.request_id, response, now)
+
+    def _http_failed(self, request: HttpRequest, reason: str) -> None:
+        receiver: Any = self.proto
+        receiver.http_failed(request.request_id, reason, self.now)
+
+    def _deliver(self, event: object) -> None:
+        self.events.append(event)
+        request_id = getattr(event, "request_id", None)
+        if isinstance(request_id, int):
+            self.results[request_id] = event
+        if self.on_event is not None:
+            self.on_event(event, self.now)
+
+    def __repr__(self) -> str:
+        return f"MemoryNetwork(now={self.now}, connects={self.connects}, failure={self.failure!r})"

@@ -1,0 +1,519 @@
+"""QQSimulator: the QQ Official Bot platform's server side, sans-IO.
+
+One object plays the token endpoint, the OpenAPI and the WebSocket gateway,
+folded onto one port the way a test wants it. A server helper (or
+:class:`~qqproto.testing.memory.MemoryNetwork`, in memory) calls
+:meth:`QQSimulator.accept` for every connection and moves bytes; tests script
+what users do (:meth:`~QQSimulator.group_at_message`, ...) and what goes
+wrong (:meth:`~QQSimulator.drop`, :meth:`~QQSimulator.apply`, ...), and read
+what the bot did (:attr:`~QQSimulator.sent`, :attr:`~QQSimulator.rejected`,
+:attr:`~QQSimulator.heartbeats`, ...). ``docs/testing.md`` walks through it.
+
+No sockets, no clock, no threads: time comes in as ``now``, randomness from
+``random.Random(config.seed)``, so the same inputs give the same bytes.
+
+``wakeup`` is called, once, at the end of any call into the simulator that
+left output pending (or a connection wanting to close) on a connection other
+than the one whose ``receive_data`` is running: scripted messages and faults,
+timers, a Resume that pushes an older connection out. ``_entered`` and
+``_output_pending`` are the one place that decides it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import LocalProtocolError
+from ..qq.scenes import Scene
+from ._sim_common import (
+    Heartbeat,
+    SimDelivered,
+    SimIdentify,
+    SimRejected,
+    SimResume,
+    SimSent,
+    SimulatorConfig,
+    event_id,
+    guild_message_id,
+    openid,
+    pick,
+    rfc3339,
+    robot_id,
+    snowflake,
+    uuid_like,
+)
+from ._sim_gateway import KILLING_CLOSE_CODES, GatewayLink, Session, Stream
+from ._sim_http import SimConnection
+from ._sim_rest import BAD_REQUEST, Inbound, Own, remember
+from .faults import (
+    AskHeartbeat,
+    CloseWith,
+    Drop,
+    ExpireTokens,
+    Fault,
+    FaultSchedule,
+    GarbageFrame,
+    InvalidSession,
+    LoseAcks,
+    Push,
+    Reconnect,
+)
+
+__all__ = [
+    "BAD_REQUEST",
+    "AskHeartbeat",
+    "CloseWith",
+    "Drop",
+    "ExpireTokens",
+    "Fault",
+    "FaultSchedule",
+    "GarbageFrame",
+    "Heartbeat",
+    "InvalidSession",
+    "LoseAcks",
+    "Push",
+    "QQSimulator",
+    "Reconnect",
+    "SimConnection",
+    "SimDelivered",
+    "SimIdentify",
+    "SimRejected",
+    "SimResume",
+    "SimSent",
+    "SimulatorConfig",
+]
+
+
+class QQSimulator:
+    """The QQ platform for one bot (see the module docstring and ``docs/testing.md``)."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config = config or SimulatorConfig()
+        self._rng = random.Random(config.seed)
+        #: Set by a server helper; see the module docstring.
+        self.wakeup: Callable[[], None] | None = None
+        rng = self._rng
+        #: Default conversations of the scripting methods.
+        self.group_openid, self.member_openid, self.user_openid = (
+            openid(rng),
+            openid(rng),
+            openid(rng),
+        )
+        self.guild_id, self.channel_id = snowflake(rng), snowflake(rng)
+        self.dm_guild_id, self.guild_user_id = snowflake(rng), snowflake(rng)
+        # -- what tests read ----------------------------------------------------------
+        self.identifies: list[SimIdentify] = []
+        self.resumes: list[SimResume] = []
+        self.heartbeats: list[Heartbeat] = []
+        #: The heartbeats that got no ACK (``lose_acks``).
+        self.unacked: list[Heartbeat] = []
+        self.sent: list[SimSent] = []
+        self.rejected: list[SimRejected] = []
+        self.delivered: list[SimDelivered] = []
+        #: (now, t, d, envelope id) of every dispatch a test pushed, in order.
+        self.scripted: list[tuple[float, str, Any, str]] = []
+        #: (now, ok) for every token request.
+        self.token_requests: list[tuple[float, bool]] = []
+        #: (now, scene, target, message id) of every recall.
+        self.recalled: list[tuple[float, Scene, str, str]] = []
+        #: (now, interaction id, code) of every interaction acknowledgement.
+        self.interaction_acks: list[tuple[float, str, int]] = []
+        # -- state ----------------------------------------------------------------------
+        self._tokens: dict[str, float] = {}  # token -> expires_at
+        self._current_token: str | None = None
+        self._session_starts = config.session_start_remaining
+        self._sessions: dict[str, Session] = {}
+        self._streams: dict[int, Stream] = {}
+        self._links: list[GatewayLink] = []
+        self._lost_acks = 0
+        self._inbound: dict[str, Inbound] = {}
+        self._own: dict[str, Own] = {}
+        self._media: dict[str, tuple[Scene, float]] = {}
+        self._interactions: set[str] = set()
+        self._depth = 0
+        self._receiving: object = None
+        self._dirty = False
+
+    # -- the transport side --------------------------------------------------------------------
+
+    def accept(self, now: float) -> SimConnection:
+        """A new TCP connection was accepted: bytes go through the returned object."""
+        return SimConnection(self, now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must run next (heartbeat watchdogs, grace periods)."""
+        times = [t for link in self._links if (t := link.next_deadline()) is not None]
+        return min(times, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        with self._entered(None):
+            for link in list(self._links):
+                link.handle_timer(now)
+
+    # -- what tests read ---------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        """True while some connection carries a READY (or resumed) session."""
+        return any(link.ready for link in self._links)
+
+    @property
+    def session_starts_remaining(self) -> int:
+        return self._session_starts
+
+    def session_id(self, shard: int = 0) -> str | None:
+        """The current session of ``shard``, if there is one."""
+        stream = self._streams.get(shard)
+        session = stream.session if stream else None
+        return session.id if session is not None else None
+
+    def issue_token(self, now: float) -> tuple[str, float]:
+        """An access token and when it expires, as the token endpoint hands them out:
+        the current token until it is within 60 s of expiry, then a new one (spec 1.2)."""
+        token = self._current_token
+        if token is not None and self._tokens[token] - now > 60:
+            return token, self._tokens[token]
+        token = pick(
+            self._rng, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 48
+        )
+        self._tokens[token] = now + self.config.token_ttl
+        self._current_token = token
+        return token, self._tokens[token]
+
+    # -- scripting: users ----------------------------------------------------------------------
+
+    def group_at_message(
+        self,
+        content: str,
+        now: float,
+        *,
+        group_openid: str | None = None,
+        member_openid: str | None = None,
+        shard: int = 0,
+    ) -> dict[str, Any]:
+        """A group member @-mentions the bot; returns ``d`` (its ``id`` is the msg_id).
+        The platform removes the @ and leaves a leading space (spec 6.1)."""
+        group = group_openid or self.group_openid
+        member = member_openid or self.member_openid
+        d = {
+            "id": robot_id(self._rng),
+            "content": f" {content}",
+            "timestamp": self._stamp(now),
+            "author": {"id": member, "member_openid": member, "union_openid": member},
+            "group_id": group,
+            "group_openid": group,
+            "message_scene": {"source": "default"},
+            "message_type": 0,
+        }
+        self.dispatch("GROUP_AT_MESSAGE_CREATE", d, now, shard=shard)
+        return d
+
+    def c2c_message(
+        self, content: str, now: float, *, user_openid: str | None = None, shard: int = 0
+    ) -> dict[str, Any]:
+        """A user writes to the bot one-to-one; returns ``d``."""
+        user = user_openid or self.user_openid
+        d = {
+            "id": robot_id(self._rng),
+            "content": content,
+            "timestamp": self._stamp(now),
+            "author": {"id": user, "user_openid": user, "union_openid": user},
+            "message_scene": {"source": "default"},
+            "message_type": 0,
+        }
+        self.dispatch("C2C_MESSAGE_CREATE", d, now, shard=shard)
+        return d
+
+    def guild_at_message(
+        self,
+        content: str,
+        now: float,
+        *,
+        channel_id: str | None = None,
+        guild_id: str | None = None,
+        author_id: str | None = None,
+        shard: int = 0,
+    ) -> dict[str, Any]:
+        """A guild member @-mentions the bot in a channel (``<@!bot_id> content``)."""
+        d = self._guild_message(
+            f"<@!{self.config.bot_id}> {content}",
+            now,
+            channel_id or self.channel_id,
+            guild_id or self.guild_id,
+            author_id,
+        )
+        self.dispatch("AT_MESSAGE_CREATE", d, now, shard=shard)
+        return d
+
+    def direct_message(
+        self,
+        content: str,
+        now: float,
+        *,
+        guild_id: str | None = None,
+        author_id: str | None = None,
+        shard: int = 0,
+    ) -> dict[str, Any]:
+        """A guild direct message; ``guild_id`` is the DM session's (the reply target)."""
+        d = self._guild_message(
+            content, now, self.channel_id, guild_id or self.dm_guild_id, author_id
+        )
+        d["direct_message"] = True
+        d["src_guild_id"] = self.guild_id
+        self.dispatch("DIRECT_MESSAGE_CREATE", d, now, shard=shard)
+        return d
+
+    def interaction(
+        self, now: float, *, chat_type: int = 1, button_data: str = "ok", shard: int = 0
+    ) -> dict[str, Any]:
+        """A button click (INTERACTION_CREATE) in a group (1), C2C (2) or guild (0)."""
+        d: dict[str, Any] = {
+            "id": self._uuid(),
+            "type": 11,
+            "version": 1,
+            "chat_type": chat_type,
+            "scene": {0: "guild", 1: "group", 2: "c2c"}.get(chat_type, "group"),
+            "timestamp": self._stamp(now),
+            "application_id": self.config.app_id,
+            "data": {"type": 11, "resolved": {"button_data": button_data, "button_id": "1"}},
+        }
+        if chat_type == 1:
+            d["group_openid"], d["group_member_openid"] = self.group_openid, self.member_openid
+        elif chat_type == 2:
+            d["user_openid"] = self.user_openid
+        else:
+            d["guild_id"], d["channel_id"] = self.guild_id, self.channel_id
+        self.dispatch("INTERACTION_CREATE", d, now, shard=shard)
+        return d
+
+    def dispatch(
+        self, t: str, d: Any, now: float, *, shard: int = 0, envelope_id: str | None = None
+    ) -> str:
+        """Push any dispatch; returns its envelope ``id``. Message ids and replyable
+        event ids are remembered for the passive-reply rules. With no session on
+        ``shard``, it waits for the next one (delivered right after its READY)."""
+        if type(t) is not str or not t:
+            raise LocalProtocolError("bad dispatch type", expected="a non-empty t", received=t)
+        eid = envelope_id or event_id(self._rng, t)
+        remember(self, t, d, eid, now)
+        self.scripted.append((now, t, d, eid))
+        with self._entered(None):
+            stream = self._stream(shard)
+            session = self._current(stream, now)
+            if session is None:
+                stream.pending.append((t, d, eid))
+            else:
+                entry = session.append(t, d, eid)
+                if session.link is not None and session.link.ready:
+                    session.link.send_entry(entry, now)
+        return eid
+
+    # -- scripting: faults ------------------------------------------------------------------------
+
+    def drop(self, now: float) -> None:
+        """Every gateway connection dies without a close frame (TCP drop)."""
+        with self._entered(None):
+            for link in list(self._links):
+                link.drop(now)
+
+    def reconnect(self, now: float) -> None:
+        """op 7 on every gateway connection."""
+        with self._entered(None):
+            for link in list(self._links):
+                link.dismiss(7, None, now)
+
+    def invalid_session(self, resumable: bool, now: float) -> None:
+        """op 9 on every gateway connection; ``False`` ends the sessions too."""
+        with self._entered(None):
+            for link in list(self._links):
+                link.dismiss(9, bool(resumable), now, kill=not resumable)
+            if not resumable:
+                for stream in self._streams.values():
+                    if stream.session is not None:
+                        self._retire(stream.session, now)
+
+    def close(self, code: int, now: float, reason: str = "") -> None:
+        """Close every gateway connection with ``code``; the codes that forbid
+        resuming (4006, 4007, 49xx, 4914, ...) end the sessions too."""
+        if type(code) is not int or not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
+            raise LocalProtocolError(
+                "bad close code", expected="1000-4999, sendable", received=code
+            )
+        with self._entered(None):
+            for link in list(self._links):
+                link.close(code, reason, now)
+            if code in KILLING_CLOSE_CODES:
+                for stream in self._streams.values():
+                    if stream.session is not None:
+                        self._retire(stream.session, now)
+
+    def lose_acks(self, n: int) -> None:
+        """The next ``n`` heartbeats get no ACK."""
+        if type(n) is not int or n < 0:
+            raise LocalProtocolError("bad count", expected="an integer >= 0", received=n)
+        self._lost_acks += n
+
+    def expire_tokens(self, now: float) -> None:
+        """Every token issued so far stops working now. Connected sessions stay."""
+        for token in self._tokens:
+            self._tokens[token] = min(self._tokens[token], now)
+        self._current_token = None
+
+    def send_garbage(self, text: str, now: float) -> None:
+        """A text frame that is not a JSON payload, on every gateway connection."""
+        with self._entered(None):
+            for link in self._links:
+                link.send_raw(text)
+
+    def ask_heartbeat(self, now: float) -> None:
+        """op 1 from the server on every gateway connection."""
+        with self._entered(None):
+            for link in self._links:
+                link.send_raw('{"op":1,"d":null}')
+
+    def apply(self, fault: Fault, now: float) -> None:
+        """Play one :class:`~qqproto.testing.faults.Fault` value."""
+        if isinstance(fault, Drop):
+            self.drop(now)
+        elif isinstance(fault, Reconnect):
+            self.reconnect(now)
+        elif isinstance(fault, InvalidSession):
+            self.invalid_session(fault.resumable, now)
+        elif isinstance(fault, CloseWith):
+            self.close(fault.code, now, fault.reason)
+        elif isinstance(fault, LoseAcks):
+            self.lose_acks(fault.count)
+        elif isinstance(fault, ExpireTokens):
+            self.expire_tokens(now)
+        elif isinstance(fault, GarbageFrame):
+            self.send_garbage(fault.text, now)
+        elif isinstance(fault, AskHeartbeat):
+            self.ask_heartbeat(now)
+        elif isinstance(fault, Push):
+            self._push(fault, now)
+        else:
+            raise LocalProtocolError("unknown fault", expected="a Fault value", received=fault)
+
+    def _push(self, fault: Push, now: float) -> None:
+        if fault.scene == "group":
+            self.group_at_message(fault.content, now)
+        elif fault.scene == "c2c":
+            self.c2c_message(fault.content, now)
+        elif fault.scene == "guild":
+            self.guild_at_message(fault.content, now)
+        elif fault.scene == "dm":
+            self.direct_message(fault.content, now)
+        else:
+            raise LocalProtocolError(
+                "bad scene", expected="group, c2c, guild or dm", received=fault
+            )
+
+    # -- for the parts (_sim_gateway, _sim_rest, _sim_http) --------------------------------------
+
+    @contextmanager
+    def _entered(self, receiving: object) -> Iterator[None]:
+        """Wrap every entry point: ``wakeup`` fires once, at the end of the outermost one."""
+        outer = self._depth == 0
+        if outer:
+            self._receiving = receiving
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if outer:
+                self._receiving = None
+                if self._dirty:
+                    self._dirty = False
+                    if self.wakeup is not None:
+                        self.wakeup()
+
+    def _output_pending(self, connection: object) -> None:
+        """The one place that decides whether a helper must be woken up."""
+        if connection is not self._receiving:
+            self._dirty = True
+            if self._depth == 0 and self.wakeup is not None:  # pragma: no cover - defensive
+                self._dirty = False
+                self.wakeup()
+
+    def _open_gateway(self, connection: SimConnection, trailing: bytes, now: float) -> GatewayLink:
+        link = GatewayLink(self, connection, now)
+        self._links.append(link)
+        if trailing:
+            link.receive(trailing, now)
+        return link
+
+    def _link_ended(self, link: GatewayLink) -> None:
+        if link in self._links:
+            self._links.remove(link)
+        self._output_pending(link._owner)  # it wants closing
+
+    def _token_ok(self, value: object, now: float, *, prefix: bool) -> bool:
+        if type(value) is not str:
+            return False
+        if value.startswith("QQBot "):
+            value = value[len("QQBot ") :]
+        elif prefix:
+            return False
+        expires_at = self._tokens.get(value)
+        return expires_at is not None and now < expires_at
+
+    def _take_ack(self) -> bool:
+        if self._lost_acks > 0:
+            self._lost_acks -= 1
+            return False
+        return True
+
+    def _stream(self, shard: int) -> Stream:
+        stream = self._streams.get(shard)
+        if stream is None:
+            stream = self._streams[shard] = Stream()
+        return stream
+
+    def _current(self, stream: Stream, now: float) -> Session | None:
+        session = stream.session
+        if session is not None and not session.resumable(now, self.config.resume_window):
+            self._retire(session, now)
+            return None
+        return session
+
+    def _retire(self, session: Session, now: float) -> None:
+        """End ``session``; its dispatches that never left go to the next session."""
+        if session.dead:
+            return
+        session.dead = True
+        stream = self._stream(session.shard[0])
+        if stream.session is session:
+            stream.session = None
+            unsent = [(e.t, e.d, e.id) for e in session.log if not (e.written or e.flushed)]
+            stream.pending[:0] = unsent
+        session.log.clear()
+
+    def _guild_message(
+        self, content: str, now: float, channel: str, guild: str, author: str | None
+    ) -> dict[str, Any]:
+        return {
+            "id": guild_message_id(self._rng),
+            "content": content,
+            "timestamp": self._stamp(now),
+            "channel_id": channel,
+            "guild_id": guild,
+            "author": {"id": author or self.guild_user_id, "username": "user", "bot": False},
+            "member": {"joined_at": self._stamp(0), "roles": ["1"]},
+            "seq": len(self._inbound),
+        }
+
+    def _stamp(self, now: float) -> str:
+        return rfc3339(self.config.epoch + now)
+
+    def _uuid(self) -> str:
+        return uuid_like(self._rng)
+
+    def __repr__(self) -> str:
+        return (
+            f"QQSimulator(app_id={self.config.app_id!r}, live={self.live}, "
+            f"sessions={len(self._sessions)}, sent={len(self.sent)})"
+        )
