@@ -1,18 +1,86 @@
 """The ``qqproto`` command.
 
-``qqproto demo`` runs the gateway core through a scripted story in memory.
-``qqproto qq run`` (a bot on the real platform) arrives with the drivers.
+``qqproto demo`` starts the simulator on 127.0.0.1 and a bot against it.
+``qqproto qq run`` runs a bot on the real platform (or any compatible endpoint).
+
+Exit statuses: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for bad arguments
+(argparse's message names the argument), 3 when the bot gave up.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from qqproto.errors import ConfigError
+from qqproto.qq import Intents
 
 from . import demo
 
-__all__ = ["main"]
+__all__ = ["EXIT_BAD_ARGUMENTS", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_BAD_ARGUMENTS = 2
+EXIT_FAILED = 3
+SECRET_VARIABLE = "QQPROTO_SECRET"
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``I/N``: shard I of N, with 0 <= I < N."""
+    index, slash, count = text.partition("/")
+    try:
+        if not slash:
+            raise ValueError
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/1, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {i}/{n}")
+    return i, n
+
+
+def intents(text: str) -> int:
+    """A non-negative integer, decimal or ``0x``-prefixed; sent as given."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer bit mask, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative bit mask, got {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def url(*schemes: str) -> Callable[[str], str]:
+    """A URL with one of ``schemes`` and a host."""
+
+    def check(text: str) -> str:
+        parts = urlsplit(text)
+        if parts.scheme not in schemes or not parts.hostname:
+            want = " or ".join(f"{s}://host/..." for s in schemes)
+            raise argparse.ArgumentTypeError(f"expected a URL {want}, got {text!r}")
+        return text
+
+    return check
+
+
+def openids(text: str) -> frozenset[str]:
+    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError(f"expected OPENID[,OPENID...], got {text!r}")
+    return ids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,15 +88,61 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qqproto", description="A sans-IO protocol core for QQ bots."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="the gateway core through a scripted story, no network")
+    commands.add_parser("demo", help="a bot against the local simulator; no network")
+    qq = commands.add_parser("qq", help="the QQ Official Bot platform")
+    qq_commands = qq.add_subparsers(dest="qq_command", required=True, metavar="COMMAND")
+    run = qq_commands.add_parser("run", help="run a bot", description="Run a bot.")
+    run.add_argument("--app-id", required=True, help="the bot's AppID")
+    run.add_argument(
+        "--secret", help=f"the bot's AppSecret (default: the {SECRET_VARIABLE} variable)"
+    )
+    run.add_argument("--sandbox", action="store_true", help="use the sandbox API")
+    run.add_argument("--api-base", type=url("https", "http"), help="REST API base URL")
+    run.add_argument("--token-url", type=url("https", "http"), help="access token endpoint")
+    run.add_argument(
+        "--gateway-url", type=url("wss", "ws"), help="connect here instead of discovering"
+    )
+    run.add_argument(
+        "--intents",
+        type=intents,
+        default=int(Intents.default()),
+        help="intents bit mask (default: group + C2C + public guild messages)",
+    )
+    run.add_argument("--shard", type=shard, default=(0, 1), help="shard I/N (default 0/1)")
+    run.add_argument(
+        "--max-attempts",
+        type=positive,
+        default=30,
+        help="give up after N connection attempts in a row that reach no session",
+    )
+    run.add_argument(
+        "--allow-from",
+        type=openids,
+        help="only these senders reach the bot (comma-separated openids)",
+    )
+    run.add_argument("--echo", action="store_true", help="answer each message with its text")
+    run.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
+    run.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
         return demo.run(lambda line: print(line, flush=True))
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    if args.sandbox and args.api_base:
+        parser.error("argument --sandbox: not allowed with --api-base")
+    secret = args.secret or os.environ.get(SECRET_VARIABLE)
+    if not secret:
+        parser.error(f"argument --secret: required (or set {SECRET_VARIABLE})")
+    from . import runner  # the driver loads only for a real run
+
+    try:
+        config = runner.config_from(args, secret)
+    except ConfigError as error:
+        parser.error(str(error))
+    return runner.run(config, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

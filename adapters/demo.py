@@ -1,196 +1,183 @@
-"""``qqproto demo``: the gateway core through a scripted story, in memory.
+"""``qqproto demo``: a bot against the QQ platform simulator, on loopback.
 
-No network and no credentials: a ``FakeServer`` plays the QQ gateway and the
-clock is a number we move. It shows what the core decides at each turn:
-Identify, heartbeats, a dropped link and the Resume with replayed events, a
-server-requested reconnect (op 7), and a session timeout (close 4009).
-Messages reach the application as typed events, and the story prints the
-``text`` a bot matches commands against (the guild @bot already removed).
+No network and no credentials: :class:`~qqproto.testing.QQSimulator` plays
+the platform (token endpoint, ``/gateway/bot``, the WebSocket gateway, the
+message endpoints with their passive-reply rules) on 127.0.0.1, and a
+:class:`~qqproto.adapters.bot.QQBot` on the asyncio driver connects to it as
+it would to QQ. The story: READY, messages in a group, a C2C chat and a guild
+channel answered with echo replies, a redelivered message, a dropped link and
+the resume that replays what was missed, a reconnect the server asks for
+(op 7) and a session timeout (close 4009). It exits 0 only if every message
+reached the bot exactly once and every reply was accepted.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from qqproto.actions import (
-    Connect,
-    Deliver,
-    Disconnect,
-    Failed,
-    FetchToken,
-    SendData,
-    StateChanged,
-)
-from qqproto.qq import Dispatch, GatewayConfig, GatewayProtocol, Message, ProtocolViolation
-from qqproto.testing import FakeServer
+from qqproto.actions import StateChanged
+from qqproto.qq import Message
+from qqproto.testing import QQSimulator, SimulatorConfig
 
-OPS = {1: "Heartbeat", 2: "Identify", 6: "Resume"}
-BOT_ID = "42"  # the bot's user id, as READY gives it
-USER = "E4F4A1B2C3D4E5F6A7B8C9D0E1F2D7ED"
-GROUP = "82B3C5D7E9FA1B3C5D7E9F0A1B2C6064"
+from .bot import QQBot
+from .serve import SimulatorServer
 
+__all__ = ["run"]
 
-def message_data(kind: str, seq: int, content: str) -> dict[str, Any]:
-    """``d`` of a message event of type ``kind``, shaped as the platform sends it."""
-    d: dict[str, Any] = {"id": f"ROBOT1.0_{seq}", "content": content}
-    if kind.startswith("GROUP_"):
-        d.update(author={"member_openid": USER}, group_openid=GROUP)
-    elif kind.startswith("C2C_"):
-        d.update(author={"user_openid": USER})
-    else:  # a guild channel
-        d.update(author={"id": "1234", "username": "someone"}, channel_id="100", guild_id="200")
-    return d
+APP_ID = "102000000"
+SECRET = "demo-secret"
+#: Every wait in the story ends long before this; the demo as a whole takes seconds.
+STEP_DEADLINE = 10.0
 
 
 class Story:
-    """A gateway, a fake server, a fake clock, and a narrator."""
+    """The simulator, the bot, and a narrator who waits for what the bot saw."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], server: SimulatorServer, sim: QQSimulator):
         self.say = say
-        self.now = 0.0
-        self.gateway = GatewayProtocol(GatewayConfig(app_id="102000000", seed=7))
-        self.server: FakeServer | None = None
-        self.seq = 0
-        self.log: list[dict[str, Any]] = []  # what the server sent, for replays
-        self.delivered: list[int | None] = []  # seqs of messages handed to the app
+        self.server = server
+        self.sim = sim
+        self.bot = QQBot(APP_ID, SECRET, **server.bot_options())
+        self.bot.driver.on_state = self.state_changed
+        self.seen: list[str] = []  # ids of the messages the bot got, in order
+        self.replied: list[str] = []  # ids it answered, as the replies succeeded
+        self.pushed: list[str] = []  # ids the platform sent
+        self.states: list[str] = []
+        self._changed = asyncio.Event()
+        self._replies: set[asyncio.Task[None]] = set()
 
-    def run_actions(self) -> None:
-        while actions := self.gateway.actions():
-            for action in actions:
-                self.carry_out(action)
+    def state_changed(self, change: StateChanged) -> None:
+        if not change.new.startswith("BOT_"):
+            self.say(f"   state  {change.old} -> {change.new} ({change.why})")
+        self.states.append(change.new)
+        self._changed.set()
 
-    def carry_out(self, action: object) -> None:
-        if isinstance(action, FetchToken):
-            self.say(f"  token    fetched ({action.reason})")
-            self.gateway.token_received("DEMO-TOKEN", self.now + 7200, self.now)
-        elif isinstance(action, Connect):
-            self.say(f"  connect  {action.url}")
-            self.server = FakeServer()
-            self.gateway.connection_made(self.now)
-        elif isinstance(action, SendData) and self.server is not None:
-            reply = self.server.receive(action.data)
-            for payload in self.server.payloads():
-                name = OPS.get(payload["op"], f"op {payload['op']}")
-                data = payload.get("d")
-                if isinstance(data, dict):
-                    detail: object = {k: v for k, v in data.items() if k != "token"}
-                else:
-                    detail = {"last seq": data}
-                self.say(f"  -> {name:9} {json.dumps(detail, ensure_ascii=False)}")
-            if reply:
-                self.gateway.receive_data(reply, self.now)
-        elif isinstance(action, Disconnect):
-            self.say("  socket   closed")
-            self.server = None
-            self.gateway.connection_lost(self.now, None)
-        elif isinstance(action, StateChanged):
-            self.say(f"  state    {action.old} -> {action.new} ({action.why})")
-        elif isinstance(action, Deliver):
-            event = action.event
+    async def until(self, done: Callable[[], bool], what: str) -> None:
+        async with asyncio.timeout(STEP_DEADLINE):
+            while not done():
+                self._changed.clear()
+                await self._changed.wait()
+        del what  # named for the reader of a timeout's traceback
+
+    async def listen(self) -> None:
+        """The bot: print each message and answer it with its text."""
+        async for event in self.bot.events():
             if isinstance(event, Message):
-                self.delivered.append(event.event_seq)
-                self.say(f"  <- {event.TYPE} #{event.event_seq}: {event.text!r}")
-            elif isinstance(event, Dispatch):  # a type qqproto does not model
-                self.delivered.append(event.seq)
-                self.say(f"  <- {event.type} #{event.seq} (untyped): {event.data!r}")
-            elif isinstance(event, ProtocolViolation):
-                self.say(f"  !! {event.error}")
-        elif isinstance(action, Failed):
-            self.say(f"  FAILED   {action.reason}")
+                self.seen.append(event.id)
+                self.say(f"   <- {event.TYPE}: {event.text!r}")
+                task = asyncio.create_task(self.echo(event))
+                self._replies.add(task)
+                task.add_done_callback(self._replies.discard)
+                self._changed.set()
 
-    def send(self, payload: dict[str, Any]) -> None:
-        assert self.server is not None
-        self.gateway.receive_data(self.server.send(payload), self.now)
-        self.run_actions()
+    async def echo(self, message: Message) -> None:
+        result = await self.bot.reply(message, message.text)
+        if result.ok:
+            sent = next(s for s in self.sim.sent if s.msg_id == message.id)
+            seq = "" if sent.msg_seq is None else f", msg_seq {sent.msg_seq}"
+            self.say(f"   -> reply to {message.id[:18]}... accepted{seq}")
+            self.replied.append(message.id)
+        else:
+            self.say(f"   !! reply failed: {result.error}")
+        self._changed.set()
 
-    def dispatch(self, kind: str, content: str) -> None:
-        self.seq += 1
-        payload = {"op": 0, "s": self.seq, "t": kind, "id": f"{kind}:{self.seq}"}
-        payload["d"] = message_data(kind, self.seq, content)
-        self.log.append(payload)
-        self.send(payload)
+    def push(self, make: Callable[[QQSimulator, float], dict[str, Any]]) -> str:
+        d = self.server.call(lambda now: make(self.sim, now))
+        self.pushed.append(d["id"])
+        return str(d["id"])
 
-    def drop(self, reason: str) -> None:
-        """The transport dies under the gateway."""
-        self.server = None
-        self.gateway.connection_lost(self.now, reason)
+    async def messages_arrive(self, *ids: str) -> None:
+        await self.until(lambda: all(i in self.seen for i in ids), "messages")
 
-    def close_from_server(self, code: int, reason: str) -> None:
-        assert self.server is not None
-        self.gateway.receive_data(self.server.close(code, reason), self.now)
-        self.run_actions()
+    async def all_answered(self) -> None:
+        await self.until(lambda: len(self.replied) == len(self.pushed), "every reply")
 
-    def hello(self) -> None:
-        self.send({"op": 10, "d": {"heartbeat_interval": 45000}})
+    async def resumed(self, after: int) -> None:
+        await self.until(lambda: "READY" in self.states[after:], "a resumed session")
 
-    def advance(self, seconds: float) -> None:
-        target = self.now + seconds
-        while (deadline := self.gateway.next_deadline()) is not None and deadline <= target:
-            self.now = deadline
-            self.gateway.handle_timer(self.now)
-            self.run_actions()
-        self.now = target
 
-    def resume_with_replay(self, since: int) -> None:
-        self.hello()
-        for payload in self.log:
-            if payload["s"] > since:
-                before = self.gateway.seq
-                self.send(payload)
-                if self.gateway.seq == before:
-                    self.say(f"  <- #{payload['s']} again: dropped, it was delivered before")
-        self.seq += 1
-        self.send({"op": 0, "s": self.seq, "t": "RESUMED", "d": ""})
+async def tell(say: Callable[[str], None]) -> int:
+    sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET, heartbeat_interval_ms=1000))
+    async with SimulatorServer(sim) as server:
+        story = Story(say, server, sim)
+        say(f"qqproto demo: a bot against the QQ platform simulator at {server.base_url}")
+        listener = asyncio.create_task(story.listen())
+        try:
+            await chapters(story, say)
+        finally:
+            await story.bot.close()
+            await asyncio.gather(listener, *story._replies, return_exceptions=True)
+        return verdict(story, say)
+
+
+async def chapters(story: Story, say: Callable[[str], None]) -> None:
+    sim = story.sim
+
+    say("\n1. Token, gateway discovery, Hello, Identify, READY")
+    await story.bot.start()
+    await story.until(lambda: "READY" in story.states, "READY")
+
+    say("\n2. Messages in a group, a C2C chat and a guild channel, each answered")
+    ids = [
+        story.push(lambda s, now: s.group_at_message("hello from a group", now)),
+        story.push(lambda s, now: s.c2c_message("hi in private", now)),
+        story.push(lambda s, now: s.guild_at_message("ping in a channel", now)),
+    ]
+    await story.messages_arrive(*ids)
+    await story.all_answered()
+
+    say("\n3. The platform delivers a message twice (a new envelope, the same id)")
+    again = next(d for _, t, d, _ in sim.scripted if d["id"] == ids[0])
+    story.server.call(lambda now: sim.dispatch("GROUP_AT_MESSAGE_CREATE", again, now))
+    after = story.push(lambda s, now: s.c2c_message("the next message", now))
+    await story.messages_arrive(after)  # so the copy before it has been dealt with
+    say(f"   (the copy was dropped: redeliveries = {story.bot.protocol.redeliveries})")
+    await story.all_answered()
+
+    say("\n4. The TCP link drops; two messages are sent while the bot is away")
+    mark = len(story.states)
+    story.server.call(sim.drop)
+    away = [
+        story.push(lambda s, now: s.c2c_message("sent while you were away", now)),
+        story.push(lambda s, now: s.group_at_message("me too", now)),
+    ]
+    await story.resumed(mark)
+    await story.messages_arrive(*away)
+    await story.all_answered()
+
+    say("\n5. The server asks the bot to reconnect (op 7)")
+    mark = len(story.states)
+    story.server.call(sim.reconnect)
+    await story.resumed(mark)
+
+    say("\n6. The session times out (close 4009): resume, not a new session")
+    mark = len(story.states)
+    story.server.call(lambda now: sim.close(4009, now))
+    await story.resumed(mark)
+    last = story.push(lambda s, now: s.group_at_message("still here?", now))
+    await story.messages_arrive(last)
+    await story.all_answered()
+
+
+def verdict(story: Story, say: Callable[[str], None]) -> int:
+    identifies, resumes = len(story.sim.identifies), len(story.sim.resumes)
+    if story.seen != story.pushed or sorted(story.replied) != sorted(story.pushed):
+        say(f"\nFAILED: the platform sent {story.pushed}, the bot got {story.seen}")
+        return 1
+    say(
+        f"\nDone: {len(story.pushed)} messages, each delivered once and answered; "
+        f"{identifies} Identify, {resumes} Resumes, {len(story.sim.rejected)} replies refused."
+    )
+    return 0
 
 
 def run(say: Callable[[str], None] = print) -> int:
-    story = Story(say)
-    say("qqproto demo: the gateway core against a scripted QQ gateway, in memory")
-    say("\n1. Connect, Hello, Identify, READY")
-    story.run_actions()
-    story.hello()
-    story.seq = 1
-    ready = {"session_id": "demo-session", "user": {"id": BOT_ID, "username": "demo-bot"}}
-    story.send({"op": 0, "s": 1, "t": "READY", "d": ready})
-
-    say("\n2. Messages arrive; a heartbeat carries the last seq")
-    story.dispatch("GROUP_AT_MESSAGE_CREATE", " hello from a group")
-    story.dispatch("C2C_MESSAGE_CREATE", "hi in private")
-    story.advance(45)
-    story.send({"op": 11})
-
-    say("\n3. The link drops; a message is sent while we are away")
-    acknowledged = story.seq
-    story.drop("connection reset by peer")
-    story.seq += 1
-    story.log.append(
-        {
-            "op": 0,
-            "s": story.seq,
-            "t": "AT_MESSAGE_CREATE",
-            "id": f"x:{story.seq}",
-            "d": message_data(
-                "AT_MESSAGE_CREATE", story.seq, f"<@!{BOT_ID}> sent while you were away"
-            ),
-        }
-    )
-    story.run_actions()
-    story.resume_with_replay(since=acknowledged - 1)
-
-    say("\n4. The server asks us to reconnect (op 7)")
-    story.send({"op": 7})
-    story.resume_with_replay(since=story.seq)
-
-    say("\n5. The session times out (close 4009): resume, not a new session")
-    story.close_from_server(4009, "session timed out")
-    story.resume_with_replay(since=story.seq)
-    story.dispatch("GROUP_AT_MESSAGE_CREATE", " still here")
-
-    sent = [payload["s"] for payload in story.log]
-    if story.delivered != sent:
-        say(f"\nFAILED: the server sent messages {sent}, the app got {story.delivered}")
+    logging.getLogger("qqproto").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(tell(say))
+    except TimeoutError:
+        say("\nFAILED: the story stalled (a step took more than 10 s)")
         return 1
-    say(f"\nDone: state {story.gateway.state.name}; messages {sent} each delivered once.")
-    return 0

@@ -6,33 +6,38 @@ import subprocess
 import sys
 
 import pytest
-from qqproto.adapters import cli, demo
+from qqproto.adapters import cli, demo, runner
+
+from qqproto.qq import Intents
+from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
 
 
-def test_the_demo_delivers_every_message_once() -> None:
+def test_the_demo_tells_the_whole_story_on_loopback() -> None:
     lines: list[str] = []
     assert demo.run(lines.append) == 0
     text = "\n".join(lines)
-    assert "-> Identify" in text
-    assert '-> Resume    {"session_id": "demo-session", "seq": 3}' in text
-    assert "<- #3 again: dropped, it was delivered before" in text
+    assert "simulator at http://127.0.0.1:" in text
+    assert "IDENTIFY -> READY (READY)" in text
     # typed events, their text cleaned: the guild @bot gone, the group's leading space too
-    assert "<- GROUP_AT_MESSAGE_CREATE #2: 'hello from a group'" in text
-    assert "<- AT_MESSAGE_CREATE #4: 'sent while you were away'" in text
-    assert "untyped" not in text and "!!" not in text  # no payload was refused
+    assert "<- GROUP_AT_MESSAGE_CREATE: 'hello from a group'" in text
+    assert "<- AT_MESSAGE_CREATE: 'ping in a channel'" in text
+    assert "redeliveries = 1" in text
+    assert "READY -> RESUMING (close 1006" in text
     assert "server asked to reconnect (op 7)" in text
     assert "close 4009 (session timed out)" in text
+    assert text.count("RESUMING -> READY (RESUMED)") == 3
+    assert text.count("accepted") == 7 and "!!" not in text
     assert (
         lines[-1]
-        .strip()
-        .startswith("Done: state READY; messages [2, 3, 4, 8] each delivered once.")
+        .lstrip()
+        .startswith("Done: 7 messages, each delivered once and answered; 1 Identify")
     )
-    assert "DEMO-TOKEN" not in text
+    assert demo.SECRET not in text
 
 
 def test_the_command_runs_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["demo"]) == 0
-    assert "Done: state READY" in capsys.readouterr().out
+    assert "Done: 7 messages" in capsys.readouterr().out
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,4 +52,60 @@ def test_python_dash_m_qqproto_runs() -> None:
         [sys.executable, "-m", "qqproto", "demo"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.rstrip().endswith("each delivered once.")
+    assert "each delivered once and answered" in done.stdout
+
+
+# -- qqproto qq run: arguments ------------------------------------------------------------
+
+RUN = ["qq", "run", "--app-id", "102000000"]
+
+
+def exit_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int | str | None, str]:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    return caught.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--secret", "s", "--shard", "1"], "argument --shard: expected I/N"),
+        (["--secret", "s", "--shard", "2/2"], "argument --shard: expected 0 <= I < N, got 2/2"),
+        (["--secret", "s", "--intents", "-1"], "argument --intents: expected a non-negative"),
+        (["--secret", "s", "--intents", "lots"], "argument --intents: expected an integer"),
+        (["--secret", "s", "--max-attempts", "0"], "argument --max-attempts: expected an integer"),
+        (["--secret", "s", "--gateway-url", "http://x/"], "argument --gateway-url: expected"),
+        (["--secret", "s", "--api-base", "ftp://x/"], "argument --api-base: expected"),
+        (["--secret", "s", "--allow-from", ","], "argument --allow-from: expected"),
+        (["--secret", "s", "--sandbox", "--api-base", "http://x/"], "--sandbox: not allowed"),
+        ([], "argument --secret: required (or set QQPROTO_SECRET)"),
+    ],
+)
+def test_bad_run_arguments_exit_2_naming_the_argument(
+    extra: list[str],
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QQPROTO_SECRET", raising=False)
+    code, err = exit_of([*RUN, *extra], capsys)
+    assert code == 2
+    assert named in err
+
+
+def test_the_app_id_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = exit_of(["qq", "run", "--secret", "s"], capsys)
+    assert code == 2 and "--app-id" in err
+
+
+def test_run_arguments_become_a_bot_config() -> None:
+    args = cli.build_parser().parse_args(
+        [*RUN, "--intents", "0x2000000", "--shard", "1/4", "--max-attempts", "3", "--sandbox"]
+    )
+    config = runner.config_from(args, "the-secret")
+    assert (config.intents, config.shard, config.max_attempts) == (0x2000000, (1, 4), 3)
+    assert config.api_base == SANDBOX_BASE_URL and config.gateway_url is None
+    assert "the-secret" not in repr(config)
+    default = runner.config_from(cli.build_parser().parse_args(RUN), "s")
+    assert default.intents == int(Intents.default()) and default.shard == (0, 1)
+    assert default.api_base == PRODUCTION_BASE_URL

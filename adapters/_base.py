@@ -1,0 +1,95 @@
+"""What both drivers share: their options, the callbacks, the TLS context.
+
+The actions that need no I/O of the driver's own (``Deliver``,
+``StateChanged``) are carried out here; a driver adds ``connect``, ``send``,
+``disconnect``, ``http``, ``fetch_token`` and ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from qqproto.actions import StateChanged
+
+from ._common import Driven, DriverError
+
+__all__ = ["DriverBase", "TokenProvider"]
+
+log = logging.getLogger("qqproto.adapters")
+#: Returns ``(access_token, seconds_it_lives)``; for asyncio it may be async.
+TokenProvider = Callable[[], "tuple[str, float] | Awaitable[tuple[str, float]]"]
+
+
+class DriverBase:
+    """Options and callbacks of a driver for ``proto``.
+
+    ``on_event`` gets every ``Deliver``-ed value and ``on_state`` every
+    ``StateChanged`` (also logged at INFO), ``on_end`` the error that ended
+    the driver (None after ``stop()``); they run inside the driver (in the
+    loop, or with the threaded driver's lock held), so they must not block
+    or call back into the driver: hand values on to a queue.
+    ``token_provider`` answers ``FetchToken`` (a bare ``GatewayProtocol``
+    asks; ``BotProtocol`` fetches its own).
+    ``io_timeout`` bounds an HTTP exchange and, for threads, a blocked write.
+    """
+
+    def __init__(
+        self,
+        proto: Driven,
+        *,
+        on_event: Callable[[object], None] | None = None,
+        on_state: Callable[[StateChanged], None] | None = None,
+        on_end: Callable[[BaseException | None], None] | None = None,
+        token_provider: TokenProvider | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 10.0,
+        io_timeout: float = 30.0,
+        pool_size: int = 4,
+    ) -> None:
+        self.proto = proto
+        self.on_event = on_event
+        self.on_state = on_state
+        self.on_end = on_end
+        self.token_provider = token_provider
+        self.connect_timeout = connect_timeout
+        self.io_timeout = io_timeout
+        self.pool_size = pool_size
+        self._ssl_context = ssl_context
+        self._setup()
+
+    def _setup(self) -> None:
+        """The driver's own state (a hook for subclasses)."""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context for ``wss://`` and ``https://`` (the system's CAs by default)."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def provider(self) -> TokenProvider:
+        if self.token_provider is None:
+            raise DriverError("the object asked for a token and no token_provider was given")
+        return self.token_provider
+
+    def deliver(self, event: object) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("on_event failed for %s", type(event).__name__)
+
+    def ended(self, error: BaseException | None) -> None:
+        if self.on_end is not None:
+            try:
+                self.on_end(error)
+            except Exception:
+                log.exception("on_end failed")
+
+    def state_changed(self, change: StateChanged) -> None:
+        if self.on_state is not None:
+            try:
+                self.on_state(change)
+            except Exception:
+                log.exception("on_state failed")

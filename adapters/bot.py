@@ -1,0 +1,214 @@
+"""QQBot: a QQ bot on asyncio, as an async iterator of events or with handlers.
+
+::
+
+    async with QQBot(app_id, secret, intents=Intents.default()) as bot:
+        async for event in bot.events():
+            if isinstance(event, GroupAtMessageCreate):
+                await bot.reply(event, "hi")
+
+or, with handlers::
+
+    bot = QQBot(app_id, secret)
+
+    @bot.on(GroupAtMessageCreate)
+    async def hello(event: GroupAtMessageCreate) -> None:
+        await bot.reply(event, "hi")
+
+    bot.run_forever()
+
+A ``BotProtocol`` does the work; :class:`~qqproto.adapters.asyncio.AsyncioDriver`
+carries it out. When the bot gives up (wrong secret, the attempt cap, a fatal
+close code), ``events()`` and ``run()`` raise :class:`DriverFailed` with the
+reason, after the events that came before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from qqproto.qq import ApiCall, ApiResult, BotConfig, BotPhase, BotProtocol, Intents
+
+from ._bot import Handler, Router, make_config
+from ._common import DriverClosed, DriverFailed
+from .asyncio import AsyncioDriver
+
+__all__ = ["DriverFailed", "QQBot"]
+
+log = logging.getLogger(__name__)
+E = TypeVar("E")
+_END = object()  # the driver ended: no more events
+
+
+class QQBot:
+    """One bot on the QQ platform, driven by asyncio.
+
+    ``options`` are :class:`~qqproto.qq.BotConfig` fields (``api_base``,
+    ``token_url``, ``gateway_url``, ``shard``, ``max_attempts``, ...).
+    ``allow_from`` holds sender ids (``Message.sender``); messages from anyone
+    else never reach the application.
+    """
+
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        *,
+        intents: Intents | int | None = None,
+        allow_from: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
+    ) -> None:
+        config = make_config(app_id, secret, intents, options)
+        self._setup(config, allow_from, ssl_context)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: BotConfig,
+        *,
+        allow_from: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> QQBot:
+        """A bot from a ready :class:`BotConfig` (seed it yourself, or pass ``rng``)."""
+        bot = cls.__new__(cls)
+        bot._setup(config, allow_from, ssl_context)
+        return bot
+
+    def _setup(
+        self, config: BotConfig, allow_from: Iterable[str] | None, ctx: ssl.SSLContext | None
+    ) -> None:
+        self.config = config
+        self.protocol = BotProtocol(config)
+        self.driver = AsyncioDriver(self.protocol, on_event=self._on_event, ssl_context=ctx)
+        self._router = Router(allow_from)
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> BotPhase:
+        """AUTHENTICATING, DISCOVERING, RUNNING, FAILED or CLOSED."""
+        return self.protocol.phase
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self.protocol.failure_reason
+
+    # -- starting and stopping ---------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._drive(), name="qqproto-bot")
+            await asyncio.sleep(0)  # let the driver take its first step
+
+    async def _drive(self) -> None:
+        try:
+            await self.driver.run()
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._router.fail_waiters(self._error or DriverClosed("the bot was closed"))
+            self._queue.put_nowait(_END)
+
+    async def close(self) -> None:
+        """Close the gateway (a close frame, then the socket) and wait for the end."""
+        self.driver.stop()
+        if self._task is not None:
+            await self._task
+
+    async def __aenter__(self) -> QQBot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_event(self, value: object) -> None:
+        if self._router.route(value):
+            self._queue.put_nowait(value)
+
+    async def events(self) -> AsyncIterator[object]:
+        """Every event, in order, until the bot closes; raises DriverFailed if it gave up."""
+        await self.start()
+        while True:
+            event = await self._queue.get()
+            if event is _END:
+                self._queue.put_nowait(_END)  # for any other reader
+                if self._error is not None:
+                    raise self._error
+                return
+            yield event
+
+    def on(self, *kinds: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        """Decorate a handler for events of ``kinds`` (every event if none).
+
+        Handlers run one at a time in arrival order; a message with no text
+        and no attachment (``empty``) reaches none. A handler that raises is
+        logged and the bot goes on.
+        """
+        return self._router.on(*kinds)
+
+    async def run(self) -> None:
+        """Feed events to the handlers until the bot closes (or raise DriverFailed)."""
+        try:
+            async for event in self.events():
+                for handler in self._router.handlers_for(event):
+                    try:
+                        result = handler(event)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        log.exception("handler %s failed on %s", handler, type(event).__name__)
+        finally:
+            await self.close()
+
+    def run_forever(self) -> None:
+        """``run()`` in a new event loop, until Ctrl-C or the bot gives up."""
+        try:
+            asyncio.run(self.run())
+        except KeyboardInterrupt:
+            log.info("interrupted")
+
+    # -- talking back -----------------------------------------------------------------
+
+    async def reply(
+        self,
+        event: object,
+        text: str,
+        *,
+        markdown: str | Mapping[str, Any] | None = None,
+        media_file_info: str | None = None,
+    ) -> ApiResult[Any]:
+        """A passive reply to ``event``; its :class:`ApiResult` when the call is done.
+
+        ``ReplyRefused`` raises at once when the platform would refuse it.
+        """
+        return await self._await(
+            lambda now: self.protocol.reply(
+                event, text, now, markdown=markdown, media_file_info=media_file_info
+            )
+        )
+
+    async def call(self, api_call: ApiCall[Any]) -> ApiResult[Any]:
+        """Run a REST call (``qqproto.qq.api``); its :class:`ApiResult`."""
+        return await self._await(lambda now: self.protocol.call(api_call, now))
+
+    async def _await(self, start: Callable[[float], int]) -> ApiResult[Any]:
+        await self.start()
+        waiter: asyncio.Future[ApiResult[Any]] = asyncio.get_running_loop().create_future()
+
+        def begin(now: float) -> None:
+            self._router.waiters[start(now)] = waiter  # before any answer can come
+
+        self.driver.call(begin)
+        return await waiter

@@ -1,0 +1,143 @@
+"""``qqproto qq run``: one bot on the asyncio driver, telling what happens.
+
+The bot is a :class:`~qqproto.adapters.bot.QQBot`; this module only wires its
+news to a :class:`~qqproto.adapters.report.Report` and, with ``--echo``,
+answers each message with its own text. SIGINT and SIGTERM close the bot
+cleanly (exit 0); a bot that gave up exits 3 after its ``failed`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from qqproto.actions import StateChanged
+from qqproto.errors import ProtocolError
+from qqproto.qq import (
+    ApiError,
+    BotConfig,
+    Dispatch,
+    Event,
+    Message,
+    Ready,
+    ReplyRefused,
+    Resumed,
+)
+from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
+from qqproto.qq.auth import DEFAULT_TOKEN_URL
+
+from ._common import DriverFailed
+from .bot import QQBot
+from .report import HumanReport, JsonReport, Report
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "config_from", "run"]
+
+EXIT_OK = 0
+EXIT_FAILED = 3
+log = logging.getLogger("qqproto.run")
+
+
+def config_from(args: argparse.Namespace, secret: str) -> BotConfig:
+    """The bot's configuration from parsed arguments (ConfigError if it is wrong)."""
+    api_base = SANDBOX_BASE_URL if args.sandbox else args.api_base or PRODUCTION_BASE_URL
+    return BotConfig(
+        args.app_id,
+        secret,
+        intents=args.intents,
+        shard=args.shard,
+        gateway_url=args.gateway_url,
+        max_attempts=args.max_attempts,
+        api_base=api_base,
+        token_url=args.token_url or DEFAULT_TOKEN_URL,
+    )
+
+
+def failure_code(error: ProtocolError | None) -> int | str | None:
+    """What a reply line's ``code`` says: the platform's code, or why we refused."""
+    if error is None:
+        return None
+    if isinstance(error, ApiError):
+        return error.code if error.code is not None else error.status
+    if isinstance(error, ReplyRefused):
+        return error.code if error.code is not None else error.reason.name
+    return type(error).__name__
+
+
+class Runner:
+    """One bot, its report, and the echo replies under way."""
+
+    def __init__(self, bot: QQBot, report: Report, *, echo: bool) -> None:
+        self.bot = bot
+        self.report = report
+        self.echo = echo
+        self._replies: set[asyncio.Task[None]] = set()
+
+    def state(self, change: StateChanged) -> None:
+        self.report.state(change.old, change.new, change.why)
+
+    async def events(self) -> None:
+        async for event in self.bot.events():
+            if isinstance(event, Ready | Resumed) or not isinstance(event, Event | Dispatch):
+                continue  # READY/RESUMED show as state changes; violations are logged
+            self.report.event(event)
+            if self.echo and isinstance(event, Message) and not event.empty:
+                task = asyncio.create_task(self._echo(event))
+                self._replies.add(task)
+                task.add_done_callback(self._replies.discard)
+
+    async def _echo(self, message: Message) -> None:
+        try:
+            result = await self.bot.reply(message, message.text)
+        except ReplyRefused as refused:
+            self.report.reply(message.id, failure_code(refused))
+            return
+        except DriverFailed:
+            return  # the bot is gone; its failed line says why
+        self.report.reply(message.id, failure_code(result.error))
+
+    async def finish(self) -> None:
+        """Let echo replies under way end (the bot is closing, so they end soon)."""
+        if self._replies:
+            await asyncio.gather(*self._replies, return_exceptions=True)
+
+
+async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> int:
+    allow_from: Any = args.allow_from
+    bot = QQBot.from_config(config, allow_from=allow_from)
+    runner = Runner(bot, report, echo=args.echo)
+    bot.driver.on_state = runner.state
+    loop = asyncio.get_running_loop()
+    events = asyncio.create_task(runner.events())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, events.cancel)
+    try:
+        await events
+    except asyncio.CancelledError:
+        log.info("signal received: closing")
+    except DriverFailed as failed:
+        report.failed(failed.reason)
+        return EXIT_FAILED
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await bot.close()
+        await runner.finish()
+    return EXIT_OK
+
+
+def run(config: BotConfig, args: argparse.Namespace) -> int:
+    """Run until a signal (0) or until the bot gives up (3)."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    report: Report = JsonReport(sys.stdout) if args.json else HumanReport(sys.stdout)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(serve(config, args, report))
+    return EXIT_OK

@@ -1,0 +1,259 @@
+"""Serve a sans-IO server object (the QQ simulator) on real sockets.
+
+The simulator (``qqproto.testing.QQSimulator``) plays the whole platform on
+one port, without I/O; these helpers give it a listening socket, so a bot on
+either driver can be tested end to end on loopback::
+
+    async with SimulatorServer(QQSimulator()) as server:
+        async with QQBot(app_id, secret, **server.bot_options()) as bot: ...
+
+    with ThreadedSimulatorServer(QQSimulator()) as server: ...
+
+What they do: an accepted socket is ``sim.accept(now)``; bytes in are
+``conn.receive_data(data, now)`` (``b""`` at EOF); after every call into the
+simulator every connection's ``data_to_send()`` is written, and a connection
+whose ``closed`` is true has its socket closed; a socket that went away is
+``conn.connection_lost(now)``. ``sim.wakeup`` is the same flush, for output a
+test's scripting caused; one timer follows ``sim.next_deadline()``.
+Call the simulator through :meth:`call` to get ``now`` (and, with threads, the lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from ._common import READ_SIZE
+from ._http import close_writer
+
+__all__ = ["ServedConnection", "ServedSimulator", "SimulatorServer", "ThreadedSimulatorServer"]
+
+T = TypeVar("T")
+
+
+class ServedConnection(Protocol):
+    @property
+    def closed(self) -> bool: ...
+    def receive_data(self, data: bytes, now: float) -> None: ...
+    def data_to_send(self) -> bytes: ...
+    def connection_lost(self, now: float) -> None: ...
+
+
+class ServedSimulator(Protocol):
+    wakeup: Callable[[], None] | None
+
+    def accept(self, now: float) -> ServedConnection: ...
+    def next_deadline(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+
+
+class _Addresses:
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        """The REST base (``api_base``); the gateway URL comes from ``/gateway/bot``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/app/getAppAccessToken"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/websocket"
+
+    def bot_options(self, **more: Any) -> dict[str, Any]:
+        """``BotConfig`` fields (``QQBot`` keyword arguments) pointing at this server."""
+        return {"api_base": self.base_url, "token_url": self.token_url, **more}
+
+
+class SimulatorServer(_Addresses):
+    """The simulator on an asyncio server; ``async with`` starts and stops it."""
+
+    def __init__(self, sim: ServedSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sim, self.host, self.port = sim, host, port
+        self._conns: dict[ServedConnection, asyncio.StreamWriter] = {}
+        self._clients: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> SimulatorServer:
+        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.sim.wakeup = self._flush
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self.sim.wakeup = None
+        self._server.close()
+        conns, self._conns = self._conns, {}
+        for writer in conns.values():
+            writer.close()
+        await asyncio.gather(*self._clients, return_exceptions=True)
+        await self._server.wait_closed()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def call(self, fn: Callable[[float], T]) -> T:
+        """``fn(now)`` (a call into the simulator), then flush what it caused."""
+        result = fn(asyncio.get_running_loop().time())
+        self._flush()
+        return result
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        conn = self.call(self.sim.accept)
+        self._conns[conn] = writer
+        self._flush()
+        try:
+            while conn in self._conns:
+                data = await reader.read(READ_SIZE)
+                if conn not in self._conns:
+                    break
+                self.call(partial(conn.receive_data, data))
+                if not data:
+                    break
+        except OSError:
+            pass
+        finally:
+            self._conns.pop(conn, None)
+            self.call(conn.connection_lost)
+            await close_writer(writer)
+            self._clients.discard(task)
+
+    def _flush(self) -> None:
+        for conn, writer in list(self._conns.items()):
+            if data := conn.data_to_send():
+                writer.write(data)
+            if conn.closed:
+                del self._conns[conn]
+                writer.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        deadline = self.sim.next_deadline()
+        loop = asyncio.get_running_loop()
+        self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer, deadline)
+
+    def _on_timer(self, when: float) -> None:
+        self._timer = None
+        self.call(lambda now: self.sim.handle_timer(max(now, when)))
+
+
+class ThreadedSimulatorServer(_Addresses):
+    """The simulator on a listening socket and threads; ``with`` starts and stops it."""
+
+    def __init__(self, sim: ServedSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sim, self.host, self.port = sim, host, port
+        self._cond = threading.Condition(threading.RLock())
+        self._conns: dict[ServedConnection, socket.socket] = {}
+        self._threads: set[threading.Thread] = set()
+        self._listener: socket.socket | None = None
+        self._stopping = threading.Event()
+
+    def __enter__(self) -> ThreadedSimulatorServer:
+        self._listener = socket.create_server((self.host, self.port))
+        self._listener.settimeout(0.25)  # accept() notices stop() at least this often
+        self.port = self._listener.getsockname()[1]
+        self.sim.wakeup = self._flush
+        self._spawn(self._accept_loop, "sim-accept")
+        self._spawn(self._timer_loop, "sim-timer")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._cond:
+            self._stopping.set()
+            self.sim.wakeup = None
+            conns, self._conns = self._conns, {}
+            for sock in conns.values():
+                _cut(sock)
+            self._cond.notify_all()
+        assert self._listener is not None
+        _cut(self._listener)
+        for thread in list(self._threads):
+            thread.join()
+        self._listener.close()
+
+    def call(self, fn: Callable[[float], T]) -> T:
+        """``fn(now)`` under the server's lock, then flush what it caused (thread-safe)."""
+        with self._cond:
+            result = fn(time.monotonic())
+            self._flush()
+            return result
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name)
+        self._threads.add(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                if self._stopping.is_set():
+                    sock.close()
+                    return
+                conn = self.sim.accept(time.monotonic())
+                self._conns[conn] = sock
+                self._spawn(self._read_loop, "sim-conn", conn, sock)
+                self._flush()
+
+    def _read_loop(self, conn: ServedConnection, sock: socket.socket) -> None:
+        with sock:
+            while True:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except OSError:
+                    break
+                with self._cond:
+                    if conn not in self._conns:
+                        break
+                    self.call(partial(conn.receive_data, data))
+                if not data:
+                    break
+            with self._cond:
+                self._conns.pop(conn, None)
+                self.call(conn.connection_lost)
+        self._threads.discard(threading.current_thread())
+
+    def _timer_loop(self) -> None:
+        with self._cond:
+            while not self._stopping.is_set():
+                deadline, now = self.sim.next_deadline(), time.monotonic()
+                if deadline is not None and now >= deadline:
+                    self.call(self.sim.handle_timer)
+                else:
+                    self._cond.wait(None if deadline is None else deadline - now)
+
+    def _flush(self) -> None:
+        with self._cond:
+            for conn, sock in list(self._conns.items()):
+                if data := conn.data_to_send():
+                    with contextlib.suppress(OSError):  # its reader hears of it
+                        sock.sendall(data)
+                if conn.closed:
+                    del self._conns[conn]
+                    _cut(sock)
+            self._cond.notify_all()
+
+
+def _cut(sock: socket.socket) -> None:
+    """Our data, then FIN; wakes a thread blocked in recv() or accept()."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,179 @@
+"""ThreadedQQBot: QQBot for programs without an event loop.
+
+::
+
+    with ThreadedQQBot(app_id, secret) as bot:
+        for event in bot.events():
+            if isinstance(event, GroupAtMessageCreate):
+                bot.reply(event, "hi")
+
+or ``@bot.on(GroupAtMessageCreate)`` handlers and ``bot.run_forever()``.
+Every method is thread-safe; ``reply`` and ``call`` block for the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+from qqproto.qq import ApiCall, ApiResult, BotConfig, BotPhase, BotProtocol, Intents
+
+from ._bot import Handler, Router, make_config
+from ._common import DriverClosed, DriverFailed
+from .threaded import ThreadedDriver
+
+__all__ = ["DriverFailed", "ThreadedQQBot"]
+
+log = logging.getLogger(__name__)
+E = TypeVar("E")
+_END = object()
+
+
+class ThreadedQQBot:
+    """One bot on the QQ platform, driven by threads; see :class:`QQBot`."""
+
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        *,
+        intents: Intents | int | None = None,
+        allow_from: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
+    ) -> None:
+        self._setup(make_config(app_id, secret, intents, options), allow_from, ssl_context)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: BotConfig,
+        *,
+        allow_from: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> ThreadedQQBot:
+        bot = cls.__new__(cls)
+        bot._setup(config, allow_from, ssl_context)
+        return bot
+
+    def _setup(
+        self, config: BotConfig, allow_from: Iterable[str] | None, ctx: ssl.SSLContext | None
+    ) -> None:
+        self.config = config
+        self.protocol = BotProtocol(config)
+        self.driver = ThreadedDriver(
+            self.protocol, on_event=self._on_event, on_end=self._on_end, ssl_context=ctx
+        )
+        self._router = Router(allow_from)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._started = self._stopped = False
+        self._error: BaseException | None = None
+
+    @property
+    def state(self) -> BotPhase:
+        return self.protocol.phase
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self.protocol.failure_reason
+
+    # -- starting and stopping ---------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.driver.start()
+
+    def stop(self) -> None:
+        """Close the gateway, join every thread; blocked ``events()`` readers end."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        self.driver.stop()
+
+    def __enter__(self) -> ThreadedQQBot:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_event(self, value: object) -> None:  # with the driver's lock held
+        if self._router.route(value):
+            self._queue.put(value)
+
+    def _on_end(self, error: BaseException | None) -> None:  # with the driver's lock held
+        self._error = error
+        self._router.fail_waiters(error or DriverClosed("the bot was stopped"))
+        self._queue.put(_END)
+
+    def events(self) -> Iterator[object]:
+        """Every event, in order, until the bot stops; raises DriverFailed if it gave up."""
+        self.start()
+        while True:
+            event = self._queue.get()
+            if event is _END:
+                self._queue.put(_END)
+                if self._error is not None:
+                    raise self._error
+                return
+            yield event
+
+    def on(self, *kinds: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        """Decorate a handler for events of ``kinds``; see :meth:`QQBot.on`."""
+        return self._router.on(*kinds)
+
+    def run_forever(self) -> None:
+        """Feed events to the handlers in this thread until stop(), Ctrl-C or failure."""
+        try:
+            for event in self.events():
+                for handler in self._router.handlers_for(event):
+                    try:
+                        handler(event)
+                    except Exception:
+                        log.exception("handler %s failed on %s", handler, type(event).__name__)
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        finally:
+            self.stop()
+
+    # -- talking back -----------------------------------------------------------------
+
+    def reply(
+        self,
+        event: object,
+        text: str,
+        *,
+        markdown: str | Mapping[str, Any] | None = None,
+        media_file_info: str | None = None,
+        timeout: float | None = 60.0,
+    ) -> ApiResult[Any]:
+        """A passive reply; blocks for its :class:`ApiResult` (TimeoutError after ``timeout``)."""
+        return self._wait(
+            lambda now: self.protocol.reply(
+                event, text, now, markdown=markdown, media_file_info=media_file_info
+            ),
+            timeout,
+        )
+
+    def call(self, api_call: ApiCall[Any], timeout: float | None = 60.0) -> ApiResult[Any]:
+        return self._wait(lambda now: self.protocol.call(api_call, now), timeout)
+
+    def _wait(self, start: Callable[[float], int], timeout: float | None) -> ApiResult[Any]:
+        self.start()
+        waiter: Future[ApiResult[Any]] = Future()
+
+        def begin(now: float) -> None:
+            self._router.waiters[start(now)] = waiter
+
+        self.driver.call(begin)
+        return waiter.result(timeout)

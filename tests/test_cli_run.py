@@ -1,0 +1,229 @@
+"""``qqproto qq run`` as a subprocess against the simulator on loopback.
+
+The simulator runs in this process (threads); the command runs as a user
+would run it, and these tests read its JSON lines and its exit status. Waits
+have generous deadlines and never stand in for synchronisation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from qqproto.adapters.serve import ThreadedSimulatorServer
+
+from qqproto.testing import QQSimulator, SimulatorConfig
+
+DEADLINE = 20.0
+APP_ID = "102000000"
+SECRET = "simulator-secret"
+
+
+class Command:
+    """One ``qqproto qq run`` process and the lines it printed."""
+
+    def __init__(self, args: list[str], secret: str = SECRET) -> None:
+        env = {**os.environ, "QQPROTO_SECRET": secret}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "qqproto", "qq", "run", "--app-id", APP_ID, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def until(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Read lines until one is ``wanted``; every line must be one JSON object."""
+        while True:
+            try:
+                line = self.lines.get(timeout=DEADLINE)
+            except queue.Empty:
+                raise AssertionError(f"no wanted line in {DEADLINE} s; saw {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"stdout ended; saw {self.seen}; stderr: {self.stderr()}")
+            record = json.loads(line)  # nothing but JSON on stdout
+            assert isinstance(record, dict), line
+            self.seen.append(record)
+            if wanted(record):
+                return record
+
+    def wait(self) -> int:
+        code = self.process.wait(timeout=DEADLINE)
+        self._reader.join(timeout=DEADLINE)
+        while (line := self.lines.get(timeout=DEADLINE)) is not None:
+            self.seen.append(json.loads(line))
+        return code
+
+    def stderr(self) -> str:
+        if self.process.poll() is None:
+            return "(still running)"
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=DEADLINE)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def kind(name: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda record: (
+        record["kind"] == name and all(record.get(k) == v for k, v in fields.items())
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadedSimulatorServer]:
+    sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET, heartbeat_interval_ms=500))
+    with ThreadedSimulatorServer(sim) as served:
+        yield served
+
+
+def endpoints(server: ThreadedSimulatorServer) -> list[str]:
+    return ["--api-base", server.base_url, "--token-url", server.token_url]
+
+
+@pytest.fixture
+def run(server: ThreadedSimulatorServer) -> Iterator[Callable[..., Command]]:
+    started: list[Command] = []
+
+    def start(*args: str, secret: str = SECRET) -> Command:
+        command = Command([*endpoints(server), "--json", *args], secret)
+        started.append(command)
+        return command
+
+    yield start
+    for command in started:
+        command.stop()
+
+
+def sim_of(server: ThreadedSimulatorServer) -> QQSimulator:
+    assert isinstance(server.sim, QQSimulator)
+    return server.sim
+
+
+def test_echo_json_lines_and_a_clean_exit_on_sigterm(
+    server: ThreadedSimulatorServer, run: Callable[..., Command]
+) -> None:
+    command = run("--echo")
+    command.until(kind("state", to="READY"))
+    sim = sim_of(server)
+    group = server.call(lambda now: sim.group_at_message("hello there", now))
+    event = command.until(kind("event", type="GROUP_AT_MESSAGE_CREATE"))
+    assert event["id"] == group["id"] and event["content"] == "hello there"
+    assert event["attachments"] == [] and isinstance(event["seq"], int)
+    reply = command.until(kind("reply"))
+    assert reply == {"kind": "reply", "to": group["id"], "status": "ok", "code": None}
+    assert [(s.msg_id, s.msg_seq, s.content) for s in sim.sent] == [(group["id"], 1, "hello there")]
+
+    # A bare @bot gets its line with empty content, and no echo.
+    bare = server.call(lambda now: sim.group_at_message("", now))
+    c2c = server.call(lambda now: sim.c2c_message("one to one", now))
+    assert command.until(kind("event", id=bare["id"]))["content"] == ""
+    command.until(kind("reply", to=c2c["id"], status="ok"))
+    assert [s.msg_id for s in sim.sent] == [group["id"], c2c["id"]]
+
+    command.process.send_signal(signal.SIGTERM)
+    assert command.wait() == 0
+    states = [(r["from"], r["to"]) for r in command.seen if r["kind"] == "state"]
+    assert ("CONNECTING", "IDENTIFY") in states and ("IDENTIFY", "READY") in states
+    assert ("READY", "CLOSED") in states and states[-1] == ("BOT_RUNNING", "BOT_CLOSED")
+
+
+def test_every_message_gets_one_line_across_a_drop_and_resume(
+    server: ThreadedSimulatorServer, run: Callable[..., Command]
+) -> None:
+    command = run()
+    command.until(kind("state", to="READY"))
+    sim = sim_of(server)
+    first = server.call(lambda now: sim.c2c_message("before", now))
+    command.until(kind("event", id=first["id"]))
+    server.call(sim.drop)
+    later = [server.call(lambda now, i=i: sim.c2c_message(f"during {i}", now)) for i in range(3)]
+    command.until(kind("state", **{"from": "RESUMING", "to": "READY"}))
+    last = server.call(lambda now: sim.c2c_message("after", now))
+    command.until(kind("event", id=last["id"]))
+    ids = [r["id"] for r in command.seen if r["kind"] == "event"]
+    assert ids == [first["id"], *(d["id"] for d in later), last["id"]]
+    command.process.send_signal(signal.SIGINT)
+    assert command.wait() == 0
+
+
+def test_allow_from_keeps_strangers_out(
+    server: ThreadedSimulatorServer, run: Callable[..., Command]
+) -> None:
+    command = run("--allow-from", "FRIEND", "--echo")
+    command.until(kind("state", to="READY"))
+    sim = sim_of(server)
+    server.call(lambda now: sim.c2c_message("from a stranger", now))
+    friend = server.call(lambda now: sim.c2c_message("from a friend", now, user_openid="FRIEND"))
+    command.until(kind("reply", to=friend["id"]))
+    events = [r for r in command.seen if r["kind"] == "event"]
+    assert [e["id"] for e in events] == [friend["id"]]
+    assert [s.msg_id for s in sim.sent] == [friend["id"]]
+
+
+def test_a_fatal_close_code_is_a_failed_line_and_exit_3(
+    server: ThreadedSimulatorServer, run: Callable[..., Command]
+) -> None:
+    command = run()
+    command.until(kind("state", to="READY"))
+    server.call(lambda now: sim_of(server).close(4914, now))
+    failed = command.until(kind("failed"))
+    assert "4914" in failed["reason"]
+    assert command.wait() == 3
+
+
+def test_wrong_credentials_fail_with_the_platforms_code(run: Callable[..., Command]) -> None:
+    command = run(secret="not-the-secret")
+    failed = command.until(kind("failed"))
+    assert "100016" in failed["reason"]
+    assert command.wait() == 3
+    assert not any(r["kind"] == "state" and r["to"] == "CONNECTING" for r in command.seen)
+
+
+def test_max_attempts_counts_the_first_attempt(run: Callable[..., Command]) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    command = run("--gateway-url", f"ws://127.0.0.1:{port}/websocket", "--max-attempts", "1")
+    failed = command.until(kind("failed"))
+    assert "gave up after 1 failed attempts" in failed["reason"]
+    assert command.wait() == 3
+
+
+def test_human_output_without_json(server: ThreadedSimulatorServer) -> None:
+    command = subprocess.Popen(
+        [sys.executable, "-m", "qqproto", "qq", "run", "--app-id", APP_ID, *endpoints(server)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "QQPROTO_SECRET": "not-the-secret"},
+    )
+    out, err = command.communicate(timeout=DEADLINE)
+    assert command.returncode == 3
+    assert out.splitlines()[-1].startswith("FAILED: ") and "100016" in out
+    assert "not-the-secret" not in out + err

@@ -1,0 +1,438 @@
+"""The asyncio driver and QQBot end to end, on loopback.
+
+The gateway here is the ``websockets`` library's server (tests/e2e_servers.py),
+so our WebSocket code is checked by someone else's; REST is a small h11
+server. Heartbeat intervals are 100 ms and every wait has a 10 s deadline;
+nothing sleeps to synchronise. Warnings are errors (pyproject), which covers
+"Task was destroyed" and unclosed-transport ResourceWarnings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import qqproto.adapters.asyncio as aio
+from qqproto.adapters import DriverError, DriverFailed
+from qqproto.adapters.asyncio import AsyncioDriver
+from qqproto.adapters.bot import QQBot
+
+from qqproto.qq import (
+    GatewayConfig,
+    GatewayProtocol,
+    GroupAtMessageCreate,
+    ProtocolViolation,
+    Ready,
+)
+from qqproto.qq import gateway as gateway_module
+
+from .e2e_servers import GROUP, MEMBER, WAIT, FakeGateway, FakeRest, group_message
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+def run(coro: Any) -> Any:
+    """Each test is a coroutine run to the end in a fresh loop, under a deadline."""
+
+    async def bounded() -> Any:
+        async with asyncio.timeout(30):
+            return await coro
+
+    result = asyncio.run(bounded())
+    gc.collect()  # a leaked transport or task warns now, while warnings are errors
+    return result
+
+
+class Client:
+    """A bare GatewayProtocol on an AsyncioDriver, with its events in a queue."""
+
+    def __init__(self, url: str, *, lifetime: float = 7200.0, **config: Any) -> None:
+        config.setdefault("rng", random.Random(7))
+        config.setdefault("backoff_base", 0.01)
+        config.setdefault("backoff_cap", 0.05)
+        self.proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=url, **config))
+        self.events: asyncio.Queue[object] = asyncio.Queue()
+        self.tokens = 0
+        self.lifetime = lifetime
+        self.driver = AsyncioDriver(
+            self.proto, on_event=self.events.put_nowait, token_provider=self.token
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def token(self) -> tuple[str, float]:
+        self.tokens += 1
+        return f"tok-{self.tokens}", self.lifetime
+
+    async def __aenter__(self) -> Client:
+        self.task = asyncio.create_task(self.driver.run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.driver.stop()
+        assert self.task is not None
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def next(self, kind: type[Any] = object) -> Any:
+        async with asyncio.timeout(WAIT):
+            while True:
+                event = await self.events.get()
+                if isinstance(event, kind):
+                    return event
+
+    async def messages(self, n: int) -> list[GroupAtMessageCreate]:
+        return [await self.next(GroupAtMessageCreate) for _ in range(n)]
+
+
+@pytest.fixture(autouse=True)
+def quick_new_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new session after op 9 waits 1-5 s on the platform; milliseconds here."""
+    monkeypatch.setattr(gateway_module, "NEW_SESSION_PAUSE", (0.0, 0.01))
+
+
+# -- the gateway, bare -----------------------------------------------------------------------
+
+
+def test_handshake_identify_and_ready() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, Client(gw.url) as client:
+            ready = await client.next(Ready)
+            assert ready.session_id == "sess-1"
+            [identify] = gw.ops(2)
+            assert identify["d"]["token"] == "QQBot tok-1"
+            assert client.proto.state.name == "READY"
+
+    run(main())
+
+
+def test_heartbeats_carry_the_last_seq() -> None:
+    async def main() -> None:
+        async with FakeGateway(heartbeat_ms=50) as gw, Client(gw.url) as client:
+            await client.next(Ready)
+            await gw.message(2)
+            await client.messages(1)
+            await gw.wait_for(lambda g: any(p["d"] == 2 for p in g.ops(1)))
+            await gw.wait_for(lambda g: sum(p["d"] == 2 for p in g.ops(1)) >= 2)
+            assert all(p["d"] in (1, 2) for p in gw.ops(1))
+
+    run(main())
+
+
+def test_messages_arrive_typed_in_order() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, Client(gw.url) as client:
+            await client.next(Ready)
+            for n in range(5):
+                await gw.message(n)
+            got = await client.messages(5)
+            assert [m.text for m in got] == [f"hello {n}" for n in range(5)]
+            assert got[0].sender == MEMBER and got[0].group_openid == GROUP
+
+    run(main())
+
+
+def test_a_tcp_drop_resumes_and_delivers_each_event_once() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, Client(gw.url) as client:
+            await client.next(Ready)
+            await gw.message(1)
+            await client.messages(1)
+            first = gw.current
+            gw.seq += 1  # a message we will miss: the resume replays it
+            missed = group_message(2)
+            gw.history.append(
+                {"op": 0, "s": gw.seq, "t": "GROUP_AT_MESSAGE_CREATE", "id": "m2", "d": missed}
+            )
+            gw.drop()
+            await gw.wait_for(lambda g: len(g.ops(6)) == 1)
+            assert gw.current is not first
+            [resume] = gw.ops(6)
+            assert resume["d"]["seq"] == 2 and resume["d"]["session_id"] == "sess-1"
+            await gw.message(3)
+            got = await client.messages(2)
+            assert [m.text for m in got] == ["hello 2", "hello 3"]
+            await gw.message(4)  # nothing came twice: the next message is the new one
+            assert (await client.messages(1))[0].text == "hello 4"
+            assert len(gw.ops(2)) == 1  # one Identify: the session went on
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("what", "new_session"),
+    [("op7", False), ("op9", True), ("4009", False), ("4006", True), ("lost-acks", False)],
+)
+def test_the_session_comes_back(what: str, new_session: bool) -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, Client(gw.url) as client:
+            await client.next(Ready)
+            if what == "op7":
+                await gw.send_raw({"op": 7})
+            elif what == "op9":
+                await gw.send_raw({"op": 9, "d": False})
+            elif what == "lost-acks":
+                gw.lose_acks = 1
+            else:
+                await gw.close(int(what))
+            await gw.wait_for(lambda g: len(g.connections) == 2)
+            if new_session:
+                await gw.wait_for(lambda g: len(g.ops(2)) == 2)
+                assert (await client.next(Ready)).session_id == "sess-2"
+            else:
+                await gw.wait_for(lambda g: len(g.ops(6)) == 1)
+                assert len(gw.ops(2)) == 1
+            await gw.message(9)
+            assert (await client.messages(1))[0].text == "hello 9"
+
+    run(main())
+
+
+def test_a_fatal_close_code_ends_run_with_the_reason() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw:
+            client = Client(gw.url)
+            task = asyncio.create_task(client.driver.run())
+            await client.next(Ready)
+            await gw.close(4914)
+            with pytest.raises(DriverFailed, match=r"4914|offline"):
+                async with asyncio.timeout(WAIT):
+                    await task
+            assert not client.driver.running
+
+    run(main())
+
+
+def test_the_attempt_cap_ends_run() -> None:
+    async def main() -> None:
+        # A port nobody listens on: every attempt is refused.
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        client = Client(f"ws://127.0.0.1:{port}/", max_attempts=3)
+        with pytest.raises(DriverFailed, match="gave up after 3"):
+            await client.driver.run()
+
+    run(main())
+
+
+def test_token_expiry_mid_session_gets_a_new_token_for_the_resume() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, Client(gw.url, lifetime=0.5) as client:
+            await client.next(Ready)
+            # Six heartbeats 100 ms apart: the 0.5 s token has expired by now.
+            await gw.wait_for(lambda g: len(g.ops(1)) >= 6)
+            gw.drop()
+            await gw.wait_for(lambda g: len(g.ops(6)) >= 1)
+            assert gw.ops(6)[-1]["d"]["token"] != gw.ops(2)[0]["d"]["token"]
+            assert client.tokens >= 2
+
+    run(main())
+
+
+def test_hostile_frames_become_violations_and_the_session_goes_on() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, Client(gw.url) as client:
+            await client.next(Ready)
+            await gw.send_raw("not json {")
+            await gw.send_raw(b"\x00\x01binary")
+            await gw.send_raw({"op": 0, "s": 99, "t": "GROUP_AT_MESSAGE_CREATE", "d": []})
+            assert isinstance(await client.next(ProtocolViolation), ProtocolViolation)
+            gw.seq = 99
+            await gw.message(100)
+            assert (await client.messages(1))[0].text == "hello 100"
+
+    run(main())
+
+
+def test_stop_sends_a_close_frame_and_ends_cleanly_mid_send() -> None:
+    async def main() -> None:
+        async with FakeGateway(heartbeat_ms=20) as gw:
+            client = Client(gw.url)
+            task = asyncio.create_task(client.driver.run())
+            await client.next(Ready)
+            sends = [asyncio.create_task(gw.message(n)) for n in range(20)]  # in flight
+            client.driver.stop()
+            async with asyncio.timeout(WAIT):
+                await task  # returns, no error
+            await asyncio.gather(*sends, return_exceptions=True)
+            await gw.wait_for(lambda g: g.closes == [1000])
+            assert client.proto.state.name == "CLOSED"
+
+    run(main())
+
+
+def test_cancelling_run_closes_too() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw:
+            client = Client(gw.url)
+            task = asyncio.create_task(client.driver.run())
+            await client.next(Ready)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await gw.wait_for(lambda g: g.closes == [1000])
+
+    run(main())
+
+
+def test_a_token_provider_is_needed_for_a_bare_gateway() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw:
+            proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
+            with pytest.raises(DriverError, match="token_provider"):
+                await AsyncioDriver(proto).run()
+
+    run(main())
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+def test_wss_and_https_use_tls_with_sni(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def fake_open(host: str, port: int, **kwargs: Any) -> Any:
+        seen.append({"host": host, "port": port, **kwargs})
+        raise ConnectionRefusedError("not really")
+
+    monkeypatch.setattr(aio.asyncio, "open_connection", fake_open)
+    context = ssl.create_default_context()
+
+    async def main() -> None:
+        proto = GatewayProtocol(
+            GatewayConfig("1", gateway_url="wss://gw.example.com/ws", max_attempts=1)
+        )
+        driver = AsyncioDriver(proto, token_provider=lambda: ("t", 60.0), ssl_context=context)
+        with pytest.raises(DriverFailed):
+            await driver.run()
+
+    run(main())
+    [call] = seen
+    assert call["host"] == "gw.example.com" and call["port"] == 443
+    assert call["ssl"] is context and call["server_hostname"] == "gw.example.com"
+
+
+# -- QQBot ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quiet_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="qqproto")
+    return caplog
+
+
+async def platform() -> AsyncIterator[tuple[FakeGateway, FakeRest]]:
+    async with FakeGateway() as gw, FakeRest(gw.url) as rest:
+        yield gw, rest
+
+
+def test_qqbot_events_and_replies(quiet_logs: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
+            async with QQBot("102000000", rest.secret, **rest.options()) as bot:
+                events = bot.events()
+                assert isinstance(await anext(events), Ready)
+                assert bot.state.name == "RUNNING"
+                await gw.message(1)
+                event = await anext(events)
+                assert isinstance(event, GroupAtMessageCreate)
+                result = await bot.reply(event, "hi")
+                assert result.ok and result.result.id == "out-1"
+                [sent] = rest.sent
+                assert sent["content"] == "hi" and sent["msg_id"] == event.id
+            assert bot.state.name == "CLOSED"
+            await gw.wait_for(lambda g: g.closes == [1000])
+        # The secret never reaches a log line; frames are logged by size only.
+        assert rest.secret not in quiet_logs.text
+        assert "tok-1" not in quiet_logs.text
+        assert "READY" in quiet_logs.text or "RUNNING" in quiet_logs.text
+
+    run(main())
+
+
+def test_qqbot_allow_from_keeps_strangers_out() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
+            bot = QQBot("102000000", rest.secret, allow_from={MEMBER}, **rest.options())
+            async with bot:
+                events = bot.events()
+                await anext(events)  # Ready
+                await gw.message(1, member="STRANGER")
+                await gw.message(2)
+                event = await anext(events)
+                assert isinstance(event, GroupAtMessageCreate) and event.text == "hello 2"
+
+    run(main())
+
+
+def test_qqbot_handlers_skip_empty_messages_and_survive_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
+            bot = QQBot("102000000", rest.secret, **rest.options())
+            seen: list[str] = []
+
+            async def echo(event: GroupAtMessageCreate) -> None:
+                seen.append(event.text)
+                if event.text == "boom":
+                    raise RuntimeError("handler bug")
+                await bot.reply(event, event.text)
+                if event.text == "bye":
+                    await bot.close()
+
+            def ready(event: Ready) -> None:
+                scripts.append(asyncio.get_running_loop().create_task(script()))
+
+            async def script() -> None:
+                await gw.message(1, content=" ")  # empty: no handler sees it
+                await gw.message(2, content="boom")
+                await gw.message(3, content="bye")
+
+            scripts: list[asyncio.Task[None]] = []
+            bot.on(GroupAtMessageCreate)(echo)  # the decorator, called: mypy sees no types here
+            bot.on(Ready)(ready)
+            await bot.run()
+            await asyncio.gather(*scripts)
+            assert seen == ["boom", "bye"]
+            assert [s["content"] for s in rest.sent] == ["bye"]
+
+    run(main())
+    assert "handler bug" in caplog.text
+
+
+def test_qqbot_wrong_secret_fails_with_the_reason() -> None:
+    async def main() -> None:
+        async with (
+            FakeGateway() as gw,
+            FakeRest(gw.url) as rest,
+            QQBot("102000000", "wrong", **rest.options()) as bot,
+        ):
+            with pytest.raises(DriverFailed, match=r"100016|appid"):
+                async for _ in bot.events():
+                    pass
+            assert bot.state.name == "FAILED" and bot.failure_reason
+
+    run(main())
+
+
+def test_qqbot_http_failures_reach_http_failed() -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        url = f"http://127.0.0.1:{port}"
+        bot = QQBot("1", "s", api_base=url, token_url=f"{url}/token", max_attempts=1)
+        async with bot:
+            with pytest.raises(DriverFailed, match=r"refused|Connect"):
+                async for _ in bot.events():
+                    pass
+
+    run(main())
