@@ -18,6 +18,7 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from fuzz.frames import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, close_frame, frame
 from qqproto.errors import (
     ConfigError,
     LocalProtocolError,
@@ -1081,3 +1082,243 @@ def test_any_messages_any_fragmentation_any_reads(
     assert frames[-1].opcode is Opcode.CLOSE
     assert pair.server.close_rcvd is not None
     assert pair.server.close_rcvd.code == 1000
+
+
+# -- the fast path: the same as wsproto alone, byte for byte ---------------------------------
+#
+# WebSocketClient decodes whole, final, unmasked text frames itself while
+# wsproto holds nothing, and hands everything else to wsproto (see the
+# module docstring). These tests run the same server bytes, cut the same
+# way, through a client with that path and one without, and require the
+# same events from every read, the same bytes to write after every read and
+# the same state. The frames are drawn to sit at both sides of every line
+# the fast path draws: the first byte, the three length encodings (minimal
+# and not), the mask bit, the size limit, UTF-8 validity, fragments, control
+# frames between them, and frames cut anywhere, headers included.
+
+_TEXTS = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["", "中文", "😀", "a" * 125, "a" * 126, "é" * 70, "x" * 300]),
+)
+_UTF8_TRAPS = (b"\xff", b"\xc3", b"\xe4\xb8", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\xc3\x28")
+_BAD_OPCODES = (3, 4, 5, 6, 7, 11, 12, 13, 14, 15)
+_GOOD_101 = (b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: {accept}")
+
+
+@st.composite
+def _payload(draw: st.DrawFn) -> bytes:
+    """Text that is UTF-8, or is not, or stops inside a character."""
+    text: bytes = draw(_TEXTS).encode()
+    if draw(st.integers(0, 5)) == 0:
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(_UTF8_TRAPS)) + text[at:]
+    return text
+
+
+#: Frames that hold frame-like bytes: cut inside one, and the rest looks like a
+#: whole text frame ("ā" is c4 81 in UTF-8), which is not where a frame starts.
+_DECOYS = (
+    frame(OP_TEXT, "ā\x02hi".encode()),
+    frame(OP_BINARY, frame(OP_TEXT, b"decoy")),
+    frame(OP_PING, frame(OP_TEXT, b"")),
+    frame(OP_TEXT, b"z" * 0x8100),  # a 16-bit length that begins with 0x81 0x00
+    frame(OP_TEXT, b"ok", fin=False) + frame(OP_CONT, "ā\x00".encode()),
+)
+
+
+@st.composite
+def _server_frame(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 17))
+    if kind < 5:  # the common case, the one the fast path takes
+        return frame(OP_TEXT, draw(_payload()))
+    if kind == 5:  # the 64-bit length: at least 65536 bytes
+        size = draw(st.sampled_from([1 << 16, (1 << 16) + 3]))
+        body = draw(st.sampled_from([b"a", "中".encode()])) * (size // 3 + 1)
+        return frame(OP_TEXT, body[:size] if draw(st.booleans()) else body[: size - 1] + b"\xff")
+    if kind == 6:  # a length in more bytes than it needs, which RFC 6455 forbids
+        payload = draw(_payload())
+        if len(payload) < 126 and draw(st.booleans()):  # the 16-bit form, padded
+            return bytes((0x81, 126)) + len(payload).to_bytes(2, "big") + payload
+        return frame(OP_TEXT, payload, wide_length=True)
+    if kind == 7:  # a 64-bit length with the top bit set
+        return bytes((0x81, 127)) + ((1 << 63) | 5).to_bytes(8, "big") + b"hello"
+    if kind == 8:
+        return frame(OP_TEXT, draw(_payload()), mask=b"\x01\x02\x03\x04")
+    if kind == 9:
+        return frame(OP_TEXT, draw(_payload()), rsv=draw(st.integers(1, 7)))
+    if kind == 10:
+        return frame(OP_BINARY, draw(st.binary(max_size=20)))
+    if kind == 11:  # a fragment: first, continuation or last (good or bad order)
+        opcode = draw(st.sampled_from([OP_TEXT, OP_BINARY, OP_CONT, OP_CONT]))
+        fragment = frame(opcode, draw(_payload()), fin=draw(st.booleans()))
+        if draw(st.booleans()):  # then a whole text frame, which the fast path must not take
+            fragment += frame(OP_TEXT, draw(_payload()))
+        return fragment
+    if kind == 12:
+        return frame(draw(st.sampled_from([OP_PING, OP_PONG])), draw(st.binary(max_size=8)))
+    if kind == 13:
+        return frame(OP_PING, b"x" * 126)  # a control frame over 125 bytes
+    if kind == 14:
+        return close_frame(draw(st.sampled_from([None, 1000, 1001, 1005, 4009, 999])), b"bye")
+    if kind == 15:
+        return frame(draw(st.sampled_from(_BAD_OPCODES)), b"", fin=draw(st.booleans()))
+    if kind == 16:
+        return draw(st.sampled_from(_DECOYS))
+    return draw(st.binary(min_size=1, max_size=6))  # any bytes at all
+
+
+def _risky_cuts(stream: bytes) -> list[int]:
+    """Where a cut tests the most: just after a 0x81 byte or just before one."""
+    return [i + k for i, byte in enumerate(stream) if byte == 0x81 for k in (0, 1, 2, 3)]
+
+
+def _wsproto_idle(client: WebSocketClient) -> bool:
+    """What the fast path must not look at: wsproto holds no frame and no message."""
+    conn = client._conn
+    assert conn is not None
+    decoder = conn._proto._frame_decoder
+    message = conn._proto._message_decoder
+    return decoder.header is None and not len(decoder.buffer) and message.opcode is None
+
+
+def _comparable(events: list[WsEvent]) -> list[object]:
+    """Events with their errors as (type, text): exceptions compare by identity."""
+    out: list[object] = []
+    for event in events:
+        if isinstance(event, Closed) and event.error is not None:
+            out.append((event.code, event.reason, type(event.error), str(event.error)))
+        else:
+            out.append(event)
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    frames=st.lists(_server_frame(), max_size=12),
+    # Each at the size of a payload _TEXTS draws: at the limit passes, over it fails.
+    limit=st.sampled_from([DEFAULT_MAX_MESSAGE_SIZE, 126, 140, 4, 1]),
+    with_101=st.booleans(),
+    eof=st.booleans(),
+    data=st.data(),
+)
+def test_the_fast_path_changes_nothing_wsproto_would_report(
+    frames: list[bytes], limit: int, with_101: bool, eof: bool, data: st.DataObject
+) -> None:
+    fast = WebSocketClient("ws://h/", entropy(7), max_message_size=limit)
+    slow = WebSocketClient("ws://h/", entropy(7), max_message_size=limit)
+    slow._fast_path = False
+    request = fast.connect()
+    assert slow.connect() == request
+    response = handmade_101(request, *_GOOD_101)
+    stream = b"".join(frames)
+    if with_101:  # the frames also come in the reads that carry the 101
+        stream = response + stream
+    else:
+        assert fast.receive_data(response) == slow.receive_data(response) == [Opened()]
+    anywhere = st.integers(0, len(stream))
+    risky = _risky_cuts(stream)
+    where = st.one_of(anywhere, st.sampled_from(risky)) if risky else anywhere
+    cuts = data.draw(st.lists(where, max_size=10), label="cuts")
+    start = 0
+    for cut in [*sorted(set(cuts)), len(stream), *([-1] if eof else [])]:
+        if cut == -1:
+            piece = b""  # EOF
+        elif cut > start:
+            piece, start = stream[start:cut], cut
+        else:
+            continue
+        got = fast.receive_data(piece)
+        assert _comparable(got) == _comparable(slow.receive_data(piece))
+        assert fast.data_to_send() == slow.data_to_send()
+        assert (fast.is_open, fast.is_closed) == (slow.is_open, slow.is_closed)
+        if fast.is_open and not (fast._owed or fast._head or fast._parts):
+            assert _wsproto_idle(fast)  # so the fast path may take the next frame
+    if fast.is_open:
+        assert fast.send_text("end") == slow.send_text("end")
+
+
+def test_the_fast_path_takes_final_text_frames_and_leaves_wsproto_idle() -> None:
+    client = make_client(max_message_size=1 << 17)
+    assert client.receive_data(handmade_101(client.connect(), *_GOOD_101)) == [Opened()]
+    texts = ["", "hi", "é" * 100, "x" * 70_000]
+    stream = b"".join(frame(OP_TEXT, t.encode()) for t in texts)
+    assert client.receive_data(stream) == [TextReceived(t) for t in texts]
+    assert _wsproto_idle(client)
+    conn = client._conn
+    assert conn is not None
+    # None of those bytes went to wsproto: its buffer never saw them.
+    assert conn._proto._frame_decoder.buffer.buffer == bytearray()
+
+
+def test_a_frame_cut_in_its_header_goes_to_wsproto_then_the_fast_path_resumes() -> None:
+    client = make_client()
+    assert client.receive_data(handmade_101(client.connect(), *_GOOD_101)) == [Opened()]
+    big = frame(OP_TEXT, b"y" * 300)  # a 16-bit length
+    events = client.receive_data(frame(OP_TEXT, b"a") + big[:3])  # the length half here
+    assert events == [TextReceived("a")]
+    assert client._head == big[:3]
+    assert client.receive_data(big[3:10]) == []  # wsproto holds 6 bytes of the message
+    assert client._owed == len(big) - 10
+    rest = big[10:] + frame(OP_TEXT, b"b")
+    assert client.receive_data(rest) == [TextReceived("y" * 300), TextReceived("b")]
+    assert _wsproto_idle(client)
+    assert not (client._owed or client._head or client._parts)
+
+
+def _run_both(stream: bytes, cuts: Iterable[int], limit: int = 1 << 20) -> None:
+    """``stream`` cut at ``cuts`` through a client with the fast path and one without."""
+    fast = WebSocketClient("ws://h/", entropy(7), max_message_size=limit)
+    slow = WebSocketClient("ws://h/", entropy(7), max_message_size=limit)
+    slow._fast_path = False
+    response = handmade_101(fast.connect(), *_GOOD_101)
+    slow.connect()
+    assert fast.receive_data(response) == slow.receive_data(response) == [Opened()]
+    start = 0
+    for cut in [*sorted(set(cuts)), len(stream)]:
+        if cut > start:
+            got = fast.receive_data(stream[start:cut])
+            assert _comparable(got) == _comparable(slow.receive_data(stream[start:cut])), cut
+            assert fast.data_to_send() == slow.data_to_send()
+            start = cut
+
+
+_MASKED_THEN_ASCII = (
+    # With the mask bit read as part of the length, this masked frame would be
+    # 138 bytes of ASCII text: its key and payload, then fragment headers.
+    frame(OP_TEXT, b"a" * 10, mask=b"AAAA")
+    + frame(OP_TEXT, b"x" * 100, fin=False)
+    + frame(OP_CONT, b"y" * 100, fin=False)
+    + frame(OP_CONT, b"")
+)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        pytest.param((frame(OP_TEXT, b"hi"), *_DECOYS, frame(OP_TEXT, b"end")), id="decoys"),
+        pytest.param((_MASKED_THEN_ASCII,), id="masked-then-ascii"),
+        pytest.param(  # wsproto holds a message: a whole text frame inside it is an error
+            (frame(OP_TEXT, b"a", fin=False), frame(OP_TEXT, b"b"), frame(OP_CONT, b"c")),
+            id="text-inside-a-message",
+        ),
+        pytest.param(
+            (frame(OP_TEXT, b"a" * 200), frame(OP_TEXT, b"b" * 70_000), frame(OP_PING, b"p")),
+            id="lengths",
+        ),
+        pytest.param(
+            (frame(OP_TEXT, b"12345678"), frame(OP_TEXT, b"123456789"), frame(OP_TEXT, b"1")),
+            id="at-and-over-the-limit",
+        ),
+    ],
+)
+def test_the_fast_path_at_every_header_cut(frames: tuple[bytes, ...]) -> None:
+    """Every cut in and just after each header, and around every 0x81 byte."""
+    stream = b"".join(frames)
+    starts = list(itertools.accumulate((len(f) for f in frames[:-1]), initial=0))
+    cuts = {s + k for s in starts for k in range(16)} | set(_risky_cuts(stream))
+    for limit in (1 << 20, 8):
+        _run_both(stream, (), limit)
+        for cut in sorted(cuts):
+            _run_both(stream, (cut,), limit)
+        if len(stream) < 600:
+            _run_both(stream, range(len(stream)), limit)
