@@ -12,7 +12,15 @@ from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.api import SentMessage, Target, get_me, send_text
 from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
-from qqproto.qq.events import C2CMessageCreate, FriendDel, GroupAtMessageCreate, InteractionCreate
+from qqproto.qq.decode import EventDecodeError
+from qqproto.qq.events import (
+    C2CMessageCreate,
+    Dispatch,
+    FriendDel,
+    GroupAtMessageCreate,
+    InteractionCreate,
+    ProtocolViolation,
+)
 from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
 from qqproto.qq.scenes import Scene
 from qqproto.testing import FakeServer
@@ -365,6 +373,72 @@ def test_a_redelivered_inbound_message_reaches_the_application_once() -> None:
     assert len(w.delivered) == before and w.bot.redeliveries == 1
     group_at(w, "ROBOT1.0_other", seq=4)  # another id still comes through
     assert len(w.delivered) == before + 1 and w.bot.redeliveries == 1
+
+
+def broken_group_at(w: World, event_id: str, msg_id: str = GROUP_MSG, seq: int = 2) -> None:
+    """A group message without ``group_openid``: it fails its type and comes raw."""
+    d = {"id": msg_id, "content": " hi", "author": {"member_openid": "M1"}}
+    dispatch(w, "GROUP_AT_MESSAGE_CREATE", d, seq, event_id)
+
+
+def raw_dispatches(w: World) -> list[Dispatch]:
+    return [e for e in w.delivered if isinstance(e, Dispatch)]
+
+
+def violations(w: World) -> list[ProtocolViolation]:
+    return [e for e in w.delivered if isinstance(e, ProtocolViolation)]
+
+
+def test_a_redelivered_undecodable_dispatch_reaches_the_application_once() -> None:
+    w = World()
+    w.start()
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:a", seq=2)
+    [raw] = raw_dispatches(w)
+    assert (raw.type, raw.id, raw.data["id"]) == (
+        "GROUP_AT_MESSAGE_CREATE",
+        "GROUP_AT_MESSAGE_CREATE:a",
+        GROUP_MSG,
+    )
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:a", seq=3)  # the same envelope again
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:b", seq=4)  # the same message, a new envelope
+    assert raw_dispatches(w) == [raw] and w.bot.redeliveries == 2
+    # Each bad payload that came is still reported: the server did send it three times.
+    assert len(violations(w)) == 3
+    assert all(isinstance(v.error, EventDecodeError) for v in violations(w))
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:c", "ROBOT1.0_other", seq=5)
+    assert len(raw_dispatches(w)) == 2 and w.bot.redeliveries == 2
+
+
+def test_a_raw_dispatch_of_an_untyped_event_is_de_duplicated_by_its_envelope_id() -> None:
+    w = World()
+    w.start()
+    for seq in (2, 3):
+        dispatch(w, "SOME_FUTURE_EVENT", {"id": "x"}, seq, "SOME_FUTURE_EVENT:1")
+    dispatch(w, "SOME_FUTURE_EVENT", {"id": "x"}, 4, "SOME_FUTURE_EVENT:2")
+    # Not a message type: its d.id is nothing to the de-dup, the envelope id is.
+    assert [e.id for e in raw_dispatches(w)] == ["SOME_FUTURE_EVENT:1", "SOME_FUTURE_EVENT:2"]
+    assert w.bot.redeliveries == 1 and violations(w) == []
+
+
+def test_a_raw_dispatch_of_a_message_takes_no_reply() -> None:
+    w = World()
+    w.start()
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:a")
+    [raw] = raw_dispatches(w)
+    with pytest.raises(ReplyRefused, match="raw GROUP_AT_MESSAGE_CREATE") as refused:
+        w.bot.reply(raw, "hello", w.now)
+    assert refused.value.reason is Refusal.UNKNOWN
+    assert w.requests == [] and len(w.bot.conversations.tracker) == 0
+    # The same message typed, later, is the form that takes replies: it comes through.
+    typed = group_at(w, seq=3)
+    assert typed.id == raw.data["id"] and w.bot.redeliveries == 0
+    w.bot.reply(typed, "hello", w.now)
+    w.collect()
+    assert body(w.requests[-1])["msg_id"] == typed.id
+    # And the raw form after it is dropped, by d.id or by the typed one's envelope.
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:z", seq=4)
+    dispatch(w, "GROUP_AT_MESSAGE_CREATE", {"content": 5}, 5, "GROUP_AT_MESSAGE_CREATE:3")
+    assert raw_dispatches(w) == [raw] and w.bot.redeliveries == 2
 
 
 def test_a_5xx_reply_is_retried_with_its_msg_seq_and_a_duplicate_means_delivered() -> None:

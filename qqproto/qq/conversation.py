@@ -7,6 +7,26 @@ delivers it, and its :class:`~qqproto.qq.replies.ReplyContext` is kept here, by
 id, for the longest reply window: the application replies to the *event* and
 never handles a context. The same message id (or envelope id) delivered again
 (spec 14, quirk 7) is reported as a redelivery, to be dropped.
+
+A dispatch the gateway delivers raw, as a :class:`~qqproto.qq.events.Dispatch`
+(a type without a class, or a typed one whose payload broke its type), is
+de-duplicated too: by its envelope ``id``, and for the message types also by
+``d.id`` when that is a string, since a redelivered message may come in a new
+envelope (as typed messages, which are keyed on their message id alone). A
+raw dispatch is dropped when either id came typed or raw before, but it never
+hides a typed delivery that comes after it: that one is the form the
+application can act on (and reply to). Its
+:class:`~qqproto.qq.events.ProtocolViolation` is not de-duplicated: it
+reports bytes that came, and a server that sends a broken payload twice did
+so twice.
+
+A raw dispatch takes no passive reply, even of a message type. Its payload
+failed the checks that make a reply safe: the conversation (``group_openid``,
+``author.user_openid``, ``channel_id``) and the ``id`` a reply names are
+unchecked values, so a reply could go to the wrong place or name an id the
+platform refuses, and the ledger would hold a context it cannot trust. The
+application can still answer with an active message (:func:`.api.send_text`
+without ``reply``) once it has checked the fields itself.
 """
 
 from __future__ import annotations
@@ -22,9 +42,12 @@ from .events import (
     C2CMessageCreate,
     C2CMsgReceive,
     DirectMessageCreate,
+    Dispatch,
     FriendAdd,
     GroupAddRobot,
+    GroupAtMessageCreate,
     GroupMessage,
+    GroupMessageCreate,
     GroupMsgReceive,
     InteractionCreate,
     MessageCreate,
@@ -48,6 +71,19 @@ _Where = tuple[Scene, str, str, str]
 
 #: INTERACTION_CREATE ``chat_type``: 0 guild, 1 group, 2 C2C.
 _INTERACTION_SCENES = {1: Scene.GROUP, 2: Scene.C2C}
+
+#: The dispatch types whose typed events are de-duplicated on their message id.
+_MESSAGE_TYPES = frozenset(
+    cls.TYPE
+    for cls in (
+        GroupAtMessageCreate,
+        GroupMessageCreate,
+        C2CMessageCreate,
+        DirectMessageCreate,
+        AtMessageCreate,
+        MessageCreate,
+    )
+)
 
 
 def _where(event: object) -> _Where | None:
@@ -78,6 +114,22 @@ def _where(event: object) -> _Where | None:
     return None if not target else (scene, target, "event_id", event_id)
 
 
+def _dedup_keys(event: object, where: _Where | None) -> tuple[str, ...]:
+    """The ids that make a later delivery of ``event`` a redelivery."""
+    if where is not None:
+        return (where[3],)
+    if isinstance(event, Dispatch):
+        keys: tuple[str, ...] = (event.id,) if event.id else ()
+        data = event.data
+        if event.type in _MESSAGE_TYPES and type(data) is dict:
+            msg_id = data.get("id")
+            if type(msg_id) is str and msg_id:
+                keys += (msg_id,)
+        return keys
+    event_id = getattr(event, "event_id", None)
+    return (event_id,) if isinstance(event_id, str) and event_id else ()
+
+
 def reply_code(error: ApiError) -> int | None:
     """The code that decides a reply's fate: the duplicate or a dead code if either is set."""
     codes = [c for c in (error.err_code, error.code) if c]
@@ -101,18 +153,27 @@ class Conversations:
         longest = max(p.window for p in self.tracker.policies.values()) + self.tracker.margin
         self._contexts = TTLMap[tuple[str, str], ReplyContext](longest, max_size)
         self._seen = TTLMap[str, None](dedup_ttl, max_size)
+        # Ids of raw dispatches, apart: they drop raw redeliveries, not typed ones.
+        self._seen_raw = TTLMap[str, None](dedup_ttl, max_size)
         #: Inbound deliveries dropped because their id had been delivered already.
         self.redeliveries = 0
 
     def inbound(self, event: object, now: float) -> bool:
         """Register ``event``; False when it is a redelivery the application already got."""
         where = _where(event)
-        key = where[3] if where is not None else getattr(event, "event_id", None)
-        if isinstance(key, str) and key:
-            if self._seen.contains(key, now):
+        keys = _dedup_keys(event, where)
+        if keys:
+            # A raw dispatch checks both maps; a typed event only the typed one.
+            maps = (self._seen, self._seen_raw) if isinstance(event, Dispatch) else (self._seen,)
+            if any(seen.contains(key, now) for seen in maps for key in keys):
                 self.redeliveries += 1
                 return False
-            self._seen.set(key, None, now)
+            for key in keys:
+                maps[-1].set(key, None, now)
+        event_id = getattr(event, "event_id", None)
+        if isinstance(event_id, str) and event_id and event_id not in keys:
+            # A typed message's envelope: a raw copy of it may come without d.id.
+            self._seen_raw.set(event_id, None, now)
         if where is not None:
             scene, target, kind, ident = where
             ids = {"msg_id": ident} if kind == "msg_id" else {"event_id": ident}
@@ -126,6 +187,11 @@ class Conversations:
     def context(self, event: object, now: float) -> ReplyContext:
         """The context registered for ``event``, or :class:`ReplyRefused` saying why not."""
         where = _where(event)
+        if isinstance(event, Dispatch):  # see the module docstring
+            raise ReplyRefused(
+                Refusal.UNKNOWN,
+                f"a raw {event.type} dispatch takes no passive reply: its payload is unchecked",
+            )
         if where is None:
             raise ReplyRefused(
                 Refusal.UNKNOWN, f"{type(event).__name__} takes no passive reply here"
