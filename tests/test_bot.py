@@ -455,9 +455,36 @@ def test_a_5xx_reply_is_retried_with_its_msg_seq_and_a_duplicate_means_delivered
     w.answer(reply({"message": "duplicate", "code": 40054005, "err_code": 40054005}, 400))
     [result] = results(w)
     assert (result.request_id, result.ok, result.error) == (call_id, True, None)
+    # Delivered by the first attempt: no message came back, and the result says so.
+    assert result.delivered_earlier and result.result is None
     w.bot.reply(event, "next", w.now)
     w.collect()
     assert body(w.requests[-1])["msg_seq"] == 2  # never 1 again
+
+
+def test_a_reply_retried_after_a_5xx_that_lands_now_was_not_delivered_earlier() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "internal error", "code": 500}, status=503))
+    w.advance(3)
+    w.answer(reply({"id": "ROBOT1.0_out", "timestamp": SENT_AT}))
+    [result] = results(w)
+    assert result.ok and not result.delivered_earlier
+    assert isinstance(result.result, SentMessage) and result.result.id == "ROBOT1.0_out"
+
+
+def test_a_duplicate_on_the_first_attempt_is_an_error_not_delivered_earlier() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "duplicate", "code": 40054005, "err_code": 40054005}, 400))
+    [result] = results(w)
+    assert not result.ok and not result.delivered_earlier and result.result is None
 
 
 def test_a_spent_budget_is_refused_locally_with_the_reason() -> None:

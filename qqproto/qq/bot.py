@@ -95,12 +95,21 @@ class BotConfig:
 
 @dataclass(frozen=True, slots=True)
 class ApiResult(Generic[T]):
-    """What became of a REST call started with :meth:`BotProtocol.call`."""
+    """What became of a REST call started with :meth:`BotProtocol.call`.
+
+    ``delivered_earlier`` is True for a reply whose retry was answered with
+    40054005 (that ``msg_id`` and ``msg_seq`` were used): an earlier attempt,
+    whose answer never came, posted it. The call succeeded (``ok``), but the
+    platform answered with no message, so ``result`` is None: the id of the
+    message that landed is unknown. Otherwise ``result`` is what the call's
+    answer parsed to, and None only on an error.
+    """
 
     request_id: int
     call: ApiCall[T]
     result: T | None = None
     error: ProtocolError | None = None
+    delivered_earlier: bool = False
 
     @property
     def ok(self) -> bool:
@@ -444,7 +453,15 @@ class BotProtocol:
         entry.due = now + min(30.0, 2.0 ** (entry.attempts - 1)) * self._rng.uniform(0.75, 1.25)
         self._waiting.append(entry)
 
-    def _finish(self, entry: _Call, result: Any, error: ProtocolError | None, now: float) -> None:
+    def _finish(
+        self,
+        entry: _Call,
+        result: Any,
+        error: ProtocolError | None,
+        now: float,
+        *,
+        delivered_earlier: bool = False,
+    ) -> None:
         if entry.kind is _Kind.DISCOVERY:
             if error is None:
                 self._discovery_backoff.reset()
@@ -455,7 +472,8 @@ class BotProtocol:
         assert entry.call is not None
         if entry.ticket is not None and error is None and result is not None:
             self.conversations.delivered(entry.ticket, result, now)
-        self._out.append(Deliver(ApiResult(entry.user_id, entry.call, result, error)))
+        outcome = ApiResult(entry.user_id, entry.call, result, error, delivered_earlier)
+        self._out.append(Deliver(outcome))
 
     def _reply_failed(
         self, entry: _Call, error: ProtocolError, code: int | None, landed: bool, now: float
@@ -467,7 +485,7 @@ class BotProtocol:
             entry.ticket, now, code=code, may_have_landed=landed
         )
         if outcome is Outcome.DELIVERED:  # 40054005 on a retry: an earlier attempt landed
-            self._finish(entry, None, None, now)
+            self._finish(entry, None, None, now, delivered_earlier=True)
         elif outcome is Outcome.DEAD:
             self._finish(entry, None, error, now)
         return outcome is not Outcome.FAILED
