@@ -8,9 +8,11 @@ With atheris importable this is a coverage-guided libFuzzer run over raw
 inputs (:func:`decode_input`), seeded with :func:`seed_inputs` when no corpus
 directory is given. Without atheris (or with ``FUZZ_ENGINE=hypothesis``) it
 runs two Hypothesis targets, raw bytes and structured frames (:func:`cases`:
-a ``t`` from ``EVENT_TYPES`` and a ``d`` shaped like the spec's payloads,
-with fields dropped, retyped or full of odd strings), each for
-``FUZZ_EXAMPLES`` examples (default 20000).
+a ``t`` from ``EVENT_TYPES``, mostly a message type, and a ``d`` shaped like
+the spec's payloads, with drawn text, attachments and mentions, or with
+fields dropped, retyped or full of odd strings), each for ``FUZZ_EXAMPLES``
+examples (default 20000). ``FUZZ_MESSAGE_SHARE=N`` runs neither: it draws N
+structured cases and prints how many reach a typed message event.
 
 One case is one frame and the bot id the decoder knows. :func:`run_case`
 holds the decoder to its contract:
@@ -31,8 +33,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -41,12 +45,13 @@ if __name__ == "__main__":  # run as a script: import the fuzz package from the 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import msgspec
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz import engine
 from qqproto.errors import RemoteProtocolError
 from qqproto.qq.decode import EventDecodeError, EventDecoder
-from qqproto.qq.events import EVENT_TYPES, Dispatch, Event
+from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, Message
 from qqproto.qq.parts import Attachment
 
 BOT: Final = "6158788878435714165"  # READY user.id, spec 3.3
@@ -405,35 +410,179 @@ def mutate(draw: st.DrawFn, value: Any, key: str = "", depth: int = 0, wild: boo
     return value
 
 
+#: The dispatch types of messages: the events with text, attachments and mentions to read.
+MESSAGE_TYPES: Final = frozenset(t for t, cls in EVENT_TYPES.items() if issubclass(cls, Message))
+_MESSAGE_T: Final = sorted(MESSAGE_TYPES)
+_ALL_T: Final = sorted(EVENT_TYPES)
+#: Ids a mention, or a mention in ``content``, may name: the bot's (both
+#: kinds), a member's, and ids that look close to them.
+MENTION_IDS: Final = (BOT, BOT_OPENID, MEMBER, USER, "", "123", BOT_OPENID.lower(), f"{BOT}0")
+CONTENT_TYPES: Final = ("image/png", "image/jpeg", "IMAGE/GIF", "voice", "video/mp4", "file", "")
+#: Integers a field typed ``int`` takes (the odd ones are for wild cases).
+_INTS: Final = st.sampled_from((0, 1, 64, 1280, 2**31 - 1, 2**63 - 1)) | st.integers(0, 10**6)
+_maybe_text = st.none() | st.sampled_from(ODD_PARTS) | _odd_text
+
+
+def one_in(draw: st.DrawFn, n: int) -> bool:
+    """True about one time in ``n``.
+
+    On the largest value, not on 0: Hypothesis draws the simplest value (0)
+    far more often than its share, and the rare branch must stay rare.
+    """
+    return draw(st.integers(1, n)) == n
+
+
 @st.composite
-def cases(draw: st.DrawFn) -> Case:
-    """A dispatch frame shaped like the spec's, with odd values, fields and envelope."""
-    t = draw(st.sampled_from(sorted(EVENT_TYPES)))
-    d = mutate(draw, SAMPLES[t], wild=draw(st.booleans()))
-    if isinstance(d, dict) and "content" in SAMPLES[t] and draw(st.booleans()):
-        d["content"] = draw(_odd_text)
-        if draw(st.booleans()):
-            d["attachments"] = [
-                {
-                    "content_type": draw(st.sampled_from(("image/png", "voice", "file", ""))),
-                    "url": draw(st.sampled_from(URLS)),
-                    "voice_wav_url": draw(st.sampled_from(URLS)),
-                }
-            ]
-    envelope: dict[str, Any] = {
-        "op": draw(st.sampled_from((0,) * 12 + (1, 7, "0", None, False, 0.0))),
-        "s": draw(st.sampled_from((42, 1, None, "7", -1, 2**64))),
-        "t": t
-        if draw(st.integers(0, 15))
-        else draw(st.sampled_from(("UNKNOWN", 1, None, t.lower()))),
-        "id": draw(st.sampled_from(("e", None, 5, "\ud800", ""))),
-        "d": d,
+def contents(draw: st.DrawFn) -> str:
+    """Message text: odd parts, entities and mentions of the bot and of others."""
+    mention = st.builds(
+        lambda form, ident, space: form.format(ident) + space,
+        st.sampled_from(("<@{}>", "<@!{}>", "<@{}", "<@!{} >")),
+        st.sampled_from(MENTION_IDS),
+        st.sampled_from(("", " ", "\xa0", "\u3000", "\n")),
+    )
+    parts = draw(st.lists(mention | st.sampled_from(ODD_PARTS) | _odd_text, max_size=8))
+    return "".join(parts)
+
+
+@st.composite
+def attachment(draw: st.DrawFn) -> dict[str, Any]:
+    """One attachment: any type, any URL form, the optional fields or not."""
+    out: dict[str, Any] = {
+        "content_type": draw(st.sampled_from(CONTENT_TYPES) | _odd_text),
+        "url": draw(st.sampled_from(URLS)),
     }
+    for key, value in (
+        ("voice_wav_url", st.sampled_from(URLS)),
+        ("asr_refer_text", _maybe_text),
+        ("filename", _maybe_text),
+        ("size", _INTS),
+        ("width", _INTS),
+        ("height", _INTS),
+    ):
+        if draw(st.booleans()):
+            out[key] = draw(value)
+    return out
+
+
+@st.composite
+def group_mention(draw: st.DrawFn) -> dict[str, Any]:
+    out: dict[str, Any] = {"is_you": draw(st.booleans()), "bot": draw(st.booleans())}
+    for key in ("id", "member_openid"):
+        if not one_in(draw, 4):
+            out[key] = draw(st.sampled_from(MENTION_IDS) | st.none())
+    if draw(st.booleans()):
+        out["scope"] = draw(st.sampled_from(("single", "all", "")))
+    if draw(st.booleans()):
+        out["username"] = draw(_maybe_text)
+    return out
+
+
+@st.composite
+def guild_mention(draw: st.DrawFn) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": draw(st.sampled_from(MENTION_IDS))}  # required here
+    if draw(st.booleans()):
+        out["bot"] = draw(st.booleans())
+    if draw(st.booleans()):
+        out["username"] = draw(_maybe_text)
+    return out
+
+
+@st.composite
+def quoted(draw: st.DrawFn) -> dict[str, Any]:
+    """One of ``msg_elements`` (spec 6.7): a quoted message with its own attachments."""
+    return {
+        "msg_idx": draw(st.sampled_from(("REFIDX_1", "REFIDX_2", "")) | st.none()),
+        "message_type": draw(st.sampled_from((0, 103)) | st.none()),
+        "content": draw(contents()),
+        "attachments": draw(st.lists(attachment(), max_size=2)),
+    }
+
+
+#: The fields :func:`message_payload` draws itself.
+_VARIED: Final = frozenset(
+    {"content", "attachments", "mentions", "mention_everyone"}
+    | {"msg_elements", "message_type", "message_scene"}
+)
+
+
+def message_payload(draw: st.DrawFn, t: str) -> dict[str, Any]:
+    """Message ``d`` with drawn content, attachments, mentions and quotes.
+
+    Every value has the type its field takes, so the message still decodes
+    and its ``text``, ``to_me``, ``empty``, URLs and ``quote`` are computed
+    from odd inputs: the part of the decoder the budget should go to. The
+    other fields get odd values of their types (drawing them all again would
+    spend the time on generating, not on decoding).
+    """
+    sample: dict[str, Any] = SAMPLES[t]
+    d: dict[str, Any] = mutate(
+        draw, {k: v for k, v in sample.items() if k not in _VARIED}, wild=False
+    )
+    d["content"] = draw(contents())
+    if not one_in(draw, 4):
+        d["attachments"] = draw(st.lists(attachment(), max_size=3))
+    guild = "channel_id" in sample
+    if not one_in(draw, 4):
+        mention = guild_mention() if guild else group_mention()
+        d["mentions"] = draw(st.lists(mention, max_size=3))
+    if guild:
+        if one_in(draw, 2):
+            d["mention_everyone"] = draw(st.booleans())
+    elif one_in(draw, 2):
+        d["msg_elements"] = draw(st.lists(quoted(), max_size=2))
+        d["message_type"] = draw(st.sampled_from((0, 103, 7)))
+        ext = st.sampled_from(("ref_msg_idx=REFIDX_1", "ref_msg_idx=", "x"))
+        d["message_scene"] = {"source": "default", "ext": draw(st.lists(ext, max_size=2))}
+    for key in _VARIED & sample.keys() - d.keys():  # not drawn: as in the sample
+        d[key] = sample[key]
+    return d
+
+
+def odd_envelope(draw: st.DrawFn, envelope: dict[str, Any]) -> None:
+    """Make ``envelope``'s op, s, t or id odd, or drop one of them, in place."""
+    t = envelope["t"]
+    envelope["op"] = draw(st.sampled_from((0, 0, 1, 7, "0", None, False, 0.0)))
+    envelope["s"] = draw(st.sampled_from((42, None, "7", -1, 2**64)))
+    if one_in(draw, 4):
+        envelope["t"] = draw(st.sampled_from(("UNKNOWN", 1, None, t.lower())))
+    envelope["id"] = draw(st.sampled_from(("e", None, 5, "\ud800", "")))
     for key in draw(st.lists(st.sampled_from(("op", "s", "t", "id", "d")), max_size=1)):
         envelope.pop(key)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    """A dispatch frame shaped like the spec's, with odd values, fields and envelope.
+
+    Most of the budget goes to what is hardest to get right: the text,
+    attachments, mentions and quotes of typed messages. Three cases in four
+    are messages, whose text and parts are drawn (:func:`message_payload`),
+    but one in eight has fields dropped or retyped instead (the other types:
+    one in two); one envelope in eight is odd; one frame in
+    forty is cut short. ``FUZZ_MESSAGE_SHARE=N python fuzz/fuzz_events.py``
+    prints how many of N cases reach a typed message event (over half).
+    """
+    t = draw(st.sampled_from(_ALL_T if one_in(draw, 4) else _MESSAGE_T))
+    is_message = t in MESSAGE_TYPES
+    if one_in(draw, 8 if is_message else 2):
+        d = mutate(draw, SAMPLES[t])  # fields dropped, retyped, added
+    elif is_message:
+        d = message_payload(draw, t)
+    else:
+        d = mutate(draw, SAMPLES[t], wild=False)
+    envelope: dict[str, Any] = {
+        "op": 0,
+        "s": draw(st.sampled_from((42, 1, 2**31 - 1))),
+        "t": t,
+        "id": draw(st.sampled_from(("e", f"{t}:ab12"))),
+        "d": d,
+    }
+    if one_in(draw, 8):
+        odd_envelope(draw, envelope)
     order = draw(st.permutations(list(envelope)))
     text = json.dumps({k: envelope[k] for k in order}, ensure_ascii=draw(st.booleans()))
-    if draw(st.integers(0, 19)) == 0:  # cut short, or something after it
+    if one_in(draw, 40):  # cut short, or something after it
         text = text[: draw(st.integers(0, len(text)))] + draw(st.sampled_from(("", "}", " ", "x")))
     bot_id = draw(st.sampled_from(BOT_IDS))
     try:
@@ -443,10 +592,50 @@ def cases(draw: st.DrawFn) -> Case:
     return Case(as_bytes if draw(st.booleans()) else text, bot_id)
 
 
+# -- how much of the budget reaches typed messages ------------------------------------------------
+
+
+def reached_a_message(outcome: str) -> bool:
+    """Whether :func:`run_case`'s tally key is a typed message event."""
+    t, _, rest = outcome.partition(" ")
+    return t in MESSAGE_TYPES and rest in ("event", "event (decode)")
+
+
+def message_share(examples: int) -> Counter[str]:
+    """The outcomes of ``examples`` structured cases, tallied (no fuzzing)."""
+    tally: Counter[str] = Counter()
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(cases())
+    def target(case: Case) -> None:
+        tally[run_case(case)] += 1
+
+    target()
+    return tally
+
+
+def print_message_share(examples: int) -> None:
+    tally = message_share(examples)
+    total = tally.total()
+    hits = sum(n for key, n in tally.items() if reached_a_message(key))
+    print(f"{hits} of {total} structured cases ({hits / total:.0%}) reached a typed message event")
+    for key, n in sorted(tally.items(), key=lambda item: -item[1])[:15]:
+        print(f"  {n:7d}  {key}")
+
+
 # -- the engine hooks --------------------------------------------------------------------------
 
 
 def main(argv: list[str]) -> int:
+    # FUZZ_MESSAGE_SHARE=N: only measure where N structured cases go, and print it.
+    if examples := int(os.environ.get("FUZZ_MESSAGE_SHARE", "0")):
+        print_message_share(examples)
+        return 0
     return engine.run(
         argv,
         corpus_prefix="qqproto-fuzz-events-",

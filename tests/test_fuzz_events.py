@@ -44,3 +44,14 @@ def test_seed_corpus_runs() -> None:
 def test_raw_format_round_trips() -> None:
     for seed in fz.seed_inputs():
         assert fz.encode_input(fz.decode_input(seed)) == seed
+
+
+def test_most_structured_cases_reach_a_typed_message() -> None:
+    # The budget goes to message text, attachments and mentions (at about
+    # 70%); an odd envelope or a dropped field must stay the exception.
+    tally = fz.message_share(300)
+    reached = sum(n for outcome, n in tally.items() if fz.reached_a_message(outcome))
+    assert reached >= tally.total() // 2, tally.most_common(10)
+    # Every message type is among them, and the other outcomes still come.
+    assert {f"{t} event" for t in fz.MESSAGE_TYPES} <= set(tally)
+    assert any(" bad " in outcome for outcome in tally)
