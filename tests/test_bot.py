@@ -261,6 +261,18 @@ def test_a_configured_gateway_url_skips_discovery() -> None:
     assert w.connects == ["ws://127.0.0.1:9/ws"]
 
 
+def test_the_reconnect_backoff_is_configured_on_the_bot() -> None:
+    w = World(gateway_url="ws://127.0.0.1:9/ws", backoff_base=0.01, backoff_cap=0.02)
+    w.answer(token_reply())
+    w.server = None
+    w.bot.connection_lost(w.now, "connection reset before Hello")
+    w.collect()
+    deadline = w.bot.next_deadline()
+    assert deadline is not None and 0 < deadline <= 0.0125  # base 0.01, jitter +-25 %
+    w.advance(0.0125)
+    assert len(w.connects) == 2
+
+
 def test_misuse_is_a_local_protocol_error() -> None:
     w = World()
     with pytest.raises(LocalProtocolError, match="no gateway connection was asked for"):

@@ -74,6 +74,9 @@ class BotConfig:
     #: Skip discovery and connect here (a custom or test endpoint).
     gateway_url: str | None = None
     max_attempts: int = 30
+    #: Reconnect and discovery backoff: the first wait and the longest (seconds).
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
     seed: int = 0
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     entropy: Entropy | None = field(default=None, compare=False, repr=False)
@@ -90,7 +93,14 @@ class BotConfig:
         # The pieces validate their own parts; fail here, before anything runs.
         AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)
         ApiConfig(self.app_id, self.api_base)
-        GatewayConfig(self.app_id, self.intents, self.shard, self.gateway_url or "wss://x/")
+        GatewayConfig(
+            self.app_id,
+            self.intents,
+            self.shard,
+            self.gateway_url or "wss://x/",
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +162,12 @@ class BotProtocol:
             AuthConfig(config.app_id, config.secret, config.token_url, config.max_attempts),
             self._rng,
         )
-        self._discovery_backoff = Backoff(self._rng, max_attempts=config.max_attempts)
+        self._discovery_backoff = Backoff(
+            self._rng,
+            base=config.backoff_base,
+            cap=config.backoff_cap,
+            max_attempts=config.max_attempts,
+        )
         self._session = session
         self._ids = itertools.count(1)
         self._in_flight: dict[int, _Call] = {}
@@ -374,6 +389,8 @@ class BotProtocol:
             config.shard,
             url or (session.gateway_url if session else ""),
             max_attempts=config.max_attempts,
+            backoff_base=config.backoff_base,
+            backoff_cap=config.backoff_cap,
             rng=self._rng,
             entropy=config.entropy,
         )
