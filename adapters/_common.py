@@ -39,6 +39,7 @@ __all__ = [
     "carry_out",
     "close_protocol",
     "describe",
+    "http_answer",
     "lose",
     "report_http_failure",
     "report_token",
@@ -151,6 +152,18 @@ def lose(proto: Driven, reason: str) -> Callable[[float], None]:
     return lambda now: proto.connection_lost(now, reason)
 
 
+def http_answer(
+    proto: Driven, request_id: int, outcome: HttpResponse | Exception, log: logging.Logger
+) -> Callable[[float], None]:
+    """What to tell the object when a REST call ended: its response, or why it failed."""
+    if isinstance(outcome, HttpResponse):
+        log.debug("HTTP #%d: %d", request_id, outcome.status)
+        return lambda now: proto.http_response(request_id, outcome, now)
+    why = describe(outcome)
+    log.warning("HTTP request #%d failed: %s", request_id, why)
+    return lambda now: report_http_failure(proto, request_id, why, now)
+
+
 def report_http_failure(proto: Driven, request_id: int, reason: str, now: float) -> None:
     """``http_failed`` if the object has it; without it a lost request cannot be told."""
     http_failed = getattr(proto, "http_failed", None)
@@ -170,8 +183,17 @@ def report_token(proto: Driven, token: str, lifetime: float, now: float) -> None
     token_received(token, now + lifetime, now)
 
 
-def close_protocol(proto: Driven, now: float) -> None:
-    """Ask the object to close (close frame and ``Disconnect``), if it can."""
+def close_protocol(
+    proto: Driven, executor: Executor, log: logging.Logger, now: float
+) -> Exception | None:
+    """Ask the object to close, if it can, and carry out at once what that asks
+    (the close frame, ``Disconnect``); the error, if one was raised."""
     close = getattr(proto, "close", None)
-    if close is not None and getattr(proto, "failure_reason", None) is None:
-        close(now)
+    try:
+        if close is not None and getattr(proto, "failure_reason", None) is None:
+            close(now)
+        carry_out(proto, executor, log)
+    except Exception as exc:
+        log.exception("error while closing")
+        return exc
+    return None

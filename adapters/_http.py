@@ -23,7 +23,7 @@ from qqproto.http import HttpConnection, HttpResponse, Origin
 
 from ._common import CLOSE_GRACE, READ_SIZE
 
-__all__ = ["AsyncHttpPool", "BlockingHttpPool", "close_writer", "open_socket"]
+__all__ = ["AsyncHttpPool", "BlockingHttpPool", "close_writer", "open_socket", "open_stream"]
 
 _AsyncLink = tuple[HttpConnection, asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -44,12 +44,7 @@ class AsyncHttpPool:
             link = idle.pop() if idle else None
             reused = link is not None
             if link is None:
-                reader, writer = await asyncio.open_connection(
-                    origin.host,
-                    origin.port,
-                    ssl=self._ssl() if origin.tls else None,
-                    server_hostname=origin.host if origin.tls else None,
-                )
+                reader, writer = await open_stream(origin.host, origin.port, origin.tls, self._ssl)
                 link = (HttpConnection(), reader, writer)
             http, reader, writer = link
             answered = False
@@ -87,6 +82,15 @@ class AsyncHttpPool:
                 self._close(writer)
         self._idle.clear()
         await asyncio.gather(*self._closing)
+
+
+async def open_stream(
+    host: str, port: int, tls: bool, context: Callable[[], ssl.SSLContext]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connected stream, TLS (with SNI) when ``tls``."""
+    return await asyncio.open_connection(
+        host, port, ssl=context() if tls else None, server_hostname=host if tls else None
+    )
 
 
 async def close_writer(writer: asyncio.StreamWriter, grace: float = CLOSE_GRACE) -> None:

@@ -10,6 +10,7 @@ a clean shutdown: the object's close frame is flushed, tasks end, sockets close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -17,10 +18,11 @@ from typing import TypeVar
 
 from qqproto.actions import HttpRequest
 from qqproto.errors import ProtocolError
+from qqproto.http import HttpResponse
 
 from . import _common as c
 from ._base import DriverBase, TokenProvider
-from ._http import AsyncHttpPool, close_writer
+from ._http import AsyncHttpPool, close_writer, open_stream
 
 __all__ = ["AsyncioDriver", "TokenProvider"]
 
@@ -57,10 +59,8 @@ class AsyncioDriver(DriverBase):
             await self._cleanup()
 
     def call(self, fn: Callable[[float], T]) -> T:
-        """``fn(now)`` (a call into the object), then carry out its actions.
-
-        Exceptions from ``fn`` (a refused reply, say) reach the caller.
-        """
+        """``fn(now)`` (a call into the object), then carry out its actions;
+        exceptions from ``fn`` (a refused reply, say) reach the caller."""
         if not self.running:
             raise c.DriverClosed("the driver is not running")
         result = fn(asyncio.get_running_loop().time())
@@ -104,13 +104,9 @@ class AsyncioDriver(DriverBase):
 
     def _end(self, error: BaseException | None, *, close: bool = False) -> None:
         assert self._done is not None
-        try:
-            if close:  # the close frame and Disconnect, carried out at once
-                c.close_protocol(self.proto, asyncio.get_running_loop().time())
-                c.carry_out(self.proto, self, log)
-        except Exception as exc:
-            log.exception("error while closing")
-            error = error or exc
+        if close:  # the close frame and Disconnect, carried out at once
+            closing = c.close_protocol(self.proto, self, log, asyncio.get_running_loop().time())
+            error = error or closing
         if not self._done.done():
             self._done.set_result(None) if error is None else self._done.set_exception(error)
             self.ended(error)
@@ -146,12 +142,7 @@ class AsyncioDriver(DriverBase):
         try:
             end = c.Endpoint.from_url(url)
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    end.host,
-                    end.port,
-                    ssl=self.ssl_context() if end.tls else None,
-                    server_hostname=end.host if end.tls else None,
-                )
+                reader, writer = await open_stream(end.host, end.port, end.tls, self.ssl_context)
         except (OSError, ValueError) as exc:  # TimeoutError and ssl errors are OSErrors
             if self._attempt is attempt:
                 self._attempt = None
@@ -164,6 +155,10 @@ class AsyncioDriver(DriverBase):
         log.info("connected to %s", url)
         self._guarded(self.proto.connection_made)
         while self._writer is writer:
+            # Backpressure: while the peer is not taking our bytes, read none of its
+            # own (each may make the object write more). A lost link: the read says how.
+            with contextlib.suppress(OSError):
+                await writer.drain()
             try:
                 data = await reader.read(c.READ_SIZE)
             except OSError as exc:
@@ -196,17 +191,12 @@ class AsyncioDriver(DriverBase):
         self._spawn(self._http(request))
 
     async def _http(self, request: HttpRequest) -> None:
-        rid = request.request_id
         try:
             async with asyncio.timeout(self.io_timeout):
-                response = await self._pool.request(request)
+                outcome: HttpResponse | Exception = await self._pool.request(request)
         except (OSError, ProtocolError) as exc:
-            why = c.describe(exc)
-            log.warning("HTTP request #%d failed: %s", rid, why)
-            self._guarded(lambda now: c.report_http_failure(self.proto, rid, why, now))
-            return
-        log.debug("HTTP #%d: %d", rid, response.status)
-        self._guarded(lambda now: self.proto.http_response(rid, response, now))
+            outcome = exc
+        self._guarded(c.http_answer(self.proto, request.request_id, outcome, log))
 
     def fetch_token(self, reason: str) -> None:
         self._spawn(self._fetch_token())

@@ -1,19 +1,16 @@
-"""Run any qqproto protocol object on blocking sockets and threads.
+"""Run any qqproto protocol object on sockets and threads, with no event loop.
 
-:class:`ThreadedDriver` is the driver contract for programs without an event
-loop. One lock guards the object; every call into it happens under that lock
-and is followed by carrying out its actions. The threads: a timer that sleeps
-on a condition until ``next_deadline()`` (``time.monotonic()`` is ``now``),
-one per transport (it connects, then reads), and a small pool for REST calls
-and token fetches. :meth:`ThreadedDriver.stop` sends the object's close frame
-and joins every one of them.
+One lock guards the object; every call into it happens under that lock and is
+followed by carrying out its actions. The threads: a timer that sleeps on a
+condition until ``next_deadline()`` (``time.monotonic()`` is ``now``), one per
+transport (:mod:`._transport`: the only thread that touches its socket), and
+a small pool for REST calls and token fetches. :meth:`ThreadedDriver.stop`
+sends the object's close frame and joins every one of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +20,12 @@ from typing import TypeVar
 
 from qqproto.actions import HttpRequest
 from qqproto.errors import ProtocolError
+from qqproto.http import HttpResponse
 
 from . import _common as c
 from ._base import DriverBase, TokenProvider
-from ._http import BlockingHttpPool, open_socket
+from ._http import BlockingHttpPool
+from ._transport import Transport
 
 __all__ = ["ThreadedDriver", "TokenProvider"]
 
@@ -41,10 +40,8 @@ class ThreadedDriver(DriverBase):
         self._pool = BlockingHttpPool(self.ssl_context, self.pool_size, self.io_timeout)
         self._workers = ThreadPoolExecutor(4, thread_name_prefix="qqproto-http")
         self._cond = threading.Condition()
-        self._sock: socket.socket | None = None  # the open transport
-        self._attempt: object | None = None  # the Connect being carried out
-        self._links: set[threading.Thread] = set()
-        self._socks: set[socket.socket] = set()
+        self._conn: Transport | None = None  # the one the object knows: opening or open
+        self._transports: set[Transport] = set()  # every one whose thread may still run
         self._timer = threading.Thread(target=self._timer_loop, name="qqproto-timer")
         self._started = self._done = False
         self._error: BaseException | None = None
@@ -77,20 +74,19 @@ class ThreadedDriver(DriverBase):
         return ended
 
     def stop(self, grace: float = c.CLOSE_GRACE) -> None:
-        """Close the object (its close frame goes out), then join every thread."""
+        """Close the object (its close frame goes out), then join every thread; a
+        transport has ``grace`` seconds to flush, a connect under way ends at once."""
         with self._cond:
             if self._started and not self._done:
                 self._end(None, close=True)
             self._finish(None)
+            transports = list(self._transports)
+        for transport in transports:
+            transport.close(grace)
         if self._timer.is_alive():
             self._timer.join()
-        deadline = time.monotonic() + grace
-        for thread in list(self._links):  # let the peer answer our close frame
-            thread.join(max(0.0, deadline - time.monotonic()))
-        for sock in list(self._socks):
-            _shutdown(sock, socket.SHUT_RDWR)
-        for thread in list(self._links):
-            thread.join()
+        for transport in transports:
+            transport.join()
         self._pool.close()
         self._workers.shutdown(wait=True, cancel_futures=True)
 
@@ -123,22 +119,21 @@ class ThreadedDriver(DriverBase):
                 self._end(exc)
         self._cond.notify_all()
 
-    def _locked(self, fn: Callable[[float], None]) -> None:
+    def _locked(
+        self, fn: Callable[[float], None], transport: Transport | None = None, lost: bool = False
+    ) -> None:
+        """``fn(now)`` from a thread of ours; news from a ``transport`` only while the
+        object has it (one we let go, when a Disconnect or stop came first, is nobody's)."""
         with self._cond:
-            self._guarded(fn)
+            if transport is None or transport is self._conn:
+                self._conn = None if lost else self._conn
+                self._guarded(fn)
 
     def _end(self, error: BaseException | None, *, close: bool = False) -> None:
-        try:
-            if close:
-                c.close_protocol(self.proto, time.monotonic())
-                c.carry_out(self.proto, self, log)
-        except Exception as exc:
-            log.exception("error while closing")
-            error = error or exc
-        self._finish(error)
+        closing = c.close_protocol(self.proto, self, log, time.monotonic()) if close else None
+        self._finish(error or closing)
 
     def _finish(self, error: BaseException | None) -> None:
-        self._attempt = None
         if not self._done:
             self._done, self._error = True, error
             self.ended(error)
@@ -147,90 +142,41 @@ class ThreadedDriver(DriverBase):
     # -- the actions (the Executor methods; the lock is held) ------------------------------
 
     def connect(self, url: str) -> None:
-        self._attempt = attempt = object()
-        thread = threading.Thread(target=self._link, args=(url, attempt), name="qqproto-link")
-        self._links.add(thread)
-        thread.start()
-
-    def _link(self, url: str, attempt: object) -> None:
-        try:
-            end = c.Endpoint.from_url(url)
-            sock = open_socket(end.host, end.port, end.tls, self.ssl_context, self.connect_timeout)
-        except (OSError, ValueError) as exc:
-            with self._cond:
-                if self._attempt is attempt:
-                    self._attempt = None
-                    self._guarded(c.lose(self.proto, f"{url}: {c.describe(exc)}"))
-            self._links.discard(threading.current_thread())
-            return
-        with sock:
-            sock.settimeout(self.io_timeout)
-            with self._cond:
-                attached = self._attempt is attempt and not self._done
-                if attached:  # else a Disconnect (or stop) came first
-                    self._attempt, self._sock = None, sock
-                    self._socks.add(sock)
-                    log.info("connected to %s", url)
-                    self._guarded(self.proto.connection_made)
-            while attached and self._read(sock):
-                pass
-            self._socks.discard(sock)
-        self._links.discard(threading.current_thread())
-
-    def _read(self, sock: socket.socket) -> bool:
-        """One read; False when this transport is done with."""
-        data, lost = None, None
-        try:
-            data = sock.recv(c.READ_SIZE)
-        except TimeoutError:
-            pass  # a quiet link; the object's heartbeats judge it
-        except OSError as exc:
-            lost = c.describe(exc)
-        with self._cond:
-            if self._sock is not sock or self._done:
-                return False  # we let this transport go; its late bytes are nobody's
-            if lost is not None:
-                self._sock = None
-                self._guarded(c.lose(self.proto, lost))
-                return False
-            if data is not None:
-                log.debug("received %d bytes", len(data))
-                self._guarded(partial(self.proto.receive_data, data))
-            return data != b""
+        proto, locked = self.proto, self._locked
+        self._transports = {t for t in self._transports if t.alive}  # forget finished ones
+        self._conn = Transport(
+            url,
+            self.ssl_context,
+            self.connect_timeout,
+            self.io_timeout,
+            on_open=lambda t: locked(proto.connection_made, t),
+            on_data=lambda t, data: locked(partial(proto.receive_data, data), t),
+            on_lost=lambda t, why: locked(c.lose(proto, why), t, lost=True),
+        )
+        self._transports.add(self._conn)
+        self._conn.start()
 
     def send(self, data: bytes) -> None:
-        sock = self._sock
-        if sock is None:
+        if self._conn is None:
             log.warning("no transport for %d bytes; dropped", len(data))
-            return
-        try:
-            sock.sendall(data)
-        except OSError as exc:
-            self._sock = None
-            _shutdown(sock, socket.SHUT_RDWR)
-            self.proto.connection_lost(time.monotonic(), f"send failed: {c.describe(exc)}")
+        else:
+            self._conn.write(data)  # its own thread writes it
 
     def disconnect(self) -> None:
-        self._attempt = None  # a connect under way closes what it opens
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            _shutdown(sock, socket.SHUT_WR)  # our bytes, then FIN; the reader sees the end
+        conn, self._conn = self._conn, None
+        if conn is not None:  # it writes what it holds, then FIN; a connect is given up
+            conn.close()
         self.proto.connection_lost(time.monotonic(), None)
 
     def http(self, request: HttpRequest) -> None:
         self._workers.submit(self._http, request)
 
     def _http(self, request: HttpRequest) -> None:
-        rid = request.request_id
         try:
-            response = self._pool.request(request)
+            outcome: HttpResponse | Exception = self._pool.request(request)
         except (OSError, ProtocolError) as exc:
-            why = c.describe(exc)
-            log.warning("HTTP request #%d failed: %s", rid, why)
-            self._locked(lambda now: c.report_http_failure(self.proto, rid, why, now))
-            return
-        log.debug("HTTP #%d: %d", rid, response.status)
-        self._locked(lambda now: self.proto.http_response(rid, response, now))
+            outcome = exc
+        self._locked(c.http_answer(self.proto, request.request_id, outcome, log))
 
     def fetch_token(self, reason: str) -> None:
         self._workers.submit(self._fetch_token)
@@ -250,8 +196,3 @@ class ThreadedDriver(DriverBase):
 
     def failed(self, reason: str) -> None:
         self._finish(c.DriverFailed(reason))
-
-
-def _shutdown(sock: socket.socket, how: int) -> None:
-    with contextlib.suppress(OSError):  # already gone
-        sock.shutdown(how)

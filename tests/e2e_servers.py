@@ -4,7 +4,8 @@ The gateway is written with the ``websockets`` library (its asyncio server),
 not wsproto, so our WebSocket code is checked by someone else's. The REST
 side (token, ``/gateway/bot``, message sends) is a small asyncio server on
 h11's server role. Both run in the test's event loop; the threaded driver's
-tests run them in a loop of their own (:class:`LoopThread`).
+tests run them in a loop of their own (:class:`LoopThread`). :class:`FloodPeer`
+and :class:`Flooder` check that a driver stops reading while its writes are stuck.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -19,6 +21,9 @@ from typing import Any, TypeVar
 import h11
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from qqproto.actions import Action, Connect, SendData
+from qqproto.http import HttpResponse
 
 T = TypeVar("T")
 WAIT = 10.0  # generous: a deadline for things that take milliseconds
@@ -255,3 +260,88 @@ class LoopThread:
             return await coro
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
+
+
+# -- backpressure ---------------------------------------------------------------------------
+
+FLOOD = 16 * 1024 * 1024  # far more than the kernel's socket buffers hold
+
+
+class FloodPeer:
+    """Sends ``a``; once the client has it, sends ``b`` and reads everything, counting.
+
+    Its receive buffer is small, so bytes the client writes pile up on the client's side.
+    """
+
+    def __init__(self) -> None:
+        self.taken = 0  # bytes read from the client so far
+        self.url = ""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> FloodPeer:
+        self._loop = asyncio.get_running_loop()
+        self._first = asyncio.Event()
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+        await asyncio.gather(*self._tasks)
+
+    def first_seen(self) -> None:
+        """The client has ``a`` (thread-safe)."""
+        self._loop.call_soon_threadsafe(self._first.set)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        writer.write(b"a")
+        await self._first.wait()
+        writer.write(b"b")
+        while data := await reader.read(65536):
+            self.taken += len(data)
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+class Flooder:
+    """A protocol object that answers ``a`` with FLOOD bytes; ``seen`` holds what came
+    next with how many of those bytes the peer had taken by then."""
+
+    def __init__(self, peer: FloodPeer) -> None:
+        self.peer = peer
+        self.seen: list[tuple[bytes, int]] = []
+        self.second = threading.Event()  # something came after ``a``
+        self._actions: list[Action] = [Connect(peer.url)]
+
+    def connection_made(self, now: float) -> None:
+        pass
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        self.seen.append((data, self.peer.taken))
+        if data == b"a":
+            self._actions.append(SendData(b"x" * FLOOD))
+            self.peer.first_seen()
+        elif data:
+            self.second.set()
+
+    def connection_lost(self, now: float, reason: str | None = None) -> None:
+        pass
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
+        pass
+
+    def actions(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions

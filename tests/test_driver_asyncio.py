@@ -32,7 +32,17 @@ from qqproto.qq import (
 )
 from qqproto.qq import gateway as gateway_module
 
-from .e2e_servers import GROUP, MEMBER, WAIT, FakeGateway, FakeRest, group_message
+from .e2e_servers import (
+    FLOOD,
+    GROUP,
+    MEMBER,
+    WAIT,
+    FakeGateway,
+    FakeRest,
+    Flooder,
+    FloodPeer,
+    group_message,
+)
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -287,6 +297,24 @@ def test_a_token_provider_is_needed_for_a_bare_gateway() -> None:
             proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
             with pytest.raises(DriverError, match="token_provider"):
                 await AsyncioDriver(proto).run()
+
+    run(main())
+
+
+def test_reading_waits_while_the_peer_takes_none_of_our_bytes() -> None:
+    """Backpressure: ``b`` is read only once most of the flood ``a`` caused is gone."""
+
+    async def main() -> None:
+        async with FloodPeer() as peer:
+            flooder = Flooder(peer)
+            driver = AsyncioDriver(flooder)
+            task = asyncio.create_task(driver.run())
+            assert await asyncio.to_thread(flooder.second.wait, WAIT)
+            driver.stop()
+            await task
+        (first, _), (second, taken) = flooder.seen[:2]
+        assert (first, second) == (b"a", b"b")
+        assert taken > FLOOD // 2
 
     run(main())
 

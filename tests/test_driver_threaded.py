@@ -9,6 +9,7 @@ thread behind. Waits have 10 s deadlines; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import random
 import shutil
@@ -16,12 +17,13 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qqproto.adapters._http as http_module
+import qqproto.adapters._transport as transport_module
 from qqproto.adapters import DriverError, DriverFailed
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
@@ -30,7 +32,7 @@ from websockets.asyncio.server import serve
 from qqproto.qq import GatewayConfig, GatewayProtocol, GroupAtMessageCreate, Ready
 from qqproto.qq import gateway as gateway_module
 
-from .e2e_servers import MEMBER, WAIT, FakeGateway, FakeRest, LoopThread
+from .e2e_servers import FLOOD, MEMBER, WAIT, FakeGateway, FakeRest, Flooder, FloodPeer, LoopThread
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -64,6 +66,46 @@ def rest(loop: LoopThread, gw: FakeGateway) -> Iterator[FakeRest]:
     loop.run(server.__aenter__())
     yield server
     loop.run(server.__aexit__())
+
+
+class SocketThreads:
+    """Which threads call methods of each TCP socket (``socket`` and ``SSLSocket``, patched)."""
+
+    SOCKET = ("connect", "connect_ex", "recv", "recv_into", "send", "sendall", "shutdown", "close")
+    TLS = ("recv", "recv_into", "send", "sendall", "shutdown", "do_handshake", "unwrap", "read")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.threads: dict[socket.socket, set[threading.Thread]] = {}
+        self.connecting = threading.Event()  # a driver thread has called connect()
+        self._lock = threading.Lock()
+        for cls, names in ((socket.socket, self.SOCKET), (ssl.SSLSocket, self.TLS)):
+            for name in names:
+                monkeypatch.setattr(cls, name, self._wrap(name, getattr(cls, name)))
+
+    def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(sock: socket.socket, *args: Any, **kwargs: Any) -> Any:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                thread = threading.current_thread()
+                with self._lock:
+                    self.threads.setdefault(sock, set()).add(thread)
+                if name == "connect" and thread.name.startswith("qqproto"):
+                    self.connecting.set()
+            return method(sock, *args, **kwargs)
+
+        return wrapper
+
+    def check(self) -> None:
+        """Every socket had one thread; the driver's were its transport threads."""
+        with self._lock:
+            shared = {s: t for s, t in self.threads.items() if len(t) > 1}
+            ours = [t for threads in self.threads.values() for t in threads if "qqproto" in t.name]
+        assert not shared, shared
+        assert ours and all(t.name == "qqproto-link" for t in ours), ours
+
+
+@pytest.fixture
+def socket_threads(monkeypatch: pytest.MonkeyPatch) -> SocketThreads:
+    return SocketThreads(monkeypatch)
 
 
 class Client:
@@ -166,6 +208,64 @@ def test_the_attempt_cap_ends_the_driver() -> None:
         client.driver.wait(WAIT)
 
 
+def test_one_thread_touches_the_socket(
+    loop: LoopThread, gw: FakeGateway, socket_threads: SocketThreads
+) -> None:
+    """Reads (the link), heartbeats (the timer) and the close frame (stop) share one writer."""
+    with Client(gw.url) as client:
+        client.next(Ready)
+        for n in range(10):
+            loop.run(gw.message(n))
+        for _ in range(10):
+            client.next(GroupAtMessageCreate)
+        wait_for(loop, gw, lambda g: len(g.ops(1)) >= 3)
+    wait_for(loop, gw, lambda g: g.closes == [1000])
+    socket_threads.check()
+
+
+@pytest.mark.parametrize("stage", ["tcp", "tls"])
+def test_stop_gives_up_a_connect_under_way(stage: str, socket_threads: SocketThreads) -> None:
+    """A peer that never finishes the TCP handshake (a full backlog) or the TLS one."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        listener.settimeout(WAIT)
+        host, port = listener.getsockname()
+        with contextlib.ExitStack() as held:
+            if stage == "tcp":  # the one place in the accept queue is taken: SYNs go unanswered
+                held.enter_context(socket.create_connection((host, port)))
+            proto = GatewayProtocol(
+                GatewayConfig("1", gateway_url=f"wss://{host}:{port}/", rng=random.Random(1))
+            )
+            driver = ThreadedDriver(proto, token_provider=lambda: ("t", 60.0), connect_timeout=60)
+            driver.start()
+            if stage == "tls":
+                held.enter_context(listener.accept()[0])  # then not a byte back
+            assert socket_threads.connecting.wait(WAIT)
+            started = time.monotonic()
+            driver.stop()
+            assert time.monotonic() - started < WAIT / 2  # not the 60 s connect_timeout
+    assert driver.wait(0)
+
+
+def test_reading_waits_while_the_peer_takes_none_of_our_bytes(loop: LoopThread) -> None:
+    """Backpressure: ``b`` is read only once most of the flood ``a`` caused is gone."""
+    peer = loop.run(FloodPeer().__aenter__())
+    try:
+        flooder = Flooder(peer)
+        driver = ThreadedDriver(flooder)
+        driver.start()
+        try:
+            assert flooder.second.wait(WAIT)
+        finally:
+            driver.stop()
+    finally:
+        loop.run(peer.__aexit__())
+    (first, _), (second, taken) = flooder.seen[:2]
+    assert (first, second) == (b"a", b"b")
+    assert taken > FLOOD // 2
+
+
 def test_a_token_provider_is_needed_for_a_bare_gateway(gw: FakeGateway) -> None:
     proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
     driver = ThreadedDriver(proto)
@@ -194,17 +294,22 @@ def test_wss_uses_tls_with_sni(monkeypatch: pytest.MonkeyPatch) -> None:
             wrapped.append(kwargs.get("server_hostname"))
             raise ssl.SSLError("not really")
 
-    def fake_connect(address: tuple[str, int], timeout: float) -> socket.socket:
-        assert address == ("gw.example.com", 443)
-        return socket.socket()
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # where gw.example.com leads
+        real_getaddrinfo = socket.getaddrinfo
 
-    monkeypatch.setattr(http_module.socket, "create_connection", fake_connect)
-    proto = GatewayProtocol(GatewayConfig("1", gateway_url="wss://gw.example.com/", max_attempts=1))
-    driver = ThreadedDriver(
-        proto, token_provider=lambda: ("t", 60.0), ssl_context=Context(ssl.PROTOCOL_TLS_CLIENT)
-    )
-    with pytest.raises(DriverFailed):
-        driver.run()
+        def fake_getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+            assert (host, port) == ("gw.example.com", 443)
+            return real_getaddrinfo(*listener.getsockname(), *args, **kwargs)
+
+        monkeypatch.setattr(transport_module.socket, "getaddrinfo", fake_getaddrinfo)
+        proto = GatewayProtocol(
+            GatewayConfig("1", gateway_url="wss://gw.example.com/", max_attempts=1)
+        )
+        driver = ThreadedDriver(
+            proto, token_provider=lambda: ("t", 60.0), ssl_context=Context(ssl.PROTOCOL_TLS_CLIENT)
+        )
+        with pytest.raises(DriverFailed):
+            driver.run()
     assert wrapped == ["gw.example.com"]
 
 
@@ -225,7 +330,9 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_wss_end_to_end(loop: LoopThread, certificate: tuple[Path, Path]) -> None:
+def test_wss_end_to_end(
+    loop: LoopThread, certificate: tuple[Path, Path], socket_threads: SocketThreads
+) -> None:
     cert, key = certificate
     server_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ssl.load_cert_chain(cert, key)
@@ -248,11 +355,16 @@ def test_wss_end_to_end(loop: LoopThread, certificate: tuple[Path, Path]) -> Non
         driver.start()
         try:
             assert isinstance(events.get(timeout=WAIT), Ready)
+            loop.run(gw.message(1))
+            assert isinstance(events.get(timeout=WAIT), GroupAtMessageCreate)
+            wait_for(loop, gw, lambda g: len(g.ops(1)) >= 2)  # heartbeats, from the timer
         finally:
             driver.stop()
+        wait_for(loop, gw, lambda g: g.closes == [1000])
     finally:
         server.close()
         loop.run(server.wait_closed())
+    socket_threads.check()
 
 
 # -- ThreadedQQBot -----------------------------------------------------------------------------

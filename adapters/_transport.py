@@ -1,0 +1,277 @@
+"""One connection of the threaded driver: a socket that exactly one thread touches.
+
+OpenSSL does not promise that ``SSL_read`` and ``SSL_write`` may run at the
+same time on one SSL object, so one thread per connection does everything
+with its socket: connect, TLS handshake, read, write, shutdown and close.
+Other threads only queue bytes (:meth:`Transport.write`) or ask for the end
+(:meth:`Transport.close`); a byte on a socket pair wakes the owner thread.
+
+The socket is non-blocking and the thread waits in a selector on it and on
+the wake-up pair. A blocking socket with a timeout would make the one thread
+choose between a ``recv()`` that holds queued writes back and a short
+timeout that spins; a blocking TLS ``recv()`` can also sit on half a record
+after the socket looked readable, and a blocking connect cannot be given up.
+
+The thread reports to its caller through three callbacks, with no lock of
+ours held: ``on_open(t)``; ``on_data(t, data)`` (``b""`` at EOF); and
+``on_lost(t, reason)`` when the connection failed to open or broke, never
+after ``close()``. Name resolution (``getaddrinfo``) is the one step that
+cannot be cut short; the resolver's own timeout bounds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from ._common import CLOSE_GRACE, READ_SIZE, Endpoint, describe
+
+__all__ = ["HIGH_WATER", "Transport"]
+
+log = logging.getLogger(__name__)
+
+#: While this many bytes wait to be written, nothing more is read (backpressure).
+HIGH_WATER = 65536
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+_BLOCKED = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class _Closed(Exception):
+    """close() came while the connection was still opening."""
+
+
+class Transport:
+    """A connection to ``url`` (ws, wss, http or https), run by a thread of its own."""
+
+    def __init__(
+        self,
+        url: str,
+        ssl_context: Callable[[], ssl.SSLContext],
+        connect_timeout: float,
+        io_timeout: float,
+        *,
+        on_open: Callable[[Transport], None],
+        on_data: Callable[[Transport, bytes], None],
+        on_lost: Callable[[Transport, str], None],
+    ) -> None:
+        self.url = url
+        self._ssl, self._connect_timeout, self._io_timeout = (
+            ssl_context,
+            connect_timeout,
+            io_timeout,
+        )
+        self._on_open, self._on_data, self._on_lost = on_open, on_data, on_lost
+        self._lock = threading.Lock()  # for the fields below; never held across a callback
+        self._queue = bytearray()  # written by write(), taken by the thread
+        self._closing: float | None = None  # close() was called: cut the link at this time
+        self._ended = False  # the thread has closed the wake-up pair
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._wake_r, _READ)
+        self._mask = 0  # the events the selector watches on the connection's socket
+        self._progress = 0.0  # when the bytes being written last moved
+        self._thread = threading.Thread(target=self._run, name="qqproto-link")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` to be written, in order (any thread; ignored after close())."""
+        with self._lock:
+            if self._closing is None:
+                self._queue += data
+                self._wake()
+
+    def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Write what is queued, send FIN, read until the peer's EOF, close; cut it
+        all after ``grace`` seconds. A connect under way is given up at once."""
+        with self._lock:
+            cut = time.monotonic() + grace
+            self._closing = cut if self._closing is None else min(cut, self._closing)
+            self._wake()
+
+    def _wake(self) -> None:  # the lock is held
+        if not self._ended:
+            with contextlib.suppress(BlockingIOError):  # full: the thread is awake already
+                self._wake_w.send(b"\0")
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        sock: socket.socket | None = None
+        try:
+            sock = self._open()
+            log.info("connected to %s", self.url)
+            self._on_open(self)
+            self._serve(sock)
+        except _Closed:
+            pass
+        except (OSError, ValueError) as exc:  # TimeoutError and ssl errors are OSErrors
+            if self._closing_at() is None:
+                where = "" if sock is not None else f"{self.url}: "
+                self._on_lost(self, where + describe(exc))
+        finally:
+            if sock is not None:
+                sock.close()
+            with self._lock:
+                self._ended = True
+                self._sel.close()
+                self._wake_r.close()
+                self._wake_w.close()
+
+    def _closing_at(self) -> float | None:
+        with self._lock:
+            return self._closing
+
+    def _open(self) -> socket.socket:
+        """Connect (and shake hands for TLS, with SNI) by ``connect_timeout``."""
+        end = Endpoint.from_url(self.url)
+        deadline = time.monotonic() + self._connect_timeout
+        sock = self._connect(end, deadline)
+        if not end.tls:
+            return sock
+        try:
+            sock = self._ssl().wrap_socket(
+                sock, server_hostname=end.host, do_handshake_on_connect=False
+            )
+            while True:
+                try:
+                    sock.do_handshake()
+                    return sock
+                except ssl.SSLWantReadError:
+                    self._wait(sock, _READ, deadline)
+                except ssl.SSLWantWriteError:
+                    self._wait(sock, _WRITE, deadline)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _connect(self, end: Endpoint, deadline: float) -> socket.socket:
+        error = OSError(f"no address for {end.host}")
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            end.host, end.port, type=socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    sock.connect(address)  # under way; writable when it is done
+                self._wait(sock, _WRITE, deadline)
+                if code := sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    raise OSError(code, os.strerror(code))
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+            except BaseException:
+                sock.close()
+                raise
+        raise error
+
+    def _wait(self, sock: socket.socket, events: int, deadline: float) -> None:
+        """Until ``sock`` is ready (opening); _Closed on close(), TimeoutError at ``deadline``."""
+        self._sel.register(sock, events)
+        try:
+            while True:
+                if self._closing_at() is not None:
+                    raise _Closed
+                if (left := deadline - time.monotonic()) <= 0:
+                    raise TimeoutError("timed out")
+                if self._select(left):
+                    return
+        finally:
+            self._sel.unregister(sock)
+
+    def _select(self, timeout: float | None) -> int:
+        """Wait for the socket or a wake-up; the events ready on the socket (0: none)."""
+        ready = 0
+        for key, events in self._sel.select(timeout):
+            if key.fileobj is self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    while self._wake_r.recv(4096):
+                        pass
+            else:
+                ready = events
+        return ready
+
+    def _serve(self, sock: socket.socket) -> None:
+        """Read and write until closed (flushed, FIN sent, EOF seen) or cut."""
+        out = memoryview(b"")  # being written; after SSLWantWriteError TLS wants them again
+        ready, reading, closing = 0, True, None  # closing: as close() left it
+        eof = fin = read_wants_write = tls_pending = False
+        while True:
+            if reading and (ready & _READ or (read_wants_write and ready) or tls_pending):
+                read_wants_write = False
+                try:
+                    data = sock.recv(READ_SIZE)
+                except ssl.SSLWantWriteError:
+                    read_wants_write = True  # TLS has to write before it can read on
+                except _BLOCKED:
+                    pass
+                else:
+                    eof = not data
+                    log.debug("received %d bytes", len(data))
+                    if closing is None:  # after close() late bytes are nobody's
+                        self._on_data(self, data)
+            out = self._flush(sock, out)
+            with self._lock:
+                closing, backlog = self._closing, len(out) + len(self._queue)
+            now = time.monotonic()
+            if closing is not None and not backlog and not fin:
+                with contextlib.suppress(OSError):  # the peer may be gone already
+                    sock.shutdown(socket.SHUT_WR)
+                fin = True
+            if closing is not None and ((fin and eof) or now >= closing):
+                return
+            stall = self._progress + self._io_timeout if out else math.inf
+            if now >= stall:
+                raise TimeoutError("timed out")  # the peer has read nothing for io_timeout
+            reading = not eof and backlog < HIGH_WATER
+            self._watch(
+                sock, (_READ if reading else 0) | (_WRITE if out or read_wants_write else 0)
+            )
+            # Decrypted bytes the TLS layer holds do not make the socket readable.
+            tls_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            cut = math.inf if closing is None else closing
+            wait = 0.0 if reading and tls_pending else min(stall, cut) - now
+            ready = self._select(None if wait == math.inf else wait)
+
+    def _flush(self, sock: socket.socket, out: memoryview) -> memoryview:
+        """Write until the socket blocks or nothing is left; what is left of ``out``."""
+        while True:
+            if not out:
+                with self._lock:
+                    queued, self._queue = self._queue, bytearray()
+                if not queued:
+                    return out
+                out, self._progress = memoryview(queued), time.monotonic()
+            try:
+                sent = sock.send(out)
+            except _BLOCKED:
+                return out
+            out, self._progress = out[sent:], time.monotonic()
+
+    def _watch(self, sock: socket.socket, mask: int) -> None:
+        if mask != self._mask:
+            if self._mask:
+                self._sel.unregister(sock)
+            if mask:
+                self._sel.register(sock, mask)
+            self._mask = mask
