@@ -20,7 +20,7 @@ from qqproto.qq.events import (
     Ready,
     Resumed,
 )
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Link, Session
+from qqproto.qq.gateway import SHORT_SESSION, GatewayConfig, GatewayProtocol, Link, Session
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
 
@@ -234,6 +234,33 @@ def test_op7_reconnects_at_once_and_resumes() -> None:
     h.resumed(4)
     assert h.proto.state is S.READY
     assert [d.seq for d in h.dispatches()] == [1, 2, 3, 4]
+
+
+def test_sessions_that_keep_dying_young_back_off_without_spending_attempts() -> None:
+    # A server that honours every Resume and kills the session at once: the
+    # first two losses reconnect at once, then the waits grow as a backoff.
+    h, _ = ready_harness()
+    waits: list[float] = []
+    for seq in range(2, 12):
+        dropped_at = h.now
+        h.drop()
+        if not h.pending_connect:
+            deadline = h.proto.next_deadline()
+            assert deadline is not None
+            h.advance(deadline - h.now)
+        waits.append(h.connect_times[-1] - dropped_at)
+        h.accept()
+        h.hello()
+        h.resumed(seq)
+        assert h.proto.state is S.READY
+    assert waits[:2] == [0.0, 0.0]
+    assert 0.75 <= waits[2] <= 1.25 and waits == sorted(waits) and waits[-1] <= 60.0
+    assert not h.failed  # 10 losses, attempt cap 30 or not: every session started
+
+    # A session that lives SHORT_SESSION seconds resets it all.
+    h.advance(SHORT_SESSION)
+    h.drop()
+    assert h.connect_times[-1] == h.now
 
 
 def test_resumed_with_empty_string_data_returns_to_ready() -> None:

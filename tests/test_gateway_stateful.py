@@ -61,6 +61,8 @@ URL = "wss://gateway.test/websocket/"
 BACKOFF_BASE, BACKOFF_CAP, JITTER = 1.0, 10.0, 0.25
 RATE_LIMITED_PAUSE = 60.0  # spec 4.1: wait 60 s after 4008
 NEW_SESSION_PAUSE = (1.0, 5.0)  # before a new Identify after the server dropped the session
+SHORT_SESSION = 10.0  # a session lost sooner than this after READY/RESUMED was short-lived
+SHORT_SESSIONS_TOLERATED = 2  # in a row; from the next one on, reconnects back off
 
 #: Every (old, new) a StateChanged may carry: the rows of TABLE that move.
 STATE_PAIRS = frozenset(
@@ -217,6 +219,8 @@ class GatewayMachine(RuleBasedStateMachine):
         self.cl_session: str | None = None
         self.cl_seq: int | None = None
         self.failures = 0  # attempts in a row that reached neither READY nor RESUMED
+        self.short_sessions = 0  # good sessions in a row lost within SHORT_SESSION
+        self.good_since = 0.0
         self.auth_failures = 0  # 4004s in a row
         self.failed_resumes = 0
         self.token_floor = 0  # the next login needs a token of this generation or later
@@ -437,10 +441,21 @@ class GatewayMachine(RuleBasedStateMachine):
             pause = NEW_SESSION_PAUSE
         backoff = (0.0, 0.0)
         if not self.att_good:
-            raw = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (self.failures - 1))
-            backoff = (raw * (1 - JITTER), min(BACKOFF_CAP, raw * (1 + JITTER)))
+            backoff = self._backoff_window(self.failures)
+        elif self.now - self.good_since >= SHORT_SESSION:
+            self.short_sessions = 0
+        else:
+            self.short_sessions += 1
+            if self.short_sessions > SHORT_SESSIONS_TOLERATED:
+                backoff = self._backoff_window(self.short_sessions - SHORT_SESSIONS_TOLERATED)
         low, high = max(pause[0], backoff[0]), max(pause[1], backoff[1])
         self.reconnect_window = (self.now + low, self.now + high, cause)
+
+    @staticmethod
+    def _backoff_window(nth: int) -> tuple[float, float]:
+        """Where the ``nth`` wait of a backoff falls (doubling, capped, +-JITTER)."""
+        raw = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (nth - 1))
+        return raw * (1 - JITTER), min(BACKOFF_CAP, raw * (1 + JITTER))
 
     def _saw(self, entries: list[Entry]) -> None:
         """The client is about to read these dispatches."""
@@ -453,6 +468,7 @@ class GatewayMachine(RuleBasedStateMachine):
     def _good(self) -> None:
         """READY or RESUMED is about to reach the client."""
         self.att_good = True
+        self.good_since = self.now
         self.goods += 1
         self.failures = self.auth_failures = self.failed_resumes = 0
 
@@ -932,7 +948,7 @@ class GatewayMachine(RuleBasedStateMachine):
         self.terminal_seen = self.expect_closed = False
         self.expect_failed = None
         self.failures = self.auth_failures = self.failed_resumes = self.fetches_outstanding = 0
-        self.goods = 0
+        self.short_sessions = self.goods = 0
         self.reconnect_window = None
         self._new_client(session)
 

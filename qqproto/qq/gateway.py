@@ -76,6 +76,13 @@ MAX_FAILED_RESUMES = 3
 RATE_LIMITED_PAUSE = 60.0
 #: The pause before a new Identify after the server dropped our session.
 NEW_SESSION_PAUSE = (1.0, 5.0)
+#: A session lost sooner than this after READY/RESUMED was short-lived ...
+SHORT_SESSION = 10.0
+#: ... and after this many short-lived sessions in a row, reconnects back off
+#: as failed attempts do. A server that accepts us and drops us at once (a
+#: Resume it honours, then a kill) must not be hammered in a tight loop; but
+#: those sessions did start, so they spend nothing of the attempt budget.
+SHORT_SESSIONS_TOLERATED = 2
 #: A token is refreshed this long before it expires (at most half its life).
 TOKEN_MARGIN = 10.0
 
@@ -230,6 +237,12 @@ class GatewayProtocol:
             cap=config.backoff_cap,
             max_attempts=config.max_attempts,
         )
+        # Never exhausted: only its waits are used, never its attempt count.
+        self._short_session_backoff = Backoff(
+            self._rng, base=config.backoff_base, cap=config.backoff_cap, max_attempts=1
+        )
+        self._good_since = 0.0
+        self._short_sessions = 0
         self._lifecycle = Lifecycle(S.RESUMING if session else S.CONNECTING)
         self._out: list[Action] = []
         self.failure_reason: str | None = None
@@ -572,7 +585,7 @@ class GatewayProtocol:
         bot_id = user.get("id") if type(user) is dict else None
         self._decoder.bot_id = bot_id if type(bot_id) is str and bot_id else None
         self._fire(Input.READY, "READY")
-        self._connection_good()
+        self._connection_good(now)
         return True
 
     def _on_resumed(self, now: float) -> bool:
@@ -584,7 +597,7 @@ class GatewayProtocol:
             )
             return False
         self._fire(Input.RESUMED, "RESUMED")
-        self._connection_good()
+        self._connection_good(now)
         return True
 
     def _on_control(self, op: Any, d: Any, now: float) -> None:
@@ -696,8 +709,9 @@ class GatewayProtocol:
         self._heartbeat_at = now + self._heartbeat_interval
         self._ack_pending = False
 
-    def _connection_good(self) -> None:
+    def _connection_good(self, now: float) -> None:
         self._good = True
+        self._good_since = now
         self._backoff.reset()
         self._failed_resumes = 0
         self._failed_auths = 0
@@ -736,6 +750,8 @@ class GatewayProtocol:
             if self._backoff.exhausted:
                 trigger = Input.GAVE_UP
                 reason = f"gave up after {self._backoff.failures} failed attempts; last: {reason}"
+        elif self._good:
+            delay = max(delay, self._short_session_wait(now))
         self._reset_connection()
         self._fire(trigger, reason)
         if self.state in _TERMINAL:
@@ -744,6 +760,17 @@ class GatewayProtocol:
             return
         self._reconnect_at = now + delay
         self._maybe_connect(now)
+
+    def _short_session_wait(self, now: float) -> float:
+        """The wait a lost good session adds: none unless sessions keep dying young."""
+        if now - self._good_since >= SHORT_SESSION:
+            self._short_sessions = 0
+            self._short_session_backoff.reset()
+            return 0.0
+        self._short_sessions += 1
+        if self._short_sessions <= SHORT_SESSIONS_TOLERATED:
+            return 0.0
+        return self._short_session_backoff.next_delay()
 
     def _tear_down(self, code: int) -> None:
         """Close our side of the link, if there is one."""
