@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, HttpRequest, SendData
+from qqproto.actions import (
+    Action,
+    Connect,
+    Deliver,
+    Disconnect,
+    Failed,
+    HttpRequest,
+    SendData,
+    StateChanged,
+)
 from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.api import SentMessage, Target, get_me, send_text
@@ -56,6 +65,7 @@ class World:
         self.connects: list[str] = []
         self.delivered: list[object] = []
         self.failed: list[str] = []
+        self.log: list[Action] = []  # state changes and failures, in order
         self.server: FakeServer | None = None
         self.collect()
 
@@ -83,6 +93,8 @@ class World:
             self.delivered.append(action.event)
         elif isinstance(action, Failed):
             self.failed.append(action.reason)
+        if isinstance(action, StateChanged | Failed):
+            self.log.append(action)
 
     def answer(self, response: HttpResponse, index: int = -1) -> HttpRequest:
         request = self.requests.pop(index)
@@ -154,6 +166,20 @@ def test_a_5xx_from_the_token_endpoint_is_retried() -> None:
     assert len(w.requests) == 1
     w.answer(token_reply())
     assert w.bot.phase is BotPhase.DISCOVERING
+
+
+def test_a_gateway_that_gives_up_moves_the_bot_to_failed_before_it_reports() -> None:
+    w = World()
+    w.start()
+    assert w.server is not None
+    w.bot.receive_data(w.server.close(4914, "offline"), w.now)
+    w.collect()
+    *_, gateway_moved, bot_moved, failed = w.log
+    assert isinstance(gateway_moved, StateChanged) and isinstance(bot_moved, StateChanged)
+    assert (gateway_moved.old, gateway_moved.new) == ("READY", "FAILED")
+    assert (bot_moved.old, bot_moved.new) == ("BOT_RUNNING", "BOT_FAILED")
+    assert isinstance(failed, Failed) and failed.reason.startswith("close 4914")
+    assert w.bot.phase is BotPhase.FAILED and w.bot.failure_reason == failed.reason
 
 
 def test_no_session_starts_left_is_a_clear_failure() -> None:

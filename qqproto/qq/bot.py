@@ -419,10 +419,10 @@ class BotProtocol:
                     action.event, now
                 ):
                     continue  # a redelivery (spec 14, quirk 7): the application has it
-                self._out.append(action)
-                if isinstance(action, Failed):
-                    self._set_phase(BotPhase.FAILED, action.reason, emit=False)
+                if isinstance(action, Failed):  # the bot's phase moves before it reports
                     self.failure_reason = action.reason
+                    self._set_phase(BotPhase.FAILED, action.reason)
+                self._out.append(action)
 
     # -- REST ---------------------------------------------------------------------------
 
@@ -523,9 +523,9 @@ class BotProtocol:
             )
         return entry
 
-    def _set_phase(self, phase: BotPhase, why: str, *, emit: bool = True) -> None:
+    def _set_phase(self, phase: BotPhase, why: str) -> None:
         old, self.phase = self.phase, phase
-        if emit and old is not phase:
+        if old is not phase:
             self._out.append(StateChanged(f"BOT_{old.name}", f"BOT_{phase.name}", why))
 
     def _fail(self, reason: str) -> None:
