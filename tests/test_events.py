@@ -23,6 +23,7 @@ from qqproto.errors import RemoteProtocolError
 from qqproto.qq.decode import MISSING, EventDecodeError, EventDecoder, json_value
 from qqproto.qq.events import (
     EVENT_TYPES,
+    MESSAGE_TYPES,
     AtMessageCreate,
     C2CMessageCreate,
     C2CMsgReceive,
@@ -180,6 +181,17 @@ def test_every_typed_event_has_a_sample_and_decodes_to_its_class() -> None:
         assert (op, s, event_id) == (0, 42, f"{t}:yit7pdisg1")
         assert event.event_id == f"{t}:yit7pdisg1" and event.event_seq == 42
         assert event.raw == SAMPLES[t]
+
+
+def test_message_types_are_the_types_of_user_messages() -> None:
+    assert {
+        "GROUP_AT_MESSAGE_CREATE",
+        "GROUP_MESSAGE_CREATE",
+        "C2C_MESSAGE_CREATE",
+        "AT_MESSAGE_CREATE",
+        "MESSAGE_CREATE",
+        "DIRECT_MESSAGE_CREATE",
+    } == MESSAGE_TYPES
 
 
 def test_every_message_type_names_its_sender() -> None:

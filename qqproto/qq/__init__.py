@@ -6,6 +6,7 @@ from .bot import ApiResult, BotConfig, BotPhase, BotProtocol
 from .decode import MISSING, Decoded, EventDecodeError, EventDecoder, json_value
 from .events import (
     EVENT_TYPES,
+    MESSAGE_TYPES,
     AtMessageCreate,
     C2CMessageCreate,
     C2CMsgReceive,
@@ -57,6 +58,7 @@ from .scenes import Scene
 __all__ = [
     "DEFAULT_GATEWAY_URL",
     "EVENT_TYPES",
+    "MESSAGE_TYPES",
     "MISSING",
     "ApiCall",
     "ApiConfig",

@@ -38,6 +38,7 @@ from ..errors import LocalProtocolError
 from ..ttl import TTLMap
 from .api import ApiCall, ApiError, SentMessage, Target, send_markdown, send_media, send_text
 from .events import (
+    MESSAGE_TYPES,
     AtMessageCreate,
     C2CMessageCreate,
     C2CMsgReceive,
@@ -45,9 +46,7 @@ from .events import (
     Dispatch,
     FriendAdd,
     GroupAddRobot,
-    GroupAtMessageCreate,
     GroupMessage,
-    GroupMessageCreate,
     GroupMsgReceive,
     InteractionCreate,
     MessageCreate,
@@ -71,19 +70,6 @@ _Where = tuple[Scene, str, str, str]
 
 #: INTERACTION_CREATE ``chat_type``: 0 guild, 1 group, 2 C2C.
 _INTERACTION_SCENES = {1: Scene.GROUP, 2: Scene.C2C}
-
-#: The dispatch types whose typed events are de-duplicated on their message id.
-_MESSAGE_TYPES = frozenset(
-    cls.TYPE
-    for cls in (
-        GroupAtMessageCreate,
-        GroupMessageCreate,
-        C2CMessageCreate,
-        DirectMessageCreate,
-        AtMessageCreate,
-        MessageCreate,
-    )
-)
 
 
 def _where(event: object) -> _Where | None:
@@ -121,7 +107,7 @@ def _dedup_keys(event: object, where: _Where | None) -> tuple[str, ...]:
     if isinstance(event, Dispatch):
         keys: tuple[str, ...] = (event.id,) if event.id else ()
         data = event.data
-        if event.type in _MESSAGE_TYPES and type(data) is dict:
+        if event.type in MESSAGE_TYPES and type(data) is dict:
             msg_id = data.get("id")
             if type(msg_id) is str and msg_id:
                 keys += (msg_id,)

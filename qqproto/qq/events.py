@@ -44,6 +44,7 @@ from .text import clean_content
 
 __all__ = [
     "EVENT_TYPES",
+    "MESSAGE_TYPES",
     "AtMessageCreate",
     "C2CMessageCreate",
     "C2CMsgReceive",
@@ -455,3 +456,7 @@ _EVENTS: tuple[type[Event], ...] = (
 
 #: Every typed event, by the ``t`` it decodes; other types stay a ``Dispatch``.
 EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType({c.TYPE: c for c in _EVENTS})
+#: The dispatch types that carry a user's message (the subclasses of :class:`Message`).
+MESSAGE_TYPES: frozenset[str] = frozenset(
+    t for t, c in EVENT_TYPES.items() if issubclass(c, Message)
+)
