@@ -22,6 +22,7 @@ from qqproto.actions import StateChanged
 from qqproto.qq import Message
 from qqproto.testing import QQSimulator, SimulatorConfig
 
+from ._common import DriverError
 from .bot import QQBot
 from .serve import SimulatorServer
 
@@ -31,6 +32,10 @@ APP_ID = "102000000"
 SECRET = "demo-secret"
 #: Every wait in the story ends long before this; the demo as a whole takes seconds.
 STEP_DEADLINE = 10.0
+
+
+class Stalled(Exception):
+    """The story cannot go on; the message says at which step."""
 
 
 class Story:
@@ -48,6 +53,7 @@ class Story:
         self.states: list[str] = []
         self._changed = asyncio.Event()
         self._replies: set[asyncio.Task[None]] = set()
+        self.listener: asyncio.Task[None] | None = None
 
     def state_changed(self, change: StateChanged) -> None:
         if not change.new.startswith("BOT_"):
@@ -56,14 +62,26 @@ class Story:
         self._changed.set()
 
     async def until(self, done: Callable[[], bool], what: str) -> None:
-        async with asyncio.timeout(STEP_DEADLINE):
-            while not done():
-                self._changed.clear()
-                await self._changed.wait()
-        del what  # named for the reader of a timeout's traceback
+        """Wait for ``done()``; a bot that stopped or a stall ends the story at once."""
+        try:
+            async with asyncio.timeout(STEP_DEADLINE):
+                while not done():
+                    if self.listener is not None and self.listener.done():
+                        self.listener.result()  # the bot's failure, if that is what ended it
+                        raise Stalled(f"the bot stopped while waiting for {what}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise Stalled(f"no {what} after {STEP_DEADLINE:.0f} s") from None
 
     async def listen(self) -> None:
         """The bot: print each message and answer it with its text."""
+        try:
+            await self._listen()
+        finally:
+            self._changed.set()  # whoever waits must see that the bot stopped
+
+    async def _listen(self) -> None:
         async for event in self.bot.events():
             if isinstance(event, Message):
                 self.seen.append(event.id)
@@ -104,7 +122,7 @@ async def tell(say: Callable[[str], None]) -> int:
     async with SimulatorServer(sim) as server:
         story = Story(say, server, sim)
         say(f"qqproto demo: a bot against the QQ platform simulator at {server.base_url}")
-        listener = asyncio.create_task(story.listen())
+        story.listener = listener = asyncio.create_task(story.listen())
         try:
             await chapters(story, say)
         finally:
@@ -178,6 +196,6 @@ def run(say: Callable[[str], None] = print) -> int:
     logging.getLogger("qqproto").setLevel(logging.WARNING)
     try:
         return asyncio.run(tell(say))
-    except TimeoutError:
-        say("\nFAILED: the story stalled (a step took more than 10 s)")
+    except (Stalled, DriverError) as error:
+        say(f"\nFAILED: {error}")
         return 1

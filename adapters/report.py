@@ -4,31 +4,43 @@ Two voices for the same four kinds of news (a state change, an event for the
 application, the outcome of an echo reply, giving up): JSON objects, one per
 line, for programs that read stdout; short sentences for people. Both flush
 each line as it is written, so a reader on the other end of a pipe sees it at
-once. Nothing here does I/O beyond writing to the stream it is given.
+once.
+
+When the reader goes away (``qqproto qq run --json | head -3``), the next
+write fails with ``BrokenPipeError``. That is a request to stop, not a crash:
+the report goes quiet, points stdout at ``/dev/null`` (so that the flush at
+exit cannot fail again, as the Python docs advise) and calls ``on_closed``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol, TextIO
+import os
+from collections.abc import Callable
+from typing import Any, TextIO
 
-from qqproto.qq import Dispatch, Event, Message
+from qqproto.qq import MESSAGE_TYPES, Dispatch, Event, Message
 
 __all__ = ["HumanReport", "JsonReport", "Report", "event_fields"]
 
 
-class Report(Protocol):
-    def state(self, old: str, new: str, why: str) -> None: ...
-    def event(self, event: Event | Dispatch) -> None: ...
-    def reply(self, to: str, code: int | str | None) -> None: ...
-    def failed(self, reason: str) -> None: ...
-
-
 def event_fields(event: Event | Dispatch) -> dict[str, Any]:
-    """The fields an ``event`` line carries, in the order a reader expects."""
+    """The fields an ``event`` line carries, in the order a reader expects.
+
+    A message that came untyped (a field failed its check) still reports its
+    message id and content as they came, so that every message has the same
+    line shape; its content is not cleaned, since nothing about it was checked.
+    """
     if isinstance(event, Dispatch):
-        return {"type": event.type, "seq": event.seq, "id": event.id}
-    fields: dict[str, Any] = {
+        fields: dict[str, Any] = {"type": event.type, "seq": event.seq, "id": event.id}
+        data = event.data
+        if event.type in MESSAGE_TYPES and isinstance(data, dict):
+            content = data.get("content")
+            fields["id"] = data.get("id", event.id)
+            fields["content"] = content if isinstance(content, str) else ""
+            fields["attachments"] = []
+        return fields
+    fields = {
         "type": type(event).TYPE,
         "seq": event.event_seq,
         "id": getattr(event, "id", None) or event.event_id,
@@ -41,17 +53,54 @@ def event_fields(event: Event | Dispatch) -> dict[str, Any]:
     return fields
 
 
-class JsonReport:
-    """``--json``: one object per line on the stream, and nothing else there."""
+class Report:
+    """Writes lines to ``stream``; subclasses choose the voice."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, on_closed: Callable[[], None] | None = None) -> None:
         self._stream = stream
+        self.on_closed = on_closed
+        self.closed = False
+
+    def _write(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            self._silence()
+            if self.on_closed is not None:
+                self.on_closed()
+
+    def _silence(self) -> None:
+        try:
+            fileno = self._stream.fileno()
+        except (OSError, ValueError):
+            return  # not a real file (a test's StringIO): nothing to flush at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fileno)
+        os.close(devnull)
+
+    def state(self, old: str, new: str, why: str) -> None:
+        raise NotImplementedError
+
+    def event(self, event: Event | Dispatch) -> None:
+        raise NotImplementedError
+
+    def reply(self, to: str, code: int | str | None) -> None:
+        raise NotImplementedError
+
+    def failed(self, reason: str) -> None:
+        raise NotImplementedError
+
+
+class JsonReport(Report):
+    """``--json``: one object per line on the stream, and nothing else there."""
 
     def _line(self, kind: str, **fields: Any) -> None:
         # ensure_ascii=False: Chinese message text stays readable in the log.
-        line = json.dumps({"kind": kind, **fields}, ensure_ascii=False, separators=(",", ":"))
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        self._write(json.dumps({"kind": kind, **fields}, ensure_ascii=False, separators=(",", ":")))
 
     def state(self, old: str, new: str, why: str) -> None:
         self._line("state", **{"from": old, "to": new})
@@ -66,18 +115,11 @@ class JsonReport:
         self._line("failed", reason=reason)
 
 
-class HumanReport:
+class HumanReport(Report):
     """Without ``--json``: one readable line per state change and message."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def _line(self, text: str) -> None:
-        self._stream.write(text + "\n")
-        self._stream.flush()
-
     def state(self, old: str, new: str, why: str) -> None:
-        self._line(f"{old} -> {new}" + (f" ({why})" if why else ""))
+        self._write(f"{old} -> {new}" + (f" ({why})" if why else ""))
 
     def event(self, event: Event | Dispatch) -> None:
         fields = event_fields(event)
@@ -85,10 +127,10 @@ class HumanReport:
         if "content" in fields:
             text += f" {fields['content']!r}"
             text += "".join(f" [{a['content_type']} {a['url']}]" for a in fields["attachments"])
-        self._line(text)
+        self._write(text)
 
     def reply(self, to: str, code: int | str | None) -> None:
-        self._line(f"  replied to {to}" if code is None else f"  reply to {to} failed: {code}")
+        self._write(f"  replied to {to}" if code is None else f"  reply to {to} failed: {code}")
 
     def failed(self, reason: str) -> None:
-        self._line(f"FAILED: {reason}")
+        self._write(f"FAILED: {reason}")

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any
 
 from qqproto.actions import StateChanged
 from qqproto.errors import ProtocolError
@@ -24,6 +23,7 @@ from qqproto.qq import (
     Dispatch,
     Event,
     Message,
+    ProtocolViolation,
     Ready,
     ReplyRefused,
     Resumed,
@@ -31,7 +31,7 @@ from qqproto.qq import (
 from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
 from qqproto.qq.auth import DEFAULT_TOKEN_URL
 
-from ._common import DriverFailed
+from ._common import DriverError, DriverFailed
 from .bot import QQBot
 from .report import HumanReport, JsonReport, Report
 
@@ -39,6 +39,8 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "config_from", "run"]
 
 EXIT_OK = 0
 EXIT_FAILED = 3
+#: How long replies under way may take to finish when the bot is asked to stop.
+REPLY_GRACE = 5.0
 log = logging.getLogger("qqproto.run")
 
 
@@ -82,8 +84,13 @@ class Runner:
 
     async def events(self) -> None:
         async for event in self.bot.events():
-            if isinstance(event, Ready | Resumed) or not isinstance(event, Event | Dispatch):
-                continue  # READY/RESUMED show as state changes; violations are logged
+            if isinstance(event, Ready | Resumed):
+                continue  # they show as state changes
+            if isinstance(event, ProtocolViolation):
+                log.warning("%s", event.error)
+                continue
+            if not isinstance(event, Event | Dispatch):
+                continue
             self.report.event(event)
             if self.echo and isinstance(event, Message) and not event.empty:
                 task = asyncio.create_task(self._echo(event))
@@ -95,48 +102,67 @@ class Runner:
             result = await self.bot.reply(message, message.text)
         except ReplyRefused as refused:
             self.report.reply(message.id, failure_code(refused))
-            return
         except DriverFailed:
-            return  # the bot is gone; its failed line says why
-        self.report.reply(message.id, failure_code(result.error))
+            pass  # the bot gave up; its failed line says why
+        except DriverError:  # closed before the answer came: it may or may not have landed
+            self.report.reply(message.id, "CLOSED")
+        else:
+            self.report.reply(message.id, failure_code(result.error))
 
-    async def finish(self) -> None:
-        """Let echo replies under way end (the bot is closing, so they end soon)."""
+    async def finish(self, grace: float) -> None:
+        """Give the echo replies under way ``grace`` seconds to end."""
         if self._replies:
-            await asyncio.gather(*self._replies, return_exceptions=True)
+            await asyncio.wait(self._replies, timeout=grace)
 
 
 async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> int:
-    allow_from: Any = args.allow_from
+    """Run the bot until a signal or a closed stdout (0) or until it gives up (3)."""
+    allow_from: frozenset[str] | None = args.allow_from
     bot = QQBot.from_config(config, allow_from=allow_from)
     runner = Runner(bot, report, echo=args.echo)
     bot.driver.on_state = runner.state
     loop = asyncio.get_running_loop()
-    events = asyncio.create_task(runner.events())
+    stop = asyncio.Event()
+    report.on_closed = stop.set  # the reader of stdout went away
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, events.cancel)
+        loop.add_signal_handler(signum, stop.set)
+    events = asyncio.create_task(runner.events())
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await events
-    except asyncio.CancelledError:
-        log.info("signal received: closing")
+        await asyncio.wait({events, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if events.done():
+            events.result()  # DriverFailed, or what broke
+            return EXIT_OK  # (the event stream ended without a failure: closed)
+        log.info("stopping: replies under way get %.0f s", REPLY_GRACE)
+        events.cancel()  # no new events, hence no new echoes
+        await runner.finish(REPLY_GRACE)
+        return EXIT_OK
     except DriverFailed as failed:
         report.failed(failed.reason)
+        return EXIT_FAILED
+    except Exception as error:  # a bug, ours or the platform's: still say why
+        log.exception("the bot stopped on an unexpected error")
+        report.failed(f"internal error: {type(error).__name__}: {error}")
         return EXIT_FAILED
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        stopped.cancel()
         await bot.close()
-        await runner.finish()
-    return EXIT_OK
+        await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
+        await asyncio.gather(events, stopped, return_exceptions=True)
 
 
 def run(config: BotConfig, args: argparse.Namespace) -> int:
     """Run until a signal (0) or until the bot gives up (3)."""
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # -v is about qqproto: frames and state changes, not transitions' or asyncio's chatter.
+    logging.getLogger("qqproto").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     report: Report = JsonReport(sys.stdout) if args.json else HumanReport(sys.stdout)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(config, args, report))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from typing import Any
 
 import pytest
 from qqproto.adapters import cli, demo, runner
 
 from qqproto.qq import Intents
 from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
+from qqproto.testing import SimulatorConfig
 
 
 def test_the_demo_tells_the_whole_story_on_loopback() -> None:
@@ -33,6 +36,18 @@ def test_the_demo_tells_the_whole_story_on_loopback() -> None:
         .startswith("Done: 7 messages, each delivered once and answered; 1 Identify")
     )
     assert demo.SECRET not in text
+
+
+def test_a_demo_whose_bot_fails_says_why_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    def wrong_secret(**options: Any) -> SimulatorConfig:
+        return SimulatorConfig(**{**options, "secret": "not-the-demo-secret"})
+
+    monkeypatch.setattr(demo, "SimulatorConfig", wrong_secret)
+    lines: list[str] = []
+    started = time.monotonic()
+    assert demo.run(lines.append) == 1
+    assert time.monotonic() - started < demo.STEP_DEADLINE  # not a stall: the bot's failure
+    assert lines[-1].startswith("\nFAILED: ") and "100016" in lines[-1]
 
 
 def test_the_command_runs_the_demo(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,8 @@ have generous deadlines and never stand in for synchronisation.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import queue
@@ -18,13 +20,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from qqproto.adapters.serve import ThreadedSimulatorServer
+from qqproto.adapters import cli, runner
+from qqproto.adapters.bot import QQBot
+from qqproto.adapters.report import JsonReport
+from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
 
 from qqproto.testing import QQSimulator, SimulatorConfig
 
 DEADLINE = 20.0
 APP_ID = "102000000"
 SECRET = "simulator-secret"
+RUN_ARGS = ["qq", "run", "--app-id", APP_ID]
 
 
 class Command:
@@ -227,3 +233,81 @@ def test_human_output_without_json(server: ThreadedSimulatorServer) -> None:
     assert command.returncode == 3
     assert out.splitlines()[-1].startswith("FAILED: ") and "100016" in out
     assert "not-the-secret" not in out + err
+
+
+def test_a_closed_stdout_stops_the_bot_cleanly(server: ThreadedSimulatorServer) -> None:
+    # qqproto qq run --json | head -2: the reader goes away; that means "stop".
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qqproto", *RUN_ARGS, *endpoints(server), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "QQPROTO_SECRET": SECRET},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        # Read up to READY on a thread that then stops: closing a pipe another
+        # thread is blocked reading would wait for that read.
+        reader = threading.Thread(target=lambda: read_until_ready(process.stdout))
+        reader.start()
+        reader.join(DEADLINE)
+        assert not reader.is_alive(), "no READY line"
+        process.stdout.close()
+        sim = sim_of(server)
+        server.call(lambda now: sim.c2c_message("anyone there?", now))  # a line to write
+        assert process.wait(timeout=DEADLINE) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
+def read_until_ready(stream: Any) -> None:
+    for line in stream:
+        if json.loads(line).get("to") == "READY":
+            return
+
+
+def test_an_echo_under_way_when_asked_to_stop_finishes_and_gets_its_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate, started = asyncio.Event(), asyncio.Event()
+    real_reply = QQBot.reply
+
+    async def held_reply(self: QQBot, event: object, text: str, **kw: Any) -> Any:
+        started.set()
+        await gate.wait()
+        return await real_reply(self, event, text, **kw)
+
+    monkeypatch.setattr(QQBot, "reply", held_reply)
+    sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET))
+    out = io.StringIO()
+
+    async def scenario() -> int:
+        async with SimulatorServer(sim) as served:
+            argv = [*RUN_ARGS, "--api-base", served.base_url, "--token-url", served.token_url]
+            args = cli.build_parser().parse_args([*argv, "--echo", "--json"])
+            report = JsonReport(out)
+            bot_run = asyncio.create_task(
+                runner.serve(runner.config_from(args, SECRET), args, report)
+            )
+            async with asyncio.timeout(DEADLINE):
+                while not sim.live:
+                    await asyncio.sleep(0.01)
+                message = served.call(lambda now: sim.group_at_message("last words", now))
+                await started.wait()
+                assert report.on_closed is not None
+                report.on_closed()  # what SIGTERM or a closed stdout does
+                await asyncio.sleep(0)
+                gate.set()  # the reply goes out while the bot is stopping
+                code: int = await bot_run
+            assert [s.msg_id for s in sim.sent] == [message["id"]]
+            return code
+
+    assert asyncio.run(scenario()) == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    replies = [line for line in lines if line["kind"] == "reply"]
+    assert replies == [{"kind": "reply", "to": replies[0]["to"], "status": "ok", "code": None}]
+    assert lines[-1] == {"kind": "state", "from": "BOT_RUNNING", "to": "BOT_CLOSED"}

@@ -233,7 +233,7 @@ def test_a_session_ending_fault_identifies_again(
 
 
 def test_lost_acks_are_noticed_and_the_session_resumes(make: Make) -> None:
-    h = make(heartbeat_interval_ms=200, heartbeat_timeout=WATCHDOG_OFF)
+    h = make(heartbeat_interval_ms=300, heartbeat_timeout=WATCHDOG_OFF)
     h.start()
     ready = h.next_event(Ready)
     sim = h.sim
@@ -242,7 +242,9 @@ def test_lost_acks_are_noticed_and_the_session_resumes(make: Make) -> None:
     resumed = h.next_event(Resumed)
     assert resumed is not None
     assert len(sim.unacked) == 1
-    assert [r.outcome for r in sim.resumes] == ["RESUMED"]
+    # One resume, or more if a loaded machine let an ACK arrive after the next
+    # heartbeat was due: every one of them honoured, and never a new session.
+    assert sim.resumes and all(r.outcome == "RESUMED" for r in sim.resumes)
     assert sim.resumes[0].session_id == ready.session_id and len(sim.identifies) == 1
     assert 3000 in sim.client_closes  # the bot hung up meaning to resume (not 1000)
     d2, _ = h.group_message("after")
