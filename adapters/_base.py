@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from qqproto.actions import StateChanged
 
@@ -22,6 +23,10 @@ log = logging.getLogger("qqproto.adapters")
 TokenProvider = Callable[[], "tuple[str, float] | Awaitable[tuple[str, float]]"]
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class DriverBase:
     """Options and callbacks of a driver for ``proto``.
 
@@ -32,7 +37,8 @@ class DriverBase:
     or call back into the driver: hand values on to a queue.
     ``token_provider`` answers ``FetchToken`` (a bare ``GatewayProtocol``
     asks; ``BotProtocol`` fetches its own).
-    ``io_timeout`` bounds an HTTP exchange and, for threads, a blocked write.
+    ``connect_timeout`` bounds a connect (TCP and TLS); ``io_timeout`` a whole
+    HTTP exchange after it and, for threads, a write the peer does not take.
     """
 
     def __init__(
@@ -72,6 +78,13 @@ class DriverBase:
         if self.token_provider is None:
             raise DriverError("the object asked for a token and no token_provider was given")
         return self.token_provider
+
+    def let_go(self, conn: _Closable | None) -> None:
+        """Close ``conn``, the transport a new Connect would replace (belt and
+        braces: the object promises one at a time, so this is a bug of its own)."""
+        if conn is not None:
+            log.warning("connect with a transport still open; closing the old one")
+            conn.close()
 
     def deliver(self, event: object) -> None:
         if self.on_event is not None:

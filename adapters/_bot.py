@@ -1,4 +1,4 @@
-"""What both bot APIs share, with no I/O: configuration, routing, handlers.
+"""What both bot APIs share, with no I/O: construction, routing, handlers.
 
 A ``BotProtocol`` delivers two kinds of value: the outcome of a REST call or
 reply (an ``ApiResult``, which goes to whoever awaits that call's id) and
@@ -10,16 +10,42 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, Protocol, Self, TypeVar
 
-from qqproto.qq import ApiResult, BotConfig, Intents, Message
+from qqproto.actions import StateChanged
+from qqproto.qq import (
+    ApiResult,
+    BotConfig,
+    BotPhase,
+    BotProtocol,
+    Dispatch,
+    Intents,
+    InteractionCreate,
+    Message,
+)
 
-__all__ = ["Handler", "Router", "make_config"]
+from ._base import DriverBase
+
+__all__ = ["DRIVER_OPTIONS", "BotBase", "Handler", "Router", "make_config"]
 
 E = TypeVar("E")
+D = TypeVar("D", bound=DriverBase)
 #: An event handler: a plain or an async function of one event.
 Handler = Callable[[E], object]
+#: What ``driver_options`` may set (see :class:`~._base.DriverBase`).
+DRIVER_OPTIONS = frozenset({"connect_timeout", "io_timeout", "pool_size"})
+#: Where a message that failed typed decoding names its sender, by type: the
+#: author field its scene uses (what ``Message.sender`` would have said).
+_RAW_SENDER = {
+    "GROUP_AT_MESSAGE_CREATE": "member_openid",
+    "GROUP_MESSAGE_CREATE": "member_openid",
+    "C2C_MESSAGE_CREATE": "user_openid",
+    "AT_MESSAGE_CREATE": "id",
+    "MESSAGE_CREATE": "id",
+    "DIRECT_MESSAGE_CREATE": "id",
+}
 
 
 class _Waiter(Protocol):
@@ -34,11 +60,98 @@ def make_config(
     app_id: str, secret: str, intents: Intents | int | None, options: dict[str, Any]
 ) -> BotConfig:
     """A BotConfig for a real network: OS-seeded jitter and masking keys."""
+    if misplaced := DRIVER_OPTIONS & options.keys():
+        raise TypeError(f"pass {', '.join(sorted(misplaced))} in driver_options={{...}}")
     if intents is None:
         intents = Intents.default()
     options.setdefault("rng", random.Random())
     options.setdefault("entropy", os.urandom)
     return BotConfig(app_id, secret, intents=intents, **options)
+
+
+class BotBase(Generic[D]):
+    """How both bots are made, and what they show, whatever drives them.
+
+    ``options`` are :class:`~qqproto.qq.BotConfig` fields (``api_base``,
+    ``token_url``, ``gateway_url``, ``shard``, ``max_attempts``, ...).
+    ``allow_from`` holds sender ids (``Message.sender``); messages and button
+    presses from anyone else never reach the application. ``on_state`` gets
+    every ``StateChanged`` (inside the driver: it must not block).
+    ``driver_options`` go to the driver: ``connect_timeout``, ``io_timeout``
+    and ``pool_size``.
+    """
+
+    driver: D
+
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        *,
+        intents: Intents | int | None = None,
+        allow_from: Iterable[str] | None = None,
+        on_state: Callable[[StateChanged], None] | None = None,
+        driver_options: Mapping[str, Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
+    ) -> None:
+        config = make_config(app_id, secret, intents, options)
+        self._setup(config, allow_from, on_state, driver_options, ssl_context)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: BotConfig,
+        *,
+        allow_from: Iterable[str] | None = None,
+        on_state: Callable[[StateChanged], None] | None = None,
+        driver_options: Mapping[str, Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Self:
+        """A bot from a ready :class:`BotConfig` (seed it yourself, or pass ``rng``)."""
+        bot = cls.__new__(cls)
+        bot._setup(config, allow_from, on_state, driver_options, ssl_context)
+        return bot
+
+    def _setup(
+        self,
+        config: BotConfig,
+        allow_from: Iterable[str] | None,
+        on_state: Callable[[StateChanged], None] | None,
+        driver_options: Mapping[str, Any] | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        options = dict(driver_options or {})
+        if unknown := options.keys() - DRIVER_OPTIONS:
+            known = ", ".join(sorted(DRIVER_OPTIONS))
+            raise TypeError(f"unknown driver option {', '.join(sorted(unknown))} (known: {known})")
+        self.config = config
+        self.protocol = BotProtocol(config)
+        self._router = Router(allow_from)
+        self._error: BaseException | None = None
+        self.driver = self._build(on_state=on_state, ssl_context=ssl_context, **options)
+
+    def _build(self, **driver_options: Any) -> D:
+        """The bot's own state, and its driver with these options."""
+        raise NotImplementedError
+
+    @property
+    def state(self) -> BotPhase:
+        """AUTHENTICATING, DISCOVERING, RUNNING, FAILED or CLOSED."""
+        return self.protocol.phase
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self.protocol.failure_reason
+
+    def on(self, *kinds: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        """Decorate a handler for events of ``kinds`` (every event if none).
+
+        Handlers run one at a time in arrival order; a message with no text
+        and no attachment (``empty``) reaches none. A handler that raises is
+        logged and the bot goes on.
+        """
+        return self._router.on(*kinds)
 
 
 class Router:
@@ -57,14 +170,26 @@ class Router:
             if waiter is not None and not waiter.done():
                 waiter.set_result(value)
             return False
-        if (
-            self.allow_from is not None
-            and isinstance(value, Message)
-            and value.sender not in self.allow_from
-        ):
+        if self.allow_from is not None and self._from_a_stranger(value, self.allow_from):
             self.dropped += 1
             return False
         return True
+
+    @staticmethod
+    def _from_a_stranger(value: object, allowed: frozenset[str]) -> bool:
+        """Whether ``value`` is a message or a button press whose sender is not in
+        ``allowed``; one whose sender cannot be told counts as a stranger's."""
+        if isinstance(value, Message):
+            return value.sender not in allowed
+        if isinstance(value, InteractionCreate):
+            resolved = value.data.resolved if value.data else None
+            guild_user = resolved.user_id if resolved else None  # chat_type 0 (guild)
+            return (value.group_member_openid or value.user_openid or guild_user) not in allowed
+        if isinstance(value, Dispatch) and value.type in _RAW_SENDER:  # it failed to decode
+            author = value.data.get("author") if isinstance(value.data, dict) else None
+            sender = author.get(_RAW_SENDER[value.type]) if isinstance(author, dict) else None
+            return not isinstance(sender, str) or sender not in allowed
+        return False
 
     def fail_waiters(self, error: BaseException) -> None:
         waiters, self.waiters = self.waiters, {}

@@ -160,8 +160,12 @@ def http_answer(
         log.debug("HTTP #%d: %d", request_id, outcome.status)
         return lambda now: proto.http_response(request_id, outcome, now)
     why = describe(outcome)
-    log.warning("HTTP request #%d failed: %s", request_id, why)
-    return lambda now: report_http_failure(proto, request_id, why, now)
+
+    def failed(now: float) -> None:  # logged only if the driver still runs to tell it
+        log.warning("HTTP request #%d failed: %s", request_id, why)
+        report_http_failure(proto, request_id, why, now)
+
+    return failed
 
 
 def report_http_failure(proto: Driven, request_id: int, reason: str, now: float) -> None:

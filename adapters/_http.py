@@ -3,9 +3,10 @@
 One for asyncio streams, one for blocking sockets; h11 (inside
 ``HttpConnection``) does the protocol, these only move bytes. A request
 takes an idle connection to its origin or opens one (TLS with SNI for
-``https``); a connection both sides let live goes back to the pool. A reused
-connection that the server had quietly closed (no byte of an answer came)
-costs one retry on a fresh one.
+``https``) within ``connect_timeout``; then the whole exchange, however
+slowly the bytes trickle in, has ``io_timeout``. A connection both sides let
+live goes back to the pool. A reused connection that the server had quietly
+closed (no byte of an answer came) costs one retry on a fresh one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 from qqproto.actions import HttpRequest
@@ -23,7 +25,7 @@ from qqproto.http import HttpConnection, HttpResponse, Origin
 
 from ._common import CLOSE_GRACE, READ_SIZE
 
-__all__ = ["AsyncHttpPool", "BlockingHttpPool", "close_writer", "open_socket", "open_stream"]
+__all__ = ["AsyncHttpPool", "BlockingHttpPool", "close_writer", "open_stream"]
 
 _AsyncLink = tuple[HttpConnection, asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -31,9 +33,16 @@ _AsyncLink = tuple[HttpConnection, asyncio.StreamReader, asyncio.StreamWriter]
 class AsyncHttpPool:
     """Keep-alive connections on asyncio streams, ``size`` idle ones per origin."""
 
-    def __init__(self, ssl_context: Callable[[], ssl.SSLContext], size: int = 4) -> None:
+    def __init__(
+        self,
+        ssl_context: Callable[[], ssl.SSLContext],
+        size: int = 4,
+        connect_timeout: float = 10.0,
+        io_timeout: float = 30.0,
+    ) -> None:
         self._ssl = ssl_context
         self._size = size
+        self._connect_timeout, self._io_timeout = connect_timeout, io_timeout
         self._idle: dict[Origin, list[_AsyncLink]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -44,18 +53,22 @@ class AsyncHttpPool:
             link = idle.pop() if idle else None
             reused = link is not None
             if link is None:
-                reader, writer = await open_stream(origin.host, origin.port, origin.tls, self._ssl)
+                async with asyncio.timeout(self._connect_timeout):
+                    reader, writer = await open_stream(
+                        origin.host, origin.port, origin.tls, self._ssl
+                    )
                 link = (HttpConnection(), reader, writer)
             http, reader, writer = link
             answered = False
             try:
-                writer.write(http.send(request))
-                while True:
-                    data = await reader.read(READ_SIZE)
-                    answered = answered or bool(data)
-                    if responses := http.receive_data(data):
-                        break
-            except (OSError, RemoteProtocolError):
+                async with asyncio.timeout(self._io_timeout):  # the whole exchange
+                    writer.write(http.send(request))
+                    while True:
+                        data = await reader.read(READ_SIZE)
+                        answered = answered or bool(data)
+                        if responses := http.receive_data(data):
+                            break
+            except (OSError, RemoteProtocolError):  # TimeoutError is an OSError
                 self._close(writer)
                 if reused and not answered:
                     continue  # the server had closed it while it sat idle
@@ -106,29 +119,33 @@ async def close_writer(writer: asyncio.StreamWriter, grace: float = CLOSE_GRACE)
         raise
 
 
-def open_socket(
-    host: str, port: int, tls: bool, context: Callable[[], ssl.SSLContext], timeout: float
-) -> socket.socket:
-    """A connected blocking socket, TLS-wrapped (with SNI) when ``tls``; closed on failure."""
-    sock = socket.create_connection((host, port), timeout)
-    if not tls:
-        return sock
-    try:
-        return context().wrap_socket(sock, server_hostname=host)
-    except BaseException:
-        sock.close()
-        raise
+def _time_left(sock: socket.socket, deadline: float) -> None:
+    """Give the next blocking call on ``sock`` what is left until ``deadline``."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    sock.settimeout(left)
 
 
 class BlockingHttpPool:
-    """Keep-alive connections on blocking sockets; thread-safe."""
+    """Keep-alive connections on blocking sockets; thread-safe.
+
+    Every socket a request holds, from before its connect to its return to
+    the pool, is in ``_busy``, so :meth:`close` can cut it: a plain
+    ``shutdown()`` of the file descriptor wakes the thread blocked in its
+    ``recv``, TLS handshake or (on Linux) connect, and that request fails.
+    """
 
     def __init__(
-        self, ssl_context: Callable[[], ssl.SSLContext], size: int = 4, timeout: float = 30.0
+        self,
+        ssl_context: Callable[[], ssl.SSLContext],
+        size: int = 4,
+        connect_timeout: float = 10.0,
+        io_timeout: float = 30.0,
     ) -> None:
         self._ssl = ssl_context
         self._size = size
-        self._timeout = timeout
+        self._connect_timeout, self._io_timeout = connect_timeout, io_timeout
         self._lock = threading.Lock()
         self._idle: dict[Origin, list[tuple[HttpConnection, socket.socket]]] = {}
         self._busy: set[socket.socket] = set()
@@ -142,38 +159,92 @@ class BlockingHttpPool:
                     raise OSError("the HTTP pool is closed")
                 idle = self._idle.get(origin)
                 link = idle.pop() if idle else None
+                if link is not None:
+                    self._busy.add(link[1])
             reused = link is not None
             if link is None:
-                sock = open_socket(origin.host, origin.port, origin.tls, self._ssl, self._timeout)
-                link = (HttpConnection(), sock)
+                link = (HttpConnection(), self._open(origin))
             http, sock = link
-            with self._lock:
-                self._busy.add(sock)
             answered = False
+            deadline = time.monotonic() + self._io_timeout  # the whole exchange
             try:
+                _time_left(sock, deadline)
                 sock.sendall(http.send(request))
                 while True:
+                    _time_left(sock, deadline)
                     data = sock.recv(READ_SIZE)
                     answered = answered or bool(data)
                     if responses := http.receive_data(data):
                         break
-            except (OSError, RemoteProtocolError):
-                self._discard(sock)
+            except (OSError, RemoteProtocolError):  # TimeoutError is an OSError
+                self._release(sock)
                 if reused and not answered:
-                    continue
+                    continue  # the server had closed it while it sat idle
                 raise
-            with self._lock:
-                self._busy.discard(sock)
-                idle = self._idle.setdefault(origin, [])
-                if http.reusable and len(idle) < self._size and not self._closed:
-                    idle.append(link)
-                    return responses[0]
-            sock.close()
+            except BaseException:
+                self._release(sock)
+                raise
+            self._release(sock, (http, sock) if http.reusable else None, origin)
             return responses[0]
 
-    def _discard(self, sock: socket.socket) -> None:
+    def _open(self, origin: Origin) -> socket.socket:
+        """Connect, and shake hands for TLS (with SNI), within ``connect_timeout``."""
+        deadline = time.monotonic() + self._connect_timeout
+        error = OSError(f"no address for {origin.host}")
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            origin.host, origin.port, type=socket.SOCK_STREAM
+        ):
+            sock = self._hold(socket.socket(family, kind, proto))
+            try:
+                _time_left(sock, deadline)
+                sock.connect(address)
+                break
+            except OSError as exc:
+                self._release(sock)
+                error = exc
+            except BaseException:
+                self._release(sock)
+                raise
+        else:
+            raise error
+        if origin.tls:
+            try:  # wrapping takes over the descriptor: hold the new socket instead
+                tls = self._ssl().wrap_socket(
+                    sock, server_hostname=origin.host, do_handshake_on_connect=False
+                )
+                sock = self._hold(tls, sock)
+                _time_left(tls, deadline)
+                tls.do_handshake()
+            except BaseException:
+                self._release(sock)
+                raise
+        return self._hold(sock, sock)  # close() may have come while it opened
+
+    def _hold(self, sock: socket.socket, old: socket.socket | None = None) -> socket.socket:
+        """Mark ``sock`` busy (instead of ``old``); closed at once if the pool is."""
+        with self._lock:
+            if old is not None:
+                self._busy.discard(old)
+            if not self._closed:
+                self._busy.add(sock)
+                return sock
+        sock.close()
+        raise OSError("the HTTP pool is closed")
+
+    def _release(
+        self,
+        sock: socket.socket,
+        link: tuple[HttpConnection, socket.socket] | None = None,
+        origin: Origin | None = None,
+    ) -> None:
+        """Done with ``sock``: back to the pool as ``link`` if there is room, else closed."""
         with self._lock:
             self._busy.discard(sock)
+            if link is not None and origin is not None and not self._closed:
+                idle = self._idle.setdefault(origin, [])
+                if len(idle) < self._size:
+                    idle.append(link)
+                    return
         sock.close()
 
     def close(self) -> None:
@@ -185,6 +256,6 @@ class BlockingHttpPool:
             busy = list(self._busy)
         for sock in idle:
             sock.close()
-        for sock in busy:
+        for sock in busy:  # their own threads close them; only the descriptor is cut
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # not SSLSocket's

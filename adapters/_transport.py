@@ -79,7 +79,13 @@ class Transport:
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, _READ)
         self._mask = 0  # the events the selector watches on the connection's socket
+        # The state of _serve, which only the thread touches:
+        self._out = memoryview(b"")  # being written; after SSLWantWriteError TLS wants them again
         self._progress = 0.0  # when the bytes being written last moved
+        self._reading = True  # not at EOF, and not held back by unwritten bytes
+        self._eof = self._fin = False  # the peer's FIN came; ours went
+        self._read_wants_write = False  # the last TLS read must be retried once writable
+        self._tls_pending = False  # TLS holds decrypted bytes not yet read
         self._thread = threading.Thread(target=self._run, name="qqproto-link")
 
     def start(self) -> None:
@@ -213,45 +219,64 @@ class Transport:
 
     def _serve(self, sock: socket.socket) -> None:
         """Read and write until closed (flushed, FIN sent, EOF seen) or cut."""
-        out = memoryview(b"")  # being written; after SSLWantWriteError TLS wants them again
-        ready, reading, closing = 0, True, None  # closing: as close() left it
-        eof = fin = read_wants_write = tls_pending = False
+        ready = 0  # the events the last select saw on the socket
         while True:
-            if reading and (ready & _READ or (read_wants_write and ready) or tls_pending):
-                read_wants_write = False
-                try:
-                    data = sock.recv(READ_SIZE)
-                except ssl.SSLWantWriteError:
-                    read_wants_write = True  # TLS has to write before it can read on
-                except _BLOCKED:
-                    pass
-                else:
-                    eof = not data
-                    log.debug("received %d bytes", len(data))
-                    if closing is None:  # after close() late bytes are nobody's
-                        self._on_data(self, data)
-            out = self._flush(sock, out)
+            self._read_once(sock, ready)
+            self._out = self._flush(sock, self._out)
             with self._lock:
-                closing, backlog = self._closing, len(out) + len(self._queue)
+                closing, backlog = self._closing, len(self._out) + len(self._queue)
             now = time.monotonic()
-            if closing is not None and not backlog and not fin:
-                with contextlib.suppress(OSError):  # the peer may be gone already
-                    sock.shutdown(socket.SHUT_WR)
-                fin = True
-            if closing is not None and ((fin and eof) or now >= closing):
-                return
-            stall = self._progress + self._io_timeout if out else math.inf
-            if now >= stall:
-                raise TimeoutError("timed out")  # the peer has read nothing for io_timeout
-            reading = not eof and backlog < HIGH_WATER
-            self._watch(
-                sock, (_READ if reading else 0) | (_WRITE if out or read_wants_write else 0)
-            )
-            # Decrypted bytes the TLS layer holds do not make the socket readable.
-            tls_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-            cut = math.inf if closing is None else closing
-            wait = 0.0 if reading and tls_pending else min(stall, cut) - now
-            ready = self._select(None if wait == math.inf else wait)
+            if closing is not None:
+                self._maybe_send_fin(sock, backlog)
+                if (self._fin and self._eof) or now >= closing:
+                    return
+            ready = self._select(self._next_wait(sock, backlog, closing, now))
+
+    def _read_once(self, sock: socket.socket, ready: int) -> None:
+        """One ``recv`` if bytes may be there; they go to ``on_data`` unless closing."""
+        # A TLS read that raised SSLWantWriteError must be retried once the socket
+        # is ready at all (writable, as a rule): TLS had to write to read on.
+        retry = self._read_wants_write and ready
+        if not (self._reading and (ready & _READ or retry or self._tls_pending)):
+            return
+        self._read_wants_write = False
+        try:
+            data = sock.recv(READ_SIZE)
+        except ssl.SSLWantWriteError:
+            self._read_wants_write = True
+            return
+        except _BLOCKED:
+            return
+        self._eof = not data
+        log.debug("received %d bytes", len(data))
+        if self._closing_at() is None:  # after close() late bytes are nobody's
+            self._on_data(self, data)
+
+    def _maybe_send_fin(self, sock: socket.socket, backlog: int) -> None:
+        """After close(), once all that was queued is written: FIN, once."""
+        if not backlog and not self._fin:
+            with contextlib.suppress(OSError):  # the peer may be gone already
+                sock.shutdown(socket.SHUT_WR)
+            self._fin = True
+
+    def _next_wait(
+        self, sock: socket.socket, backlog: int, closing: float | None, now: float
+    ) -> float | None:
+        """Watch the socket for what we can use now; how long select may wait."""
+        stall = self._progress + self._io_timeout if self._out else math.inf
+        if now >= stall:
+            raise TimeoutError("timed out")  # the peer has read nothing for io_timeout
+        self._reading = not self._eof and backlog < HIGH_WATER  # backpressure
+        # Writable matters while bytes wait, and while a TLS read waits to write.
+        want_write = bool(self._out) or self._read_wants_write
+        self._watch(sock, (_READ if self._reading else 0) | (_WRITE if want_write else 0))
+        # Decrypted bytes the TLS layer holds do not make the socket readable:
+        # if it holds some, do not wait at all, read them.
+        self._tls_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        if self._reading and self._tls_pending:
+            return 0.0
+        wait = min(stall, math.inf if closing is None else closing) - now
+        return None if wait == math.inf else wait
 
     def _flush(self, sock: socket.socket, out: memoryview) -> memoryview:
         """Write until the socket blocks or nothing is left; what is left of ``out``."""

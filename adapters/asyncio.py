@@ -5,12 +5,12 @@ and nothing more: TCP (plus TLS with SNI for ``wss://``), one timer handle on
 ``next_deadline()`` with ``loop.time()`` as ``now``, REST calls on a small
 keep-alive pool, tokens from the caller's provider when the object asks, and
 a clean shutdown: the object's close frame is flushed, tasks end, sockets close.
+Each connection is a :class:`~._link.Link`, a task that alone reads its stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -22,7 +22,8 @@ from qqproto.http import HttpResponse
 
 from . import _common as c
 from ._base import DriverBase, TokenProvider
-from ._http import AsyncHttpPool, close_writer, open_stream
+from ._http import AsyncHttpPool
+from ._link import Link
 
 __all__ = ["AsyncioDriver", "TokenProvider"]
 
@@ -34,12 +35,12 @@ class AsyncioDriver(DriverBase):
     """Drives ``proto`` (see :class:`DriverBase` for the options) in ``run()``.
 
     ``run()`` returns after :meth:`stop` and raises :class:`DriverFailed` when
-    the object gave up; cancelling it closes the object first, as ``stop()``.
+    the object gave up; cancelling it closes the object first, as ``stop()``
+    (``on_end`` gets None), then re-raises the cancellation.
     """
 
     _done: asyncio.Future[None] | None = None
-    _writer: asyncio.StreamWriter | None = None  # the open transport
-    _attempt: object | None = None  # the Connect being carried out
+    _conn: Link | None = None  # the one the object knows: opening or open
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float | None = None
 
@@ -47,15 +48,18 @@ class AsyncioDriver(DriverBase):
         if self._done is not None:
             raise c.DriverError("an AsyncioDriver runs once")
         self._done = asyncio.get_running_loop().create_future()
-        self._pool = AsyncHttpPool(self.ssl_context, self.pool_size)
+        self._pool = AsyncHttpPool(
+            self.ssl_context, self.pool_size, self.connect_timeout, self.io_timeout
+        )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closers: set[asyncio.Task[None]] = set()
+        self._links: set[Link] = set()  # every one whose task may still run
         self._guarded(lambda now: None)  # what the object queued before we started
         try:
-            await self._done
+            await asyncio.shield(self._done)  # a cancel reaches us, not _done
+        except asyncio.CancelledError:
+            self._end(None, close=True)
+            raise
         finally:
-            if self._done.cancelled():
-                self._end(None, close=True)
             await self._cleanup()
 
     def call(self, fn: Callable[[float], T]) -> T:
@@ -102,89 +106,65 @@ class AsyncioDriver(DriverBase):
                 log.exception("driver stopped by an unexpected error")
                 self._end(exc)
 
+    def _from(self, link: Link, fn: Callable[[float], None], lost: bool = False) -> None:
+        """News from ``link``, only while the object has it (one we let go is nobody's)."""
+        if link is self._conn:
+            if lost:
+                self._conn = None
+            self._guarded(fn)
+
     def _end(self, error: BaseException | None, *, close: bool = False) -> None:
         assert self._done is not None
         if close:  # the close frame and Disconnect, carried out at once
             closing = c.close_protocol(self.proto, self, log, asyncio.get_running_loop().time())
             error = error or closing
         if not self._done.done():
-            self._done.set_result(None) if error is None else self._done.set_exception(error)
+            if error is None:
+                self._done.set_result(None)
+            else:
+                self._done.set_exception(error)
             self.ended(error)
         self._arm_timer()
 
     async def _cleanup(self) -> None:
-        self._attempt = None
-        if self._writer is not None:
-            self._close(self._writer)
-            self._writer = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._pool.aclose()
-        await asyncio.gather(*self._closers, return_exceptions=True)
+        links = list(self._links)
+        for link in links:
+            link.close()
+        await asyncio.gather(*(link.task for link in links), return_exceptions=True)
 
-    def _spawn(self, coro: Awaitable[None], tasks: set[asyncio.Task[None]] | None = None) -> None:
-        tasks = self._tasks if tasks is None else tasks
+    def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    def _close(self, writer: asyncio.StreamWriter) -> None:
-        self._spawn(close_writer(writer), self._closers)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- the actions (the Executor methods) --------------------------------------------
 
     def connect(self, url: str) -> None:
-        self._attempt = attempt = object()
-        self._spawn(self._open(url, attempt))
-
-    async def _open(self, url: str, attempt: object) -> None:
-        try:
-            end = c.Endpoint.from_url(url)
-            async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await open_stream(end.host, end.port, end.tls, self.ssl_context)
-        except (OSError, ValueError) as exc:  # TimeoutError and ssl errors are OSErrors
-            if self._attempt is attempt:
-                self._attempt = None
-                self._guarded(c.lose(self.proto, f"{url}: {c.describe(exc)}"))
-            return
-        if self._attempt is not attempt:  # a Disconnect (or stop) came first
-            self._close(writer)
-            return
-        self._attempt, self._writer = None, writer
-        log.info("connected to %s", url)
-        self._guarded(self.proto.connection_made)
-        while self._writer is writer:
-            # Backpressure: while the peer is not taking our bytes, read none of its
-            # own (each may make the object write more). A lost link: the read says how.
-            with contextlib.suppress(OSError):
-                await writer.drain()
-            try:
-                data = await reader.read(c.READ_SIZE)
-            except OSError as exc:
-                if self._writer is writer:
-                    self._writer = None
-                    self._close(writer)
-                    self._guarded(c.lose(self.proto, c.describe(exc)))
-                return
-            if self._writer is not writer:
-                return  # we let this transport go; its late bytes are nobody's
-            log.debug("received %d bytes", len(data))
-            self._guarded(partial(self.proto.receive_data, data))
-            if not data:
-                return
+        self.let_go(self._conn)
+        proto, news = self.proto, self._from
+        self._conn = link = Link(
+            url,
+            self.ssl_context,
+            self.connect_timeout,
+            on_open=lambda link: news(link, proto.connection_made),
+            on_data=lambda link, data: news(link, partial(proto.receive_data, data)),
+            on_lost=lambda link, why: news(link, c.lose(proto, why), lost=True),
+        )
+        self._links.add(link)
+        link.task.add_done_callback(lambda _: self._links.discard(link))
 
     def send(self, data: bytes) -> None:
-        if self._writer is None:
+        if self._conn is None or not self._conn.write(data):
             log.warning("no transport for %d bytes; dropped", len(data))
-        else:
-            self._writer.write(data)
 
     def disconnect(self) -> None:
-        self._attempt = None  # an open under way closes what it opens
-        if self._writer is not None:
-            self._close(self._writer)
-            self._writer = None
+        link, self._conn = self._conn, None
+        if link is not None:  # it flushes what it holds, then closes; a connect is given up
+            link.close()
         self.proto.connection_lost(asyncio.get_running_loop().time(), None)
 
     def http(self, request: HttpRequest) -> None:
@@ -192,9 +172,8 @@ class AsyncioDriver(DriverBase):
 
     async def _http(self, request: HttpRequest) -> None:
         try:
-            async with asyncio.timeout(self.io_timeout):
-                outcome: HttpResponse | Exception = await self._pool.request(request)
-        except (OSError, ProtocolError) as exc:
+            outcome: HttpResponse | Exception = await self._pool.request(request)
+        except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
             outcome = exc
         self._guarded(c.http_answer(self.proto, request.request_id, outcome, log))
 

@@ -28,79 +28,33 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import ssl
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
-from qqproto.qq import ApiCall, ApiResult, BotConfig, BotPhase, BotProtocol, Intents
+from qqproto.qq import ApiCall, ApiResult
 
-from ._bot import Handler, Router, make_config
+from ._bot import BotBase
 from ._common import DriverClosed, DriverFailed
 from .asyncio import AsyncioDriver
 
 __all__ = ["DriverFailed", "QQBot"]
 
 log = logging.getLogger(__name__)
-E = TypeVar("E")
 _END = object()  # the driver ended: no more events
 
 
-class QQBot:
+class QQBot(BotBase[AsyncioDriver]):
     """One bot on the QQ platform, driven by asyncio.
 
-    ``options`` are :class:`~qqproto.qq.BotConfig` fields (``api_base``,
-    ``token_url``, ``gateway_url``, ``shard``, ``max_attempts``, ...).
-    ``allow_from`` holds sender ids (``Message.sender``); messages from anyone
-    else never reach the application.
+    The keywords (``intents``, ``allow_from``, ``on_state``, ``driver_options``,
+    ``ssl_context`` and :class:`~qqproto.qq.BotConfig` fields) are
+    :class:`~._bot.BotBase`'s; so is :meth:`from_config`.
     """
 
-    def __init__(
-        self,
-        app_id: str,
-        secret: str,
-        *,
-        intents: Intents | int | None = None,
-        allow_from: Iterable[str] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        **options: Any,
-    ) -> None:
-        config = make_config(app_id, secret, intents, options)
-        self._setup(config, allow_from, ssl_context)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: BotConfig,
-        *,
-        allow_from: Iterable[str] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> QQBot:
-        """A bot from a ready :class:`BotConfig` (seed it yourself, or pass ``rng``)."""
-        bot = cls.__new__(cls)
-        bot._setup(config, allow_from, ssl_context)
-        return bot
-
-    def _setup(
-        self, config: BotConfig, allow_from: Iterable[str] | None, ctx: ssl.SSLContext | None
-    ) -> None:
-        self.config = config
-        self.protocol = BotProtocol(config)
-        self.driver = AsyncioDriver(self.protocol, on_event=self._on_event, ssl_context=ctx)
-        self._router = Router(allow_from)
+    def _build(self, **driver_options: Any) -> AsyncioDriver:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-
-    # -- state ---------------------------------------------------------------------
-
-    @property
-    def state(self) -> BotPhase:
-        """AUTHENTICATING, DISCOVERING, RUNNING, FAILED or CLOSED."""
-        return self.protocol.phase
-
-    @property
-    def failure_reason(self) -> str | None:
-        return self.protocol.failure_reason
+        return AsyncioDriver(self.protocol, on_event=self._on_event, **driver_options)
 
     # -- starting and stopping ---------------------------------------------------------
 
@@ -148,15 +102,6 @@ class QQBot:
                     raise self._error
                 return
             yield event
-
-    def on(self, *kinds: type[E]) -> Callable[[Handler[E]], Handler[E]]:
-        """Decorate a handler for events of ``kinds`` (every event if none).
-
-        Handlers run one at a time in arrival order; a message with no text
-        and no attachment (``empty``) reaches none. A handler that raises is
-        logged and the bot goes on.
-        """
-        return self._router.on(*kinds)
 
     async def run(self) -> None:
         """Feed events to the handlers until the bot closes (or raise DriverFailed)."""

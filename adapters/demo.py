@@ -45,8 +45,7 @@ class Story:
         self.say = say
         self.server = server
         self.sim = sim
-        self.bot = QQBot(APP_ID, SECRET, **server.bot_options())
-        self.bot.driver.on_state = self.state_changed
+        self.bot = QQBot(APP_ID, SECRET, on_state=self.state_changed, **server.bot_options())
         self.seen: list[str] = []  # ids of the messages the bot got, in order
         self.replied: list[str] = []  # ids it answered, as the replies succeeded
         self.pushed: list[str] = []  # ids the platform sent

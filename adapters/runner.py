@@ -79,9 +79,6 @@ class Runner:
         self.echo = echo
         self._replies: set[asyncio.Task[None]] = set()
 
-    def state(self, change: StateChanged) -> None:
-        self.report.state(change.old, change.new, change.why)
-
     async def events(self) -> None:
         async for event in self.bot.events():
             if isinstance(event, Ready | Resumed):
@@ -118,9 +115,12 @@ class Runner:
 async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> int:
     """Run the bot until a signal or a closed stdout (0) or until it gives up (3)."""
     allow_from: frozenset[str] | None = args.allow_from
-    bot = QQBot.from_config(config, allow_from=allow_from)
+
+    def state(change: StateChanged) -> None:
+        report.state(change.old, change.new, change.why)
+
+    bot = QQBot.from_config(config, allow_from=allow_from, on_state=state)
     runner = Runner(bot, report, echo=args.echo)
-    bot.driver.on_state = runner.state
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     report.on_closed = stop.set  # the reader of stdout went away

@@ -37,7 +37,9 @@ class ThreadedDriver(DriverBase):
     """Drives ``proto`` (see :class:`DriverBase`) from :meth:`start` to :meth:`stop`."""
 
     def _setup(self) -> None:
-        self._pool = BlockingHttpPool(self.ssl_context, self.pool_size, self.io_timeout)
+        self._pool = BlockingHttpPool(
+            self.ssl_context, self.pool_size, self.connect_timeout, self.io_timeout
+        )
         self._workers = ThreadPoolExecutor(4, thread_name_prefix="qqproto-http")
         self._cond = threading.Condition()
         self._conn: Transport | None = None  # the one the object knows: opening or open
@@ -83,11 +85,11 @@ class ThreadedDriver(DriverBase):
             transports = list(self._transports)
         for transport in transports:
             transport.close(grace)
+        self._pool.close()  # cuts requests under way, so their workers end soon
         if self._timer.is_alive():
             self._timer.join()
         for transport in transports:
             transport.join()
-        self._pool.close()
         self._workers.shutdown(wait=True, cancel_futures=True)
 
     def run(self) -> None:
@@ -142,16 +144,16 @@ class ThreadedDriver(DriverBase):
     # -- the actions (the Executor methods; the lock is held) ------------------------------
 
     def connect(self, url: str) -> None:
-        proto, locked = self.proto, self._locked
+        self.let_go(self._conn)
         self._transports = {t for t in self._transports if t.alive}  # forget finished ones
         self._conn = Transport(
             url,
             self.ssl_context,
             self.connect_timeout,
             self.io_timeout,
-            on_open=lambda t: locked(proto.connection_made, t),
-            on_data=lambda t, data: locked(partial(proto.receive_data, data), t),
-            on_lost=lambda t, why: locked(c.lose(proto, why), t, lost=True),
+            on_open=lambda t: self._locked(self.proto.connection_made, t),
+            on_data=lambda t, data: self._locked(partial(self.proto.receive_data, data), t),
+            on_lost=lambda t, why: self._locked(c.lose(self.proto, why), t, lost=True),
         )
         self._transports.add(self._conn)
         self._conn.start()
@@ -186,13 +188,12 @@ class ThreadedDriver(DriverBase):
             answer = self.provider()()
             if not isinstance(answer, tuple):
                 raise c.DriverError("the threaded driver's token_provider must not be async")
-            token, lifetime = answer
         except Exception as exc:
             log.error("token provider failed: %s", c.describe(exc))
             with self._cond:
                 self._end(exc)
             return
-        self._locked(lambda now: c.report_token(self.proto, token, lifetime, now))
+        self._locked(lambda now: c.report_token(self.proto, *answer, now))
 
     def failed(self, reason: str) -> None:
         self._finish(c.DriverFailed(reason))

@@ -15,72 +15,32 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-from qqproto.qq import ApiCall, ApiResult, BotConfig, BotPhase, BotProtocol, Intents
+from qqproto.qq import ApiCall, ApiResult
 
-from ._bot import Handler, Router, make_config
+from ._bot import BotBase
 from ._common import DriverClosed, DriverFailed
 from .threaded import ThreadedDriver
 
 __all__ = ["DriverFailed", "ThreadedQQBot"]
 
 log = logging.getLogger(__name__)
-E = TypeVar("E")
 _END = object()
 
 
-class ThreadedQQBot:
-    """One bot on the QQ platform, driven by threads; see :class:`QQBot`."""
+class ThreadedQQBot(BotBase[ThreadedDriver]):
+    """One bot on the QQ platform, driven by threads; made as :class:`QQBot` is."""
 
-    def __init__(
-        self,
-        app_id: str,
-        secret: str,
-        *,
-        intents: Intents | int | None = None,
-        allow_from: Iterable[str] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        **options: Any,
-    ) -> None:
-        self._setup(make_config(app_id, secret, intents, options), allow_from, ssl_context)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: BotConfig,
-        *,
-        allow_from: Iterable[str] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> ThreadedQQBot:
-        bot = cls.__new__(cls)
-        bot._setup(config, allow_from, ssl_context)
-        return bot
-
-    def _setup(
-        self, config: BotConfig, allow_from: Iterable[str] | None, ctx: ssl.SSLContext | None
-    ) -> None:
-        self.config = config
-        self.protocol = BotProtocol(config)
-        self.driver = ThreadedDriver(
-            self.protocol, on_event=self._on_event, on_end=self._on_end, ssl_context=ctx
-        )
-        self._router = Router(allow_from)
+    def _build(self, **driver_options: Any) -> ThreadedDriver:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._started = self._stopped = False
-        self._error: BaseException | None = None
-
-    @property
-    def state(self) -> BotPhase:
-        return self.protocol.phase
-
-    @property
-    def failure_reason(self) -> str | None:
-        return self.protocol.failure_reason
+        return ThreadedDriver(
+            self.protocol, on_event=self._on_event, on_end=self._on_end, **driver_options
+        )
 
     # -- starting and stopping ---------------------------------------------------------
 
@@ -127,10 +87,6 @@ class ThreadedQQBot:
                     raise self._error
                 return
             yield event
-
-    def on(self, *kinds: type[E]) -> Callable[[Handler[E]], Handler[E]]:
-        """Decorate a handler for events of ``kinds``; see :meth:`QQBot.on`."""
-        return self._router.on(*kinds)
 
     def run_forever(self) -> None:
         """Feed events to the handlers in this thread until stop(), Ctrl-C or failure."""

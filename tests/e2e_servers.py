@@ -5,7 +5,8 @@ not wsproto, so our WebSocket code is checked by someone else's. The REST
 side (token, ``/gateway/bot``, message sends) is a small asyncio server on
 h11's server role. Both run in the test's event loop; the threaded driver's
 tests run them in a loop of their own (:class:`LoopThread`). :class:`FloodPeer`
-and :class:`Flooder` check that a driver stops reading while its writes are stuck.
+and :class:`Flooder` check that a driver stops reading while its writes are stuck;
+:class:`Trickle` answers HTTP one byte at a time, never finishing.
 """
 
 from __future__ import annotations
@@ -329,6 +330,81 @@ class Flooder:
             self.peer.first_seen()
         elif data:
             self.second.set()
+
+    def connection_lost(self, now: float, reason: str | None = None) -> None:
+        pass
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
+        pass
+
+    def actions(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+
+# -- a slow HTTP server ---------------------------------------------------------------------
+
+
+class Trickle:
+    """An HTTP server whose answer never ends: a header promising a large body, then
+    one byte of it every ``every`` seconds, so no single read ever waits long."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every = every
+        self.url = ""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Trickle:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await reader.readuntil(b"\r\n\r\n")  # the request's head
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n")
+            while True:  # until the client gives up and closes
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(self.every)  # the server's pace, not a synchronisation
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+class ConnectTwice:
+    """A protocol object that breaks the one-transport promise: once its first
+    connection is open it asks for another, with no Disconnect in between."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opened = 0
+        self._actions: list[Action] = [Connect(url)]
+
+    def connection_made(self, now: float) -> None:
+        self.opened += 1
+        if self.opened == 1:
+            self._actions.append(Connect(self.url))
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        pass
 
     def connection_lost(self, now: float, reason: str | None = None) -> None:
         pass

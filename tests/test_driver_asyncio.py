@@ -23,10 +23,14 @@ from qqproto.adapters import DriverError, DriverFailed
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.bot import QQBot
 
+from qqproto.actions import StateChanged
 from qqproto.qq import (
+    BotConfig,
+    Dispatch,
     GatewayConfig,
     GatewayProtocol,
     GroupAtMessageCreate,
+    InteractionCreate,
     ProtocolViolation,
     Ready,
 )
@@ -37,10 +41,12 @@ from .e2e_servers import (
     GROUP,
     MEMBER,
     WAIT,
+    ConnectTwice,
     FakeGateway,
     FakeRest,
     Flooder,
     FloodPeer,
+    Trickle,
     group_message,
 )
 
@@ -278,15 +284,21 @@ def test_stop_sends_a_close_frame_and_ends_cleanly_mid_send() -> None:
 
 
 def test_cancelling_run_closes_too() -> None:
+    """As stop(): the close frame goes out and on_end hears None; then the cancel."""
+
     async def main() -> None:
         async with FakeGateway() as gw:
             client = Client(gw.url)
+            ended: list[BaseException | None] = []
+            client.driver.on_end = ended.append
             task = asyncio.create_task(client.driver.run())
             await client.next(Ready)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             await gw.wait_for(lambda g: g.closes == [1000])
+            assert ended == [None]
+            assert not client.driver.running
 
     run(main())
 
@@ -317,6 +329,37 @@ def test_reading_waits_while_the_peer_takes_none_of_our_bytes() -> None:
         assert taken > FLOOD // 2
 
     run(main())
+
+
+def test_a_second_connect_closes_the_first_transport(caplog: pytest.LogCaptureFixture) -> None:
+    """Belt and braces: the core asks for one transport at a time, but a driver
+    told to connect again closes the old one rather than leak it."""
+
+    async def main() -> None:
+        accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+        writers: list[asyncio.StreamWriter] = []
+
+        def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            accepted.put_nowait(reader)
+
+        server = await asyncio.start_server(client, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        driver = AsyncioDriver(ConnectTwice(f"ws://127.0.0.1:{port}/"))
+        task = asyncio.create_task(driver.run())
+        async with asyncio.timeout(WAIT):
+            first = await accepted.get()
+            await accepted.get()
+            assert await first.read() == b""  # the driver closed the first one
+        driver.stop()
+        await task
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+    assert "still open" in caplog.text
 
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -395,6 +438,87 @@ def test_qqbot_allow_from_keeps_strangers_out() -> None:
                 await gw.message(2)
                 event = await anext(events)
                 assert isinstance(event, GroupAtMessageCreate) and event.text == "hello 2"
+
+    run(main())
+
+
+def press(n: int, **fields: Any) -> dict[str, Any]:
+    """An INTERACTION_CREATE (a button press) with its sender among ``fields``."""
+    return {"id": f"press-{n}", "type": 11, "application_id": "1", **fields}
+
+
+def test_qqbot_allow_from_fails_closed_for_raw_messages_and_button_presses() -> None:
+    """A message that failed typed decoding (a raw Dispatch) passes only with a known
+    author; so does a button press, by the sender its scene names."""
+
+    async def main() -> None:
+        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
+            bot = QQBot("102000000", rest.secret, allow_from={MEMBER}, **rest.options())
+            async with bot:
+                events = bot.events()
+                await anext(events)  # Ready
+                for n, author in enumerate([{"member_openid": "STRANGER"}, {}, "x", None]):
+                    broken = group_message(n)
+                    del broken["group_openid"]  # fails typed decoding
+                    broken["author"] = author
+                    await gw.dispatch("GROUP_AT_MESSAGE_CREATE", broken)
+                await gw.dispatch("C2C_MESSAGE_CREATE", {"author": {"user_openid": "STRANGER"}})
+                await gw.dispatch("INTERACTION_CREATE", press(1, group_member_openid="STRANGER"))
+                await gw.dispatch("INTERACTION_CREATE", press(2, user_openid="STRANGER"))
+                await gw.dispatch("INTERACTION_CREATE", press(3))  # no sender at all
+                guild = {"resolved": {"user_id": "STRANGER"}}
+                await gw.dispatch("INTERACTION_CREATE", press(4, data=guild))
+                broken = group_message(9)
+                del broken["group_openid"]
+                await gw.dispatch("GROUP_AT_MESSAGE_CREATE", broken)  # from MEMBER
+                await gw.dispatch("INTERACTION_CREATE", press(9, group_member_openid=MEMBER))
+                await gw.message(10)
+                passed = []
+                async for event in bot.events():
+                    if not isinstance(event, ProtocolViolation):
+                        passed.append(event)
+                    if isinstance(event, GroupAtMessageCreate):
+                        break
+                raw, pressed, message = passed
+                assert isinstance(raw, Dispatch) and raw.data["id"] == "ROBOT1.0_msg-9"
+                assert isinstance(pressed, InteractionCreate) and pressed.id == "press-9"
+                assert isinstance(message, GroupAtMessageCreate)
+                assert bot._router.dropped == 9
+
+    run(main())
+
+
+def test_qqbot_on_state_and_driver_options() -> None:
+    async def main() -> None:
+        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
+            changes: list[StateChanged] = []
+            options = {"connect_timeout": 3.0, "io_timeout": 4.0, "pool_size": 2}
+            config = BotConfig("102000000", rest.secret, **rest.options())
+            bot = QQBot.from_config(config, on_state=changes.append, driver_options=options)
+            driver = bot.driver
+            assert (driver.connect_timeout, driver.io_timeout, driver.pool_size) == (3, 4, 2)
+            async with bot:
+                assert isinstance(await anext(bot.events()), Ready)
+            assert changes and all(isinstance(c, StateChanged) for c in changes)
+        with pytest.raises(TypeError, match="driver_options"):
+            QQBot("1", "s", io_timeout=5)
+        with pytest.raises(TypeError, match="unknown driver option"):
+            QQBot("1", "s", driver_options={"token_provider": print})
+
+    run(main())
+
+
+def test_qqbot_an_http_answer_that_trickles_in_times_out() -> None:
+    """``io_timeout`` bounds the whole exchange, not each read."""
+
+    async def main() -> None:
+        async with Trickle() as server:
+            urls = {"api_base": server.url, "token_url": f"{server.url}/token"}
+            bot = QQBot("1", "s", max_attempts=1, driver_options={"io_timeout": 0.5}, **urls)
+            async with bot:
+                with pytest.raises(DriverFailed, match="timed out"):
+                    async for _ in bot.events():
+                        pass
 
     run(main())
 

@@ -29,10 +29,31 @@ from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
 from websockets.asyncio.server import serve
 
-from qqproto.qq import GatewayConfig, GatewayProtocol, GroupAtMessageCreate, Ready
+from qqproto.actions import StateChanged
+from qqproto.qq import (
+    BotConfig,
+    BotProtocol,
+    Dispatch,
+    GatewayConfig,
+    GatewayProtocol,
+    GroupAtMessageCreate,
+    Ready,
+)
 from qqproto.qq import gateway as gateway_module
 
-from .e2e_servers import FLOOD, MEMBER, WAIT, FakeGateway, FakeRest, Flooder, FloodPeer, LoopThread
+from .e2e_servers import (
+    FLOOD,
+    MEMBER,
+    WAIT,
+    ConnectTwice,
+    FakeGateway,
+    FakeRest,
+    Flooder,
+    FloodPeer,
+    LoopThread,
+    Trickle,
+    group_message,
+)
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -248,6 +269,70 @@ def test_stop_gives_up_a_connect_under_way(stage: str, socket_threads: SocketThr
     assert driver.wait(0)
 
 
+@pytest.mark.parametrize("stage", ["tcp", "tls"])
+def test_stop_cuts_an_http_request_still_opening(
+    stage: str, socket_threads: SocketThreads, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bot's token request connects (SYNs unanswered) or shakes hands (no byte
+    back): stop() cuts it at once, and no failure is reported after it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        listener.settimeout(WAIT)
+        host, port = listener.getsockname()
+        with contextlib.ExitStack() as held:
+            if stage == "tcp":  # the one place in the accept queue is taken
+                held.enter_context(socket.create_connection((host, port)))
+            url = f"{'https' if stage == 'tls' else 'http'}://{host}:{port}"
+            config = BotConfig(
+                "1", "s", api_base=url, token_url=f"{url}/token", rng=random.Random(1)
+            )
+            driver = ThreadedDriver(BotProtocol(config), connect_timeout=60, io_timeout=60)
+            driver.start()
+            if stage == "tls":
+                held.enter_context(listener.accept()[0])  # then not a byte back
+            assert socket_threads.connecting.wait(WAIT)
+            started = time.monotonic()
+            driver.stop()
+            assert time.monotonic() - started < WAIT / 2  # not the 60 s timeouts
+    assert "HTTP request" not in caplog.text
+
+
+def test_an_http_answer_that_trickles_in_times_out(loop: LoopThread) -> None:
+    """``io_timeout`` bounds the whole exchange, not each read."""
+    server = loop.run(Trickle().__aenter__())
+    try:
+        config = BotConfig(
+            "1", "s", api_base=server.url, token_url=f"{server.url}/token", max_attempts=1
+        )
+        driver = ThreadedDriver(BotProtocol(config), io_timeout=0.5)
+        driver.start()
+        try:
+            with pytest.raises(DriverFailed, match="timed out"):
+                driver.wait(WAIT)
+        finally:
+            driver.stop()
+    finally:
+        loop.run(server.__aexit__())
+
+
+def test_a_second_connect_closes_the_first_transport(caplog: pytest.LogCaptureFixture) -> None:
+    """Belt and braces: the core asks for one transport at a time, but a driver
+    told to connect again closes the old one rather than leak it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(WAIT)
+        host, port = listener.getsockname()
+        driver = ThreadedDriver(ConnectTwice(f"ws://{host}:{port}/"))
+        driver.start()
+        try:
+            with listener.accept()[0] as first, listener.accept()[0]:
+                first.settimeout(WAIT)
+                assert first.recv(1) == b""  # the driver closed the first one
+        finally:
+            driver.stop()
+    assert "still open" in caplog.text
+
+
 def test_reading_waits_while_the_peer_takes_none_of_our_bytes(loop: LoopThread) -> None:
     """Backpressure: ``b`` is read only once most of the flood ``a`` caused is gone."""
     peer = loop.run(FloodPeer().__aenter__())
@@ -421,6 +506,43 @@ def test_bot_handlers_allow_from_and_stop_from_a_handler(
     bot.run_forever()
     assert seen == ["boom", "bye"]
     assert "handler bug" in caplog.text
+
+
+def test_bot_on_state_driver_options_and_raw_messages_from_strangers(
+    loop: LoopThread, gw: FakeGateway, rest: FakeRest
+) -> None:
+    changes: queue.SimpleQueue[StateChanged] = queue.SimpleQueue()
+    options = {"connect_timeout": 3.0, "io_timeout": 4.0, "pool_size": 2}
+    bot = ThreadedQQBot(
+        "102000000",
+        rest.secret,
+        allow_from=[MEMBER],
+        on_state=changes.put,
+        driver_options=options,
+        **rest.options(),
+    )
+    assert (bot.driver.connect_timeout, bot.driver.io_timeout, bot.driver.pool_size) == (3, 4, 2)
+    with bot:
+        events = bot.events()
+        assert isinstance(next(events), Ready)
+        broken = group_message(1, member="STRANGER")
+        del broken["group_openid"]  # fails typed decoding: delivered as a raw Dispatch
+        loop.run(gw.dispatch("GROUP_AT_MESSAGE_CREATE", broken))
+        del (broken := group_message(2))["group_openid"]
+        loop.run(gw.dispatch("GROUP_AT_MESSAGE_CREATE", broken))
+        raw = next(e for e in events if isinstance(e, Dispatch))  # violations come first
+        assert raw.data["id"] == "ROBOT1.0_msg-2"  # the stranger's came first, and is gone
+    assert changes.get(timeout=WAIT).new is not None  # on_state heard the start
+
+
+def test_bot_options_are_checked() -> None:
+    with pytest.raises(TypeError, match="driver_options"):
+        ThreadedQQBot("1", "s", io_timeout=5)
+    with pytest.raises(TypeError, match="unknown driver option"):
+        ThreadedQQBot("1", "s", driver_options={"io_timeout": 5, "on_event": print})
+    config = BotConfig("1", "s")
+    bot = ThreadedQQBot.from_config(config, on_state=print, driver_options={"pool_size": 1})
+    assert bot.driver.on_state is print and bot.driver.pool_size == 1
 
 
 def test_bot_wrong_secret_fails_with_the_reason(rest: FakeRest) -> None:
