@@ -37,6 +37,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py
 	$(BIN)/python benchmarks/bench_events.py
+	$(BIN)/python benchmarks/bench_driver.py
 
 # Rewrite docs/gateway-states.md from the transition table.
 diagram: $(STAMP)
