@@ -88,6 +88,7 @@ class Command:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=DEADLINE)
+        self._reader.join(DEADLINE)  # it reads to EOF; closing under it would raise there
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
