@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from qqproto.actions import HttpRequest
+from qqproto.errors import LocalProtocolError
 from qqproto.qq import BotConfig, BotPhase, BotProtocol, GatewayState, Target
 from qqproto.qq.api import (
     ApiCall,
@@ -20,7 +22,7 @@ from qqproto.qq.api import (
 )
 from qqproto.qq.bot import ApiResult
 from qqproto.qq.events import InteractionCreate, Message, Ready, Resumed
-from qqproto.testing import MemoryNetwork, QQSimulator, SimulatorConfig
+from qqproto.testing import HttpLatency, MemoryNetwork, QQSimulator, SimulatorConfig
 
 ORIGIN = "http://127.0.0.1:1"
 
@@ -44,11 +46,14 @@ class World:
         *,
         echo: int = 1,
         secret: str = "simulator-secret",
+        http_latency: HttpLatency = 0.0,
     ) -> None:
         self.sim = QQSimulator(config)
         self.bot = BotProtocol(bot_config(secret))
         self.echo = echo
-        self.net = MemoryNetwork(self.sim, self.bot, on_event=self.on_event)
+        self.net = MemoryNetwork(
+            self.sim, self.bot, on_event=self.on_event, http_latency=http_latency
+        )
 
     def on_event(self, event: object, now: float) -> None:
         if isinstance(event, Message):
@@ -143,14 +148,67 @@ def test_op7_reconnects_and_resumes(world: World) -> None:
     assert len(world.sim.sent) == 1
 
 
-def test_op9_false_starts_a_new_session_and_keeps_what_was_never_sent(world: World) -> None:
+def test_op9_false_starts_a_new_session_and_keeps_what_was_pushed_between(world: World) -> None:
     sim, net = world.sim, world.net
     old = sim.session_id()
     sim.invalid_session(False, world.now)
-    pushed = sim.c2c_message("queued", world.now)
+    pushed = sim.c2c_message("queued", world.now)  # no session at all: it waits for READY
     assert net.wait_for(lambda: sim.live, within=30)
     assert len(sim.identifies) == 2 and sim.session_id() != old
     assert [m.id for m in world.messages()] == [pushed["id"]]
+    assert sim.lost == []
+
+
+def end_a_session_holding_two_messages(w: World) -> tuple[str, list[str]]:
+    """The bot is away (connections refused) with two messages waiting in its
+    session's log when the session ends (op 9 false); then it comes back."""
+    sim, net = w.sim, w.net
+    old = sim.session_id()
+    assert old is not None
+    net.refuse_connections = True
+    sim.drop(w.now)
+    waiting = [sim.c2c_message(f"waiting {n}", w.now)["id"] for n in range(2)]
+    sim.invalid_session(False, w.now)
+    net.refuse_connections = False
+    assert net.wait_for(lambda: sim.live, within=120)
+    assert len(sim.identifies) == 2
+    return old, waiting
+
+
+def test_a_session_that_ends_loses_what_it_never_sent(world: World) -> None:
+    sim = world.sim
+    old, waiting = end_a_session_holding_two_messages(world)
+    assert [(x.t, x.d["id"], x.session_id) for x in sim.lost] == [  # type: ignore[index]
+        ("C2C_MESSAGE_CREATE", waiting[0], old),
+        ("C2C_MESSAGE_CREATE", waiting[1], old),
+    ]
+    assert world.messages() == []
+    assert sim.delivered == []
+    after = sim.c2c_message("after", world.now)  # the new session works
+    assert [m.id for m in world.messages()] == [after["id"]]
+
+
+def test_carry_over_undelivered_hands_them_to_the_next_session() -> None:
+    w = World(SimulatorConfig(carry_over_undelivered=True))
+    w.login()
+    _, waiting = end_a_session_holding_two_messages(w)
+    assert w.sim.lost == []
+    assert [m.id for m in w.messages()] == waiting
+
+
+def test_a_new_identify_loses_what_the_old_session_never_sent() -> None:
+    w = World(SimulatorConfig(resume_window=10.0))
+    w.login()
+    sim, net = w.sim, w.net
+    net.refuse_connections = True
+    sim.drop(w.now)
+    missed = sim.group_at_message("nobody hears this", w.now)
+    net.advance(30)  # past the resume window
+    net.refuse_connections = False
+    assert net.wait_for(lambda: sim.live, within=300)
+    assert [r.outcome for r in sim.resumes][-1] == "op 9: unknown or expired session"
+    assert [x.d["id"] for x in sim.lost] == [missed["id"]]  # type: ignore[index]
+    assert w.messages() == []
 
 
 @pytest.mark.parametrize(
@@ -194,6 +252,52 @@ def test_tokens_expiring_mid_session_are_refreshed_on_the_401(world: World) -> N
     sim.drop(world.now)
     world.net.settle()
     assert [r.outcome for r in sim.resumes] == ["RESUMED"]
+
+
+TOKEN_PATH = "/app/getAppAccessToken"
+
+
+def slow_tokens(request: HttpRequest) -> float:
+    return 5.0 if request.url.endswith(TOKEN_PATH) else 0.0
+
+
+def test_a_slow_token_endpoint_delays_login_and_resume_but_both_succeed() -> None:
+    w = World(http_latency=slow_tokens)
+    sim, net = w.sim, w.net
+    assert net.http_in_flight == 1 and not sim.live
+    w.login()
+    assert sim.identifies[0].now == 5.0
+    net.advance(60)
+    sim.expire_tokens(w.now)
+    sim.drop(w.now)  # the Resume gets 4004; the gateway asks for a token: 5 s
+    asked = w.now
+    assert net.wait_for(lambda: sim.live, within=60)
+    assert [r.outcome for r in sim.resumes] == ["4004 authentication failed", "RESUMED"]
+    assert sim.resumes[-1].now >= asked + 5.0
+    assert len(sim.identifies) == 1 and w.bot.failure_reason is None
+
+
+def test_a_reply_in_flight_across_a_drop_settles_exactly_once() -> None:
+    w = World(http_latency=2.0)
+    w.login()
+    sim, net = w.sim, w.net
+    message = sim.group_at_message("hi", w.now)
+    assert [s.msg_id for s in sim.sent] == [message["id"]]  # accepted at once...
+    assert net.http_in_flight == 1 and w.results() == []  # ...the answer is on its way
+    sim.drop(w.now)
+    net.advance(1.0)
+    assert sim.resumes[-1].outcome == "RESUMED" and net.http_in_flight == 1
+    net.advance(10.0)
+    [result] = w.results()
+    assert result.ok and net.http_in_flight == 0
+    assert len(sim.sent) == 1 and sim.rejected == []
+
+
+def test_http_latency_must_be_finite_and_not_negative() -> None:
+    with pytest.raises(LocalProtocolError):
+        World(http_latency=-1.0)
+    with pytest.raises(LocalProtocolError):
+        World(http_latency=lambda request: float("inf"))
 
 
 def test_a_resume_with_an_expired_token_gets_4004_then_works_with_a_fresh_one(
@@ -245,6 +349,43 @@ def test_a_repeated_msg_seq_is_40054005(world: World) -> None:
         Target.group(world.sim.group_openid), "x", reply=ReplyTo(msg_id=message["id"], msg_seq=1)
     )
     assert codes(world.call(call).error)[0] == 40054005
+
+
+def test_a_message_delivered_twice_keeps_its_first_seqs_window_and_budget() -> None:
+    # Spec 14, quirk 7: the platform may deliver one message twice (same d.id,
+    # a new envelope). The (msg_id, msg_seq) pair stays unique; the window and
+    # the budget count from the first delivery.
+    w = World(echo=0)
+    w.login()
+    sim, net = w.sim, w.net
+    target = Target.group(sim.group_openid)
+    message = sim.group_at_message("hi", w.now)
+
+    def reply(seq: int) -> ApiResult[Any]:
+        return w.call(send_text(target, "x", reply=ReplyTo(msg_id=message["id"], msg_seq=seq)))
+
+    assert reply(1).ok
+    net.advance(200)
+    sim.dispatch("GROUP_AT_MESSAGE_CREATE", message, w.now)  # delivered again
+    assert codes(reply(1).error)[0] == 40054005
+    assert all(reply(seq).ok for seq in (2, 3, 4, 5))
+    assert codes(reply(6).error)[0] == 40034128  # five in all, both deliveries together
+    net.advance(101)  # 301 s after the first delivery, 101 s after the second
+    assert codes(reply(6).error)[0] == 40034005  # the window ran from the first
+
+
+def test_a_test_can_tighten_the_c2c_budget_to_four() -> None:
+    # Spec 7.3: 5 per the docs, 4 per Tencent's own plugin; 5 is the default.
+    w = World(SimulatorConfig(c2c_reply_budget=4), echo=0)
+    w.login()
+    message = w.sim.c2c_message("hi", w.now)
+    target = Target.c2c(w.sim.user_openid)
+    results = [
+        w.call(send_text(target, "x", reply=ReplyTo(msg_id=message["id"], msg_seq=seq)))
+        for seq in range(1, 6)
+    ]
+    assert [r.ok for r in results] == [True, True, True, True, False]
+    assert codes(results[-1].error)[0] == 40034128
 
 
 def test_the_budget_and_the_window_per_msg_id() -> None:

@@ -309,3 +309,27 @@ def test_frames_in_the_same_read_as_the_upgrade_are_not_lost() -> None:
     raw.conn.receive_data(raw.ws.connect() + frame, 0.0)
     assert [p["op"] for p in raw.recv()] == [10, 0]
     assert sim.live
+
+
+def test_identify_and_resume_need_the_qqbot_prefix() -> None:
+    # Spec 1.3: `QQBot <token>` for both; a bare token on Resume is one SDK's bug.
+    sim = QQSimulator()
+    raw = Raw(sim)
+    token = raw.token()
+    raw.upgrade()
+    session = raw.identify(token)[0]["d"]["session_id"]
+    sim.drop(1.0)
+    for name, value in [("bare", token), ("Bot", f"Bot {sim.config.app_id}.{token}")]:
+        bare = Raw(sim)
+        bare.upgrade()
+        bare.send({"op": 6, "d": {"token": value, "session_id": session, "seq": 1}})
+        assert bare.closed is not None and bare.closed.code == 4004, name
+        other = Raw(sim)
+        other.upgrade()
+        other.identify(token, token=value)
+        assert other.closed is not None and other.closed.code == 4004, name
+    assert [r.outcome for r in sim.resumes] == ["4004 authentication failed"] * 2
+    good = Raw(sim)
+    good.upgrade()
+    resumed = good.send({"op": 6, "d": {"token": f"QQBot {token}", "session_id": session}})
+    assert resumed[-1]["t"] == "RESUMED"  # the refusals left the session alone

@@ -14,6 +14,7 @@ from ._sim_common import (
     Heartbeat,
     SimDelivered,
     SimIdentify,
+    SimLost,
     SimRejected,
     SimResume,
     SimSent,
@@ -34,7 +35,7 @@ from .faults import (
     Push,
     Reconnect,
 )
-from .memory import MemoryNetwork
+from .memory import HttpLatency, MemoryNetwork
 from .simulator import QQSimulator
 from .wire import FakeServer
 
@@ -49,6 +50,7 @@ __all__ = [
     "FaultSchedule",
     "GarbageFrame",
     "Heartbeat",
+    "HttpLatency",
     "InvalidSession",
     "LoseAcks",
     "MemoryNetwork",
@@ -58,6 +60,7 @@ __all__ = [
     "SimConnection",
     "SimDelivered",
     "SimIdentify",
+    "SimLost",
     "SimRejected",
     "SimResume",
     "SimSent",

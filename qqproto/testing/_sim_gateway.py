@@ -3,8 +3,9 @@
 Theory of operation. A :class:`Session` outlives connections: it numbers its
 dispatches (``s``) and keeps them in a log, so a Resume can replay what came
 after the client's seq. A :class:`Stream` is a shard's delivery point: its
-current session, and the dispatches that arrived while it had none, which
-the next session gets right after READY. A :class:`GatewayLink` is one
+current session, and the dispatches that arrived while it had none (before
+the first READY, or between two sessions), which the next session gets right
+after READY. A :class:`GatewayLink` is one
 upgraded connection: Hello at once, then Identify or Resume, heartbeats, and
 the way it ends (a close frame either way, a drop, a silent client).
 
@@ -19,7 +20,9 @@ Rules chosen where the spec is silent (docs/testing.md lists them):
 - A session ends on op 9 false, on the close codes that forbid resuming
   (spec 4.1), when a newer Identify replaces it on its shard, or when it has
   been without a connection longer than ``resume_window``. Its dispatches
-  that never left the simulator then go to the next session, in order.
+  that never left the simulator are then lost (``QQSimulator.lost``), as on
+  the real platform; ``SimulatorConfig.carry_over_undelivered`` hands them to
+  the next session instead, in order.
 - READY and RESUMED take a seq but are not logged: a later Resume replays
   messages, never handshakes.
 """
@@ -276,7 +279,7 @@ class GatewayLink:
             refuse("4005 already authenticated")
             self.close(4005, "already authenticated", now)
             return
-        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now, prefix=True):
+        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now):
             refuse("4004 authentication failed")
             self.close(4004, "authentication failed", now)
             return
@@ -340,7 +343,7 @@ class GatewayLink:
             sim.resumes.append(record(now, session_id, seq, "4005 already authenticated"))
             self.close(4005, "already authenticated", now)
             return
-        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now, prefix=False):
+        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now):
             sim.resumes.append(record(now, session_id, seq, "4004 authentication failed"))
             self.close(4004, "authentication failed", now)
             return

@@ -143,7 +143,7 @@ def _token(sim: QQSimulator, method: str, body: bytes, now: float) -> Reply:
 
 
 def _authenticate(sim: QQSimulator, headers: dict[str, str], now: float) -> None:
-    if not sim._token_ok(headers.get("authorization"), now, prefix=True):
+    if not sim._token_ok(headers.get("authorization"), now):
         raise Refused(401, 11244, "token not exist or expire")
     appid = headers.get("x-union-appid")
     if appid is not None and appid != sim.config.app_id:
@@ -227,15 +227,23 @@ def _field(d: Any, dotted: str) -> str | None:
 
 
 def remember(sim: QQSimulator, t: str, d: Any, eid: str, now: float) -> None:
-    """Note the ids a passive reply may name: a message's ``d.id``, an event's envelope id."""
+    """Note the ids a passive reply may name: a message's ``d.id``, an event's envelope id.
+
+    The platform may deliver one message twice (same ``d.id``, a new envelope;
+    spec 14, quirk 7). The first record stays: a ``(msg_id, msg_seq)`` pair is
+    unique for good, and the window and the budget count from the first delivery.
+    """
     if t in _MESSAGE_SCENES and isinstance(d, dict) and isinstance(d.get("id"), str):
         scene, path = _MESSAGE_SCENES[t]
-        sim._inbound[d["id"]] = Inbound(scene, _field(d, path), now, "msg_id")
+        if d["id"] not in sim._inbound:
+            sim._inbound[d["id"]] = Inbound(scene, _field(d, path), now, "msg_id")
     where = _EVENT_SCENES.get(t)
     if t == "INTERACTION_CREATE" and isinstance(d, dict):
         where = _INTERACTION_SCENES.get(d.get("chat_type", -1))
         if isinstance(d.get("id"), str):
             sim._interactions.add(d["id"])
+    if eid in sim._inbound:  # the same envelope again (a retry): the first record stays
+        return
     if where is not None:
         sim._inbound[eid] = Inbound(where[0], _field(d, where[1]), now, "event_id")
     else:

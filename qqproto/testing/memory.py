@@ -14,12 +14,19 @@ like the rest: nothing here sleeps, reads a clock or opens a socket.
 What the application would receive collects in :attr:`MemoryNetwork.events`
 (and REST outcomes in :attr:`MemoryNetwork.results`); ``on_event`` is called
 for each, which is where a test's "application" replies.
+
+HTTP answers take no time unless ``http_latency`` says otherwise (seconds,
+or a function of the request): the simulator answers at once, and the bot
+gets the answer that many seconds of fake time later, so a REST call can be
+in flight while the gateway drops, a token is revoked, or a timer fires.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from ..actions import (
     Action,
@@ -37,10 +44,14 @@ from ..http import HttpConnection, HttpResponse, Origin
 from ._sim_http import SimConnection
 from .simulator import QQSimulator
 
-__all__ = ["DrivenProtocol", "MemoryNetwork"]
+__all__ = ["DrivenProtocol", "HttpLatency", "MemoryNetwork"]
 
 #: Timer rounds without the clock moving before :meth:`MemoryNetwork.run_until` gives up.
 MAX_STILL_ROUNDS = 10_000
+
+
+#: How long an HTTP answer takes to reach the bot: seconds, or seconds per request.
+HttpLatency: TypeAlias = Callable[[HttpRequest], float] | float
 
 
 class DrivenProtocol(Protocol):
@@ -71,11 +82,15 @@ class MemoryNetwork:
         *,
         now: float = 0.0,
         on_event: Callable[[object, float], None] | None = None,
+        http_latency: HttpLatency = 0.0,
     ) -> None:
         self.sim = sim
         self.proto = proto
         self.now = now
         self.on_event = on_event
+        #: Seconds (or a function of the request giving them) before the bot gets
+        #: the answer to an HTTP request; the simulator handles it at once.
+        self.http_latency = http_latency
         #: Everything delivered to the application (events, ProtocolViolations, ApiResults).
         self.events: list[object] = []
         #: ``Deliver``-ed values that carry a ``request_id`` (``ApiResult``), by that id.
@@ -89,6 +104,10 @@ class MemoryNetwork:
         self._http: dict[Origin, tuple[HttpConnection, SimConnection]] = {}
         self._busy = False
         self._again = False
+        #: HTTP answers on their way to the bot: (due, order, request, response or
+        #: the reason it failed), a heap.
+        self._in_flight: list[tuple[float, int, HttpRequest, HttpResponse | str]] = []
+        self._sent_http = 0
         sim.wakeup = self.settle
         self.settle()
 
@@ -135,12 +154,23 @@ class MemoryNetwork:
             self.now = max(self.now, due)
             self._fire_timers()
 
+    @property
+    def http_in_flight(self) -> int:
+        """HTTP answers the bot has not got yet (see ``http_latency``)."""
+        return len(self._in_flight)
+
     def _next_deadline(self) -> float | None:
         times = [self.proto.next_deadline(), self.sim.next_deadline()]
+        if self._in_flight:
+            times.append(self._in_flight[0][0])
         return min((t for t in times if t is not None), default=None)
 
     def _fire_timers(self) -> None:
         now = self.now
+        while self._in_flight and self._in_flight[0][0] <= now:
+            _, _, request, outcome = heapq.heappop(self._in_flight)
+            self._answer(request, outcome)
+            self.settle()
         due = self.proto.next_deadline()
         if due is not None and due <= now:
             self.proto.handle_timer(now)
@@ -230,12 +260,33 @@ class MemoryNetwork:
             conn.connection_lost(self.now)
 
     def _http_request(self, request: HttpRequest) -> None:
+        latency = self.http_latency
+        delay = latency(request) if callable(latency) else latency
+        if type(delay) not in (int, float) or not 0 <= delay < math.inf:
+            raise LocalProtocolError(
+                "bad http_latency", expected="finite seconds >= 0", received=delay
+            )
+        outcome = self._exchange(request)
+        if delay == 0:
+            self._answer(request, outcome)
+        else:
+            self._sent_http += 1
+            heapq.heappush(self._in_flight, (self.now + delay, self._sent_http, request, outcome))
+
+    def _answer(self, request: HttpRequest, outcome: HttpResponse | str) -> None:
+        receiver: Any = self.proto
+        if isinstance(outcome, str):
+            receiver.http_failed(request.request_id, outcome, self.now)
+        else:
+            receiver.http_response(request.request_id, outcome, self.now)
+
+    def _exchange(self, request: HttpRequest) -> HttpResponse | str:
+        """Put ``request`` through the simulator now: its response, or why there is none."""
         now = self.now
         try:
             origin = Origin.from_url(request.url)
         except LocalProtocolError as exc:
-            self._http_failed(request, str(exc))
-            return
+            return str(exc)
         pair = self._http.get(origin)
         if pair is None or not pair[0].reusable or pair[1].closed:
             pair = (HttpConnection(), self.sim.accept(now))
@@ -248,21 +299,14 @@ class MemoryNetwork:
                 responses = client.receive_data(b"")
         except (LocalProtocolError, RemoteProtocolError) as exc:
             self._http.pop(origin, None)
-            self._http_failed(request, str(exc))
-            return
+            return str(exc)
         if server.closed:
             server.connection_lost(now)
             self._http.pop(origin, None)
         if not responses:
-            self._http_failed(request, "no response")
-            return
+            return "no response"
         response: HttpResponse = responses[0]
-        receiver: Any = self.proto
-        receiver.http_response(request.request_id, response, now)
-
-    def _http_failed(self, request: HttpRequest, reason: str) -> None:
-        receiver: Any = self.proto
-        receiver.http_failed(request.request_id, reason, self.now)
+        return response
 
     def _deliver(self, event: object) -> None:
         self.events.append(event)

@@ -32,6 +32,7 @@ from ._sim_common import (
     Heartbeat,
     SimDelivered,
     SimIdentify,
+    SimLost,
     SimRejected,
     SimResume,
     SimSent,
@@ -80,6 +81,7 @@ __all__ = [
     "SimConnection",
     "SimDelivered",
     "SimIdentify",
+    "SimLost",
     "SimRejected",
     "SimResume",
     "SimSent",
@@ -113,6 +115,9 @@ class QQSimulator:
         self.sent: list[SimSent] = []
         self.rejected: list[SimRejected] = []
         self.delivered: list[SimDelivered] = []
+        #: Dispatches lost because their session ended before they left the
+        #: simulator (none with ``config.carry_over_undelivered``).
+        self.lost: list[SimLost] = []
         #: (now, t, d, envelope id) of every dispatch a test pushed, in order.
         self.scripted: list[tuple[float, str, Any, str]] = []
         #: (now, ok) for every token request.
@@ -451,14 +456,12 @@ class QQSimulator:
             self._links.remove(link)
         self._output_pending(link._owner)  # it wants closing
 
-    def _token_ok(self, value: object, now: float, *, prefix: bool) -> bool:
-        if type(value) is not str:
+    def _token_ok(self, value: object, now: float) -> bool:
+        """``value`` is ``QQBot <token>`` with a live token: REST, Identify and Resume
+        alike (spec 1.3; a bare token on Resume is one SDK's bug, not the platform's)."""
+        if type(value) is not str or not value.startswith("QQBot "):
             return False
-        if value.startswith("QQBot "):
-            value = value[len("QQBot ") :]
-        elif prefix:
-            return False
-        expires_at = self._tokens.get(value)
+        expires_at = self._tokens.get(value[len("QQBot ") :])
         return expires_at is not None and now < expires_at
 
     def _take_ack(self) -> bool:
@@ -481,15 +484,21 @@ class QQSimulator:
         return session
 
     def _retire(self, session: Session, now: float) -> None:
-        """End ``session``; its dispatches that never left go to the next session."""
+        """End ``session``. Its dispatches that never left the simulator are lost
+        (recorded in :attr:`lost`), or, with ``config.carry_over_undelivered``,
+        go to the next session. (Those already written to a connection that is
+        still open leave with it, before its close frame.)"""
         if session.dead:
             return
         session.dead = True
         stream = self._stream(session.shard[0])
+        unsent = [e for e in session.log if not (e.written or e.flushed)]
         if stream.session is session:
             stream.session = None
-            unsent = [(e.t, e.d, e.id) for e in session.log if not (e.written or e.flushed)]
-            stream.pending[:0] = unsent
+        if self.config.carry_over_undelivered:
+            stream.pending[:0] = [(e.t, e.d, e.id) for e in unsent]
+        else:
+            self.lost.extend(SimLost(now, e.seq, e.t, e.d, e.id, session.id) for e in unsent)
         session.log.clear()
 
     def _guild_message(
