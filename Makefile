@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py
 	$(BIN)/python benchmarks/bench_events.py
 	$(BIN)/python benchmarks/bench_driver.py
+	$(BIN)/python benchmarks/bench_ledger.py
 
 # Rewrite docs/gateway-states.md from the transition table.
 diagram: $(STAMP)

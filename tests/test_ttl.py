@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 
 import pytest
 from hypothesis import given, settings
@@ -82,6 +83,72 @@ def test_set_expires_before_it_counts_size() -> None:
     # At 1.0 "a" is over, so "c" takes its room and "b" stays.
     m.set("c", 3, now=1.0)
     assert list(m.keys(now=1.0)) == ["b", "c"]
+
+
+def test_a_new_front_expires_on_time_whatever_removed_the_old_one() -> None:
+    """Calls skip the walk until the front entry is due: each change of the front counts.
+
+    Only out-of-order ``now`` values can put an earlier expiry behind the front.
+    """
+    for change in ("pop", "refresh", "evict"):
+        m = TTLMap[str, int](ttl=10.0, max_size=2)
+        m.set("late", 1, now=100.0)  # the front, due at 110
+        m.set("early", 2, now=50.0)  # due at 60
+        if change == "pop":
+            m.pop("late", now=50.0)
+        elif change == "refresh":
+            m.set("late", 1, now=100.0)
+        else:
+            m.set("new", 3, now=100.0)  # full: "late" goes
+        assert m.expire(now=61.0) == 1, change  # "early", the front now
+        assert m.get("early", now=61.0) is None
+
+
+def test_nothing_due_nothing_dropped_then_all_due_at_once() -> None:
+    m = TTLMap[int, int](ttl=10.0)
+    for i in range(5):
+        m.set(i, i, now=float(i))
+    assert m.expire(now=9.99) == 0
+    assert len(m) == 5
+    assert m.expire(now=12.0) == 3  # set at 0, 1 and 2
+    assert m.expire(now=12.5) == 0
+    assert m.expire(now=100.0) == 2
+    m.set(9, 9, now=100.0)  # into the empty map: due at 110
+    assert m.expire(now=109.0) == 0
+    assert m.expire(now=110.0) == 1
+
+
+# -- add -------------------------------------------------------------------------------------
+
+
+def test_add_stores_only_when_no_live_entry() -> None:
+    m = TTLMap[str, int](ttl=10.0)
+    assert m.add("a", 1, now=0.0)
+    assert not m.add("a", 2, now=9.0)  # live: left as it was, its time included
+    assert m.get("a", now=9.9) == 1
+    assert m.get("a", now=10.0) is None
+    assert m.add("a", 3, now=10.0)  # over: stored again, for a full ttl
+    assert m.get("a", now=19.9) == 3
+
+
+def test_add_expires_then_evicts_like_set() -> None:
+    m = TTLMap[str, int](ttl=1.0, max_size=2)
+    assert m.add("a", 1, now=0.0)
+    assert m.add("b", 2, now=0.5)
+    assert m.add("c", 3, now=1.0)  # "a" is over: it makes the room
+    assert list(m.keys(now=1.0)) == ["b", "c"]
+    assert m.add("d", 4, now=1.2)  # full: the oldest, "b", goes
+    assert list(m.keys(now=1.2)) == ["c", "d"]
+    assert len(m) == 2
+
+
+def test_add_replaces_an_expired_entry_still_held() -> None:
+    m = TTLMap[str, int](ttl=10.0)
+    m.set("late", 1, now=100.0)
+    m.set("early", 2, now=50.0)  # due at 60, held behind "late"
+    assert m.add("early", 3, now=61.0)
+    assert m.get("early", now=61.0) == 3
+    assert list(m.keys(now=61.0)) == ["late", "early"]
 
 
 # -- max_size ------------------------------------------------------------------------------
@@ -279,6 +346,12 @@ class Model:
         self.entries = [e for e in self.entries if e[0] != key]
         return value
 
+    def add(self, key: int, value: int, now: float) -> bool:
+        if self.get(key, now) is not None:
+            return False
+        self.set(key, value, now)
+        return True
+
     def keys(self, now: float) -> list[int]:
         self.live(now)
         return [e[0] for e in self.entries]
@@ -309,6 +382,11 @@ class TTLMapMachine(RuleBasedStateMachine):
         self.now += step
         self.map.set(key, value, now=self.now)
         self.model.set(key, value, now=self.now)
+
+    @rule(key=keys_st, value=st.integers(), step=steps_st)
+    def add(self, key: int, value: int, step: float) -> None:
+        self.now += step
+        assert self.map.add(key, value, now=self.now) is self.model.add(key, value, self.now)
 
     @rule(key=keys_st)
     def get(self, key: int) -> None:
@@ -378,3 +456,89 @@ def test_an_entry_set_with_an_earlier_now_still_expires_on_time() -> None:
     assert list(m.keys(now=61.0)) == ["late"]
     assert m.pop("early", now=61.0) is None
     assert m.get("late", now=61.0) == 1
+
+
+# -- against the walk without a cached due time, now in any order -----------------------------
+
+
+class Walking:
+    """TTLMap as it was before it kept the front's due time: a walk on every call."""
+
+    def __init__(self, ttl: float, max_size: int) -> None:
+        self.ttl, self.max_size = ttl, max_size
+        self.entries: OrderedDict[int, tuple[float, int]] = OrderedDict()
+
+    def expire(self, now: float) -> int:
+        dropped = 0
+        while self.entries:
+            key, (expires_at, _) = next(iter(self.entries.items()))
+            if expires_at > now:
+                break
+            del self.entries[key]
+            dropped += 1
+        return dropped
+
+    def set(self, key: int, value: int, now: float) -> None:
+        self.expire(now)
+        if key in self.entries:
+            del self.entries[key]
+        elif len(self.entries) >= self.max_size:
+            self.entries.popitem(last=False)
+        self.entries[key] = (now + self.ttl, value)
+
+    def add(self, key: int, value: int, now: float) -> bool:
+        if self.get(key, now) is not None:
+            return False
+        self.set(key, value, now)
+        return True
+
+    def get(self, key: int, now: float) -> int | None:
+        self.expire(now)
+        entry = self.entries.get(key)
+        return None if entry is None or entry[0] <= now else entry[1]
+
+    def pop(self, key: int, now: float) -> int | None:
+        self.expire(now)
+        entry = self.entries.pop(key, None)
+        return None if entry is None or entry[0] <= now else entry[1]
+
+    def keys(self, now: float) -> list[int]:
+        self.expire(now)
+        return [key for key, (expires_at, _) in self.entries.items() if expires_at > now]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["set", "add", "get", "contains", "pop", "expire", "keys"]),
+            keys_st,
+            st.floats(0.0, 20.0).map(lambda x: round(x, 1)),
+        ),
+        max_size=60,
+    ),
+    ttl=st.sampled_from([0.5, 1.0, 3.0, math.inf]),
+    max_size=st.integers(1, 5),
+)
+def test_the_cached_due_time_changes_nothing_even_when_now_goes_back(
+    ops: list[tuple[str, int, float]], ttl: float, max_size: int
+) -> None:
+    """Every answer, and what the map holds, are those of a walk on every call."""
+    m, ref = TTLMap[int, int](ttl=ttl, max_size=max_size), Walking(ttl, max_size)
+    for i, (op, key, now) in enumerate(ops):
+        if op == "set":
+            m.set(key, i, now=now)
+            ref.set(key, i, now)
+        elif op == "add":
+            assert m.add(key, i, now=now) is ref.add(key, i, now)
+        elif op == "get":
+            assert m.get(key, now=now) == ref.get(key, now)
+        elif op == "contains":
+            assert m.contains(key, now=now) is (ref.get(key, now) is not None)
+        elif op == "pop":
+            assert m.pop(key, now=now) == ref.pop(key, now)
+        elif op == "expire":
+            assert m.expire(now) == ref.expire(now)
+        else:
+            assert list(m.keys(now=now)) == ref.keys(now)
+        assert len(m) == len(ref.entries) <= max_size

@@ -31,13 +31,14 @@ without ``reply``) once it has checked the fields itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import LocalProtocolError
 from ..ttl import TTLMap
 from .api import ApiCall, ApiError, SentMessage, Target, send_markdown, send_media, send_text
 from .events import (
+    EVENT_TYPES,
     MESSAGE_TYPES,
     AtMessageCreate,
     C2CMessageCreate,
@@ -54,6 +55,8 @@ from .events import (
 from .replies import (
     DEAD_CODES,
     DUPLICATE_CODE,
+    IdKind,
+    LedgerEntry,
     Refusal,
     ReplyContext,
     ReplyPolicy,
@@ -66,22 +69,57 @@ from .scenes import Scene
 __all__ = ["Conversations", "reply_code"]
 
 #: Where an event can be answered: (scene, target, "msg_id" or "event_id", the id).
-_Where = tuple[Scene, str, str, str]
+_Where = tuple[Scene, str, IdKind, str]
 
 #: INTERACTION_CREATE ``chat_type``: 0 guild, 1 group, 2 C2C.
 _INTERACTION_SCENES = {1: Scene.GROUP, 2: Scene.C2C}
 
 
+def _group(event: GroupMessage) -> _Where:
+    return Scene.GROUP, event.group_openid, "msg_id", event.id
+
+
+def _c2c(event: C2CMessageCreate) -> _Where:
+    return Scene.C2C, event.author.user_openid, "msg_id", event.id
+
+
+def _guild_dm(event: DirectMessageCreate) -> _Where:
+    return Scene.GUILD_DM, event.guild_id, "msg_id", event.id
+
+
+def _channel(event: AtMessageCreate | MessageCreate) -> _Where:
+    return Scene.GUILD_CHANNEL, event.channel_id, "msg_id", event.id
+
+
+#: Where a message is answered, by its class or a base of it.
+_MESSAGE_WHERE: tuple[tuple[type, Callable[[Any], _Where]], ...] = (
+    (GroupMessage, _group),
+    (C2CMessageCreate, _c2c),
+    (DirectMessageCreate, _guild_dm),
+    (AtMessageCreate, _channel),
+    (MessageCreate, _channel),
+)
+
+
+def _message_where(cls: type) -> Callable[[Any], _Where] | None:
+    for base, where_of in _MESSAGE_WHERE:
+        if issubclass(cls, base):
+            return where_of
+    return None
+
+
+#: The same for the classes the decoder makes: every inbound message is looked
+#: up here, one dict lookup where the issubclass checks take up to five.
+_WHERE_BY_CLASS: dict[type, Callable[[Any], _Where]] = {
+    cls: f for cls in EVENT_TYPES.values() if (f := _message_where(cls))
+}
+
+
 def _where(event: object) -> _Where | None:
     """The conversation and id a passive reply to ``event`` uses; None if it takes none."""
-    if isinstance(event, GroupMessage):
-        return Scene.GROUP, event.group_openid, "msg_id", event.id
-    if isinstance(event, C2CMessageCreate):
-        return Scene.C2C, event.author.user_openid, "msg_id", event.id
-    if isinstance(event, DirectMessageCreate):
-        return Scene.GUILD_DM, event.guild_id, "msg_id", event.id
-    if isinstance(event, AtMessageCreate | MessageCreate):
-        return Scene.GUILD_CHANNEL, event.channel_id, "msg_id", event.id
+    where_of = _WHERE_BY_CLASS.get(type(event)) or _message_where(type(event))
+    if where_of is not None:
+        return where_of(event)
     event_id = getattr(event, "event_id", None)
     if not event_id:
         return None
@@ -100,10 +138,11 @@ def _where(event: object) -> _Where | None:
     return None if not target else (scene, target, "event_id", event_id)
 
 
-def _dedup_keys(event: object, where: _Where | None) -> tuple[str, ...]:
-    """The ids that make a later delivery of ``event`` a redelivery."""
-    if where is not None:
-        return (where[3],)
+def _dedup_keys(event: object) -> tuple[str, ...]:
+    """The ids that make a later delivery of ``event`` a redelivery, if it takes no reply.
+
+    (One that does is known by the id a reply names, ``_where(event)[3]``.)
+    """
     if isinstance(event, Dispatch):
         keys: tuple[str, ...] = (event.id,) if event.id else ()
         data = event.data
@@ -137,7 +176,10 @@ class Conversations:
     ) -> None:
         self.tracker = ReplyTracker(policies, max_contexts=max_size)
         longest = max(p.window for p in self.tracker.policies.values()) + self.tracker.margin
-        self._contexts = TTLMap[tuple[str, str], ReplyContext](longest, max_size)
+        # The tracker's entries (each makes its context when first asked), kept
+        # past the tracker's own expiry: a late reply is refused for its closed
+        # window, not as unknown.
+        self._contexts = TTLMap[tuple[str, str], LedgerEntry](longest, max_size)
         self._seen = TTLMap[str, None](dedup_ttl, max_size)
         # Ids of raw dispatches, apart: they drop raw redeliveries, not typed ones.
         self._seen_raw = TTLMap[str, None](dedup_ttl, max_size)
@@ -146,14 +188,24 @@ class Conversations:
 
     def inbound(self, event: object, now: float) -> bool:
         """Register ``event``; False when it is a redelivery the application already got."""
+        # This runs for every event the gateway delivers: no generators, one
+        # map call where one does, and no ReplyContext until a reply asks.
         where = _where(event)
-        keys = _dedup_keys(event, where)
-        if keys:
-            # A raw dispatch checks both maps; a typed event only the typed one.
-            maps = (self._seen, self._seen_raw) if isinstance(event, Dispatch) else (self._seen,)
-            if any(seen.contains(key, now) for seen in maps for key in keys):
+        if where is not None:
+            # An event that takes replies (most are messages): its one id, in
+            # the typed map only; add() checks and stores in one call.
+            keys: tuple[str, ...] = (where[3],)
+            if not self._seen.add(where[3], None, now):
                 self.redeliveries += 1
                 return False
+        elif keys := _dedup_keys(event):
+            # A raw dispatch checks both maps; a typed event only the typed one.
+            maps = (self._seen, self._seen_raw) if isinstance(event, Dispatch) else (self._seen,)
+            for seen in maps:
+                for key in keys:
+                    if seen.contains(key, now):
+                        self.redeliveries += 1
+                        return False
             for key in keys:
                 maps[-1].set(key, None, now)
         event_id = getattr(event, "event_id", None)
@@ -162,12 +214,13 @@ class Conversations:
             self._seen_raw.set(event_id, None, now)
         if where is not None:
             scene, target, kind, ident = where
-            ids = {"msg_id": ident} if kind == "msg_id" else {"event_id": ident}
+            if not ident:
+                return True  # inbound() would refuse it: deliver it, but no replies
             try:
-                ctx = self.tracker.inbound(scene, target, now, **ids)
+                entry = self.tracker.register(scene, target, kind, ident, now)
             except LocalProtocolError:
                 return True  # the bot's own id, or a clash: deliver it, but no replies
-            self._contexts.set((kind, ident), ctx, now)
+            self._contexts.set((kind, ident), entry, now)
         return True
 
     def context(self, event: object, now: float) -> ReplyContext:
@@ -182,14 +235,14 @@ class Conversations:
             raise ReplyRefused(
                 Refusal.UNKNOWN, f"{type(event).__name__} takes no passive reply here"
             )
-        ctx = self._contexts.get((where[2], where[3]), now)
-        if ctx is None:
+        entry = self._contexts.get((where[2], where[3]), now)
+        if entry is None:
             raise ReplyRefused(
                 Refusal.UNKNOWN,
                 f"{where[2]} {where[3]!r} was not delivered by this bot, or its window is long"
                 " over",
             )
-        return ctx
+        return entry.ctx
 
     def begin(
         self,

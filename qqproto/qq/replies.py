@@ -22,6 +22,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Final, Literal
 
+import msgspec
+
 from ..errors import ConfigError, LocalProtocolError
 from ..ttl import TTLMap
 from .scenes import Scene
@@ -230,15 +232,49 @@ class _Slot:
     maybe_landed: bool = False  # some attempt got no clear answer
 
 
-@dataclass(slots=True)
-class _Entry:
-    """The ledger of one inbound id."""
+class LedgerEntry(msgspec.Struct, gc=False):
+    """The ledger of one inbound id, and the fields of its context.
 
-    ctx: ReplyContext
+    One is made for every inbound message, so it is a Struct: made in C at a
+    third of a slotted class's cost, and with ``gc=False`` never tracked by the
+    cyclic GC, which the maps of a busy bot would otherwise keep walking. That
+    is safe: an entry refers to strings, numbers, its context and its slots,
+    none of which refers back, so it is never part of a cycle.
+
+    Its :class:`ReplyContext` is made the first time something asks for it: a
+    frozen dataclass with a checked ``__init__`` costs several times as much,
+    and a bot replies to few of the messages it sees. It is made once, so every
+    caller gets the same object.
+    """
+
+    scene: Scene
+    target: str
+    kind: IdKind
+    reply_to: str
+    received_at: float
+    closes_at: float
+    owner: _Owner
+    made_ctx: ReplyContext | None = None
     next_seq: int = 1
     charged: int = 0  # replies counting against the budget
     dead: int | None = None  # the code that killed the id
-    slots: dict[int, _Slot] = field(default_factory=dict)
+    slots: dict[int, _Slot] = msgspec.field(default_factory=dict)
+
+    @property
+    def ctx(self) -> ReplyContext:
+        """The context of this id, made on first use."""
+        ctx = self.made_ctx
+        if ctx is None:
+            ctx = self.made_ctx = ReplyContext(
+                self.scene,
+                self.target,
+                self.kind,
+                self.reply_to,
+                self.received_at,
+                self.closes_at,
+                self.owner,
+            )
+        return ctx
 
 
 class ReplyTracker:
@@ -272,7 +308,7 @@ class ReplyTracker:
         # scene -> (its contexts by (kind, id), how long replies may start after inbound)
         self._entries = {
             scene: (
-                TTLMap[tuple[str, str], _Entry](p.window + margin, max_contexts),
+                TTLMap[tuple[str, str], LedgerEntry](p.window + margin, max_contexts),
                 p.window - margin,
             )
             for scene, p in merged.items()
@@ -295,8 +331,6 @@ class ReplyTracker:
         untouched. An id the bot's own send returned raises
         :class:`OwnMessageAsReplyTarget`.
         """
-        if now > self._now:  # not max(): this is the hot path
-            self._now = now
         kind: IdKind = "msg_id" if event_id is None else "event_id"
         ident = msg_id if event_id is None else event_id
         if (msg_id is None) == (event_id is None) or not isinstance(ident, str) or not ident:
@@ -305,20 +339,36 @@ class ReplyTracker:
                 expected="exactly one non-empty str: msg_id= or event_id=",
                 received={"msg_id": msg_id, "event_id": event_id},
             )
-        self._refuse_own(ident, now)
+        return self.register(scene, target, kind, ident, now).ctx
+
+    def register(
+        self, scene: Scene, target: str, kind: IdKind, ident: str, now: float
+    ) -> LedgerEntry:
+        """``inbound()`` once its arguments are checked: the entry of ``ident``, made or found.
+
+        :class:`~qqproto.qq.conversation.Conversations` calls it for every
+        inbound message (``ident`` a non-empty str) and keeps the entry: the
+        context is made only if a reply asks for it.
+        """
+        if now > self._now:  # not max(): this is the hot path
+            self._now = now
+        sent_at = self._sent.get(ident, now)
+        if sent_at is not None:
+            raise OwnMessageAsReplyTarget(ident, sent_at)
         entries, open_for = self._entries[scene]
-        entry = entries.get((kind, ident), now)
-        if entry is None:
-            ctx = ReplyContext(scene, target, kind, ident, now, now + open_for, self._owner)
-            entries.set((kind, ident), _Entry(ctx), now)
-            return ctx
-        if entry.ctx.target != target:
+        key = (kind, ident)
+        entry = LedgerEntry(scene, target, kind, ident, now, now + open_for, self._owner)
+        if entries.add(key, entry, now):  # one map call for a new id, the common case
+            return entry
+        known = entries.get(key, now)  # a redelivery: the entry it made
+        assert known is not None  # add() found it live at this `now`
+        if known.target != target:
             raise LocalProtocolError(
                 f"{kind} {ident!r} is already registered",
-                expected=f"{scene.value} {entry.ctx.target!r} again",
+                expected=f"{scene.value} {known.target!r} again",
                 received=f"{scene.value} {target!r}",
             )
-        return entry.ctx
+        return known
 
     def sent(self, message_id: str, now: float) -> None:
         """Remember an id one of the bot's sends returned (``delivered()`` calls this)."""
@@ -429,7 +479,7 @@ class ReplyTracker:
         if sent_at is not None:
             raise OwnMessageAsReplyTarget(ident, sent_at)
 
-    def _live(self, ctx: ReplyContext, now: float) -> _Entry:
+    def _live(self, ctx: ReplyContext, now: float) -> LedgerEntry:
         """The entry a new request for ``ctx`` may use, or the reason none may."""
         if not isinstance(ctx, ReplyContext):
             raise TypeError(
@@ -460,12 +510,12 @@ class ReplyTracker:
             raise ReplyRefused(Refusal.DEAD, why, ctx, code=entry.dead)
         return entry
 
-    def _charge(self, entry: _Entry) -> None:
-        ctx, cap = entry.ctx, self.policies[entry.ctx.scene].max_replies
+    def _charge(self, entry: LedgerEntry) -> None:
+        cap = self.policies[entry.scene].max_replies
         if cap is not None and entry.charged >= cap:
-            noun = "message" if ctx.kind == "msg_id" else "event"
+            noun = "message" if entry.kind == "msg_id" else "event"
             why = f"{entry.charged} of {cap} replies to this {noun} used"
-            raise ReplyRefused(Refusal.BUDGET_SPENT, why, ctx, used=entry.charged, cap=cap)
+            raise ReplyRefused(Refusal.BUDGET_SPENT, why, entry.ctx, used=entry.charged, cap=cap)
         entry.charged += 1
 
     def _check_ticket(self, ticket: ReplyTicket) -> None:
@@ -476,7 +526,7 @@ class ReplyTracker:
                 received=ticket,
             )
 
-    def _entry_of(self, ticket: ReplyTicket, now: float) -> _Entry | None:
+    def _entry_of(self, ticket: ReplyTicket, now: float) -> LedgerEntry | None:
         """The entry a result belongs to; None once it expired (the result is moot)."""
         self._check_ticket(ticket)
         self._now = max(self._now, now)

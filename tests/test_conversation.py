@@ -1,0 +1,106 @@
+"""Conversations: the bot's redelivery de-dup and the contexts replies answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qqproto.qq.conversation import Conversations
+from qqproto.qq.decode import EventDecoder
+from qqproto.qq.replies import Refusal, ReplyRefused, Scene
+
+GROUP, USER = "G" * 32, "U" * 32
+DEDUP_TTL = 600.0
+decode = EventDecoder("1").decode_frame
+
+
+def message(scene: Scene, msg_id: str, envelope: str) -> object:
+    """A typed group @ or C2C message, as the decoder makes it."""
+    if scene is Scene.GROUP:
+        t = "GROUP_AT_MESSAGE_CREATE"
+        d = {"id": msg_id, "content": "hi", "author": {"member_openid": USER}}
+        d["group_openid"] = GROUP
+    else:
+        t = "C2C_MESSAGE_CREATE"
+        d = {"id": msg_id, "content": "hi", "author": {"user_openid": USER}}
+    event = decode(json.dumps({"op": 0, "s": 2, "t": t, "id": envelope, "d": d}))[4]
+    assert not isinstance(event, Exception), event
+    return event
+
+
+def test_a_reply_long_after_the_window_is_refused_as_closed() -> None:
+    """The tracker forgets a group context after 302 s; the bot still says why."""
+    conversations = Conversations()
+    event = message(Scene.GROUP, "ROBOT1.0_a", "E:a")
+    assert conversations.inbound(event, 0.0)
+    assert len(conversations.tracker) == 1
+    with pytest.raises(ReplyRefused) as refused:
+        conversations.tracker.begin(conversations.context(event, 1000.0), 1000.0)
+    assert refused.value.reason is Refusal.WINDOW_CLOSED
+    assert refused.value.seconds_over == 1000.0 - 298.0
+    assert len(conversations.tracker) == 0
+
+
+def test_the_context_is_made_once_and_is_the_trackers() -> None:
+    conversations = Conversations()
+    event = message(Scene.C2C, "ROBOT1.0_b", "E:b")
+    conversations.inbound(event, 0.0)
+    ctx = conversations.context(event, 1.0)
+    assert conversations.context(event, 2.0) is ctx
+    assert conversations.tracker.inbound(Scene.C2C, USER, 3.0, msg_id="ROBOT1.0_b") is ctx
+    assert (ctx.scene, ctx.target, ctx.msg_id, ctx.received_at) == (
+        Scene.C2C,
+        USER,
+        "ROBOT1.0_b",
+        0.0,
+    )
+    assert conversations.tracker.begin(ctx, 4.0).msg_seq == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([Scene.GROUP, Scene.C2C]),
+            st.integers(0, 5),  # the message id
+            st.integers(0, 3),  # the envelope id (a redelivery may come in a new one)
+            st.sampled_from([0.0, 0.5, 60.0, 299.0, 301.0, 599.0, 600.0, 1200.0, 3600.0]),
+        ),
+        max_size=40,
+    )
+)
+def test_a_message_reaches_the_application_once_per_dedup_ttl(
+    deliveries: list[tuple[Scene, int, int, float]],
+) -> None:
+    """Against a model: a message id is dropped within dedup_ttl of its last delivery,
+    and its context stays the tracker's for the message's window."""
+    conversations = Conversations(dedup_ttl=DEDUP_TTL)
+    windows = {Scene.GROUP: 300.0, Scene.C2C: 3600.0}
+    margin = conversations.tracker.margin
+    delivered_at: dict[str, float] = {}
+    registered_at: dict[str, float] = {}  # the tracker keeps it for its window + margin
+    now, dropped = 0.0, 0
+    for scene, n, envelope, step in deliveries:
+        now += step
+        # One id, one conversation: the same id in another scene is another message.
+        msg_id = f"ROBOT1.0_{scene.name}_{n}"
+        event = message(scene, msg_id, f"E:{envelope}:{n}")
+        fresh = msg_id not in delivered_at or now >= delivered_at[msg_id] + DEDUP_TTL
+        assert conversations.inbound(event, now) is fresh
+        if not fresh:
+            dropped += 1
+            continue
+        delivered_at[msg_id] = now
+        if now >= registered_at.get(msg_id, -1e9) + windows[scene] + margin:
+            registered_at[msg_id] = now  # a new message to the tracker
+        ctx = conversations.context(event, now)
+        target = USER if scene is Scene.C2C else GROUP
+        assert conversations.tracker.inbound(scene, target, now, msg_id=msg_id) is ctx
+        assert (ctx.scene, ctx.target, ctx.reply_to) == (scene, target, msg_id)
+        assert ctx.received_at == registered_at[msg_id]  # a redelivery resets nothing
+        open_ = now < registered_at[msg_id] + windows[scene] - margin
+        assert conversations.tracker.can_reply(ctx, now) is open_
+    assert conversations.redeliveries == dropped
