@@ -20,12 +20,20 @@ from qqproto.qq import Intents
 
 from . import demo
 
-__all__ = ["EXIT_BAD_ARGUMENTS", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
-EXIT_OK = 0
-EXIT_BAD_ARGUMENTS = 2
-EXIT_FAILED = 3
 SECRET_VARIABLE = "QQPROTO_SECRET"
+#: The option behind each BotConfig field a ConfigError may name.
+OPTION_OF = {
+    "app_id": "--app-id",
+    "secret": "--secret",
+    "api_base": "--api-base",
+    "token_url": "--token-url",
+    "gateway_url": "--gateway-url",
+    "intents": "--intents",
+    "shard": "--shard",
+    "max_attempts": "--max-attempts",
+}
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -123,25 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--echo", action="store_true", help="answer each message with its text")
     run.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     run.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
+    run.set_defaults(run_parser=run)  # so that errors found later name "qqproto qq run"
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "demo":
         return demo.run(lambda line: print(line, flush=True))
+    run_parser: argparse.ArgumentParser = args.run_parser
     if args.sandbox and args.api_base:
-        parser.error("argument --sandbox: not allowed with --api-base")
+        run_parser.error("argument --sandbox: not allowed with --api-base")
     secret = args.secret or os.environ.get(SECRET_VARIABLE)
     if not secret:
-        parser.error(f"argument --secret: required (or set {SECRET_VARIABLE})")
+        run_parser.error(f"argument --secret: required (or set {SECRET_VARIABLE})")
     from . import runner  # the driver loads only for a real run
 
     try:
         config = runner.config_from(args, secret)
     except ConfigError as error:
-        parser.error(str(error))
+        option = OPTION_OF.get(error.name.split(".")[0], error.name)
+        run_parser.error(f"argument {option}: expected {error.expected}, got {error.received!r}")
     return runner.run(config, args)
 
 

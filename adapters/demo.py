@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qqproto.actions import StateChanged
+from qqproto.errors import ProtocolError
 from qqproto.qq import Message
 from qqproto.testing import QQSimulator, SimulatorConfig
 
@@ -91,15 +92,22 @@ class Story:
                 self._changed.set()
 
     async def echo(self, message: Message) -> None:
-        result = await self.bot.reply(message, message.text)
-        if result.ok:
-            sent = next(s for s in self.sim.sent if s.msg_id == message.id)
-            seq = "" if sent.msg_seq is None else f", msg_seq {sent.msg_seq}"
-            self.say(f"   -> reply to {message.id[:18]}... accepted{seq}")
-            self.replied.append(message.id)
-        else:
+        try:
+            result = await self.bot.reply(message, message.text)
+        except ProtocolError as refused:  # refused before it was sent
+            self.say(f"   !! reply refused: {refused}")
+            return
+        except DriverError:
+            return  # the bot stopped first; the story says why
+        finally:
+            self._changed.set()
+        if not result.ok:
             self.say(f"   !! reply failed: {result.error}")
-        self._changed.set()
+            return
+        seqs = [s.msg_seq for s in self.sim.sent if s.msg_id == message.id]
+        seq = f", msg_seq {seqs[-1]}" if seqs and seqs[-1] is not None else ""
+        self.say(f"   -> reply to {message.id[:18]}... accepted{seq}")
+        self.replied.append(message.id)
 
     def push(self, make: Callable[[QQSimulator, float], dict[str, Any]]) -> str:
         d = self.server.call(lambda now: make(self.sim, now))
@@ -147,7 +155,7 @@ async def chapters(story: Story, say: Callable[[str], None]) -> None:
     await story.all_answered()
 
     say("\n3. The platform delivers a message twice (a new envelope, the same id)")
-    again = next(d for _, t, d, _ in sim.scripted if d["id"] == ids[0])
+    [again] = [d for _, _, d, _ in sim.scripted if d["id"] == ids[0]]
     story.server.call(lambda now: sim.dispatch("GROUP_AT_MESSAGE_CREATE", again, now))
     after = story.push(lambda s, now: s.c2c_message("the next message", now))
     await story.messages_arrive(after)  # so the copy before it has been dealt with
@@ -192,9 +200,14 @@ def verdict(story: Story, say: Callable[[str], None]) -> int:
 
 
 def run(say: Callable[[str], None] = print) -> int:
-    logging.getLogger("qqproto").setLevel(logging.WARNING)
+    # The story is the output: the drivers' INFO lines would repeat it.
+    logger = logging.getLogger("qqproto")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
         return asyncio.run(tell(say))
     except (Stalled, DriverError) as error:
         say(f"\nFAILED: {error}")
         return 1
+    finally:
+        logger.setLevel(level)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import sys
@@ -89,7 +90,8 @@ class Runner:
             if not isinstance(event, Event | Dispatch):
                 continue
             self.report.event(event)
-            if self.echo and isinstance(event, Message) and not event.empty:
+            # Only text can be echoed: a bare "@bot" or a lone picture gets no reply.
+            if self.echo and isinstance(event, Message) and event.text.strip():
                 task = asyncio.create_task(self._echo(event))
                 self._replies.add(task)
                 task.add_done_callback(self._replies.discard)
@@ -97,14 +99,15 @@ class Runner:
     async def _echo(self, message: Message) -> None:
         try:
             result = await self.bot.reply(message, message.text)
-        except ReplyRefused as refused:
-            self.report.reply(message.id, failure_code(refused))
         except DriverFailed:
-            pass  # the bot gave up; its failed line says why
+            return  # the bot gave up; its failed line says why
         except DriverError:  # closed before the answer came: it may or may not have landed
-            self.report.reply(message.id, "CLOSED")
+            code: int | str | None = "CLOSED"
+        except ProtocolError as refused:  # refused here, before any request went out
+            code = failure_code(refused)
         else:
-            self.report.reply(message.id, failure_code(result.error))
+            code = failure_code(result.error)
+        self.report.reply(message.id, code)
 
     async def finish(self, grace: float) -> None:
         """Give the echo replies under way ``grace`` seconds to end."""
@@ -128,22 +131,20 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
         loop.add_signal_handler(signum, stop.set)
     events = asyncio.create_task(runner.events())
     stopped = asyncio.create_task(stop.wait())
+    failure: str | None = None  # reported last, after the close's own state lines
     try:
         await asyncio.wait({events, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if events.done():
             events.result()  # DriverFailed, or what broke
-            return EXIT_OK  # (the event stream ended without a failure: closed)
-        log.info("stopping: replies under way get %.0f s", REPLY_GRACE)
-        events.cancel()  # no new events, hence no new echoes
-        await runner.finish(REPLY_GRACE)
-        return EXIT_OK
+        else:
+            log.info("stopping: replies under way get %.0f s", REPLY_GRACE)
+            events.cancel()  # no new events, hence no new echoes
+            await runner.finish(REPLY_GRACE)
     except DriverFailed as failed:
-        report.failed(failed.reason)
-        return EXIT_FAILED
+        failure = failed.reason
     except Exception as error:  # a bug, ours or the platform's: still say why
         log.exception("the bot stopped on an unexpected error")
-        report.failed(f"internal error: {type(error).__name__}: {error}")
-        return EXIT_FAILED
+        failure = f"internal error: {type(error).__name__}: {error}"
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
@@ -151,6 +152,10 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
         await bot.close()
         await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
         await asyncio.gather(events, stopped, return_exceptions=True)
+    if failure is not None:
+        report.failed(failure)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def run(config: BotConfig, args: argparse.Namespace) -> int:
@@ -163,6 +168,10 @@ def run(config: BotConfig, args: argparse.Namespace) -> int:
     # -v is about qqproto: frames and state changes, not transitions' or asyncio's chatter.
     logging.getLogger("qqproto").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # JSON is UTF-8 whatever the console's code page; people get escapes
+        # rather than a crash on text their console cannot show.
+        sys.stdout.reconfigure(encoding="utf-8" if args.json else None, errors="backslashreplace")
     report: Report = JsonReport(sys.stdout) if args.json else HumanReport(sys.stdout)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(config, args, report))

@@ -108,6 +108,12 @@ def test_bad_run_arguments_exit_2_naming_the_argument(
     assert named in err
 
 
+def test_a_bad_config_value_names_its_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = exit_of(["qq", "run", "--app-id", "", "--secret", "s"], capsys)
+    assert code == 2
+    assert "qqproto qq run: error: argument --app-id: expected" in err
+
+
 def test_the_app_id_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = exit_of(["qq", "run", "--secret", "s"], capsys)
     assert code == 2 and "--app-id" in err

@@ -36,14 +36,14 @@ RUN_ARGS = ["qq", "run", "--app-id", APP_ID]
 class Command:
     """One ``qqproto qq run`` process and the lines it printed."""
 
-    def __init__(self, args: list[str], secret: str = SECRET) -> None:
-        env = {**os.environ, "QQPROTO_SECRET": secret}
+    def __init__(self, args: list[str], secret: str = SECRET, **env: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "qqproto", "qq", "run", "--app-id", APP_ID, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            encoding="utf-8",
+            env={**os.environ, "QQPROTO_SECRET": secret, **env},
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
@@ -115,8 +115,8 @@ def endpoints(server: ThreadedSimulatorServer) -> list[str]:
 def run(server: ThreadedSimulatorServer) -> Iterator[Callable[..., Command]]:
     started: list[Command] = []
 
-    def start(*args: str, secret: str = SECRET) -> Command:
-        command = Command([*endpoints(server), "--json", *args], secret)
+    def start(*args: str, secret: str = SECRET, **env: str) -> Command:
+        command = Command([*endpoints(server), "--json", *args], secret, **env)
         started.append(command)
         return command
 
@@ -156,6 +156,33 @@ def test_echo_json_lines_and_a_clean_exit_on_sigterm(
     states = [(r["from"], r["to"]) for r in command.seen if r["kind"] == "state"]
     assert ("CONNECTING", "IDENTIFY") in states and ("IDENTIFY", "READY") in states
     assert ("READY", "CLOSED") in states and states[-1] == ("BOT_RUNNING", "BOT_CLOSED")
+
+
+def test_only_text_is_echoed_and_json_is_utf8_whatever_the_console(
+    server: ThreadedSimulatorServer, run: Callable[..., Command]
+) -> None:
+    command = run("--echo", PYTHONIOENCODING="ascii")  # a console that cannot show 你好
+    command.until(kind("state", to="READY"))
+    sim = sim_of(server)
+
+    def picture_only(now: float) -> dict[str, Any]:
+        d = dict(sim.group_at_message("", now), id="ROBOT1.0_picture-only")
+        d["attachments"] = [{"content_type": "image/png", "url": "img.example/1.png"}]
+        sim.dispatch("GROUP_AT_MESSAGE_CREATE", d, now)
+        return d
+
+    server.call(picture_only)
+    text = server.call(lambda now: sim.c2c_message("你好 👋", now))
+    picture = command.until(kind("event", id="ROBOT1.0_picture-only"))
+    assert picture["attachments"] == [
+        {"url": "https://img.example/1.png", "content_type": "image/png"}
+    ]
+    assert command.until(kind("event", id=text["id"]))["content"] == "你好 👋"
+    command.until(kind("reply", to=text["id"], status="ok"))
+    assert [s.content for s in sim.sent] == ["你好 👋"]  # the picture got no echo
+    command.process.send_signal(signal.SIGTERM)
+    assert command.wait() == 0
+    assert "Traceback" not in command.stderr() and "exception" not in command.stderr()
 
 
 def test_every_message_gets_one_line_across_a_drop_and_resume(
@@ -269,6 +296,30 @@ def read_until_ready(stream: Any) -> None:
     for line in stream:
         if json.loads(line).get("to") == "READY":
             return
+
+
+def test_an_unexpected_error_is_the_last_line_and_exit_3() -> None:
+    class Broken(JsonReport):  # type: ignore[misc]  # (mypy sees qqproto.adapters as Any)
+        def event(self, event: Any) -> None:
+            raise KeyError("a bug")
+
+    sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET))
+    out = io.StringIO()
+
+    async def scenario() -> int:
+        async with SimulatorServer(sim) as served:
+            argv = [*RUN_ARGS, "--api-base", served.base_url, "--token-url", served.token_url]
+            args = cli.build_parser().parse_args([*argv, "--json"])
+            served.call(lambda now: sim.c2c_message("trips the bug", now))  # after READY
+            code: int = await asyncio.wait_for(
+                runner.serve(runner.config_from(args, SECRET), args, Broken(out)), DEADLINE
+            )
+            return code
+
+    assert asyncio.run(scenario()) == 3
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[-1] == {"kind": "failed", "reason": "internal error: KeyError: 'a bug'"}
+    assert {"kind": "state", "from": "BOT_RUNNING", "to": "BOT_CLOSED"} in lines
 
 
 def test_an_echo_under_way_when_asked_to_stop_finishes_and_gets_its_line(
