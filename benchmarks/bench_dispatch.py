@@ -86,13 +86,18 @@ def switching_protocols(request: bytes) -> bytes:
 
 def dispatch_frames(n: int, first_seq: int = 2, seed: int = 42) -> list[bytes]:
     """``n`` GROUP_AT_MESSAGE_CREATE frames shaped like the gateway's."""
+    return [server_frame(p) for p in dispatch_payloads(n, first_seq, seed)]
+
+
+def dispatch_payloads(n: int, first_seq: int = 2, seed: int = 42) -> list[bytes]:
+    """The JSON text of ``dispatch_frames``: seqs from ``first_seq``, ids all distinct."""
     rng = random.Random(seed)
     lower = string.ascii_lowercase + string.digits
     mixed = string.ascii_letters + string.digits
     groups = ["".join(rng.choices("0123456789ABCDEF", k=32)) for _ in range(20)]
     members = ["".join(rng.choices("0123456789ABCDEF", k=32)) for _ in range(200)]
     commands = [" lssv", " /help", " 签到", " roll 1d100", " 今日运势", " weather 北京"]
-    frames = []
+    payloads = []
     for k in range(n):
         seq = first_seq + k
         member, group = rng.choice(members), rng.choice(groups)
@@ -113,8 +118,8 @@ def dispatch_frames(n: int, first_seq: int = 2, seed: int = 42) -> list[bytes]:
                 "message_type": 0,
             },
         }
-        frames.append(text(payload))
-    return frames
+        payloads.append(json.dumps(payload, ensure_ascii=False).encode())
+    return payloads
 
 
 def chunked(frames: list[bytes], size: int) -> list[bytes]:

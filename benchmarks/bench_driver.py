@@ -41,11 +41,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import cProfile
 import gc
-import hashlib
 import json
 import multiprocessing
 import os
@@ -53,7 +51,6 @@ import pstats
 import random
 import re
 import statistics
-import string
 import sys
 import threading
 import time
@@ -72,75 +69,17 @@ from websockets.asyncio.client import connect
 from qqproto.qq import GroupAtMessageCreate, Ready
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol
 
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_dispatch import dispatch_payloads, server_frame, switching_protocols, text
+
 APP_ID, SECRET, TOKEN = "102000000", "bench-secret", "bench-token"
 BOT_ID = "6158788878435714165"
 LIBRARIES = ("websockets", "wsproto", "msgspec", "qqproto")
 TIMEOUT = 60.0  # one run may take this long before it counts as stuck
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_KEY = re.compile(rb"(?im)^sec-websocket-key:[ \t]*([^\r\n]*?)[ \t]*\r?$")
 _LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
 
 
 # -- bytes the server sends ---------------------------------------------------------------
-
-
-def server_frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    """One unmasked, final server-to-client frame."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, n))
-    elif n < 1 << 16:
-        head = bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big")
-    return head + payload
-
-
-def text(payload: dict[str, Any]) -> bytes:
-    return server_frame(json.dumps(payload, ensure_ascii=False).encode())
-
-
-def switching_protocols(request: bytes) -> bytes:
-    """The server's 101 answer to a client upgrade request."""
-    match = _KEY.search(request)
-    assert match is not None, "no Sec-WebSocket-Key in the request"
-    accept = base64.b64encode(hashlib.sha1(match.group(1) + _GUID).digest())
-    return (
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-
-
-def dispatch_payloads(n: int, first_seq: int = 2, seed: int = 42) -> list[bytes]:
-    """``n`` GROUP_AT_MESSAGE_CREATE payloads shaped like the gateway's (JSON text)."""
-    rng = random.Random(seed)
-    lower = string.ascii_lowercase + string.digits
-    mixed = string.ascii_letters + string.digits
-    groups = ["".join(rng.choices("0123456789ABCDEF", k=32)) for _ in range(20)]
-    members = ["".join(rng.choices("0123456789ABCDEF", k=32)) for _ in range(200)]
-    commands = [" lssv", " /help", " 签到", " roll 1d100", " 今日运势", " weather 北京"]
-    payloads = []
-    for k in range(n):
-        member, group = rng.choice(members), rng.choice(groups)
-        minute, second = divmod(k // 4, 60)
-        payload = {
-            "op": 0,
-            "id": "GROUP_AT_MESSAGE_CREATE:" + "".join(rng.choices(lower, k=54)),
-            "t": "GROUP_AT_MESSAGE_CREATE",
-            "s": first_seq + k,
-            "d": {
-                "id": "ROBOT1.0_" + "".join(rng.choices(mixed, k=54)) + "!",
-                "content": rng.choice(commands),
-                "timestamp": f"2025-09-08T23:{minute % 60:02d}:{second:02d}+08:00",
-                "author": {"id": member, "member_openid": member, "union_openid": member},
-                "group_id": group,
-                "group_openid": group,
-                "message_scene": {"source": "default"},
-                "message_type": 0,
-            },
-        }
-        payloads.append(json.dumps(payload, ensure_ascii=False).encode())
-    return payloads
 
 
 HELLO = text({"op": 10, "d": {"heartbeat_interval": 45000}})
