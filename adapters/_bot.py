@@ -8,10 +8,16 @@ says the sender is a stranger).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import logging
 import os
 import random
+import signal
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from qqproto.actions import StateChanged
@@ -28,7 +34,9 @@ from qqproto.qq import (
 
 from ._base import DriverBase
 
-__all__ = ["DRIVER_OPTIONS", "BotBase", "Handler", "Router", "make_config"]
+__all__ = ["DRIVER_OPTIONS", "BotBase", "Handler", "Router", "make_config", "on_sigterm"]
+
+log = logging.getLogger("qqproto.adapters.bot")
 
 E = TypeVar("E")
 D = TypeVar("D", bound=DriverBase)
@@ -82,6 +90,11 @@ class BotBase(Generic[D]):
     """
 
     driver: D
+    #: Unread events kept for ``events()`` and ``run()``. Events are queued from
+    #: the start (none is lost while the application gets round to reading), but
+    #: a bot that never reads them (one that only sends) must not grow without
+    #: bound: past this many, the oldest unread event is dropped.
+    max_queued_events = 10_000
 
     def __init__(
         self,
@@ -108,7 +121,17 @@ class BotBase(Generic[D]):
         driver_options: Mapping[str, Any] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> Self:
-        """A bot from a ready :class:`BotConfig` (seed it yourself, or pass ``rng``)."""
+        """A bot from a ready :class:`BotConfig`.
+
+        A config without ``rng`` (or ``entropy``) gets an OS-seeded one, as the
+        constructor does: ``random.Random(config.seed)`` would give every process
+        the same jitter and the same WebSocket masking keys, which RFC 6455 5.3
+        wants unpredictable. For a reproducible run pass both explicitly.
+        """
+        if config.rng is None:
+            config = dataclasses.replace(config, rng=random.Random())
+        if config.entropy is None:
+            config = dataclasses.replace(config, entropy=os.urandom)
         bot = cls.__new__(cls)
         bot._setup(config, allow_from, on_state, driver_options, ssl_context)
         return bot
@@ -129,11 +152,32 @@ class BotBase(Generic[D]):
         self.protocol = BotProtocol(config)
         self._router = Router(allow_from)
         self._error: BaseException | None = None
+        self.events_dropped = 0  # unread events dropped, the oldest first (max_queued_events)
+        self._warned = False  # about a drop, since a reader last took an event
         self.driver = self._build(on_state=on_state, ssl_context=ssl_context, **options)
 
     def _build(self, **driver_options: Any) -> D:
         """The bot's own state, and its driver with these options."""
         raise NotImplementedError
+
+    def _dropped_oldest(self, event: object) -> None:
+        """The queue was full and its oldest event, ``event``, was dropped."""
+        self.events_dropped += 1
+        if self._warned:
+            log.debug(
+                "no reader: dropped %s (%d so far)", type(event).__name__, self.events_dropped
+            )
+        else:
+            self._warned = True
+            log.warning(
+                "%d events wait unread; dropping the oldest (read events() or run(), "
+                "or raise max_queued_events)",
+                self.max_queued_events,
+            )
+
+    def _taken(self) -> None:
+        """A reader took an event: the next drop is worth a warning again."""
+        self._warned = False
 
     @property
     def state(self) -> BotPhase:
@@ -152,6 +196,39 @@ class BotBase(Generic[D]):
         logged and the bot goes on.
         """
         return self._router.on(*kinds)
+
+
+@contextlib.contextmanager
+def on_sigterm(
+    action: Callable[[], None], loop: asyncio.AbstractEventLoop | None = None
+) -> Iterator[None]:
+    """Call ``action`` on SIGTERM (``docker stop``, ``systemctl stop``) inside the block.
+
+    Only the main thread may set signal handlers; elsewhere this does nothing.
+    With a ``loop``, ``action`` runs as a callback of that loop
+    (``loop.add_signal_handler``, or where the loop cannot, a plain handler that
+    hands it over); without one, it runs in the signal handler itself, so it must
+    only set a flag or put on a ``SimpleQueue``. The previous handler comes back
+    after the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    on_loop = False
+    if loop is not None:
+        with contextlib.suppress(NotImplementedError):  # Windows' proactor loop
+            loop.add_signal_handler(signal.SIGTERM, action)
+            on_loop = True
+    if not on_loop:
+        hand_over = action if loop is None else lambda: loop.call_soon_threadsafe(action)
+        signal.signal(signal.SIGTERM, lambda signum, frame: hand_over())
+    try:
+        yield
+    finally:
+        if on_loop and loop is not None:
+            loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 class Router:

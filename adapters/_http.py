@@ -5,8 +5,15 @@ One for asyncio streams, one for blocking sockets; h11 (inside
 takes an idle connection to its origin or opens one (TLS with SNI for
 ``https``) within ``connect_timeout``; then the whole exchange, however
 slowly the bytes trickle in, has ``io_timeout``. A connection both sides let
-live goes back to the pool. A reused connection that the server had quietly
-closed (no byte of an answer came) costs one retry on a fresh one.
+live goes back to the pool.
+
+A connection that sat idle may have been closed by the server meanwhile. One
+whose close has already arrived is never reused. One whose close crosses our
+request on the wire fails at once, before any byte of an answer, with EOF or
+a reset; only that case is tried again on a fresh connection (see
+:func:`_dead_before_use`). A timeout never is: a server that went silent may
+have processed the request, and sending it again would duplicate it (a
+message sent twice).
 """
 
 from __future__ import annotations
@@ -28,6 +35,21 @@ from ._common import CLOSE_GRACE, READ_SIZE
 __all__ = ["AsyncHttpPool", "BlockingHttpPool", "close_writer", "open_stream"]
 
 _AsyncLink = tuple[HttpConnection, asyncio.StreamReader, asyncio.StreamWriter]
+#: How soon after the request went out a reused connection must fail for the
+#: failure to count as the server's idle close crossing it (about a round trip,
+#: with room to spare); later, the server may have been working on the request.
+STALE_WITHIN = 1.0
+#: How a connection the server had closed fails when written to or read from.
+_DEAD = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def _dead_before_use(exc: BaseException, eof: bool, answered: bool, elapsed: float) -> bool:
+    """Whether a reused connection's failure shows it was dead before the server
+    could have processed our request, so that sending it again is safe: EOF or a
+    reset, before any byte of an answer, at once. Never a timeout."""
+    if answered or elapsed >= STALE_WITHIN or isinstance(exc, TimeoutError):
+        return False
+    return eof or isinstance(exc, _DEAD)
 
 
 class AsyncHttpPool:
@@ -48,9 +70,9 @@ class AsyncHttpPool:
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         origin = Origin.from_url(request.url)
+        loop = asyncio.get_running_loop()
         while True:
-            idle = self._idle.get(origin)
-            link = idle.pop() if idle else None
+            link = self._take_idle(origin)
             reused = link is not None
             if link is None:
                 async with asyncio.timeout(self._connect_timeout):
@@ -59,19 +81,20 @@ class AsyncHttpPool:
                     )
                 link = (HttpConnection(), reader, writer)
             http, reader, writer = link
-            answered = False
+            answered = eof = False
+            sent_at = loop.time()
             try:
                 async with asyncio.timeout(self._io_timeout):  # the whole exchange
                     writer.write(http.send(request))
                     while True:
                         data = await reader.read(READ_SIZE)
-                        answered = answered or bool(data)
+                        answered, eof = answered or bool(data), not data
                         if responses := http.receive_data(data):
                             break
-            except (OSError, RemoteProtocolError):  # TimeoutError is an OSError
+            except (OSError, RemoteProtocolError) as exc:  # TimeoutError is an OSError
                 self._close(writer)
-                if reused and not answered:
-                    continue  # the server had closed it while it sat idle
+                if reused and _dead_before_use(exc, eof, answered, loop.time() - sent_at):
+                    continue
                 raise
             except BaseException:
                 self._close(writer)
@@ -82,6 +105,16 @@ class AsyncHttpPool:
             else:
                 self._close(writer)
             return responses[0]
+
+    def _take_idle(self, origin: Origin) -> _AsyncLink | None:
+        """An idle connection to ``origin`` whose server has not closed it (as far as we know)."""
+        idle = self._idle.get(origin)
+        while idle:
+            link = idle.pop()
+            if not link[1].at_eof():
+                return link
+            self._close(link[2])  # its FIN came while it sat idle
+        return None
 
     def _close(self, writer: asyncio.StreamWriter) -> None:
         task = asyncio.get_running_loop().create_task(close_writer(writer))
@@ -119,6 +152,19 @@ async def close_writer(writer: asyncio.StreamWriter, grace: float = CLOSE_GRACE)
         raise
 
 
+def _quiet(sock: socket.socket) -> bool:
+    """Whether an idle keep-alive connection has nothing to read, as it should: its
+    server's FIN, a reset or stray bytes (a TLS alert) mean it is done with."""
+    sock.settimeout(0.0)
+    try:  # socket.socket's recv, not SSLSocket's: peek at the raw bytes
+        socket.socket.recv(sock, 1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return True  # nothing there: still open
+    except OSError:
+        return False
+    return False  # EOF, or bytes nobody asked for
+
+
 def _time_left(sock: socket.socket, deadline: float) -> None:
     """Give the next blocking call on ``sock`` what is left until ``deadline``."""
     left = deadline - time.monotonic()
@@ -154,38 +200,48 @@ class BlockingHttpPool:
     def request(self, request: HttpRequest) -> HttpResponse:
         origin = Origin.from_url(request.url)
         while True:
-            with self._lock:
-                if self._closed:
-                    raise OSError("the HTTP pool is closed")
-                idle = self._idle.get(origin)
-                link = idle.pop() if idle else None
-                if link is not None:
-                    self._busy.add(link[1])
+            link = self._take_idle(origin)
             reused = link is not None
             if link is None:
                 link = (HttpConnection(), self._open(origin))
             http, sock = link
-            answered = False
-            deadline = time.monotonic() + self._io_timeout  # the whole exchange
+            answered = eof = False
+            sent_at = time.monotonic()
+            deadline = sent_at + self._io_timeout  # the whole exchange
             try:
                 _time_left(sock, deadline)
                 sock.sendall(http.send(request))
                 while True:
                     _time_left(sock, deadline)
                     data = sock.recv(READ_SIZE)
-                    answered = answered or bool(data)
+                    answered, eof = answered or bool(data), not data
                     if responses := http.receive_data(data):
                         break
-            except (OSError, RemoteProtocolError):  # TimeoutError is an OSError
+            except (OSError, RemoteProtocolError) as exc:  # TimeoutError is an OSError
                 self._release(sock)
-                if reused and not answered:
-                    continue  # the server had closed it while it sat idle
+                if reused and _dead_before_use(exc, eof, answered, time.monotonic() - sent_at):
+                    continue
                 raise
             except BaseException:
                 self._release(sock)
                 raise
             self._release(sock, (http, sock) if http.reusable else None, origin)
             return responses[0]
+
+    def _take_idle(self, origin: Origin) -> tuple[HttpConnection, socket.socket] | None:
+        """An idle connection to ``origin`` (now busy) whose server has not closed it."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise OSError("the HTTP pool is closed")
+                idle = self._idle.get(origin)
+                if not idle:
+                    return None
+                link = idle.pop()
+                self._busy.add(link[1])
+            if _quiet(link[1]):
+                return link
+            self._release(link[1])
 
     def _open(self, origin: Origin) -> socket.socket:
         """Connect, and shake hands for TLS (with SNI), within ``connect_timeout``."""

@@ -230,7 +230,10 @@ class Transport:
                 self._maybe_send_fin(sock, backlog)
                 if (self._fin and self._eof) or now >= closing:
                     return
-            ready = self._select(self._next_wait(sock, backlog, closing, now))
+            self._check_stall(now)
+            self._update_interest(sock, backlog)
+            self._tls_pending = _holds_decrypted(sock)
+            ready = self._select(self._wait_time(closing, now))
 
     def _read_once(self, sock: socket.socket, ready: int) -> None:
         """One ``recv`` if bytes may be there; they go to ``on_data`` unless closing."""
@@ -259,23 +262,36 @@ class Transport:
                 sock.shutdown(socket.SHUT_WR)
             self._fin = True
 
-    def _next_wait(
-        self, sock: socket.socket, backlog: int, closing: float | None, now: float
-    ) -> float | None:
-        """Watch the socket for what we can use now; how long select may wait."""
-        stall = self._progress + self._io_timeout if self._out else math.inf
-        if now >= stall:
-            raise TimeoutError("timed out")  # the peer has read nothing for io_timeout
-        self._reading = not self._eof and backlog < HIGH_WATER  # backpressure
-        # Writable matters while bytes wait, and while a TLS read waits to write.
+    def _stall_deadline(self) -> float:
+        """When the bytes being written count as stuck (none: nothing waits)."""
+        return self._progress + self._io_timeout if self._out else math.inf
+
+    def _check_stall(self, now: float) -> None:
+        """TimeoutError if the peer has taken none of our bytes for ``io_timeout``.
+
+        A peer that stops reading would otherwise hold the link (and, through
+        backpressure, everything it sends us) forever; a dead link on which TCP
+        has not yet given up looks the same."""
+        if now >= self._stall_deadline():
+            raise TimeoutError("timed out")
+
+    def _update_interest(self, sock: socket.socket, backlog: int) -> None:
+        """Watch the socket for what we can use now.
+
+        Readable only while reading: not after EOF, and not while ``backlog``
+        bytes wait to be written (backpressure: each read may make the object
+        write more). Writable only while bytes wait, or a TLS read waits to
+        write; watching it otherwise would wake select at once, every time."""
+        self._reading = not self._eof and backlog < HIGH_WATER
         want_write = bool(self._out) or self._read_wants_write
         self._watch(sock, (_READ if self._reading else 0) | (_WRITE if want_write else 0))
-        # Decrypted bytes the TLS layer holds do not make the socket readable:
-        # if it holds some, do not wait at all, read them.
-        self._tls_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+    def _wait_time(self, closing: float | None, now: float) -> float | None:
+        """How long select may wait (None: until woken): not past a stall or
+        the close deadline, and not at all while TLS holds bytes to read."""
         if self._reading and self._tls_pending:
-            return 0.0
-        wait = min(stall, math.inf if closing is None else closing) - now
+            return 0.0  # the socket is not readable for them: select would not wake
+        wait = min(self._stall_deadline(), math.inf if closing is None else closing) - now
         return None if wait == math.inf else wait
 
     def _flush(self, sock: socket.socket, out: memoryview) -> memoryview:
@@ -300,3 +316,9 @@ class Transport:
             if mask:
                 self._sel.register(sock, mask)
             self._mask = mask
+
+
+def _holds_decrypted(sock: socket.socket) -> bool:
+    """Whether TLS holds decrypted bytes not yet read. They do not make the socket
+    readable (they already left it), so the thread must read them without waiting."""
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0

@@ -64,8 +64,13 @@ class AsyncioDriver(DriverBase):
 
     def call(self, fn: Callable[[float], T]) -> T:
         """``fn(now)`` (a call into the object), then carry out its actions;
-        exceptions from ``fn`` (a refused reply, say) reach the caller."""
+        exceptions from ``fn`` (a refused reply, say) reach the caller. Once the
+        driver has ended, raises what ended it (:class:`DriverFailed`, say), or
+        :class:`DriverClosed` when that was :meth:`stop` or it never ran."""
         if not self.running:
+            done = self._done
+            if done is not None and not done.cancelled() and (error := done.exception()):
+                raise error
             raise c.DriverClosed("the driver is not running")
         result = fn(asyncio.get_running_loop().time())
         c.carry_out(self.proto, self, log)
@@ -174,6 +179,9 @@ class AsyncioDriver(DriverBase):
         try:
             outcome: HttpResponse | Exception = await self._pool.request(request)
         except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+            outcome = exc
+        except Exception as exc:  # a bug, but the object must hear of it: its caller waits
+            log.exception("HTTP request #%d failed unexpectedly", request.request_id)
             outcome = exc
         self._guarded(c.http_answer(self.proto, request.request_id, outcome, log))
 

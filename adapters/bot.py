@@ -15,7 +15,7 @@ or, with handlers::
     async def hello(event: GroupAtMessageCreate) -> None:
         await bot.reply(event, "hi")
 
-    bot.run_forever()
+    bot.run_forever()  # until Ctrl-C, SIGTERM or the bot gives up
 
 A ``BotProtocol`` does the work; :class:`~qqproto.adapters.asyncio.AsyncioDriver`
 carries it out. When the bot gives up (wrong secret, the attempt cap, a fatal
@@ -33,7 +33,7 @@ from typing import Any
 
 from qqproto.qq import ApiCall, ApiResult
 
-from ._bot import BotBase
+from ._bot import BotBase, on_sigterm
 from ._common import DriverClosed, DriverFailed
 from .asyncio import AsyncioDriver
 
@@ -89,6 +89,8 @@ class QQBot(BotBase[AsyncioDriver]):
 
     def _on_event(self, value: object) -> None:
         if self._router.route(value):
+            if self._queue.qsize() >= self.max_queued_events:
+                self._dropped_oldest(self._queue.get_nowait())
             self._queue.put_nowait(value)
 
     async def events(self) -> AsyncIterator[object]:
@@ -101,6 +103,7 @@ class QQBot(BotBase[AsyncioDriver]):
                 if self._error is not None:
                     raise self._error
                 return
+            self._taken()
             yield event
 
     async def run(self) -> None:
@@ -118,11 +121,25 @@ class QQBot(BotBase[AsyncioDriver]):
             await self.close()
 
     def run_forever(self) -> None:
-        """``run()`` in a new event loop, until Ctrl-C or the bot gives up."""
+        """``run()`` in a new event loop, until Ctrl-C, SIGTERM or the bot gives up.
+
+        Ctrl-C and (in the main thread) SIGTERM close the bot cleanly: the close
+        frame goes out, every task ends, and this returns.
+        """
+
+        async def main() -> None:
+            await self.start()
+            with on_sigterm(self._terminated, asyncio.get_running_loop()):
+                await self.run()
+
         try:
-            asyncio.run(self.run())
+            asyncio.run(main())
         except KeyboardInterrupt:
             log.info("interrupted")
+
+    def _terminated(self) -> None:
+        log.info("SIGTERM: closing")
+        self.driver.stop()  # run() sees the end of events() and closes
 
     # -- talking back -----------------------------------------------------------------
 

@@ -13,7 +13,8 @@ What they do: an accepted socket is ``sim.accept(now)``; bytes in are
 ``conn.receive_data(data, now)`` (``b""`` at EOF); after every call into the
 simulator every connection's ``data_to_send()`` is written, and a connection
 whose ``closed`` is true has its socket closed; a socket that went away is
-``conn.connection_lost(now)``. ``sim.wakeup`` is the same flush, for output a
+``conn.connection_lost(now)``. With threads, what is written goes out from a
+writer thread per connection, never under the lock. ``sim.wakeup`` is the same flush, for output a
 test's scripting caused; one timer follows ``sim.next_deadline()``.
 Call the simulator through :meth:`call` to get ``now`` (and, with threads, the lock).
 """
@@ -150,13 +151,41 @@ class SimulatorServer(_Addresses):
         self.call(lambda now: self.sim.handle_timer(max(now, when)))
 
 
-class ThreadedSimulatorServer(_Addresses):
-    """The simulator on a listening socket and threads; ``with`` starts and stops it."""
+class _Served:
+    """An accepted socket: a reader thread reads it, a writer thread alone writes it."""
 
-    def __init__(self, sim: ServedSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.out = bytearray()  # for the writer; under the server's lock
+        self.done = False  # no more output: the writer writes ``out``, then cuts
+
+
+class ThreadedSimulatorServer(_Addresses):
+    """The simulator on a listening socket and threads; ``with`` starts and stops it.
+
+    Each connection has a reader thread and a writer thread. Output the
+    simulator makes is queued for the writer, so no thread blocks on a socket
+    while it holds the lock, and a client that stops reading holds up nobody
+    else: after ``write_timeout`` seconds without taking our bytes it is cut.
+    """
+
+    def __init__(
+        self,
+        sim: ServedSimulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        write_timeout: float = 10.0,
+    ) -> None:
         self.sim, self.host, self.port = sim, host, port
-        self._cond = threading.Condition(threading.RLock())
-        self._conns: dict[ServedConnection, socket.socket] = {}
+        self.write_timeout = write_timeout
+        self._cond = threading.Condition(threading.RLock())  # the simulator and _conns
+        self._conns: dict[ServedConnection, _Served] = {}
+        # Every open socket and live thread, under a lock of their own that is
+        # never held while blocking, so __exit__ can cut sockets before it waits
+        # for the simulator's lock.
+        self._registry = threading.Lock()
+        self._socks: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -171,30 +200,48 @@ class ThreadedSimulatorServer(_Addresses):
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with self._cond:
-            self._stopping.set()
-            self.sim.wakeup = None
-            conns, self._conns = self._conns, {}
-            for sock in conns.values():
-                _cut(sock)
-            self._cond.notify_all()
+        self._stopping.set()
+        with self._registry:
+            socks = list(self._socks)
+        for sock in socks:  # wakes readers, and a writer stuck on a full socket
+            _cut(sock)
         assert self._listener is not None
         _cut(self._listener)
-        for thread in list(self._threads):
-            thread.join()
+        with self._cond:
+            self.sim.wakeup = None
+            conns, self._conns = self._conns, {}
+            for served in conns.values():
+                served.done = True
+            self._cond.notify_all()
+        while True:
+            with self._registry:
+                threads = [t for t in self._threads if t.is_alive()]
+            if not threads:
+                break
+            for thread in threads:
+                thread.join()
         self._listener.close()
 
     def call(self, fn: Callable[[float], T]) -> T:
-        """``fn(now)`` under the server's lock, then flush what it caused (thread-safe)."""
+        """``fn(now)`` under the server's lock, then queue what it caused (thread-safe)."""
         with self._cond:
             result = fn(time.monotonic())
             self._flush()
             return result
 
-    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, name=name)
-        self._threads.add(thread)
+    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> threading.Thread:
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                with self._registry:
+                    self._threads.discard(thread)
+
+        thread = threading.Thread(target=run, name=name)
+        with self._registry:
+            self._threads.add(thread)
         thread.start()
+        return thread
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -205,32 +252,56 @@ class ThreadedSimulatorServer(_Addresses):
                 continue
             except OSError:
                 return
+            sock.settimeout(self.write_timeout)  # bounds sendall; a read that times out goes on
+            with self._registry:
+                self._socks.add(sock)
             with self._cond:
                 if self._stopping.is_set():
-                    sock.close()
+                    self._forget(sock)
                     return
                 conn = self.sim.accept(time.monotonic())
-                self._conns[conn] = sock
-                self._spawn(self._read_loop, "sim-conn", conn, sock)
+                served = self._conns[conn] = _Served(sock)
+                self._spawn(self._read_loop, "sim-conn", conn, served)
                 self._flush()
 
-    def _read_loop(self, conn: ServedConnection, sock: socket.socket) -> None:
-        with sock:
-            while True:
-                try:
-                    data = sock.recv(READ_SIZE)
-                except OSError:
-                    break
-                with self._cond:
-                    if conn not in self._conns:
-                        break
-                    self.call(partial(conn.receive_data, data))
-                if not data:
-                    break
+    def _read_loop(self, conn: ServedConnection, served: _Served) -> None:
+        writer = self._spawn(self._write_loop, "sim-write", served)
+        while True:
+            try:
+                data = served.sock.recv(READ_SIZE)
+            except TimeoutError:
+                continue  # an idle client; stopping cuts the socket, which ends the read
+            except OSError:
+                break
             with self._cond:
-                self._conns.pop(conn, None)
-                self.call(conn.connection_lost)
-        self._threads.discard(threading.current_thread())
+                if conn not in self._conns:
+                    break
+                self.call(partial(conn.receive_data, data))
+            if not data:
+                break
+        with self._cond:
+            self._conns.pop(conn, None)
+            self.call(conn.connection_lost)
+            served.done = True
+            self._cond.notify_all()
+        writer.join()
+        self._forget(served.sock)
+
+    def _write_loop(self, served: _Served) -> None:
+        """Write what the simulator queued for this connection, outside the lock."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(served.out) or served.done)
+                data, served.out = bytes(served.out), bytearray()
+                done = served.done
+            if data:
+                try:
+                    served.sock.sendall(data)
+                except OSError:  # gone, or it took nothing for write_timeout: cut it
+                    done = True
+            if done:
+                _cut(served.sock)  # the reader wakes, reports the loss and closes it
+                return
 
     def _timer_loop(self) -> None:
         with self._cond:
@@ -242,15 +313,20 @@ class ThreadedSimulatorServer(_Addresses):
                     self._cond.wait(None if deadline is None else deadline - now)
 
     def _flush(self) -> None:
+        """Queue every connection's output for its writer; never blocks."""
         with self._cond:
-            for conn, sock in list(self._conns.items()):
+            for conn, served in list(self._conns.items()):
                 if data := conn.data_to_send():
-                    with contextlib.suppress(OSError):  # its reader hears of it
-                        sock.sendall(data)
+                    served.out += data
                 if conn.closed:
                     del self._conns[conn]
-                    _cut(sock)
+                    served.done = True
             self._cond.notify_all()
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._registry:
+            self._socks.discard(sock)
+        sock.close()
 
 
 def _cut(sock: socket.socket) -> None:

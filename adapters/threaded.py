@@ -57,8 +57,12 @@ class ThreadedDriver(DriverBase):
         self._timer.start()
 
     def call(self, fn: Callable[[float], T]) -> T:
-        """``fn(now)`` under the lock, then carry out its actions (thread-safe)."""
+        """``fn(now)`` under the lock, then carry out its actions (thread-safe).
+        Once the driver has ended, raises what ended it (:class:`DriverFailed`,
+        say), or :class:`DriverClosed` when that was :meth:`stop` or it never started."""
         with self._cond:
+            if self._done and self._error is not None:
+                raise self._error
             if not self._started or self._done:
                 raise c.DriverClosed("the driver is not running")
             result = fn(time.monotonic())
@@ -176,7 +180,10 @@ class ThreadedDriver(DriverBase):
     def _http(self, request: HttpRequest) -> None:
         try:
             outcome: HttpResponse | Exception = self._pool.request(request)
-        except (OSError, ProtocolError) as exc:
+        except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+            outcome = exc
+        except Exception as exc:  # a bug, but the object must hear of it: its caller waits
+            log.exception("HTTP request #%d failed unexpectedly", request.request_id)
             outcome = exc
         self._locked(c.http_answer(self.proto, request.request_id, outcome, log))
 

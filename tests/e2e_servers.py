@@ -6,7 +6,9 @@ side (token, ``/gateway/bot``, message sends) is a small asyncio server on
 h11's server role. Both run in the test's event loop; the threaded driver's
 tests run them in a loop of their own (:class:`LoopThread`). :class:`FloodPeer`
 and :class:`Flooder` check that a driver stops reading while its writes are stuck;
-:class:`Trickle` answers HTTP one byte at a time, never finishing.
+:class:`Trickle` answers HTTP one byte at a time, never finishing; :class:`GoesSilent`
+answers the first request on a connection and never the next. :class:`OneRequest` is a
+protocol object making one HTTP request; :class:`PushSim` a simulator that writes on demand.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import h11
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from qqproto.actions import Action, Connect, SendData
+from qqproto.actions import Action, Connect, HttpRequest, SendData
 from qqproto.http import HttpResponse
 
 T = TypeVar("T")
@@ -421,3 +423,167 @@ class ConnectTwice:
     def actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
         return actions
+
+
+# -- a server that goes silent on a reused connection --------------------------------------------
+
+
+class GoesSilent:
+    """An HTTP server that answers the first request on each connection (keep-alive)
+    and takes every later one without ever answering it, as a server that hangs
+    while it processes a request. ``requests`` holds ``(connection, method, target)``
+    for each request it read in full. With ``close_idle`` it closes each connection
+    instead, once the first answer is out (an idle keep-alive timeout of zero)."""
+
+    def __init__(self, *, close_idle: bool = False) -> None:
+        self.close_idle = close_idle
+        self.requests: list[tuple[int, str, str]] = []
+        self.url = ""
+        self._connections = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> GoesSilent:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        for writer in self._writers:  # a handler still waiting hears EOF and ends
+            writer.transport.abort()
+        await asyncio.gather(*self._tasks)
+        await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        number, self._connections = self._connections, self._connections + 1
+        conn = h11.Connection(h11.SERVER)
+        request: h11.Request | None = None
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Request):
+                    request = event
+                elif isinstance(event, h11.EndOfMessage):
+                    assert request is not None
+                    self.requests.append((number, request.method.decode(), request.target.decode()))
+                    if len(self.requests_on(number)) > 1:
+                        await reader.read()  # silent, until the client gives up
+                        break
+                    headers = [("content-type", "application/json"), ("content-length", "2")]
+                    writer.write(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+                    writer.write(conn.send(h11.Data(data=b"{}")) or b"")
+                    writer.write(conn.send(h11.EndOfMessage()) or b"")
+                    if self.close_idle:
+                        break
+                    conn.start_next_cycle()
+                elif isinstance(event, h11.ConnectionClosed):
+                    break
+        except (h11.ProtocolError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+
+    def requests_on(self, connection: int) -> list[tuple[int, str, str]]:
+        return [r for r in self.requests if r[0] == connection]
+
+
+def post(request_id: int, url: str) -> HttpRequest:
+    """A POST of a small JSON body (a message send, as far as a server can tell)."""
+    return HttpRequest(request_id, "POST", url, (("content-type", "application/json"),), b"{}")
+
+
+class OneRequest:
+    """A protocol object that makes one HTTP request and waits to hear how it ended:
+    ``http_response`` or ``http_failed`` sets ``done``."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.failures: list[str] = []
+        self.responses: list[HttpResponse] = []
+        self.done = threading.Event()
+        self._actions: list[Action] = [request]
+
+    def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
+        self.responses.append(response)
+        self.done.set()
+
+    def http_failed(self, request_id: int, reason: str, now: float) -> None:
+        self.failures.append(reason)
+        self.done.set()
+
+    def connection_made(self, now: float) -> None:
+        pass
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        pass
+
+    def connection_lost(self, now: float, reason: str | None = None) -> None:
+        pass
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def actions(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+
+# -- a simulator that writes what a test tells it to -------------------------------------------
+
+
+class PushConnection:
+    """One connection of :class:`PushSim`: it writes whatever ``push`` queued."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.lost = threading.Event()
+        self._out = bytearray()
+
+    def push(self, data: bytes) -> None:
+        self._out += data
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        pass
+
+    def data_to_send(self) -> bytes:
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+    def connection_lost(self, now: float) -> None:
+        self.lost.set()
+
+
+class PushSim:
+    """A stand-in for ``QQSimulator`` behind a server helper; ``accepted`` holds
+    a :class:`PushConnection` per accepted socket; ``accept_seen`` is set at the first."""
+
+    wakeup: Callable[[], None] | None = None
+
+    def __init__(self) -> None:
+        self.accepted: list[PushConnection] = []
+        self.accept_seen = threading.Event()
+
+    def accept(self, now: float) -> PushConnection:
+        self.accepted.append(conn := PushConnection())
+        self.accept_seen.set()
+        return conn
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass

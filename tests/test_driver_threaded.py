@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import random
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -24,12 +26,15 @@ from typing import Any
 
 import pytest
 import qqproto.adapters._transport as transport_module
-from qqproto.adapters import DriverError, DriverFailed
+from qqproto.adapters import DriverClosed, DriverError, DriverFailed
+from qqproto.adapters._http import BlockingHttpPool
+from qqproto.adapters.serve import ThreadedSimulatorServer
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
 from websockets.asyncio.server import serve
 
-from qqproto.actions import StateChanged
+from qqproto.actions import HttpRequest, StateChanged
+from qqproto.http import HttpResponse
 from qqproto.qq import (
     BotConfig,
     BotProtocol,
@@ -40,6 +45,7 @@ from qqproto.qq import (
     Ready,
 )
 from qqproto.qq import gateway as gateway_module
+from qqproto.qq.api import get_me
 
 from .e2e_servers import (
     FLOOD,
@@ -50,9 +56,13 @@ from .e2e_servers import (
     FakeRest,
     Flooder,
     FloodPeer,
+    GoesSilent,
     LoopThread,
+    OneRequest,
+    PushSim,
     Trickle,
     group_message,
+    post,
 )
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -550,3 +560,240 @@ def test_bot_wrong_secret_fails_with_the_reason(rest: FakeRest) -> None:
         with pytest.raises(DriverFailed, match=r"100016|appid"):
             list(bot.events())
         assert bot.state.name == "FAILED"
+
+
+# -- review fixes ------------------------------------------------------------------------------
+
+
+def test_a_request_that_times_out_on_a_reused_connection_is_not_sent_again(
+    loop: LoopThread,
+) -> None:
+    """The server may be processing it: a second copy would be a duplicate message."""
+    server = loop.run(GoesSilent().__aenter__())
+    pool = BlockingHttpPool(ssl.create_default_context, io_timeout=0.5)
+    try:
+        assert pool.request(post(1, f"{server.url}/send")).status == 200
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            pool.request(post(2, f"{server.url}/send"))  # the reused connection
+        assert time.monotonic() - started < 1.0  # one io_timeout
+    finally:
+        pool.close()
+        loop.run(server.__aexit__())
+    assert server.requests == [(0, "POST", "/send"), (0, "POST", "/send")]
+
+
+def test_a_connection_the_server_closed_while_idle_costs_no_request(loop: LoopThread) -> None:
+    server = loop.run(GoesSilent(close_idle=True).__aenter__())
+    pool = BlockingHttpPool(ssl.create_default_context, io_timeout=5)
+    try:
+        for n in range(3):
+            assert pool.request(post(n, f"{server.url}/send")).status == 200
+    finally:
+        pool.close()
+        loop.run(server.__aexit__())
+    assert server.requests == [(n, "POST", "/send") for n in range(3)]
+
+
+def test_calls_after_the_bot_gave_up_raise_why(rest: FakeRest) -> None:
+    with ThreadedQQBot("102000000", "wrong", **rest.options()) as bot:
+        with pytest.raises(DriverFailed):
+            list(bot.events())
+        with pytest.raises(DriverFailed, match=r"100016|appid") as failed:
+            bot.call(get_me())
+        assert failed.value.reason
+    with ThreadedQQBot("102000000", rest.secret, **rest.options()) as bot:
+        assert isinstance(next(bot.events()), Ready)
+    with pytest.raises(DriverClosed):  # stopped, not failed
+        bot.call(get_me())
+
+
+class ContendedLock:
+    """A lock that says when a second thread has to wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def in_threads(*targets: Callable[[], None]) -> list[BaseException]:
+    """Run each target in a thread of its own; what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_concurrent_starts_start_the_driver_once(
+    loop: LoopThread, gw: FakeGateway, rest: FakeRest
+) -> None:
+    bot = ThreadedQQBot("102000000", rest.secret, **rest.options())
+    bot._lifecycle = lock = ContendedLock()
+    real_start, starts = bot.driver.start, []
+    inside = threading.Event()
+
+    def start() -> None:  # the first start() waits, inside, until a second one comes
+        starts.append(threading.current_thread())
+        inside.set()
+        assert lock.contended.wait(WAIT)
+        real_start()
+
+    bot.driver.start = start
+
+    def second() -> None:
+        assert inside.wait(WAIT)
+        bot.start()
+
+    try:
+        assert in_threads(bot.start, second) == []
+        assert len(starts) == 1
+        assert isinstance(next(bot.events()), Ready)
+    finally:
+        bot.stop()
+
+
+def test_a_second_stop_waits_until_the_first_has_joined_everything(
+    loop: LoopThread, gw: FakeGateway, rest: FakeRest
+) -> None:
+    bot = ThreadedQQBot("102000000", rest.secret, **rest.options())
+    bot._lifecycle = lock = ContendedLock()
+    real_stop, joined = bot.driver.stop, threading.Event()
+    inside = threading.Event()
+
+    def stop() -> None:  # the first stop() waits, inside, until a second one comes
+        inside.set()
+        assert lock.contended.wait(WAIT)
+        real_stop()
+        joined.set()
+
+    bot.driver.stop = stop
+    seen_by_second: list[bool] = []
+
+    def second() -> None:
+        assert inside.wait(WAIT)
+        bot.stop()
+        seen_by_second.append(joined.is_set())
+
+    with bot:
+        assert isinstance(next(bot.events()), Ready)
+        assert in_threads(bot.stop, second) == []
+    assert seen_by_second == [True]
+
+
+class Unhandled(BaseException):
+    """Raised by the SIGTERM handler a test installs: run_forever() must replace it."""
+
+
+def test_run_forever_stops_cleanly_on_sigterm(
+    loop: LoopThread, gw: FakeGateway, rest: FakeRest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="qqproto")
+    bot = ThreadedQQBot("102000000", rest.secret, **rest.options())
+
+    def ready(event: Ready) -> None:
+        signal.raise_signal(signal.SIGTERM)  # docker stop; the handler runs in this thread
+
+    def refuse(signum: int, frame: object) -> None:
+        raise Unhandled("SIGTERM reached the handler run_forever() should have replaced")
+
+    bot.on(Ready)(ready)
+    previous = signal.signal(signal.SIGTERM, refuse)
+    try:
+        bot.run_forever()
+    finally:
+        assert signal.signal(signal.SIGTERM, previous) is refuse  # put back after the run
+    wait_for(loop, gw, lambda g: g.closes == [1000])
+    assert bot.state.name == "CLOSED"
+    assert "SIGTERM" in caplog.text
+
+
+def test_an_unexpected_error_in_an_http_request_reaches_http_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug below the driver must not leave the object's call pending forever."""
+
+    def broken(self: BlockingHttpPool, request: HttpRequest) -> HttpResponse:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(BlockingHttpPool, "request", broken)
+    proto = OneRequest(post(1, "http://127.0.0.1:1/send"))
+    driver = ThreadedDriver(proto)
+    driver.start()
+    try:
+        assert proto.done.wait(WAIT)
+    finally:
+        driver.stop()
+    assert proto.failures == ["RuntimeError: a bug"]
+    assert "a bug" in caplog.text and "Traceback" in caplog.text
+
+
+def test_unread_events_are_bounded_the_oldest_dropped(
+    loop: LoopThread, gw: FakeGateway, rest: FakeRest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bot that only sends never reads events(): its queue must not grow forever."""
+    bot = ThreadedQQBot("102000000", rest.secret, **rest.options())
+    bot.max_queued_events = 3
+    with bot:
+        wait_for(loop, gw, lambda g: len(g.ops(2)) == 1)  # Identify: READY is s=1
+        for n in range(1, 7):  # s=2..7
+            loop.run(gw.message(n))
+        wait_for(loop, gw, lambda g: any(p["d"] == 7 for p in g.ops(1)))  # all taken
+        assert bot.events_dropped == 4  # READY and messages 1-3
+        events = bot.events()
+        kept = [next(events) for _ in range(3)]
+        assert [e.text for e in kept] == ["hello 4", "hello 5", "hello 6"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "unread" in r.message]
+    assert len(warnings) == 1  # once; the rest at DEBUG
+
+
+@pytest.mark.parametrize("ending", ["write_timeout", "exit"])
+def test_a_client_that_stops_reading_holds_up_nobody(ending: str) -> None:
+    """ThreadedSimulatorServer: output to a client that reads nothing neither blocks
+    call() nor __exit__; after write_timeout that client is cut."""
+    sim = PushSim()
+    server = ThreadedSimulatorServer(sim, write_timeout=0.5 if ending == "write_timeout" else 60)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    pushed = threading.Event()
+    pusher: threading.Thread | None = None
+    try:
+        with server:
+            client.connect(("127.0.0.1", server.port))
+            assert sim.accept_seen.wait(WAIT)
+            [conn] = sim.accepted
+
+            def push() -> None:
+                server.call(lambda now: conn.push(b"x" * FLOOD))
+                pushed.set()
+
+            pusher = threading.Thread(target=push)
+            pusher.start()
+            if not pushed.wait(WAIT):  # call() blocks: free it, or __exit__ hangs too
+                client.close()
+                pytest.fail("call() blocked on a client that reads nothing")
+            if ending == "write_timeout":
+                assert conn.lost.wait(WAIT)  # cut, and reported lost
+            started = time.monotonic()
+        assert time.monotonic() - started < WAIT / 2  # not the 60 s write_timeout
+    finally:
+        client.close()  # frees a thread stuck in sendall, if one is
+        if pusher is not None:
+            pusher.join()
