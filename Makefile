@@ -33,6 +33,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_gateway.py
 	$(BIN)/python fuzz/fuzz_http.py
 	$(BIN)/python fuzz/fuzz_events.py
+	$(BIN)/python fuzz/fuzz_simulator.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py

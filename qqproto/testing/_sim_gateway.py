@@ -376,7 +376,10 @@ class GatewayLink:
             self._write(self._ws.send(event.response()))
         elif self._ws.state is ConnectionState.OPEN:
             # wsproto reports a frame it could not parse as a close it did not send.
-            self._write(self._ws.send(CloseConnection(code=event.code, reason=event.reason)))
+            # Its reason for bad UTF-8 names a position in whatever chunk the text
+            # arrived in, so the same bytes cut differently would close differently.
+            reason = "invalid UTF-8" if event.code == 1007 else event.reason
+            self._write(self._ws.send(CloseConnection(code=event.code, reason=reason)))
             self.end(now)
             return
         # A client closing with 1000/1001 ends its session (gateway.py relies on it).
