@@ -31,6 +31,15 @@ def message(scene: Scene, msg_id: str, envelope: str) -> object:
     return event
 
 
+def test_messages_with_an_empty_id_are_each_delivered_and_take_no_reply() -> None:
+    conversations = Conversations()
+    first, second = message(Scene.GROUP, "", "E:1"), message(Scene.GROUP, "", "E:2")
+    assert conversations.inbound(first, 0.0) and conversations.inbound(second, 1.0)
+    assert conversations.redeliveries == 0
+    with pytest.raises(ReplyRefused):
+        conversations.context(second, 2.0)
+
+
 def test_a_reply_long_after_the_window_is_refused_as_closed() -> None:
     """The tracker forgets a group context after 302 s; the bot still says why."""
     conversations = Conversations()

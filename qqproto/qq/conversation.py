@@ -56,13 +56,13 @@ from .replies import (
     DEAD_CODES,
     DUPLICATE_CODE,
     IdKind,
-    LedgerEntry,
     Refusal,
     ReplyContext,
     ReplyPolicy,
     ReplyRefused,
     ReplyTicket,
     ReplyTracker,
+    _LedgerEntry,
 )
 from .scenes import Scene
 
@@ -179,7 +179,7 @@ class Conversations:
         # The tracker's entries (each makes its context when first asked), kept
         # past the tracker's own expiry: a late reply is refused for its closed
         # window, not as unknown.
-        self._contexts = TTLMap[tuple[str, str], LedgerEntry](longest, max_size)
+        self._contexts = TTLMap[tuple[str, str], _LedgerEntry](longest, max_size)
         self._seen = TTLMap[str, None](dedup_ttl, max_size)
         # Ids of raw dispatches, apart: they drop raw redeliveries, not typed ones.
         self._seen_raw = TTLMap[str, None](dedup_ttl, max_size)
@@ -193,9 +193,10 @@ class Conversations:
         where = _where(event)
         if where is not None:
             # An event that takes replies (most are messages): its one id, in
-            # the typed map only; add() checks and stores in one call.
-            keys: tuple[str, ...] = (where[3],)
-            if not self._seen.add(where[3], None, now):
+            # the typed map only; add() checks and stores in one call. An empty
+            # id names nothing, so it makes nothing a redelivery.
+            keys: tuple[str, ...] = (where[3],) if where[3] else ()
+            if keys and not self._seen.add(where[3], None, now):
                 self.redeliveries += 1
                 return False
         elif keys := _dedup_keys(event):
@@ -217,7 +218,7 @@ class Conversations:
             if not ident:
                 return True  # inbound() would refuse it: deliver it, but no replies
             try:
-                entry = self.tracker.register(scene, target, kind, ident, now)
+                entry = self.tracker._register(scene, target, kind, ident, now)
             except LocalProtocolError:
                 return True  # the bot's own id, or a clash: deliver it, but no replies
             self._contexts.set((kind, ident), entry, now)

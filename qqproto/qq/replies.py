@@ -232,7 +232,7 @@ class _Slot:
     maybe_landed: bool = False  # some attempt got no clear answer
 
 
-class LedgerEntry(msgspec.Struct, gc=False):
+class _LedgerEntry(msgspec.Struct, gc=False):
     """The ledger of one inbound id, and the fields of its context.
 
     One is made for every inbound message, so it is a Struct: made in C at a
@@ -308,7 +308,7 @@ class ReplyTracker:
         # scene -> (its contexts by (kind, id), how long replies may start after inbound)
         self._entries = {
             scene: (
-                TTLMap[tuple[str, str], LedgerEntry](p.window + margin, max_contexts),
+                TTLMap[tuple[str, str], _LedgerEntry](p.window + margin, max_contexts),
                 p.window - margin,
             )
             for scene, p in merged.items()
@@ -339,11 +339,11 @@ class ReplyTracker:
                 expected="exactly one non-empty str: msg_id= or event_id=",
                 received={"msg_id": msg_id, "event_id": event_id},
             )
-        return self.register(scene, target, kind, ident, now).ctx
+        return self._register(scene, target, kind, ident, now).ctx
 
-    def register(
+    def _register(
         self, scene: Scene, target: str, kind: IdKind, ident: str, now: float
-    ) -> LedgerEntry:
+    ) -> _LedgerEntry:
         """``inbound()`` once its arguments are checked: the entry of ``ident``, made or found.
 
         :class:`~qqproto.qq.conversation.Conversations` calls it for every
@@ -357,7 +357,7 @@ class ReplyTracker:
             raise OwnMessageAsReplyTarget(ident, sent_at)
         entries, open_for = self._entries[scene]
         key = (kind, ident)
-        entry = LedgerEntry(scene, target, kind, ident, now, now + open_for, self._owner)
+        entry = _LedgerEntry(scene, target, kind, ident, now, now + open_for, self._owner)
         if entries.add(key, entry, now):  # one map call for a new id, the common case
             return entry
         known = entries.get(key, now)  # a redelivery: the entry it made
@@ -479,7 +479,7 @@ class ReplyTracker:
         if sent_at is not None:
             raise OwnMessageAsReplyTarget(ident, sent_at)
 
-    def _live(self, ctx: ReplyContext, now: float) -> LedgerEntry:
+    def _live(self, ctx: ReplyContext, now: float) -> _LedgerEntry:
         """The entry a new request for ``ctx`` may use, or the reason none may."""
         if not isinstance(ctx, ReplyContext):
             raise TypeError(
@@ -510,7 +510,7 @@ class ReplyTracker:
             raise ReplyRefused(Refusal.DEAD, why, ctx, code=entry.dead)
         return entry
 
-    def _charge(self, entry: LedgerEntry) -> None:
+    def _charge(self, entry: _LedgerEntry) -> None:
         cap = self.policies[entry.scene].max_replies
         if cap is not None and entry.charged >= cap:
             noun = "message" if entry.kind == "msg_id" else "event"
@@ -526,7 +526,7 @@ class ReplyTracker:
                 received=ticket,
             )
 
-    def _entry_of(self, ticket: ReplyTicket, now: float) -> LedgerEntry | None:
+    def _entry_of(self, ticket: ReplyTicket, now: float) -> _LedgerEntry | None:
         """The entry a result belongs to; None once it expired (the result is moot)."""
         self._check_ticket(ticket)
         self._now = max(self._now, now)
