@@ -417,7 +417,7 @@ class WebSocketClient:
                     if stop > end or length > limit:  # partial, or for the 1009 path
                         break
                     try:
-                        text = data[start:stop].decode()
+                        text = str(data[start:stop], "utf-8")  # any bytes-like input
                     except UnicodeDecodeError:  # wsproto closes with 1007, in its words
                         break
                     out.append(TextReceived(text))

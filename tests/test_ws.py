@@ -1250,6 +1250,17 @@ def test_the_fast_path_takes_final_text_frames_and_leaves_wsproto_idle() -> None
     assert conn._proto._frame_decoder.buffer.buffer == bytearray()
 
 
+def test_any_bytes_like_input_is_taken_on_the_fast_path_too() -> None:
+    client = make_client()
+    assert client.receive_data(handmade_101(client.connect(), *_GOOD_101)) == [Opened()]
+    data = frame(OP_TEXT, "你好".encode()) + frame(OP_TEXT, b"x")
+    # The type says bytes; an embedder's buffer of another kind must not crash it.
+    got = client.receive_data(memoryview(data))  # type: ignore[arg-type]
+    assert got == [TextReceived("你好"), TextReceived("x")]
+    got = client.receive_data(bytearray(frame(OP_TEXT, b"y")))  # type: ignore[arg-type]
+    assert got == [TextReceived("y")]
+
+
 def test_a_frame_cut_in_its_header_goes_to_wsproto_then_the_fast_path_resumes() -> None:
     client = make_client()
     assert client.receive_data(handmade_101(client.connect(), *_GOOD_101)) == [Opened()]
