@@ -17,7 +17,7 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
-from qqproto.errors import LocalProtocolError
+from qqproto.errors import ConfigError, LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.api import SentMessage, Target, get_me, send_text
 from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
@@ -180,6 +180,35 @@ def test_a_gateway_that_gives_up_moves_the_bot_to_failed_before_it_reports() -> 
     assert (bot_moved.old, bot_moved.new) == ("BOT_RUNNING", "BOT_FAILED")
     assert isinstance(failed, Failed) and failed.reason.startswith("close 4914")
     assert w.bot.phase is BotPhase.FAILED and w.bot.failure_reason == failed.reason
+
+
+def test_a_bot_that_failed_on_its_token_reports_one_failed_when_the_gateway_ends() -> None:
+    w = World()
+    w.start()
+    w.now = 7200 - 60  # the refresh time of a 7200 s token, in one jump
+    w.bot.handle_timer(w.now)
+    w.collect()
+    [refresh] = [r for r in w.requests if r.url.endswith("getAppAccessToken")]
+    w.answer(
+        reply({"code": 100016, "message": "invalid appid or secret"}), w.requests.index(refresh)
+    )
+    assert w.bot.phase is BotPhase.FAILED and len(w.failed) == 1
+    assert w.server is not None
+    w.bot.receive_data(w.server.close(4914, "offline"), w.now)
+    w.collect()
+    assert len(w.failed) == 1 and "100016" in (w.bot.failure_reason or "")
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"backoff_base": 0.0}, "backoff_base"),
+        ({"backoff_base": 10.0, "backoff_cap": 5.0}, "backoff_cap"),
+    ],
+)
+def test_a_bad_backoff_fails_when_the_config_is_made(options: dict[str, Any], name: str) -> None:
+    with pytest.raises(ConfigError, match=f"bad {name}"):
+        BotConfig("102000000", SECRET, **options)
 
 
 def test_no_session_starts_left_is_a_clear_failure() -> None:

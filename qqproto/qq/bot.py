@@ -420,6 +420,8 @@ class BotProtocol:
                 ):
                     continue  # a redelivery (spec 14, quirk 7): the application has it
                 if isinstance(action, Failed):  # the bot's phase moves before it reports
+                    if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+                        continue  # the bot ended first (a final token error): one Failed
                     self.failure_reason = action.reason
                     self._set_phase(BotPhase.FAILED, action.reason)
                 self._out.append(action)

@@ -201,6 +201,15 @@ class GatewayConfig:
             raise ConfigError("gateway_url", "a ws:// or wss:// URL", self.gateway_url)
         if self.max_attempts < 1:
             raise ConfigError("max_attempts", "an integer >= 1", self.max_attempts)
+        # Backoff would refuse these too, but only once a protocol object is built.
+        if not self.backoff_base > 0:
+            raise ConfigError("backoff_base", "a positive number of seconds", self.backoff_base)
+        if not self.backoff_cap >= self.backoff_base:
+            raise ConfigError(
+                "backoff_cap",
+                f"a number of seconds >= backoff_base ({self.backoff_base})",
+                self.backoff_cap,
+            )
         if not self.hello_timeout > 0:
             raise ConfigError("hello_timeout", "a positive number of seconds", self.hello_timeout)
 
