@@ -43,22 +43,24 @@ from qqproto.qq import (
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import SANDBOX_BASE_URL, get_me
 
-from .e2e_servers import (
+from .e2e_faults import (
     FLOOD,
-    GROUP,
-    MEMBER,
-    WAIT,
     ConnectTwice,
-    FakeGateway,
-    FakeRest,
     Flooder,
     FloodPeer,
     GoesSilent,
-    LoopThread,
     OneRequest,
     Trickle,
-    group_message,
     post,
+)
+from .e2e_servers import (
+    GROUP,
+    MEMBER,
+    WAIT,
+    FakeGateway,
+    FakeRest,
+    LoopThread,
+    group_message,
 )
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -47,22 +47,24 @@ from qqproto.qq import (
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import get_me
 
-from .e2e_servers import (
+from .e2e_faults import (
     FLOOD,
-    MEMBER,
-    WAIT,
     ConnectTwice,
-    FakeGateway,
-    FakeRest,
     Flooder,
     FloodPeer,
     GoesSilent,
-    LoopThread,
     OneRequest,
     PushSim,
     Trickle,
-    group_message,
     post,
+)
+from .e2e_servers import (
+    MEMBER,
+    WAIT,
+    FakeGateway,
+    FakeRest,
+    LoopThread,
+    group_message,
 )
 
 pytestmark = pytest.mark.filterwarnings("error")
