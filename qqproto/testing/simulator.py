@@ -48,14 +48,13 @@ from ._sim_common import (
 )
 from ._sim_gateway import KILLING_CLOSE_CODES, GatewayLink, Session, Stream
 from ._sim_http import SimConnection
-from ._sim_rest import BAD_REQUEST, Inbound, Own, remember
+from ._sim_rest import Inbound, Own, remember
 from .faults import (
     AskHeartbeat,
     CloseWith,
     Drop,
     ExpireTokens,
     Fault,
-    FaultSchedule,
     GarbageFrame,
     InvalidSession,
     LoseAcks,
@@ -63,30 +62,7 @@ from .faults import (
     Reconnect,
 )
 
-__all__ = [
-    "BAD_REQUEST",
-    "AskHeartbeat",
-    "CloseWith",
-    "Drop",
-    "ExpireTokens",
-    "Fault",
-    "FaultSchedule",
-    "GarbageFrame",
-    "Heartbeat",
-    "InvalidSession",
-    "LoseAcks",
-    "Push",
-    "QQSimulator",
-    "Reconnect",
-    "SimConnection",
-    "SimDelivered",
-    "SimIdentify",
-    "SimLost",
-    "SimRejected",
-    "SimResume",
-    "SimSent",
-    "SimulatorConfig",
-]
+__all__ = ["QQSimulator"]  # the package re-exports the rest of the public surface
 
 
 class QQSimulator:
