@@ -30,6 +30,8 @@ from qqproto.qq.events import Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session
 from qqproto.qq.lifecycle import GatewayState
 
+from .timers import fire_deadlines
+
 HELLO_MS = 45_000
 BOT_ID = "6158788878435714165"  # READY's user.id
 MEMBER = "0BA1C3D5E7F90B1D3F5A7C9E1B3D7F13"
@@ -230,14 +232,13 @@ class Harness:
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every deadline on the way in order."""
         target = self.now + seconds
-        while True:
-            deadline = self.proto.next_deadline()
-            if deadline is None or deadline > target:
-                break
-            self.now = max(self.now, deadline)
-            self.proto.handle_timer(self.now)
-            self.pump()
+        fire_deadlines(self.proto, self.now, target, self._fire)
         self.now = target
+
+    def _fire(self, now: float) -> None:
+        self.now = now
+        self.proto.handle_timer(now)
+        self.pump()
 
     # -- reading ------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
 from qqproto.qq.scenes import Scene
 from qqproto.testing import FakeServer
 
+from .timers import fire_deadlines
+
 SECRET = "s3cret-s3cret"
 GATEWAY_BOT = {
     "url": "wss://api.sgroup.qq.com/websocket/",
@@ -122,11 +124,13 @@ class World:
 
     def advance(self, seconds: float) -> None:
         target = self.now + seconds
-        while (deadline := self.bot.next_deadline()) is not None and deadline <= target:
-            self.now = max(self.now, deadline)
-            self.bot.handle_timer(self.now)
-            self.collect()
+        fire_deadlines(self.bot, self.now, target, self._fire)
         self.now = target
+
+    def _fire(self, now: float) -> None:
+        self.now = now
+        self.bot.handle_timer(now)
+        self.collect()
 
 
 def test_token_then_discovery_then_the_gateway() -> None:

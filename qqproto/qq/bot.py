@@ -538,4 +538,5 @@ class BotProtocol:
         self._out.append(Failed(reason))
 
     def __repr__(self) -> str:
-        return f"BotProtocol(app_id={self.config.app_id!r}, phase={self.phase.value})"
+        gateway = f", gateway={self._gateway!r}" if self._gateway is not None else ""
+        return f"BotProtocol(app_id={self.config.app_id!r}, phase={self.phase.value}{gateway})"
