@@ -49,6 +49,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz import engine
+from fuzz.numbers import NUMBER, NUMBER_JSON, number_texts, splice
 from qqproto.errors import RemoteProtocolError
 from qqproto.qq.decode import EventDecodeError, EventDecoder
 from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, Message
@@ -284,6 +285,12 @@ SEED_FRAMES: Final = (
     '{"op":0,"t":"C2C_MESSAGE_CREATE","d":{"id":"x","author":{"user_openid":"\\ud800"}}}',
     '{"op":0,"t":"READY","d":{"session_id":1}}',
     "[]",
+    # Numbers past int64, past a float, past what int() reads: a raw Dispatch, never a crash.
+    frame_text("GROUP_ADD_ROBOT", {"group_openid": "G"}).replace(
+        '"G"}', '"G","timestamp":' + "9" * 5000 + "}"
+    ),
+    frame_text("FRIEND_ADD", {"openid": "U"}, s=2**63).replace('"U"}', '"U","timestamp":1e999}'),
+    '{"op":0,"s":' + "1" + "0" * 400 + ',"t":"C2C_MSG_RECEIVE","d":{"openid":"U"}}',
 )
 
 
@@ -357,6 +364,7 @@ _scalar = st.one_of(
     st.booleans(),
     st.integers(-10, 10),
     st.sampled_from(HUGE),
+    st.just(NUMBER),
     st.floats(allow_nan=False),
     _odd_text,
     st.sampled_from(URLS),
@@ -378,7 +386,9 @@ def _leaf(draw: st.DrawFn, key: str, value: Any, wild: bool) -> Any:
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
-        return draw(st.sampled_from(HUGE) | st.integers()) if wild else draw(st.integers(0, 9))
+        if wild:
+            return draw(st.sampled_from(HUGE) | st.just(NUMBER) | st.integers())
+        return draw(st.integers(0, 9))
     return draw(json_values)
 
 
@@ -543,7 +553,7 @@ def odd_envelope(draw: st.DrawFn, envelope: dict[str, Any]) -> None:
     """Make ``envelope``'s op, s, t or id odd, or drop one of them, in place."""
     t = envelope["t"]
     envelope["op"] = draw(st.sampled_from((0, 0, 1, 7, "0", None, False, 0.0)))
-    envelope["s"] = draw(st.sampled_from((42, None, "7", -1, 2**64)))
+    envelope["s"] = draw(st.sampled_from((42, None, "7", -1, 2**64, NUMBER)))
     if one_in(draw, 4):
         envelope["t"] = draw(st.sampled_from(("UNKNOWN", 1, None, t.lower())))
     envelope["id"] = draw(st.sampled_from(("e", None, 5, "\ud800", "")))
@@ -582,6 +592,7 @@ def cases(draw: st.DrawFn) -> Case:
         odd_envelope(draw, envelope)
     order = draw(st.permutations(list(envelope)))
     text = json.dumps({k: envelope[k] for k in order}, ensure_ascii=draw(st.booleans()))
+    text = splice(text, [draw(number_texts) for _ in range(text.count(NUMBER_JSON))])
     if one_in(draw, 40):  # cut short, or something after it
         text = text[: draw(st.integers(0, len(text)))] + draw(st.sampled_from(("", "}", " ", "x")))
     bot_id = draw(st.sampled_from(BOT_IDS))

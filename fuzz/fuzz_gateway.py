@@ -55,6 +55,7 @@ from fuzz.harness import (
     dispatch,
     run_case,
 )
+from fuzz.numbers import NUMBER, spliced
 
 _SIZES: Final = (1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64, 100, 127, 128, 1000)
 _STEPS: Final = (0.0, 0.0, 0.0, 0.001, 0.5, 1.0, 5.0, 15.0, 29.9, 30.0, 31.0, 44.9, 45.0, 60.0)
@@ -211,6 +212,11 @@ def seed_inputs() -> list[bytes]:
         [(3, b"\x00\x01binary")],
         [(1, b'\x00\x02\x05{"content":"x"}'), (2, b"\x07\x00\x09")],
         [(0, b"[1, 2, {}]"), (0, b'{"op": "0"}'), (0, b'{"op":0,"s":-1,"t":1}')],
+        # Numbers past int64, past a float, past what int() reads.
+        [(0, b'{"op":10,"d":{"heartbeat_interval":1' + b"0" * 400 + b"}}"), ready],
+        [(0, b'{"op":10,"d":{"heartbeat_interval":' + b"9" * 5000 + b"}}"), ready],
+        [hello, ready, (0, b'{"op":0,"s":' + b"9" * 5000 + b',"t":"X","d":{}}'), message],
+        [hello, ready, (0, b'{"op":0,"s":%d,"t":"X","d":{}}' % 2**63), message],
     ]
     seeds: list[bytes] = []
     for state in STATES:
@@ -228,7 +234,12 @@ def seed_inputs() -> list[bytes]:
 # -- Hypothesis strategies ------------------------------------------------------------------
 
 json_values: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.just(NUMBER),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -256,7 +267,9 @@ _typed_d = st.fixed_dictionaries(
 )
 
 _d = st.one_of(
-    st.fixed_dictionaries({"heartbeat_interval": st.integers(-10, 10**7) | json_values}),
+    st.fixed_dictionaries(
+        {"heartbeat_interval": st.integers(-10, 10**7) | st.just(NUMBER) | json_values}
+    ),
     st.fixed_dictionaries(
         {"session_id": st.text(max_size=8) | json_values},
         optional={"user": json_values, "version": json_values, "shard": json_values},
@@ -272,7 +285,7 @@ _d = st.one_of(
 envelopes: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {"op": st.sampled_from(_OPS) | st.integers(-3, 20) | json_values},
     optional={
-        "s": st.integers(0, 60) | st.integers(-(2**64), 2**64) | json_values,
+        "s": st.integers(0, 60) | st.integers(-(2**64), 2**64) | st.just(NUMBER) | json_values,
         "t": st.sampled_from(_TYPES) | st.text(max_size=12) | json_values,
         "d": _d,
         "id": json_values,
@@ -334,9 +347,9 @@ _text_payloads: st.SearchStrategy[bytes] = st.one_of(
         st.sampled_from([1, 50, 500, 900, 950, 980, 990, 1000, 1100, 5000, 20000]),
         st.integers(0, 2),
     ),
-    envelopes.map(_json),
+    spliced(envelopes),
     _typed_messages.map(_json),
-    json_values.map(_json),
+    spliced(json_values),
     st.text(max_size=40).map(_utf8),
     st.binary(max_size=40),
 )

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +41,12 @@ if __name__ == "__main__":  # run as a script: import the fuzz package from the 
 from hypothesis import strategies as st
 
 from fuzz import engine
+from fuzz.numbers import NUMBER, number_texts, spliced
 from qqproto.actions import HttpRequest
 from qqproto.errors import RemoteProtocolError
 from qqproto.http import HttpConnection, HttpResponse
 from qqproto.qq import api
+from qqproto.qq.auth import AuthConfig, TokenError, TokenManager
 
 METHODS: Final = ("GET", "POST", "HEAD", "DELETE")
 LIMITS: Final = (8 * 1024 * 1024, 64, 0)
@@ -110,6 +114,20 @@ def _parse_all(response: HttpResponse) -> None:
     for call in (*CALLS, *CALLS2):
         with contextlib.suppress(RemoteProtocolError):
             call.parse(response)
+    _parse_token(response)
+
+
+def _parse_token(response: HttpResponse) -> None:
+    """The token endpoint's answer: a token with a finite life, or a TokenError."""
+    tokens = TokenManager(AuthConfig("102000000", "secret"), random.Random(0))
+    tokens.want(1, 0.0)
+    try:
+        token = tokens.response(1, response, 0.0)
+    except TokenError:
+        assert not tokens.current(0.0)
+        return
+    assert 0.0 < token.refresh_at < token.expires_at < math.inf, token
+    assert tokens.current(0.0) is token
 
 
 def run_case(case: Case) -> Outcome:
@@ -189,8 +207,36 @@ _json_bodies = st.sampled_from(
         b'{"err_code":0,"id":"1"}',
         b"[" * 3000,
         b"\xff\xfe",
+        b'{"access_token":"T","expires_in":"7200"}',
+        b'{"access_token":"T","expires_in":60}',
     ]
 ) | st.binary(max_size=40)
+#: Every number of every answer the core reads, now and then past any sane range.
+_number = st.integers(-1, 10**6) | st.just(NUMBER) | st.just(NUMBER)
+_numbered_bodies = spliced(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "url": st.just("wss://x/"),
+                "shards": _number,
+                "session_start_limit": st.fixed_dictionaries(
+                    dict.fromkeys(("total", "remaining", "reset_after", "max_concurrency"), _number)
+                ),
+            }
+        ),
+        st.fixed_dictionaries({"id": st.just("m"), "timestamp": _number}),
+        st.fixed_dictionaries(
+            {"file_uuid": st.just("u"), "file_info": st.just("i"), "ttl": _number}
+        ),
+        st.fixed_dictionaries({"message": st.just("m"), "code": _number, "err_code": _number}),
+        st.fixed_dictionaries(
+            {
+                "access_token": st.just("T"),
+                "expires_in": _number | number_texts,  # a number, or its digits as a string
+            }
+        ),
+    )
+)
 _STATUSES: Final = (200, 200, 200, 204, 304, 400, 401, 404, 429, 500, 201, 202, 100, 101)
 _status = st.one_of(*(st.just(s) for s in _STATUSES), st.integers(0, 999))
 _GOOD_HEADERS: Final = (
@@ -203,6 +249,7 @@ _GOOD_HEADERS: Final = (
 _BAD_HEADERS: Final = (
     b"Content-Length: 0",
     b"Content-Length: -1",
+    b"Content-Length: 99999999999999999999999",
     b"Transfer-Encoding: gzip",
     b"Bad Header",
     b" folded",
@@ -210,7 +257,9 @@ _BAD_HEADERS: Final = (
 _header = st.one_of(*(st.just(h) for h in _GOOD_HEADERS * 4 + _BAD_HEADERS))
 
 
-def _chunked(body: bytes, sizes: list[int]) -> bytes:
+def _chunked(body: bytes, sizes: list[int], huge: bool = False) -> bytes:
+    if huge:  # a chunk size no int64 holds
+        return b"%x\r\n%s\r\n0\r\n\r\n" % (2**200, body)
     out, k = bytearray(), 0
     for size in [*sizes, len(body)]:
         part = body[k : k + size]
@@ -226,7 +275,7 @@ def responses(draw: st.DrawFn) -> bytes:
     version = draw(st.sampled_from([b"HTTP/1.1"] * 6 + [b"HTTP/1.0", b"HTTP/2", b"http"]))
     head = b"%s %d %s\r\n" % (version, draw(_status), draw(st.sampled_from([b"OK", b"", b"X Y"])))
     head += b"".join(h + b"\r\n" for h in draw(st.lists(_header, max_size=3)))
-    body = draw(_json_bodies)
+    body = draw(_json_bodies | _numbered_bodies)
     framing = draw(st.sampled_from(["length", "length", "chunked", "close", "wrong-length"]))
     if framing == "length":
         head += b"Content-Length: %d\r\n" % len(body)
@@ -234,7 +283,8 @@ def responses(draw: st.DrawFn) -> bytes:
         head += b"Content-Length: %d\r\n" % draw(st.integers(0, 60))
     elif framing == "chunked":
         head += b"Transfer-Encoding: chunked\r\n"
-        body = _chunked(body, draw(st.lists(st.integers(0, 9), max_size=4)))
+        sizes = draw(st.lists(st.integers(0, 9), max_size=4))
+        body = _chunked(body, sizes, huge=draw(st.integers(0, 9)) == 9)
     data = head + b"\r\n" + body
     if draw(st.integers(0, 4)) == 4:  # cut short, or something after it
         data = data[: draw(st.integers(0, len(data)))] + draw(st.binary(max_size=20))

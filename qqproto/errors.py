@@ -23,7 +23,14 @@ __all__ = [
 
 def _describe(value: object, limit: int = 200) -> str:
     """A short, safe rendering of a received value for an error message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:
+        # An int past sys.get_int_max_str_digits() (4300 by default) has no
+        # repr, and a peer can send one: the message must still be made.
+        text = f"<{type(value).__name__} holding a number too long to show>"
+    except RecursionError:
+        text = f"<{type(value).__name__} nested too deeply to show>"
     if len(text) > limit:
         text = text[: limit - 15] + f"... ({len(text)} chars)"
     return text

@@ -17,7 +17,6 @@ with what h11 reports.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 
 import h11
 
+from ._json import loads
 from .actions import HttpRequest
 from .errors import LocalProtocolError, RemoteProtocolError
 
@@ -75,7 +75,7 @@ class HttpResponse:
     def json(self) -> Any:
         """The body parsed as JSON; a body that is not JSON is the server's error."""
         try:
-            return json.loads(self.body)
+            return loads(self.body)
         except (ValueError, RecursionError) as exc:
             raise RemoteProtocolError(
                 f"HTTP {self.status} body is not JSON",

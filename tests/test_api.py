@@ -504,6 +504,35 @@ def test_no_session_start_left_refuses_even_one_shard() -> None:
         api.check_session_budget(GatewayInfo("wss://x/", 4, SessionStartLimit(1000, 3, 1, 1)))
 
 
+@pytest.mark.parametrize("number", ["1" + "0" * 400, str(2**63), "9" * 5000])
+@pytest.mark.parametrize("key", ["total", "remaining", "reset_after", "max_concurrency"])
+def test_a_session_budget_number_out_of_range_is_a_bad_answer(key: str, number: str) -> None:
+    limit = json.dumps(GATEWAY_BOT["session_start_limit"]).replace(
+        f'"{key}": ', f'"{key}": {number}, "was": '
+    )
+    body = json.dumps({**GATEWAY_BOT, "session_start_limit": "LIMIT"}).replace('"LIMIT"', limit)
+    with pytest.raises(RemoteProtocolError, match=f"expected an integer '{key}'") as info:
+        api.get_gateway_bot().parse(answer(200, body.encode()))
+    assert len(str(info.value)) < 400
+
+
+def test_the_largest_numbers_of_a_session_budget_are_taken() -> None:
+    big = dict.fromkeys(("total", "remaining", "reset_after", "max_concurrency"), 2**63 - 1)
+    info = api.get_gateway_bot().parse(answer(200, {**GATEWAY_BOT, "session_start_limit": big}))
+    with pytest.raises(SessionLimitExceeded, match="resets in 9223372036854776 s"):
+        api.check_session_budget(info, 2**63)
+
+
+@pytest.mark.parametrize("number", ["1" + "0" * 400, str(2**63), "9" * 5000])
+def test_an_error_code_out_of_range_is_no_code(number: str) -> None:
+    body = '{"message": "odd", "code": ' + number + ', "err_code": ' + number + "}"
+    with pytest.raises(ApiError) as info:
+        api.get_me().parse(answer(400, body.encode()))
+    error = info.value
+    assert (error.status, error.code, error.err_code, error.message) == (400, None, None, "odd")
+    assert "odd" in str(error)
+
+
 def test_the_budget_needs_gateway_bot_and_a_shard_count() -> None:
     with pytest.raises(LocalProtocolError, match="/gateway/bot"):
         api.check_session_budget(GatewayInfo("wss://x/"), 1)
@@ -760,6 +789,8 @@ def test_lookup_and_as_int() -> None:
         None,
         None,
     ]
+    edges = (2**63 - 1, -(2**63), 2**63, -(2**63) - 1, str(2**63 - 1), str(2**63), 10**400)
+    assert [as_int(v) for v in edges] == [2**63 - 1, -(2**63), None, None, 2**63 - 1, None, None]
 
 
 def test_the_code_table_in_the_docs_matches_the_code() -> None:

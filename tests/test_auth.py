@@ -11,7 +11,13 @@ import pytest
 from qqproto.actions import HttpRequest
 from qqproto.errors import ConfigError, LocalProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq.auth import AuthConfig, TokenError, TokenManager
+from qqproto.qq.auth import (
+    FALLBACK_TOKEN_LIFE,
+    MAX_TOKEN_LIFE,
+    AuthConfig,
+    TokenError,
+    TokenManager,
+)
 
 SECRET = "naOC0ocQE3shWLAfffVLB1rhYPG7"
 
@@ -49,6 +55,46 @@ def test_expires_in_as_string_or_number(expires_in: object) -> None:
     assert token.refresh_at == 7240.0  # a minute early
     assert tm.current(7299.9) == token
     assert tm.current(7300.0) is None
+
+
+@pytest.mark.parametrize(
+    "expires_in",  # as the JSON text of the answer has it
+    [
+        "1" + "0" * 400,  # no float holds it
+        str(2**63),
+        "9" * 5000,  # no int reads it
+        '"' + "9" * 500 + '"',
+        '"' + "9" * 5000 + '"',
+        str(MAX_TOKEN_LIFE + 1),
+        f'"{MAX_TOKEN_LIFE + 1}"',
+    ],
+    ids=lambda text: f"{text[:8]}...({len(text)} chars)",
+)
+def test_a_token_life_out_of_range_is_the_fallback_and_reported(expires_in: str) -> None:
+    tm = manager()
+    tm.want(1, 100.0)
+    body = '{"access_token": "T1", "expires_in": ' + expires_in + "}"
+    token = tm.response(1, HttpResponse(200, (), body.encode()), 100.0)
+    assert (token.value, token.expires_at) == ("T1", 100.0 + FALLBACK_TOKEN_LIFE)
+    assert token.problem is not None
+    assert f"expected expires_in from 1 to {MAX_TOKEN_LIFE} seconds" in str(token.problem)
+    assert tm.next_deadline() == token.refresh_at < token.expires_at
+
+
+def test_the_longest_token_life_is_taken_as_it_came() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    token = tm.response(1, ok(expires_in=MAX_TOKEN_LIFE), 0.0)
+    assert token.expires_at == MAX_TOKEN_LIFE and token.problem is None
+
+
+@pytest.mark.parametrize("expires_in", ["²", "7200.0", "-5", "", 0, -1, 7200.5, True, None])
+def test_an_expires_in_that_is_no_number_of_seconds_is_a_bad_answer(expires_in: object) -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(TokenError, match="bad expires_in") as info:
+        tm.response(1, ok(expires_in=expires_in), 0.0)
+    assert not info.value.final and tm.next_deadline() is not None  # retried later
 
 
 @pytest.mark.parametrize(("life", "refresh_after"), [(60, 40.0), (3, 2.0), (1, 2 / 3)])

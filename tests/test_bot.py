@@ -172,6 +172,16 @@ def test_a_5xx_from_the_token_endpoint_is_retried() -> None:
     assert w.bot.phase is BotPhase.DISCOVERING
 
 
+def test_a_token_life_out_of_range_is_reported_and_the_bot_goes_on() -> None:
+    w = World()
+    w.answer(HttpResponse(200, (), b'{"access_token": "T1", "expires_in": 1' + b"0" * 400 + b"}"))
+    [violation] = [e for e in w.delivered if isinstance(e, ProtocolViolation)]
+    assert "token life out of range, taken as 7200 s" in str(violation.error)
+    assert w.bot.phase is BotPhase.DISCOVERING
+    w.answer(reply(GATEWAY_BOT))
+    assert w.bot.phase is BotPhase.RUNNING and w.connects
+
+
 def test_a_gateway_that_gives_up_moves_the_bot_to_failed_before_it_reports() -> None:
     w = World()
     w.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -20,7 +21,15 @@ from qqproto.qq.events import (
     Ready,
     Resumed,
 )
-from qqproto.qq.gateway import SHORT_SESSION, GatewayConfig, GatewayProtocol, Link, Session
+from qqproto.qq.gateway import (
+    MAX_HEARTBEAT_MS,
+    MAX_SEQ,
+    SHORT_SESSION,
+    GatewayConfig,
+    GatewayProtocol,
+    Link,
+    Session,
+)
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
 
@@ -744,6 +753,53 @@ def test_hello_without_an_interval_falls_back() -> None:
     h.sent()
     h.advance(41.25)
     assert h.sent() == [{"op": 1, "d": None}]
+
+
+#: Numbers no float holds (past 10**308), past int64, past the digits an int may print.
+HUGE_NUMBERS = ["1" + "0" * 400, str(2**63), "9" * 5000]
+
+
+@pytest.mark.parametrize("interval", [*HUGE_NUMBERS, str(MAX_HEARTBEAT_MS + 1)])
+def test_a_hello_interval_out_of_range_falls_back(interval: str) -> None:
+    h = Harness()
+    h.accept()
+    h.send('{"op": 10, "d": {"heartbeat_interval": ' + interval + "}}")
+    [violation] = h.violations()
+    assert "heartbeat interval" in str(violation.error)
+    assert f"from 1 to {MAX_HEARTBEAT_MS}" in str(violation.error)
+    assert h.proto.state is S.IDENTIFY
+    h.sent()
+    h.advance(41.25)
+    assert h.sent() == [{"op": 1, "d": None}]
+
+
+def test_the_longest_hello_interval_is_taken() -> None:
+    h = Harness()
+    h.accept()
+    h.hello(MAX_HEARTBEAT_MS)
+    assert h.violations() == []
+    assert h.proto.next_deadline() == h.now + MAX_HEARTBEAT_MS / 1000
+
+
+@pytest.mark.parametrize("seq", [*HUGE_NUMBERS, str(MAX_SEQ + 1), "-1"])
+def test_a_dispatch_seq_out_of_range_is_reported_delivered_and_not_counted(seq: str) -> None:
+    h, _ = ready_harness()
+    h.dispatch(7)
+    frame = '{"op": 0, "s": %s, "t": "GROUP_AT_MESSAGE_CREATE", "id": "e-8", "d": %s}'
+    data = {"id": "m-8", "content": "hi", "author": {"member_openid": MEMBER}}
+    h.send(frame % (seq, json.dumps({**data, "group_openid": GROUP})))
+    [violation] = h.violations()
+    assert "bad dispatch seq" in str(violation.error)
+    assert [e.id for e in h.typed() if isinstance(e, GroupAtMessageCreate)][-1] == "m-8"
+    assert h.proto.seq == 7
+    h.advance(45)
+    assert h.sent()[-1] == {"op": 1, "d": 7}  # the heartbeat still names a real seq
+
+
+def test_the_largest_seq_is_counted() -> None:
+    h, _ = ready_harness()
+    h.dispatch(MAX_SEQ)
+    assert h.violations() == [] and h.proto.seq == MAX_SEQ
 
 
 # -- sessions across restarts ---------------------------------------------------------------

@@ -518,6 +518,16 @@ def test_a_body_that_is_not_json_is_the_servers_error() -> None:
     assert HttpResponse(200, (), b'{"a":[1]}').json() == {"a": [1]}
 
 
+def test_a_body_with_a_number_no_int_can_read_is_still_json() -> None:
+    body = b'{"code": ' + b"9" * 5000 + b', "big": 1' + b"0" * 400 + b', "message": "m"}'
+    # The 5000 digits come as a string (Python reads at most 4300), the rest as they were.
+    assert HttpResponse(400, (), body).json() == {
+        "code": "9" * 5000,
+        "big": 10**400,
+        "message": "m",
+    }
+
+
 def test_reprs_keep_secrets_out() -> None:
     conn = HttpConnection()
     conn.send(request())

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .._json import loads
 from ..actions import HttpRequest
 from ..backoff import Backoff
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
@@ -52,6 +54,12 @@ CREDENTIAL_CODES: dict[int, str] = {
 }
 #: The refresh margin: a third of the token's life, at most this long.
 MAX_REFRESH_MARGIN = 60.0
+#: The longest ``expires_in`` (seconds) taken as it came; real ones are 7200 or less.
+MAX_TOKEN_LIFE = 86_400
+#: The life given to a token whose ``expires_in`` is out of range (the
+#: documented one): the token itself is good, and a refresh too early is harmless.
+FALLBACK_TOKEN_LIFE = 7200
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +84,16 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """An access token and the driver time it stops working."""
+    """An access token and the driver time it stops working.
+
+    ``problem`` says what was wrong with the answer that brought it, when
+    the token was usable anyway (an ``expires_in`` out of range).
+    """
 
     value: str = field(repr=False)
     expires_at: float
     refresh_at: float
+    problem: RemoteProtocolError | None = None
 
 
 class TokenError(RemoteProtocolError):
@@ -241,7 +254,7 @@ class TokenManager:
     def _parse(self, response: HttpResponse, now: float) -> Token:
         status = response.status
         try:
-            body: Any = json.loads(response.body) if response.body else None
+            body: Any = loads(response.body) if response.body else None
         except (ValueError, RecursionError):
             body = None
         code = body.get("code") if type(body) is dict else None
@@ -270,9 +283,6 @@ class TokenManager:
                 received=response.body[:200],
             )
         value = body["access_token"]
-        expires_in = body.get("expires_in")
-        if isinstance(expires_in, str) and expires_in.strip().isdigit():
-            expires_in = int(expires_in)  # real answers send "7200"
         if type(value) is not str or not value:
             raise TokenError(
                 "token endpoint sent no token",
@@ -280,18 +290,45 @@ class TokenManager:
                 expected="a non-empty access_token",
                 received="<empty>",
             )
-        if type(expires_in) is not int or expires_in <= 0:
-            raise TokenError(
-                "token endpoint sent a bad expires_in",
-                status=status,
-                expected='a positive number of seconds, as 7200 or "7200"',
-                received=expires_in,
-            )
+        life, problem = _token_life(body.get("expires_in"), status)
         # Refresh a third of the life early, at most a minute: the delay stays
         # positive however short the token (60 s tokens happen, spec 1.2), and
         # a minute early is inside the window where the platform mints anew.
-        margin = min(MAX_REFRESH_MARGIN, expires_in / 3)
-        return Token(value, now + expires_in, now + expires_in - margin)
+        margin = min(MAX_REFRESH_MARGIN, life / 3)
+        return Token(value, now + life, now + life - margin, problem)
 
     def __repr__(self) -> str:
         return f"TokenManager(app_id={self.config.app_id!r}, phase={self._phase.value})"
+
+
+def _token_life(expires_in: object, status: int) -> tuple[int, RemoteProtocolError | None]:
+    """``expires_in`` in seconds, from ``7200`` or ``"7200"``; and what was wrong with it.
+
+    A number past :data:`MAX_TOKEN_LIFE` (of any size: a peer may send
+    hundreds of digits) is out of range, not fatal: the token gets
+    :data:`FALLBACK_TOKEN_LIFE`, and the problem is reported.
+    """
+    seconds: object = expires_in
+    too_long = False
+    if isinstance(expires_in, str) and _DIGITS.fullmatch(digits := expires_in.strip()):
+        digits = digits.lstrip("0") or "0"
+        # int() refuses strings past 4300 digits; six hold every life in range.
+        too_long = len(digits) > len(str(MAX_TOKEN_LIFE))
+        seconds = None if too_long else int(digits)
+    if type(seconds) is int and seconds > MAX_TOKEN_LIFE:
+        too_long = True
+    if too_long:
+        problem = RemoteProtocolError(
+            f"token life out of range, taken as {FALLBACK_TOKEN_LIFE} s",
+            expected=f"expires_in from 1 to {MAX_TOKEN_LIFE} seconds",
+            received=expires_in,
+        )
+        return FALLBACK_TOKEN_LIFE, problem
+    if type(seconds) is not int or seconds <= 0:
+        raise TokenError(
+            "token endpoint sent a bad expires_in",
+            status=status,
+            expected='a positive number of seconds, as 7200 or "7200"',
+            received=expires_in,
+        )
+    return seconds, None

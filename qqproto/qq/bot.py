@@ -46,6 +46,7 @@ from .api import (
 )
 from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
 from .conversation import Conversations, reply_code
+from .events import ProtocolViolation
 from .gateway import GatewayConfig, GatewayProtocol, Session
 from .payloads import Intents
 from .replies import Outcome, ReplyPolicy, ReplyRefused, ReplyTicket
@@ -294,6 +295,8 @@ class BotProtocol:
                 if error.final:
                     self._fail(str(error))
                 return
+            if token.problem is not None:  # usable, but the answer was not right
+                self._out.append(Deliver(ProtocolViolation(token.problem)))
             self._token_ready(token.value, token.expires_at, now)
             return
         assert entry.call is not None

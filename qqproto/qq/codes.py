@@ -37,12 +37,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .._json import loads
 from ..errors import RemoteProtocolError
 from ..http import HttpResponse
 
 __all__ = ["CODES", "ApiCode", "ApiError", "CodeFlag", "as_int", "check_response", "lookup"]
 
 _DECIMAL = re.compile(r"-?[0-9]{1,20}")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class CodeFlag(enum.Flag):
@@ -167,12 +169,18 @@ def lookup(code: int | None) -> ApiCode | None:
 
 
 def as_int(value: object) -> int | None:
-    """An int from an int or a decimal string (bodies use both), else None."""
+    """An int64 from an int or a decimal string (bodies use both), else None.
+
+    The platform's codes and counts are int64: a larger number a body carries
+    is no code, and could reach float arithmetic (``reset_after / 1000``).
+    """
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        return int(value)
-    return None
+        number = value
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        number = int(value)
+    else:
+        return None
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 def _code_text(number: int | None, known: ApiCode | None) -> str:
@@ -293,7 +301,7 @@ def check_response(response: HttpResponse) -> Any:
             raise ApiError.from_response(response, data)
         return data
     try:
-        data = json.loads(response.body) if response.body.strip() else None
+        data = loads(response.body) if response.body.strip() else None
     except (ValueError, RecursionError):
         data = None
     raise ApiError.from_response(response, data)

@@ -35,6 +35,7 @@ from typing import Any, Union
 import msgspec
 from msgspec.structs import force_setattr
 
+from .._json import loads as _loads
 from ..errors import RemoteProtocolError
 from .events import _DECODE_ERRORS, _EVENTS, Dispatch, Event, Resumed
 
@@ -53,12 +54,14 @@ def json_value(data: bytes | str | msgspec.Raw) -> Any:
     """JSON text (``d`` of a frame, say) as plain values; ``json`` when msgspec refuses it.
 
     msgspec rejects a lone UTF-16 surrogate escape (``"\\ud800"``), which
-    ``json`` accepts; a truncated emoji must not cost us the message.
+    ``json`` accepts; a truncated emoji must not cost us the message. It
+    also rejects integers of more than 4300 digits, which arrive as strings
+    (see :mod:`qqproto._json`).
     """
     try:
         return msgspec.json.decode(data)
     except _DECODE_ERRORS:
-        return json.loads(_text(data))
+        return _loads(_text(data))
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -146,24 +149,31 @@ def _parse_envelope(frame: str | bytes) -> _Envelope:
     """The envelope of any frame; RemoteProtocolError when it is not a JSON object."""
     try:
         return _envelope(frame)
-    except msgspec.ValidationError:
-        received: Any = frame
+    except msgspec.ValidationError as exc:
+        if str(exc).startswith("Expected `object`"):  # refused before its depth counts
+            raise _not_an_object(frame) from None
+        # An integer too long for an int: json reads it (see qqproto._json).
     except _DECODE_ERRORS:  # maybe only lone surrogates, which json accepts
-        try:
-            received = json.loads(frame)
-        except (ValueError, RecursionError):
-            raise RemoteProtocolError(
-                "gateway payload is not valid JSON", expected="a JSON object", received=frame
-            ) from None
-        if type(received) is dict:
-            get = received.get
-            d = json.dumps(received["d"]).encode() if "d" in received else b""
-            return _Envelope(get("op"), get("s"), get("t"), get("id"), msgspec.Raw(d))
+        pass
     except RecursionError:
         raise RemoteProtocolError(
             "gateway payload nests too deeply", expected="a JSON object", received=frame
         ) from None
-    raise RemoteProtocolError(
+    try:
+        received = _loads(frame)
+    except (ValueError, RecursionError):
+        raise RemoteProtocolError(
+            "gateway payload is not valid JSON", expected="a JSON object", received=frame
+        ) from None
+    if type(received) is not dict:
+        raise _not_an_object(received)
+    get = received.get
+    d = json.dumps(received["d"]).encode() if "d" in received else b""
+    return _Envelope(get("op"), get("s"), get("t"), get("id"), msgspec.Raw(d))
+
+
+def _not_an_object(received: object) -> RemoteProtocolError:
+    return RemoteProtocolError(
         "gateway payload is not a JSON object", expected="a JSON object", received=received
     )
 
@@ -298,7 +308,7 @@ class EventDecoder:
             raise _decode_error(t, d, exc) from None
         except (*_DECODE_ERRORS, RecursionError) as exc:
             try:  # json accepts what msgspec refuses (see json_value)
-                event = msgspec.convert(json.loads(_text(d)), cls)
+                event = msgspec.convert(_loads(_text(d)), cls)
             except msgspec.ValidationError as again:
                 raise _decode_error(t, d, again) from None
             except (ValueError, RecursionError):

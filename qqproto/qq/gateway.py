@@ -70,6 +70,14 @@ DEFAULT_GATEWAY_URL = "wss://api.sgroup.qq.com/websocket/"
 RESUMABLE_CLOSE_CODE = 3000
 #: Heartbeat interval (ms) to use when Hello does not carry a usable one.
 FALLBACK_HEARTBEAT_MS = 41_250
+#: The longest heartbeat interval (ms) a Hello may ask for (real ones: 45 s).
+#: A longer one is out of range, as a missing one is, and falls back: past
+#: about 10**308 ms it would not even fit a float.
+MAX_HEARTBEAT_MS = 3_600_000
+#: The largest ``s`` a dispatch may carry: servers count in int64. A larger
+#: (or negative) one is reported and not counted, as a non-integer one is; it
+#: would otherwise go back out in every heartbeat and Resume.
+MAX_SEQ = 2**63 - 1
 #: Consecutive resumes that may fail before we start a new session instead.
 MAX_FAILED_RESUMES = 3
 #: The pause after close 4008 ("sending payloads too fast").
@@ -491,13 +499,15 @@ class GatewayProtocol:
 
         The hot path: no trigger fires here but for READY and RESUMED.
         """
-        if type(seq) is int:
+        if type(seq) is int and 0 <= seq <= MAX_SEQ:
             last = self._seq
             if last is not None and seq <= last:
                 return  # replayed, and delivered before
         elif seq is not None:
             self._violation(
-                RemoteProtocolError("bad dispatch seq", expected="an integer", received=seq)
+                RemoteProtocolError(
+                    "bad dispatch seq", expected=f"an integer from 0 to {MAX_SEQ}", received=seq
+                )
             )
             seq = None
         if isinstance(body, Event):  # the common case: typed, its fields checked
@@ -637,11 +647,11 @@ class GatewayProtocol:
             )
             return
         interval = data.get("heartbeat_interval") if type(data) is dict else None
-        if type(interval) is not int or interval <= 0:
+        if type(interval) is not int or not 0 < interval <= MAX_HEARTBEAT_MS:
             self._violation(
                 RemoteProtocolError(
-                    "Hello without a heartbeat interval",
-                    expected="d.heartbeat_interval in ms",
+                    "Hello without a usable heartbeat interval",
+                    expected=f"d.heartbeat_interval in ms, from 1 to {MAX_HEARTBEAT_MS}",
                     received=data,
                 )
             )
