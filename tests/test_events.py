@@ -488,6 +488,25 @@ def test_lone_surrogates_do_not_cost_the_message() -> None:
     assert body(raw_surrogate).content == "x\ud800"
 
 
+def test_numbers_too_long_for_an_int_do_not_cost_the_message() -> None:
+    # Past 4300 digits neither msgspec nor json reads an int: it arrives as its digits.
+    huge = "9" * 5000
+    text = frame("GROUP_AT_MESSAGE_CREATE", GROUP_AT_D).replace(
+        '"content"', f'"x": {huge}, "content"'
+    )
+    event = body(text)
+    assert isinstance(event, GroupAtMessageCreate) and event.text == "lssv"
+    assert event.raw["x"] == huge and event.as_dispatch().data["x"] == huge
+    # In a typed field, it is a value of the wrong type, reported with its path.
+    typed = frame("GROUP_ADD_ROBOT", {"group_openid": "G", "timestamp": 0}).replace(
+        "0}", huge + "}"
+    )
+    problem = body(typed)
+    assert isinstance(problem, EventDecodeError) and problem.path == "d.timestamp"
+    assert problem.data == {"group_openid": "G", "timestamp": huge}
+    assert json_value(b"[" + huge.encode() + b"]") == [huge]
+
+
 def test_as_dispatch_gives_the_untyped_view() -> None:
     event = decode("C2C_MESSAGE_CREATE", C2C_D, s=8)
     assert event.as_dispatch() == Dispatch(

@@ -135,6 +135,10 @@ class BotPhase(Enum):
     CLOSED = "closed"
 
 
+#: The phases a bot never leaves: nothing opens, and no request goes out, once in one.
+_STOPPED = (BotPhase.FAILED, BotPhase.CLOSED)
+
+
 class _Kind(Enum):
     TOKEN = "token"
     DISCOVERY = "discovery"
@@ -200,7 +204,7 @@ class BotProtocol:
         return out
 
     def next_deadline(self) -> float | None:
-        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+        if self.phase in _STOPPED:
             return None
         times = [self._tokens.next_deadline(), self._discovery_due]
         times += [c.due for c in self._waiting if c.due]
@@ -243,17 +247,27 @@ class BotProtocol:
         return entry.user_id
 
     def _check_running(self) -> None:
-        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+        if self.phase in _STOPPED:
             raise LocalProtocolError(
                 "the bot has stopped", expected="a running bot", received=self.phase.value
             )
 
     def close(self, now: float) -> None:
-        """Stop the bot: the gateway closes; calls under way are dropped."""
+        """Stop the bot for good: the gateway closes, and nothing opens again.
+
+        A call not sent yet (waiting for a token, or for its retry) ends here,
+        as ``Deliver(ApiResult)`` with a :class:`LocalProtocolError`. A call
+        whose request is out ends with its answer, if the driver still hands
+        one over; one that would need a retry ends with the error it got. A
+        bot that failed stays FAILED.
+        """
+        if self.phase in _STOPPED:
+            return
         if self._gateway is not None and self._gateway.state.name not in ("FAILED", "CLOSED"):
             self._gateway.close(now)
             self._pump(now)
         self._set_phase(BotPhase.CLOSED, "closed by the application")
+        self._end_unsent_calls(now)
 
     # -- the driver contract ---------------------------------------------------------
 
@@ -270,7 +284,7 @@ class BotProtocol:
         self._pump(now)
 
     def handle_timer(self, now: float) -> None:
-        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+        if self.phase in _STOPPED:
             return
         request = self._tokens.handle_timer(next(self._ids), now)
         if request is not None:
@@ -288,12 +302,14 @@ class BotProtocol:
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
         entry = self._take(request_id)
+        if entry.kind is not _Kind.REST and self.phase in _STOPPED:
+            return  # a token or the gateway's address: nothing may start any more
         if entry.kind is _Kind.TOKEN:
             try:
                 token = self._tokens.response(request_id, response, now)
             except TokenError as error:
                 if error.final:
-                    self._fail(str(error))
+                    self._fail(str(error), now)
                 return
             if token.problem is not None:  # usable, but the answer was not right
                 self._out.append(Deliver(ProtocolViolation(token.problem)))
@@ -314,10 +330,12 @@ class BotProtocol:
     def http_failed(self, request_id: int, reason: str, now: float) -> None:
         """The HTTP request got no answer (DNS, connect, TLS, timeout)."""
         entry = self._take(request_id)
+        if entry.kind is not _Kind.REST and self.phase in _STOPPED:
+            return
         if entry.kind is _Kind.TOKEN:
             error = self._tokens.transport_failed(request_id, reason, now)
             if error.final:
-                self._fail(str(error))
+                self._fail(str(error), now)
             return
         lost = RemoteProtocolError(f"request failed: {reason}")
         if not self._reply_failed(entry, lost, None, True, now):
@@ -326,6 +344,8 @@ class BotProtocol:
     # -- tokens ---------------------------------------------------------------------------
 
     def _fetch_token(self, now: float, *, stale: bool = False) -> None:
+        if self.phase in _STOPPED:
+            return
         request_id = next(self._ids)
         want = self._tokens.invalidate if stale else self._tokens.want
         request = want(request_id, now)
@@ -379,7 +399,7 @@ class BotProtocol:
         try:
             check_session_budget(info, shards=1)
         except ProtocolError as error:
-            self._fail(str(error))
+            self._fail(str(error), now)
             return
         self._start_gateway(info.url, now)
 
@@ -423,19 +443,25 @@ class BotProtocol:
                 ):
                     continue  # a redelivery (spec 14, quirk 7): the application has it
                 if isinstance(action, Failed):  # the bot's phase moves before it reports
-                    if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+                    if self.phase in _STOPPED:
                         continue  # the bot ended first (a final token error): one Failed
                     self.failure_reason = action.reason
                     self._set_phase(BotPhase.FAILED, action.reason)
+                    self._out.append(action)
+                    self._end_unsent_calls(now)
+                    continue
                 self._out.append(action)
 
     # -- REST ---------------------------------------------------------------------------
 
     def _start(self, entry: _Call, now: float) -> None:
+        if self.phase in _STOPPED:  # (nothing calls it then; the guard keeps it so)
+            self._finish(entry, None, self._unsent(entry), now)
+            return
         token = self._tokens.current(now)
-        if token is None or self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+        if token is None:
             self._waiting.append(entry)
-            if token is None and not self._tokens.failed:
+            if not self._tokens.failed:
                 self._fetch_token(now)
             return
         assert entry.call is not None
@@ -452,7 +478,9 @@ class BotProtocol:
         landed = error.status >= 500
         if self._reply_failed(entry, error, reply_code(error), landed, now):
             return
-        if error.token_rejected and not entry.auth_retried:
+        if self.phase in _STOPPED:  # no retry of any kind: this error is the outcome
+            self._finish(entry, None, error, now)
+        elif error.token_rejected and not entry.auth_retried:
             entry.auth_retried = True
             self._waiting.append(entry)
             self._fetch_token(now, stale=True)
@@ -462,10 +490,14 @@ class BotProtocol:
             self._finish(entry, None, error, now)
 
     def _retry_later(self, entry: _Call, error: ProtocolError, now: float) -> None:
+        if self.phase in _STOPPED:  # no retry: this error is the outcome
+            if entry.kind is _Kind.REST:
+                self._finish(entry, None, error, now)
+            return
         if entry.kind is _Kind.DISCOVERY:
             delay = self._discovery_backoff.next_delay()
             if self._discovery_backoff.exhausted:
-                self._fail(f"gateway discovery failed: {error}")
+                self._fail(f"gateway discovery failed: {error}", now)
             else:
                 self._discovery_due = now + delay
             return
@@ -489,7 +521,7 @@ class BotProtocol:
                 self._discovery_backoff.reset()
                 self._discovered(result, now)
             else:
-                self._fail(f"gateway discovery failed: {error}")
+                self._fail(f"gateway discovery failed: {error}", now)
             return
         assert entry.call is not None
         if entry.ticket is not None and error is None and result is not None:
@@ -533,12 +565,28 @@ class BotProtocol:
         if old is not phase:
             self._out.append(StateChanged(f"BOT_{old.name}", f"BOT_{phase.name}", why))
 
-    def _fail(self, reason: str) -> None:
-        if self.phase in (BotPhase.FAILED, BotPhase.CLOSED):
+    def _fail(self, reason: str, now: float) -> None:
+        if self.phase in _STOPPED:
             return
         self.failure_reason = reason
         self._set_phase(BotPhase.FAILED, reason)
         self._out.append(Failed(reason))
+        self._end_unsent_calls(now)
+
+    def _end_unsent_calls(self, now: float) -> None:
+        """A stopped bot sends nothing more: the calls that wait end now, saying so."""
+        self._discovery_due = None
+        waiting, self._waiting = self._waiting, []
+        for entry in waiting:
+            if entry.kind is _Kind.REST:
+                self._finish(entry, None, self._unsent(entry), now)
+
+    def _unsent(self, entry: _Call) -> LocalProtocolError:
+        return LocalProtocolError(
+            f"the bot {self.phase.value} before the call was sent",
+            expected="a running bot",
+            received=f"a call after {entry.attempts} attempts",
+        )
 
     def __repr__(self) -> str:
         gateway = f", gateway={self._gateway!r}" if self._gateway is not None else ""

@@ -18,7 +18,6 @@ a key cannot collide with them. What derives from the fields (``text``,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from .._json import loads
 from ..errors import RemoteProtocolError
 from .parts import (
     Attachment,
@@ -141,8 +141,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False, rename=_wire_na
             return None
         try:
             return msgspec.json.decode(self.frame, type=_RawEnvelope).d
-        except _DECODE_ERRORS:  # lone surrogates: see qqproto.qq.decode.json_value
-            return json.loads(self.frame).get("d")
+        except _DECODE_ERRORS:  # lone surrogates, huge numbers: see qqproto.qq.decode.json_value
+            return loads(self.frame).get("d")
 
     def as_dispatch(self) -> Dispatch:
         """The untyped view of this event, as the gateway delivers unknown types."""
