@@ -1,0 +1,245 @@
+"""BotProtocol's passive replies: msg_id and msg_seq, redeliveries, refusals, retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from qqproto.qq.api import SentMessage
+from qqproto.qq.decode import EventDecodeError
+from qqproto.qq.events import FriendDel, InteractionCreate
+from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
+from qqproto.qq.scenes import Scene
+
+from .bot_world import (
+    FIRST_SENT,
+    GROUP,
+    GROUP_MSG,
+    INBOUND,
+    SENT_AT,
+    USER,
+    World,
+    body,
+    broken_group_at,
+    c2c,
+    dispatch,
+    group_at,
+    raw_dispatches,
+    reply,
+    results,
+    violations,
+)
+
+
+def test_replies_to_a_group_message_get_msg_seq_1_2_3() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    ids = [w.bot.reply(event, f"r{n}", w.now) for n in range(3)]
+    w.collect()
+    sent = [w.requests.pop(0) for _ in range(3)]
+    assert {r.url for r in sent} == {f"https://api.sgroup.qq.com/v2/groups/{GROUP}/messages"}
+    assert [(body(r)["msg_id"], body(r)["msg_seq"]) for r in sent] == [
+        (GROUP_MSG, 1),
+        (GROUP_MSG, 2),
+        (GROUP_MSG, 3),
+    ]
+    for n, request in enumerate(sent):
+        w.requests.append(request)
+        w.answer(reply({"id": f"ROBOT1.0_out{n}", "timestamp": SENT_AT}))
+    assert [(r.request_id, r.ok) for r in results(w)] == [(i, True) for i in ids]
+
+
+def test_seed_003_replies_carry_the_inbound_id_never_the_returned_one() -> None:
+    w = World()
+    w.start()
+    event = c2c(w, INBOUND)
+    w.bot.reply(event, "first", w.now)
+    w.collect()
+    first = w.answer(reply({"id": FIRST_SENT, "timestamp": SENT_AT}))
+    assert first.url == f"https://api.sgroup.qq.com/v2/users/{USER}/messages"
+    assert (body(first)["msg_id"], body(first)["msg_seq"]) == (INBOUND, 1)
+    [result] = results(w)
+    assert result.ok and isinstance(result.result, SentMessage)
+    assert result.result.id == FIRST_SENT
+    for seq in (2, 3, 4):
+        w.now += 10
+        w.bot.reply(event, f"again {seq}", w.now)
+        w.collect()
+        later = w.answer(reply({"id": f"ROBOT1.0_rPi8{seq}", "timestamp": SENT_AT}))
+        assert (body(later)["msg_id"], body(later)["msg_seq"]) == (INBOUND, seq)
+        assert FIRST_SENT not in later.body.decode()
+    # The returned id can never become a reply target, even if it came back inbound.
+    with pytest.raises(OwnMessageAsReplyTarget):
+        w.bot.conversations.tracker.inbound(Scene.C2C, USER, w.now, msg_id=FIRST_SENT)
+    echo = c2c(w, FIRST_SENT, seq=3)
+    with pytest.raises(ReplyRefused):
+        w.bot.reply(echo, "to my own message", w.now)
+    assert w.requests == []
+
+
+def test_a_redelivered_inbound_message_reaches_the_application_once() -> None:
+    w = World()
+    w.start()
+    group_at(w, seq=2)
+    before = len(w.delivered)
+    group_at(w, seq=3)  # the same message id, in a new envelope (spec 14, quirk 7)
+    assert len(w.delivered) == before and w.bot.redeliveries == 1
+    group_at(w, "ROBOT1.0_other", seq=4)  # another id still comes through
+    assert len(w.delivered) == before + 1 and w.bot.redeliveries == 1
+
+
+def test_a_redelivered_undecodable_dispatch_reaches_the_application_once() -> None:
+    w = World()
+    w.start()
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:a", seq=2)
+    [raw] = raw_dispatches(w)
+    assert (raw.type, raw.id, raw.data["id"]) == (
+        "GROUP_AT_MESSAGE_CREATE",
+        "GROUP_AT_MESSAGE_CREATE:a",
+        GROUP_MSG,
+    )
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:a", seq=3)  # the same envelope again
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:b", seq=4)  # the same message, a new envelope
+    assert raw_dispatches(w) == [raw] and w.bot.redeliveries == 2
+    # Each bad payload that came is still reported: the server did send it three times.
+    assert len(violations(w)) == 3
+    assert all(isinstance(v.error, EventDecodeError) for v in violations(w))
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:c", "ROBOT1.0_other", seq=5)
+    assert len(raw_dispatches(w)) == 2 and w.bot.redeliveries == 2
+
+
+def test_a_raw_dispatch_of_an_untyped_event_is_de_duplicated_by_its_envelope_id() -> None:
+    w = World()
+    w.start()
+    for seq in (2, 3):
+        dispatch(w, "SOME_FUTURE_EVENT", {"id": "x"}, seq, "SOME_FUTURE_EVENT:1")
+    dispatch(w, "SOME_FUTURE_EVENT", {"id": "x"}, 4, "SOME_FUTURE_EVENT:2")
+    # Not a message type: its d.id is nothing to the de-dup, the envelope id is.
+    assert [e.id for e in raw_dispatches(w)] == ["SOME_FUTURE_EVENT:1", "SOME_FUTURE_EVENT:2"]
+    assert w.bot.redeliveries == 1 and violations(w) == []
+
+
+def test_a_raw_dispatch_of_a_message_takes_no_reply() -> None:
+    w = World()
+    w.start()
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:a")
+    [raw] = raw_dispatches(w)
+    with pytest.raises(ReplyRefused, match="raw GROUP_AT_MESSAGE_CREATE") as refused:
+        w.bot.reply(raw, "hello", w.now)
+    assert refused.value.reason is Refusal.UNKNOWN
+    assert w.requests == [] and len(w.bot.conversations.tracker) == 0
+    # The same message typed, later, is the form that takes replies: it comes through.
+    typed = group_at(w, seq=3)
+    assert typed.id == raw.data["id"] and w.bot.redeliveries == 0
+    w.bot.reply(typed, "hello", w.now)
+    w.collect()
+    assert body(w.requests[-1])["msg_id"] == typed.id
+    # And the raw form after it is dropped, by d.id or by the typed one's envelope.
+    broken_group_at(w, "GROUP_AT_MESSAGE_CREATE:z", seq=4)
+    dispatch(w, "GROUP_AT_MESSAGE_CREATE", {"content": 5}, 5, "GROUP_AT_MESSAGE_CREATE:3")
+    assert raw_dispatches(w) == [raw] and w.bot.redeliveries == 2
+
+
+def test_a_5xx_reply_is_retried_with_its_msg_seq_and_a_duplicate_means_delivered() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    call_id = w.bot.reply(event, "hello", w.now)
+    w.collect()
+    first = w.answer(reply({"message": "internal error", "code": 500}, status=503))
+    assert results(w) == []
+    w.advance(3)
+    [retry] = w.requests
+    assert body(retry) == body(first) and body(retry)["msg_seq"] == 1
+    w.answer(reply({"message": "duplicate", "code": 40054005, "err_code": 40054005}, 400))
+    [result] = results(w)
+    assert (result.request_id, result.ok, result.error) == (call_id, True, None)
+    # Delivered by the first attempt: no message came back, and the result says so.
+    assert result.delivered_earlier and result.result is None
+    w.bot.reply(event, "next", w.now)
+    w.collect()
+    assert body(w.requests[-1])["msg_seq"] == 2  # never 1 again
+
+
+def test_a_reply_retried_after_a_5xx_that_lands_now_was_not_delivered_earlier() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "internal error", "code": 500}, status=503))
+    w.advance(3)
+    w.answer(reply({"id": "ROBOT1.0_out", "timestamp": SENT_AT}))
+    [result] = results(w)
+    assert result.ok and not result.delivered_earlier
+    assert isinstance(result.result, SentMessage) and result.result.id == "ROBOT1.0_out"
+
+
+def test_a_duplicate_on_the_first_attempt_is_an_error_not_delivered_earlier() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "duplicate", "code": 40054005, "err_code": 40054005}, 400))
+    [result] = results(w)
+    assert not result.ok and not result.delivered_earlier and result.result is None
+
+
+def test_a_spent_budget_is_refused_locally_with_the_reason() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    for n in range(5):
+        w.bot.reply(event, f"r{n}", w.now)
+        w.collect()
+        w.answer(reply({"id": f"ROBOT1.0_out{n}", "timestamp": SENT_AT}))
+    with pytest.raises(ReplyRefused, match="5 of 5 replies") as refused:
+        w.bot.reply(event, "one too many", w.now)
+    assert refused.value.reason is Refusal.BUDGET_SPENT
+    assert (refused.value.used, refused.value.cap) == (5, 5)
+    assert w.requests == []
+
+
+def test_a_closed_window_is_refused_locally() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.now += 300.0
+    with pytest.raises(ReplyRefused, match="window") as refused:
+        w.bot.reply(event, "too late", w.now)
+    assert refused.value.reason is Refusal.WINDOW_CLOSED
+    assert w.requests == []
+
+
+def test_a_dead_msg_id_refuses_later_replies_locally() -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "msg_id expired", "code": 40034005, "err_code": 40034005}, 400))
+    [result] = results(w)
+    assert not result.ok
+    with pytest.raises(ReplyRefused) as refused:
+        w.bot.reply(event, "again", w.now)
+    assert refused.value.reason is Refusal.DEAD and refused.value.code == 40034005
+
+
+def test_a_button_press_is_answered_by_its_event_id_and_a_friend_del_takes_no_reply() -> None:
+    w = World()
+    w.start()
+    press = {"id": "30540ff7", "type": 11, "chat_type": 2, "user_openid": USER}
+    dispatch(w, "INTERACTION_CREATE", press, 2, "INTERACTION_CREATE:abc")
+    event = w.delivered[-1]
+    assert isinstance(event, InteractionCreate)
+    w.bot.reply(event, "pressed", w.now)
+    w.collect()
+    [request] = w.requests
+    assert request.url.endswith(f"/v2/users/{USER}/messages")
+    assert body(request)["event_id"] == "INTERACTION_CREATE:abc" and body(request)["msg_seq"] == 1
+    dispatch(w, "FRIEND_DEL", {"openid": USER}, 3, "FRIEND_DEL:1")
+    gone = w.delivered[-1]
+    assert isinstance(gone, FriendDel)
+    with pytest.raises(ReplyRefused, match="takes no passive reply"):
+        w.bot.reply(gone, "bye", w.now)
