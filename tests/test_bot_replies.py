@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from qqproto.qq.api import SentMessage
+from qqproto.qq.api import SentMessage, Target, send_text
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import FriendDel, InteractionCreate
 from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
@@ -74,6 +76,72 @@ def test_seed_003_replies_carry_the_inbound_id_never_the_returned_one() -> None:
     echo = c2c(w, FIRST_SENT, seq=3)
     with pytest.raises(ReplyRefused):
         w.bot.reply(echo, "to my own message", w.now)
+    assert w.requests == []
+
+
+CHANNEL = "635123456"
+BOT_USER = "1"  # READY's user.id in World.start()
+
+
+def guild_at(w: World, msg_id: str, seq: int, *, author: str = "U7", bot: bool = False) -> Any:
+    d = {
+        "id": msg_id,
+        "content": f"<@!{BOT_USER}> hi",
+        "author": {"id": author, "bot": bot},
+        "channel_id": CHANNEL,
+        "guild_id": "187",
+    }
+    dispatch(w, "AT_MESSAGE_CREATE", d, seq, f"AT_MESSAGE_CREATE:{seq}")
+    return w.delivered[-1]
+
+
+@pytest.mark.parametrize("scene", ["group", "channel"])
+def test_a_proactive_sends_id_is_never_a_reply_target(scene: str) -> None:
+    """Not only replies: any send's id is the bot's own (seed 003, by another road)."""
+    w = World()
+    w.start()
+    target = Target.group(GROUP) if scene == "group" else Target.channel(CHANNEL)
+    w.call(send_text(target, "good morning"))
+    w.answer(reply({"id": FIRST_SENT, "timestamp": SENT_AT}))
+    assert w.bot.conversations.tracker.sent_ids == 1
+    # The platform echoes it back as an inbound message (a guild bot sees its own).
+    echo = group_at(w, FIRST_SENT, seq=2) if scene == "group" else guild_at(w, FIRST_SENT, 2)
+    with pytest.raises(OwnMessageAsReplyTarget) as refused:
+        w.bot.reply(echo, "answering myself", w.now)
+    assert refused.value.message_id == FIRST_SENT
+    assert w.requests == []
+
+
+def test_an_echo_written_by_the_bot_is_refused_before_its_send_is_answered() -> None:
+    w = World()
+    w.start()
+    w.call(send_text(Target.channel(CHANNEL), "good morning"))
+    # The echo comes first: its author is the bot (READY's user.id).
+    echo = guild_at(w, "08e0own", 2, author=BOT_USER, bot=True)
+    with pytest.raises(OwnMessageAsReplyTarget):
+        w.bot.reply(echo, "answering myself", w.now)
+    [send] = w.requests
+    assert FIRST_SENT not in send.body.decode()
+    w.answer(reply({"id": "08e0own"}))  # and now its answer, naming the same id
+    with pytest.raises(OwnMessageAsReplyTarget):
+        w.bot.reply(echo, "answering myself", w.now)
+    # Someone else's message, and another bot's, still take replies.
+    other = guild_at(w, "08e0user", 3)
+    w.bot.reply(other, "hello", w.now)
+    another_bot = guild_at(w, "08e0bot", 4, author="99", bot=True)
+    w.bot.reply(another_bot, "hello, bot", w.now)
+    w.collect()
+    assert [body(r)["msg_id"] for r in w.requests] == ["08e0user", "08e0bot"]
+
+
+def test_an_echo_whose_author_is_unknown_is_refused_once_the_send_is_answered() -> None:
+    w = World()
+    w.start()
+    w.call(send_text(Target.group(GROUP), "good morning"))
+    echo = group_at(w, FIRST_SENT, seq=2)  # a group author is an openid: no match
+    w.answer(reply({"id": FIRST_SENT, "timestamp": SENT_AT}))
+    with pytest.raises(OwnMessageAsReplyTarget):
+        w.bot.reply(echo, "answering myself", w.now)
     assert w.requests == []
 
 

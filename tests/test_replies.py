@@ -71,7 +71,7 @@ def test_seed_003_a_reply_never_answers_the_bots_own_message() -> None:
     assert isinstance(info.value, LocalProtocolError)
     assert info.value.reason is Refusal.OWN_MESSAGE
     assert info.value.message_id == SECOND_SENT and info.value.sent_at == 7.2
-    assert "40034024" in str(info.value) and "own send" in str(info.value)
+    assert "40034024" in str(info.value) and "own message" in str(info.value)
     # 3. Forging a context with the sent id is refused too.
     forged = dataclasses.replace(ctx, reply_to=SECOND_SENT)
     with pytest.raises(OwnMessageAsReplyTarget):

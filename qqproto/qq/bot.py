@@ -526,6 +526,8 @@ class BotProtocol:
         assert entry.call is not None
         if entry.ticket is not None and error is None and result is not None:
             self.conversations.delivered(entry.ticket, result, now)
+        elif error is None:  # a proactive send's id is the bot's own too (seed 003)
+            self.conversations.sent(result, now)
         outcome = ApiResult(entry.user_id, entry.call, result, error, delivered_earlier)
         self._out.append(Deliver(outcome))
 

@@ -36,7 +36,16 @@ from typing import Any
 
 from ..errors import LocalProtocolError
 from ..ttl import TTLMap
-from .api import ApiCall, ApiError, SentMessage, Target, send_markdown, send_media, send_text
+from .api import (
+    ApiCall,
+    ApiError,
+    SentMessage,
+    Target,
+    UploadedMedia,
+    send_markdown,
+    send_media,
+    send_text,
+)
 from .events import (
     EVENT_TYPES,
     MESSAGE_TYPES,
@@ -49,6 +58,7 @@ from .events import (
     GroupAddRobot,
     GroupMessage,
     GroupMsgReceive,
+    GuildMessage,
     InteractionCreate,
     MessageCreate,
 )
@@ -217,6 +227,11 @@ class Conversations:
             scene, target, kind, ident = where
             if not ident:
                 return True  # inbound() would refuse it: deliver it, but no replies
+            if isinstance(event, GuildMessage) and _written_by_the_bot(event):
+                # An echo of the bot's own message, which may come before the
+                # answer to the send: never a reply target (seed 003).
+                self.tracker.sent(ident, now)
+                return True
             try:
                 entry = self.tracker._register(scene, target, kind, ident, now)
             except LocalProtocolError:
@@ -236,6 +251,7 @@ class Conversations:
             raise ReplyRefused(
                 Refusal.UNKNOWN, f"{type(event).__name__} takes no passive reply here"
             )
+        self.tracker._refuse_own(where[3], now)
         entry = self._contexts.get((where[2], where[3]), now)
         if entry is None:
             raise ReplyRefused(
@@ -271,5 +287,22 @@ class Conversations:
         return call, ticket
 
     def delivered(self, ticket: ReplyTicket, result: object, now: float) -> None:
-        sent = result.id if isinstance(result, SentMessage) else None
-        self.tracker.delivered(ticket, sent, now)
+        """A reply was accepted; ``result`` is what its answer parsed to."""
+        self.tracker.delivered(ticket, _message_id(result), now)
+
+    def sent(self, result: object, now: float) -> None:
+        """Any other call was answered: the id of a message it sent is the bot's own."""
+        if message_id := _message_id(result):
+            self.tracker.sent(message_id, now)
+
+
+def _message_id(result: object) -> str | None:
+    """The id of the message a call's answer says it sent, if it sent one."""
+    if isinstance(result, SentMessage | UploadedMedia):  # an upload may send it at once
+        return result.id or None
+    return None
+
+
+def _written_by_the_bot(event: GuildMessage) -> bool:
+    """A guild message knows the bot's id (READY's ``user.id``) beside its author's."""
+    return bool(event.bot_id) and event.author.id == event.bot_id

@@ -131,8 +131,8 @@ class OwnMessageAsReplyTarget(ReplyRefused):
         self.message_id, self.sent_at = message_id, sent_at
         super().__init__(
             Refusal.OWN_MESSAGE,
-            f"{message_id!r} is the id this bot's own send returned at t={sent_at}, not an"
-            " inbound message or event: a passive reply must answer the id the platform"
+            f"{message_id!r} is this bot's own message (known as such since t={sent_at}), not"
+            " an inbound message or event: a passive reply must answer the id the platform"
             " delivered (a sent id gets 40034024 'msg_id invalid or out of scope', AstrBot"
             " #6931)",
         )
@@ -371,7 +371,8 @@ class ReplyTracker:
         return known
 
     def sent(self, message_id: str, now: float) -> None:
-        """Remember an id one of the bot's sends returned (``delivered()`` calls this)."""
+        """Remember the id of one of the bot's own messages: one its sends returned
+        (``delivered()`` calls this), or one delivered with the bot as its author."""
         self._now = max(self._now, now)
         self._sent.set(message_id, now, now)
 
