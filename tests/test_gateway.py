@@ -297,6 +297,73 @@ def test_replayed_dispatches_are_delivered_once() -> None:
     assert [d.seq for d in h.dispatches()] == [1, 2, 3, 4, 5, 6, 7]
 
 
+@pytest.mark.parametrize("s", [4, 2, None])
+def test_a_resumed_whose_seq_does_not_advance_still_resumes(s: int | None) -> None:
+    h, _ = ready_harness()
+    for seq in (2, 3, 4):
+        h.dispatch(seq)
+    h.drop()
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"]["seq"] == 4
+    h.send({"op": 0, "s": s, "t": "RESUMED", "d": ""})
+    assert h.proto.state is S.READY and h.states[-1].new == "READY"
+    assert isinstance(h.events[-1], Resumed)
+    assert h.proto.seq == 4  # never moved back
+    h.dispatch(5)
+    assert [d.seq for d in h.dispatches()][-2:] == [s, 5]
+
+
+def test_resumes_answered_with_a_stale_seq_never_fall_back_to_identify() -> None:
+    """Each one honoured is a good session: the count of failed resumes never grows."""
+    h, _ = ready_harness()
+    h.dispatch(9)
+    for _ in range(5):
+        h.drop()
+        h.accept()
+        h.hello()
+        [login] = h.sent()
+        assert (login["op"], login["d"]["seq"]) == (6, 9)
+        h.resumed(1)
+        assert h.proto.state is S.READY
+        h.advance(SHORT_SESSION)
+
+
+def test_a_resume_answered_with_ready_starts_a_new_session_and_delivers_it() -> None:
+    h, _ = ready_harness()
+    for seq in range(2, 11):
+        h.dispatch(seq)
+    h.drop()
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6
+    h.ready("sess-2", seq=1)  # a server that starts over instead of resuming
+    for seq in (2, 3, 4):  # the new session's own events, numbered anew
+        h.dispatch(
+            seq,
+            d={
+                "id": f"new-{seq}",
+                "content": "x",
+                "author": {"member_openid": MEMBER},
+                "group_openid": GROUP,
+            },
+        )
+    assert h.proto.state is S.READY and h.proto.seq == 4
+    assert h.proto.session is not None and h.proto.session.session_id == "sess-2"
+    [violation] = h.violations()
+    assert "READY in answer to Resume" in str(violation.error)
+    assert "session sess-1 after seq 10 are not replayed" in str(violation.error)
+    assert [e.id for e in h.typed() if isinstance(e, GroupAtMessageCreate)][-3:] == [
+        "new-2",
+        "new-3",
+        "new-4",
+    ]
+    h.drop()  # and the new session is the one resumed
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"] == {"token": "QQBot tok-1", "session_id": "sess-2", "seq": 4}
+
+
 def test_op9_true_resumes() -> None:
     h, _ = ready_harness()
     h.send({"op": 9, "d": True})

@@ -215,6 +215,15 @@ class GatewayMachine(GatewayWorld):
         self._answer_resume(self.conn, rejection, overlap, one_read=one_read)
         self._settle()
 
+    @precondition(lambda self: self._awaiting("resume"))
+    @rule(then=st.integers(0, 2))
+    def ready_instead_of_resumed(self, then: int) -> None:
+        """A server off the spec answers a Resume with READY: a new session,
+        whose events the client must deliver, numbered from its READY on."""
+        assert self.conn is not None
+        self._ready(self.conn, then)
+        self._settle()
+
     @precondition(lambda self: self._live_session())
     @rule(count=st.integers(1, 3), lost=st.integers(0, 3))
     def dispatch(self, count: int, lost: int) -> None:
@@ -305,7 +314,9 @@ class GatewayMachine(GatewayWorld):
             if kind.endswith("t"):
                 payload["d"] = {}
                 del payload["t"]
-        elif kind == "READY out of turn" and self.proto.state is not GatewayState.IDENTIFY:
+        elif kind == "READY out of turn" and not (
+            self.proto.state is GatewayState.IDENTIFY or self._awaiting("resume")
+        ):
             payload = {"op": 0, "t": "READY", "d": {"session_id": "forged"}}
         elif kind == "RESUMED out of turn" and not self._awaiting("resume"):
             payload = {"op": 0, "t": "RESUMED", "d": ""}

@@ -501,8 +501,8 @@ class GatewayProtocol:
         """
         if type(seq) is int and 0 <= seq <= MAX_SEQ:
             last = self._seq
-            if last is not None and seq <= last:
-                return  # replayed, and delivered before
+            if last is not None and seq <= last and t not in _LIFECYCLE_EVENTS:
+                return  # replayed, and delivered before (READY and RESUMED always count)
         elif seq is not None:
             self._violation(
                 RemoteProtocolError(
@@ -517,7 +517,9 @@ class GatewayProtocol:
         elif not self._on_untyped_dispatch(seq, t, event_id, body, now):
             return
         if seq is not None:
-            self._seq = seq
+            last = self._seq
+            if last is None or seq > last:  # a RESUMED that does not advance moves nothing
+                self._seq = seq
 
     def _on_untyped_dispatch(
         self,
@@ -574,13 +576,27 @@ class GatewayProtocol:
         return self._on_resumed(now)
 
     def _on_ready(self, data: Any, now: float) -> bool:
-        if not allowed(self.state, Input.READY) or self._login is not _Login.IDENTIFY:
+        login = self._login
+        answers = {S.IDENTIFY: _Login.IDENTIFY, S.RESUMING: _Login.RESUME}.get(self.state)
+        if login is not answers or not allowed(self.state, Input.READY):
             self._violation(
                 RemoteProtocolError(
                     "READY out of turn", expected="READY after Identify", received=self.state.name
                 )
             )
             return False
+        if login is _Login.RESUME:
+            # Not what the spec says a server does, but some do: the READY
+            # starts a new session, whose events then come (numbered anew).
+            # What the old session sent after our seq is lost, and said so.
+            self._violation(
+                RemoteProtocolError(
+                    "READY in answer to Resume: a new session starts, and the events of"
+                    f" session {self._session_id} after seq {self._seq} are not replayed",
+                    expected="RESUMED after Resume",
+                    received="READY",
+                )
+            )
         session_id = data.get("session_id") if type(data) is dict else None
         if type(session_id) is not str or not session_id:
             self._violation(

@@ -16,6 +16,7 @@ A gateway session lives through a handful of states:
 ``RESUMING``
     A session is held but its link is gone, or a Resume is out and RESUMED is
     awaited. The object reconnects and resumes; replayed dispatches arrive here.
+    A server that answers the Resume with READY starts a new session instead.
 ``FAILED``
     Terminal: a fatal close code, intents refused, or the attempt cap.
 ``CLOSED``
@@ -81,7 +82,8 @@ LIVE: Final = (S.CONNECTING, S.IDENTIFY, S.READY, S.RESUMING)
 TABLE: Final[tuple[tuple[Input, tuple[GatewayState, ...], GatewayState | None], ...]] = (
     (Input.HELLO, (S.CONNECTING,), S.IDENTIFY),
     (Input.HELLO, (S.RESUMING,), None),  # Resume goes out; the state stays
-    (Input.READY, (S.IDENTIFY,), S.READY),
+    # From RESUMING: a server that answers a Resume with a new session.
+    (Input.READY, (S.IDENTIFY, S.RESUMING), S.READY),
     (Input.RESUMED, (S.RESUMING,), S.READY),
     (Input.LINK_LOST, (S.READY, S.RESUMING), S.RESUMING),
     (Input.LINK_LOST, (S.CONNECTING, S.IDENTIFY), S.CONNECTING),
