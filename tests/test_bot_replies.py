@@ -8,7 +8,13 @@ import pytest
 
 from qqproto.qq.api import SentMessage, Target, send_text
 from qqproto.qq.decode import EventDecodeError
-from qqproto.qq.events import FriendDel, InteractionCreate
+from qqproto.qq.events import (
+    AtMessageCreate,
+    Dispatch,
+    FriendDel,
+    InteractionCreate,
+    MessageCreate,
+)
 from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
 from qqproto.qq.scenes import Scene
 
@@ -154,6 +160,57 @@ def test_a_redelivered_inbound_message_reaches_the_application_once() -> None:
     assert len(w.delivered) == before and w.bot.redeliveries == 1
     group_at(w, "ROBOT1.0_other", seq=4)  # another id still comes through
     assert len(w.delivered) == before + 1 and w.bot.redeliveries == 1
+
+
+def guild_message(w: World, t: str, msg_id: str, seq: int) -> Any:
+    d = {"id": msg_id, "content": "hi", "author": {"id": "U7"}, "channel_id": CHANNEL}
+    dispatch(w, t, {**d, "guild_id": "187"}, seq, f"{t}:{seq}")
+    return w.delivered[-1]
+
+
+def test_one_message_in_two_dispatch_types_reaches_the_application_in_each() -> None:
+    """A guild bot subscribed to both gets MESSAGE_CREATE and AT_MESSAGE_CREATE."""
+    w = World()
+    w.start()
+    everything = guild_message(w, "MESSAGE_CREATE", "08e0m1", 2)
+    at_me = guild_message(w, "AT_MESSAGE_CREATE", "08e0m1", 3)
+    assert isinstance(everything, MessageCreate) and isinstance(at_me, AtMessageCreate)
+    assert w.bot.redeliveries == 0
+    guild_message(w, "AT_MESSAGE_CREATE", "08e0m1", 4)  # a redelivery of one of them
+    guild_message(w, "MESSAGE_CREATE", "08e0m1", 5)
+    assert w.bot.redeliveries == 2
+    messages = [e for e in w.delivered if isinstance(e, MessageCreate | AtMessageCreate)]
+    assert [type(e) for e in messages] == [MessageCreate, AtMessageCreate]
+
+
+def test_one_message_in_two_types_has_one_reply_budget() -> None:
+    w = World()
+    w.start()
+    d = {"id": GROUP_MSG, "content": " hi", "author": {"member_openid": "M1"}}
+    dispatch(w, "GROUP_AT_MESSAGE_CREATE", {**d, "group_openid": GROUP}, 2, "GROUP_AT:2")
+    at_me = w.delivered[-1]
+    dispatch(w, "GROUP_MESSAGE_CREATE", {**d, "group_openid": GROUP}, 3, "GROUP_MSG:3")
+    everything = w.delivered[-1]
+    assert type(at_me) is not type(everything)
+    for n, event in enumerate([at_me, everything, at_me, everything, at_me]):
+        w.bot.reply(event, f"r{n}", w.now)
+        w.collect()
+        w.answer(reply({"id": f"ROBOT1.0_out{n}", "timestamp": SENT_AT}))
+    with pytest.raises(ReplyRefused, match="5 of 5 replies") as refused:
+        w.bot.reply(everything, "one too many", w.now)
+    assert refused.value.reason is Refusal.BUDGET_SPENT
+
+
+def test_a_raw_copy_in_one_type_hides_no_typed_copy_in_another() -> None:
+    w = World()
+    w.start()
+    broken = {"id": "08e0m2", "content": "hi", "author": {"id": "U7"}}  # no channel_id
+    dispatch(w, "MESSAGE_CREATE", broken, 2, "MESSAGE_CREATE:2")
+    assert isinstance(w.delivered[-1], Dispatch)
+    at_me = guild_message(w, "AT_MESSAGE_CREATE", "08e0m2", 3)
+    assert isinstance(at_me, AtMessageCreate) and w.bot.redeliveries == 0
+    dispatch(w, "MESSAGE_CREATE", broken, 4, "MESSAGE_CREATE:4")  # the raw one again
+    assert w.bot.redeliveries == 1
 
 
 def test_a_redelivered_undecodable_dispatch_reaches_the_application_once() -> None:

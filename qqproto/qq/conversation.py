@@ -6,7 +6,11 @@ registered with its :class:`~qqproto.qq.replies.ReplyTracker` as the gateway
 delivers it, and its :class:`~qqproto.qq.replies.ReplyContext` is kept here, by
 id, for the longest reply window: the application replies to the *event* and
 never handles a context. The same message id (or envelope id) delivered again
-(spec 14, quirk 7) is reported as a redelivery, to be dropped.
+(spec 14, quirk 7) in the same dispatch type is reported as a redelivery, to
+be dropped. In another type it is not: a guild bot subscribed to both gets one
+message as MESSAGE_CREATE and as AT_MESSAGE_CREATE, and each type reaches the
+application once. Both share the message's one reply context, and so its
+budget: the message is never answered more often than its scene allows.
 
 A dispatch the gateway delivers raw, as a :class:`~qqproto.qq.events.Dispatch`
 (a type without a class, or a typed one whose payload broke its type), is
@@ -148,21 +152,43 @@ def _where(event: object) -> _Where | None:
     return None if not target else (scene, target, "event_id", event_id)
 
 
-def _dedup_keys(event: object) -> tuple[str, ...]:
-    """The ids that make a later delivery of ``event`` a redelivery, if it takes no reply.
+#: What makes a later delivery a redelivery: (its dispatch type, an id). The
+#: type is part of it because one message may come as two types (a guild
+#: bot subscribed to both gets MESSAGE_CREATE and AT_MESSAGE_CREATE with one
+#: message id), and each type must reach the application once.
+_Key = tuple[str, str]
+
+
+#: The dispatch type of each class the decoder makes: one dict lookup per event.
+_TYPE_BY_CLASS: dict[type, str] = {cls: t for t, cls in EVENT_TYPES.items()}
+
+
+def _type_of(event: object) -> str:
+    """The dispatch type ``event`` came as."""
+    t = _TYPE_BY_CLASS.get(type(event))
+    if t is not None:
+        return t
+    if isinstance(event, Dispatch):
+        return event.type
+    return getattr(type(event), "TYPE", "") or type(event).__name__
+
+
+def _dedup_keys(t: str, event: object) -> tuple[_Key, ...]:
+    """The keys that make a later delivery of ``event`` (of type ``t``) a
+    redelivery, if it takes no reply.
 
     (One that does is known by the id a reply names, ``_where(event)[3]``.)
     """
     if isinstance(event, Dispatch):
-        keys: tuple[str, ...] = (event.id,) if event.id else ()
+        keys: tuple[_Key, ...] = ((t, event.id),) if event.id else ()
         data = event.data
-        if event.type in MESSAGE_TYPES and type(data) is dict:
+        if t in MESSAGE_TYPES and type(data) is dict:
             msg_id = data.get("id")
             if type(msg_id) is str and msg_id:
-                keys += (msg_id,)
+                keys += ((t, msg_id),)
         return keys
     event_id = getattr(event, "event_id", None)
-    return (event_id,) if isinstance(event_id, str) and event_id else ()
+    return ((t, event_id),) if isinstance(event_id, str) and event_id else ()
 
 
 def reply_code(error: ApiError) -> int | None:
@@ -190,9 +216,9 @@ class Conversations:
         # past the tracker's own expiry: a late reply is refused for its closed
         # window, not as unknown.
         self._contexts = TTLMap[tuple[str, str], _LedgerEntry](longest, max_size)
-        self._seen = TTLMap[str, None](dedup_ttl, max_size)
+        self._seen = TTLMap[_Key, None](dedup_ttl, max_size)
         # Ids of raw dispatches, apart: they drop raw redeliveries, not typed ones.
-        self._seen_raw = TTLMap[str, None](dedup_ttl, max_size)
+        self._seen_raw = TTLMap[_Key, None](dedup_ttl, max_size)
         #: Inbound deliveries dropped because their id had been delivered already.
         self.redeliveries = 0
 
@@ -201,15 +227,16 @@ class Conversations:
         # This runs for every event the gateway delivers: no generators, one
         # map call where one does, and no ReplyContext until a reply asks.
         where = _where(event)
+        t = _type_of(event)
         if where is not None:
             # An event that takes replies (most are messages): its one id, in
             # the typed map only; add() checks and stores in one call. An empty
             # id names nothing, so it makes nothing a redelivery.
-            keys: tuple[str, ...] = (where[3],) if where[3] else ()
-            if keys and not self._seen.add(where[3], None, now):
+            keys: tuple[_Key, ...] = ((t, where[3]),) if where[3] else ()
+            if keys and not self._seen.add(keys[0], None, now):
                 self.redeliveries += 1
                 return False
-        elif keys := _dedup_keys(event):
+        elif keys := _dedup_keys(t, event):
             # A raw dispatch checks both maps; a typed event only the typed one.
             maps = (self._seen, self._seen_raw) if isinstance(event, Dispatch) else (self._seen,)
             for seen in maps:
@@ -220,9 +247,9 @@ class Conversations:
             for key in keys:
                 maps[-1].set(key, None, now)
         event_id = getattr(event, "event_id", None)
-        if isinstance(event_id, str) and event_id and event_id not in keys:
+        if isinstance(event_id, str) and event_id and (t, event_id) not in keys:
             # A typed message's envelope: a raw copy of it may come without d.id.
-            self._seen_raw.set(event_id, None, now)
+            self._seen_raw.set((t, event_id), None, now)
         if where is not None:
             scene, target, kind, ident = where
             if not ident:
