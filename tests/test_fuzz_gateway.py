@@ -157,3 +157,13 @@ def test_deeply_nested_json_is_a_violation(nested: str, message: str) -> None:
     assert message in str(events[0].error)
     assert isinstance(events[1], GroupAtMessageCreate)  # the message after it is not lost
     assert events[1].text == "hello 9"
+
+
+@pytest.mark.parametrize("t", [[], {}, ["READY"], None, 7])
+def test_a_replayed_seq_with_an_unhashable_type_is_dropped_not_a_crash(t: object) -> None:
+    """Found by the fuzzer: ``t`` is any JSON value, and a list cannot be looked up in a set."""
+    prep = prepare("resumed")
+    seq = prep.proto.seq
+    assert seq is not None
+    prep.proto.receive_data(prep.server.send({"op": 0, "s": seq, "t": t}), T0)
+    assert prep.proto.state is S.READY and prep.proto.seq == seq

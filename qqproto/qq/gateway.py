@@ -100,6 +100,11 @@ _TERMINAL = (S.FAILED, S.CLOSED)
 _LIFECYCLE_EVENTS = frozenset({"READY", "RESUMED"})
 
 
+def _is_lifecycle(t: object) -> bool:
+    """Whether ``t`` (the JSON value a frame's ``t`` held: maybe a list) names one."""
+    return type(t) is str and t in _LIFECYCLE_EVENTS
+
+
 class Link(Enum):
     """The transport under the session, one at a time."""
 
@@ -501,7 +506,7 @@ class GatewayProtocol:
         """
         if type(seq) is int and 0 <= seq <= MAX_SEQ:
             last = self._seq
-            if last is not None and seq <= last and t not in _LIFECYCLE_EVENTS:
+            if last is not None and seq <= last and not _is_lifecycle(t):
                 return  # replayed, and delivered before (READY and RESUMED always count)
         elif seq is not None:
             self._violation(
