@@ -195,6 +195,36 @@ def test_network_errors_back_off_and_the_cap_ends_it() -> None:
     assert tm.failed
 
 
+def test_a_good_fetch_resets_the_backoff_so_the_cap_counts_failures_in_a_row() -> None:
+    """Thirty failures in a row give up; thirty in all, with a success between, do not."""
+    tm = manager()  # max_attempts=30
+    ids = iter(range(1, 1000))
+    now = 0.0
+    tm.want(next(ids), now)
+
+    def fail_and_wait() -> TokenError:
+        nonlocal now
+        error = tm.transport_failed(tm.in_flight or 0, "connection refused", now)
+        deadline = tm.next_deadline()
+        if deadline is not None:
+            now = deadline
+            assert tm.handle_timer(next(ids), now) is not None
+        return error
+
+    for _ in range(29):
+        assert not fail_and_wait().final
+    token = tm.response(tm.in_flight or 0, ok(expires_in=7200), now)
+    assert tm.handle_timer(next(ids), token.refresh_at) is not None  # the refresh is due
+    now = token.refresh_at
+    first_wait = None
+    for n in range(29):
+        error = fail_and_wait()
+        assert not error.final, f"gave up after {n + 1} failures in a row"
+        first_wait = first_wait or now - token.refresh_at
+    assert first_wait is not None and first_wait < 2.0  # the backoff started again at 1 s
+    assert fail_and_wait().final and tm.failed  # the thirtieth in a row
+
+
 def test_invalidate_drops_the_token_and_fetches_again() -> None:
     tm = manager()
     tm.want(1, 0.0)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from qqproto.errors import LocalProtocolError
 from qqproto.qq.api import SentMessage, Target, send_text
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import (
@@ -284,6 +285,50 @@ def test_a_5xx_reply_is_retried_with_its_msg_seq_and_a_duplicate_means_delivered
     w.bot.reply(event, "next", w.now)
     w.collect()
     assert body(w.requests[-1])["msg_seq"] == 2  # never 1 again
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"message": "duplicate", "code": 400, "err_code": 40054005},
+        {"message": "duplicate", "code": 40054005, "err_code": 11255},
+        {"message": "duplicate", "code": 40054005},
+        {"message": "duplicate", "err_code": "40054005"},
+    ],
+    ids=["in err_code", "in code", "code alone", "err_code as a string"],
+)
+def test_a_duplicate_is_read_from_code_or_err_code(answer: dict[str, Any]) -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    w.bot.reply(event, "hello", w.now)
+    w.collect()
+    w.answer(reply({"message": "internal error", "code": 500}, status=503))
+    w.advance(3)
+    w.answer(reply(answer, 400))
+    [result] = results(w)
+    assert result.ok and result.delivered_earlier
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [("", {}), (5, {}), ("hi", {"markdown": 5}), ("hi", {"media_file_info": ""})],
+    ids=["empty", "not text", "markdown of the wrong type", "empty file_info"],
+)
+def test_a_reply_that_cannot_be_built_spends_none_of_the_budget(
+    text: Any, options: dict[str, Any]
+) -> None:
+    w = World()
+    w.start()
+    event = group_at(w)
+    with pytest.raises(LocalProtocolError):
+        w.bot.reply(event, text, w.now, **options)
+    assert w.requests == []
+    for n in range(5):  # the whole budget is still there, with msg_seq 1 to 5
+        w.bot.reply(event, f"r{n}", w.now)
+        w.collect()
+        w.answer(reply({"id": f"ROBOT1.0_out{n}", "timestamp": SENT_AT}))
+    assert [r.ok for r in results(w)] == [True] * 5
 
 
 def test_a_reply_retried_after_a_5xx_that_lands_now_was_not_delivered_earlier() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from fuzz.frames import OP_TEXT, frame
 from qqproto.actions import Connect, Deliver, Disconnect, FetchToken, SendData, StateChanged
 from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
 from qqproto.qq import lifecycle
@@ -364,6 +365,40 @@ def test_a_resume_answered_with_ready_starts_a_new_session_and_delivers_it() -> 
     assert h.sent()[0]["d"] == {"token": "QQBot tok-1", "session_id": "sess-2", "seq": 4}
 
 
+@pytest.mark.parametrize("d", [1, "true", {}, [], None, False], ids=repr)
+def test_op9_resumes_only_when_d_is_exactly_true(d: object) -> None:
+    h, _ = ready_harness()
+    h.send({"op": 9, "d": d})
+    assert h.proto.state is S.CONNECTING and h.proto.session is None
+    h.advance(5)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 2  # Identify: the session is gone
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [{"op": 7}, {"op": 9, "d": True}, "close 4009"],
+    ids=["op 7", "op 9 true", "close frame"],
+)
+def test_frames_after_a_connection_ending_frame_wait_for_the_resume(ending: object) -> None:
+    h, server = ready_harness()
+    h.dispatch(2)
+    end = server.close(4009) if ending == "close 4009" else server.text(ending)  # type: ignore[arg-type]
+    data = {"id": "m-3", "content": "x", "author": {"member_openid": MEMBER}, "group_openid": GROUP}
+    payload = {"op": 0, "s": 3, "t": "GROUP_AT_MESSAGE_CREATE", "id": "e3", "d": data}
+    after = frame(OP_TEXT, json.dumps(payload).encode())  # even after the server's close
+    h.send_raw(end + after)  # in one read
+    assert [d.seq for d in h.dispatches()] == [1, 2]  # 3 is not delivered from a dead link
+    assert h.proto.state is S.RESUMING and h.proto.seq == 2
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["d"]["seq"] == 2  # the Resume asks for it
+    h.dispatch(3)  # replayed
+    h.resumed(4)
+    assert [d.seq for d in h.dispatches()] == [1, 2, 3, 4]
+
+
 def test_op9_true_resumes() -> None:
     h, _ = ready_harness()
     h.send({"op": 9, "d": True})
@@ -540,6 +575,26 @@ def test_three_failed_resumes_fall_back_to_identify() -> None:
     h.accept()
     h.hello()
     assert h.sent()[0]["op"] == 2
+
+
+def test_a_resume_that_succeeds_resets_the_count_of_failed_ones() -> None:
+    """Two failures, a success, one failure: that is one failure in a row, so resume."""
+    h, _ = ready_harness()
+    h.close_from_server(4999)  # unknown: resume
+    for honoured in (False, False, True, False):
+        h.advance(60)
+        h.accept()
+        h.hello()
+        assert h.sent()[0]["op"] == 6
+        if honoured:
+            h.resumed(2)
+            assert h.proto.state is S.READY
+        h.close_from_server(4999)
+    assert h.proto.state is S.RESUMING and h.proto.session is not None
+    h.advance(60)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6  # still a Resume, not an Identify
 
 
 # -- backoff and the attempt cap ------------------------------------------------------------

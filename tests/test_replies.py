@@ -228,6 +228,19 @@ def test_the_budget_counts_from_begin() -> None:
         tracker.begin(event, 1.0)
 
 
+def test_can_reply_is_false_once_the_budget_is_spent() -> None:
+    tracker = ReplyTracker()
+    ctx = group_msg(tracker)
+    for n in range(5):
+        assert tracker.can_reply(ctx, 1.0), f"after {n} replies"
+        tracker.delivered(tracker.begin(ctx, 1.0), f"ROBOT1.0_out{n}", 1.0)
+    assert not tracker.can_reply(ctx, 1.0)  # 5 of 5 used: only a proactive send now
+    guild = tracker.inbound(Scene.GUILD_CHANNEL, "635", 0.0, msg_id="g")
+    for _ in range(50):
+        tracker.begin(guild, 1.0)
+    assert tracker.can_reply(guild, 1.0)  # no cap
+
+
 def test_guild_scenes_have_no_cap() -> None:
     tracker = ReplyTracker()
     ctx = tracker.inbound(Scene.GUILD_DM, "9876", 0.0, msg_id="d")

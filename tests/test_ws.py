@@ -1333,3 +1333,62 @@ def test_the_fast_path_at_every_header_cut(frames: tuple[bytes, ...]) -> None:
             _run_both(stream, (cut,), limit)
         if len(stream) < 600:
             _run_both(stream, range(len(stream)), limit)
+
+
+def _text_frame(size: int, form: int) -> bytes:
+    """A final text frame of ``size`` bytes, its length in the ``form``-bit field
+    (7, 16 or 64), however short the length: the field need not be the shortest."""
+    payload = b"a" * size
+    if form == 7:
+        return bytes((0x81, size)) + payload
+    if form == 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
+@pytest.mark.parametrize(
+    ("size", "form", "limit", "outcome"),
+    [
+        (125, 7, 1 << 20, "text"),
+        (125, 16, 1 << 20, 1002),  # not the shortest form: wsproto refuses it
+        (126, 16, 1 << 20, "text"),
+        (65535, 16, 1 << 20, "text"),
+        (65535, 64, 1 << 20, 1002),
+        (65536, 64, 1 << 20, "text"),
+        (100, 7, 100, "text"),  # the size limit exactly
+        (101, 7, 100, 1009),  # the limit + 1
+        (300, 16, 300, "text"),
+        (301, 16, 300, 1009),
+        (65536, 64, 65536, "text"),
+        (65537, 64, 65536, 1009),
+    ],
+)
+def test_the_fast_path_at_each_length_boundary_answers_as_wsproto(
+    size: int, form: int, limit: int, outcome: str | int
+) -> None:
+    """Each boundary of the fast path, pinned: what it takes, wsproto takes too;
+    what wsproto refuses (a length not in its shortest form, a message over the
+    limit), it leaves to wsproto, which closes with its code."""
+    stream = _text_frame(size, form) + frame(OP_TEXT, b"after")
+    client = WebSocketClient("ws://h/", entropy(7), max_message_size=limit)
+    client.receive_data(handmade_101(client.connect(), *_GOOD_101))
+    conn = client._conn
+    assert conn is not None
+    to_wsproto: list[bytes | None] = []
+    hand_over = conn.receive_data
+
+    def spy(data: bytes | None) -> None:
+        to_wsproto.append(data)
+        hand_over(data)
+
+    conn.receive_data = spy  # type: ignore[method-assign]
+    got = client.receive_data(stream)
+    if outcome == "text":
+        assert got == [TextReceived("a" * size), TextReceived("after")]
+        assert to_wsproto == [], "the fast path must take this frame itself"
+    else:
+        [closed] = got
+        assert isinstance(closed, Closed) and closed.code == outcome, closed
+        assert to_wsproto, "the fast path must leave this frame to wsproto"
+    _run_both(stream, (), limit)
+    _run_both(stream, (1, 2, 3, 4, 9, 10, 11), limit)
