@@ -39,8 +39,13 @@ from qqproto.actions import (
 )
 from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session
+from qqproto.qq.lifecycle import GatewayState
 
 from .gateway_model import ClientModel, ServerSession, ServerState, close_cause
+
+#: How long the driver waits for a Connect to open before it gives up and
+#: reports the connection lost (drivers have such a timeout; 30 s here).
+CONNECT_TIMEOUT = 30.0
 
 
 class ServerConn:
@@ -83,6 +88,7 @@ class GatewayWorld(RuleBasedStateMachine):
         }
         # The driver.
         self.pending_connect = False
+        self.connect_at = 0.0  # when the pending Connect was asked for
         self.conn: ServerConn | None = None
         self.lost_pending = False  # Disconnect carried out, connection_lost not yet reported
         self.eager_lost = True
@@ -116,10 +122,17 @@ class GatewayWorld(RuleBasedStateMachine):
 
     # -- the driver ---------------------------------------------------------------
 
-    def _settle(self) -> None:
+    def _settle(self, *, wait: bool = True) -> None:
         """Carry out the client's actions, deliver the server's automatic
         replies (upgrade response, ACKs, close answers), answer logins and
-        token requests when playing prompt, until both sides are quiet."""
+        token requests when playing prompt, until both sides are quiet.
+
+        Then, if the client waits with no transport for its reconnect (and
+        ``wait``), the clock moves on to that deadline, as a driver's does:
+        nothing else can happen to it in between but a late token, which
+        may as well come once the next Connect is out. (Leaving that wait
+        to the time rules made it a step only they could take, and
+        Hypothesis turns rules off at random in each schedule.)"""
         proto = self.proto
         while True:
             actions = proto.actions()
@@ -147,6 +160,10 @@ class GatewayWorld(RuleBasedStateMachine):
                 self._give_token(self.lives[self.token_gen % len(self.lives)])
                 continue
             break
+        if wait and self._waiting_to_reconnect():
+            deadline = proto.next_deadline()
+            assert deadline is not None  # never_stuck holds it so
+            self._advance_to(max(self.now, deadline))
         self.model.cause = "resume"
 
     def _report_lost(self) -> None:
@@ -169,6 +186,7 @@ class GatewayWorld(RuleBasedStateMachine):
                         f"reconnect at {self.now} after {cause}; expected in [{low}, {high}]"
                     )
             self.pending_connect = True
+            self.connect_at = self.now
             model.attempt_started()
         elif isinstance(action, SendData):
             if self.conn is None:
@@ -223,17 +241,31 @@ class GatewayWorld(RuleBasedStateMachine):
         self.tokens[token] = (self.token_gen, self.now + life, min(10.0, life / 2))
         self.proto.token_received(token, self.now + life, self.now)
 
+    def _next_deadline(self) -> float | None:
+        """The client's next deadline, or the driver's connect timeout if sooner."""
+        deadline = self.proto.next_deadline()
+        if self.pending_connect:
+            timeout = self.connect_at + CONNECT_TIMEOUT
+            deadline = timeout if deadline is None else min(deadline, timeout)
+        return deadline
+
     def _advance_to(self, target: float) -> None:
         """Move the clock, firing the deadlines on the way (at most 20: a long
         jump over a short heartbeat interval stops early)."""
         proto = self.proto
         for _ in range(20):
-            deadline = proto.next_deadline()
+            deadline = self._next_deadline()
             if deadline is None or deadline > target:
                 break
             self.now = max(self.now, deadline)
+            if self.pending_connect and self.now >= self.connect_at + CONNECT_TIMEOUT:
+                self.pending_connect = False  # the driver gives the Connect up
+                self._attempt_ended()
+                proto.connection_lost(self.now, "connect timed out")
+                self._settle(wait=False)
+                continue
             proto.handle_timer(self.now)
-            self._settle()
+            self._settle(wait=False)
             after = proto.next_deadline()
             if after is not None and after <= self.now:
                 self.problems["timer"].append(
@@ -394,6 +426,15 @@ class GatewayWorld(RuleBasedStateMachine):
 
     def _live_session(self) -> bool:
         return self.conn is not None and self.conn.session is not None
+
+    def _waiting_to_reconnect(self) -> bool:
+        return (
+            self.conn is None
+            and not self.pending_connect
+            and not self.lost_pending
+            and self.proto.state not in (GatewayState.FAILED, GatewayState.CLOSED)
+            and self.proto.next_deadline() is not None
+        )
 
     def _awaiting(self, kind: str) -> bool:
         conn = self.conn

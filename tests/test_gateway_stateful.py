@@ -4,9 +4,11 @@ A Hypothesis ``RuleBasedStateMachine`` plays three parts at once:
 
 - the driver: a fake clock, one transport at a time, tokens handed over on
   request (at once, late, or short-lived), ``connection_lost`` reported at once
-  or after the batch of actions;
-- the network: connects accepted or refused, upgrades refused, transports
-  dropped, dispatches lost in flight;
+  or after the batch of actions, a Connect given up after CONNECT_TIMEOUT, and
+  the wait for a reconnect slept through, as a driver sleeps until the next
+  deadline;
+- the network: connects accepted or refused, at once or after a while,
+  upgrades refused, transports dropped, dispatches lost in flight;
 - the QQ gateway server, speaking WebSocket through the sans-IO protocol of
   the ``websockets`` library (not wsproto, so our framing meets an independent
   implementation). It keeps real session bookkeeping: READY creates a session
@@ -16,6 +18,9 @@ A Hypothesis ``RuleBasedStateMachine`` plays three parts at once:
   honoured Resume replays the log after the client's seq (sometimes with a few
   events the client already has, as an at-least-once server may) and then
   sends RESUMED; any other Resume gets op 9 false or a 4006/4007/4902 close.
+  While the client has no transport, its session goes on: events pile up for
+  the Resume to replay, or the session expires. A server off the spec may
+  answer a Resume with READY.
 
 Beside the server the machine keeps a model of what the client must believe,
 written from the spec rather than from the code: the session it holds, the
@@ -31,10 +36,20 @@ the wire, wired to one GatewayProtocol).
 
 Profiles (``tests/conftest.py``): ``dev`` by default, ``ci`` when CI=true,
 ``soak`` with HYPOTHESIS_PROFILE=soak (``make soak``).
+
+Hypothesis turns a random share of the rules off in each schedule (swarm
+testing). A state where only k rules can act is left with none, and the whole
+schedule thrown away, with chance 1/(k+1). So no state is left to a single
+rule: the first Connect is answered by ``start``, a pending Connect has
+several rules that answer it (and the driver's timeout), the wait for a
+reconnect is the driver's, and an ended client has two ways to restart.
+Rules have preconditions instead of bodies that do nothing: nearly every
+step a schedule takes does work.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -51,6 +66,8 @@ from .gateway_model import (
     MAX_MESSAGE_SIZE,
     RESUME_CODES,
     URL,
+    Entry,
+    ServerSession,
     client_config,
 )
 from .gateway_world import GatewayWorld, ServerConn
@@ -76,9 +93,9 @@ close_codes = st.one_of(
 # Mostly short jumps (heartbeats, hello timeouts, backoff), now and then long
 # ones (the 60 s pause after 4008, tokens expiring).
 time_steps = st.one_of(
-    st.integers(0, 30).map(lambda n: n / 10),
-    st.integers(0, 150).map(lambda n: n / 10),
-    st.integers(0, 90).map(float),
+    st.integers(1, 30).map(lambda n: n / 10),
+    st.integers(1, 150).map(lambda n: n / 10),
+    st.integers(1, 90).map(float),
 )
 token_lives = st.sampled_from([1.0, 7.0, 25.0, 7200.0, 7200.0])
 hello_intervals = st.one_of(
@@ -86,6 +103,27 @@ hello_intervals = st.one_of(
     st.sampled_from([None, 0, -1, "45000"]),  # unusable: the client falls back
 )
 rejections = st.sampled_from(["op 9", 4006, 4007, 4902])
+
+
+@dataclass(frozen=True)
+class Play:
+    """How the server plays a connection it accepts."""
+
+    prompt: bool  # it sends Hello at once and answers logins as they come
+    hello: Any  # the heartbeat interval a prompt Hello carries
+    rejection: str | int  # how a prompt server refuses a Resume it cannot honour
+    overlap: int  # how many old events a prompt replay repeats
+
+
+plays = st.builds(
+    Play,
+    prompt=st.sampled_from([True, True, True, False]),
+    hello=hello_intervals,
+    rejection=rejections,
+    overlap=st.integers(0, 2),
+)
+#: How a Connect ends: accepted (mostly), refused, or its upgrade refused (HTTP 503).
+outcomes = st.sampled_from(["accept"] * 6 + ["refuse", "refuse upgrade"])
 
 # Bad payloads the client must report (ProtocolViolation) and survive.
 GARBAGE = (
@@ -116,6 +154,8 @@ class GatewayMachine(GatewayWorld):
         restart=st.sampled_from(["fresh", "fresh", "valid", "invalidated", "unknown"]),
         restored=st.integers(0, 4),
         seen=st.integers(0, 4),
+        first=outcomes,
+        play=plays,
     )
     def start(
         self,
@@ -126,6 +166,8 @@ class GatewayMachine(GatewayWorld):
         restart: str,
         restored: int,
         seen: int,
+        first: str,
+        play: Play,
     ) -> None:
         self.eager_lost = eager_lost
         self.prompt_tokens = prompt_tokens
@@ -145,34 +187,51 @@ class GatewayMachine(GatewayWorld):
             self.model.session, self.model.seq = sid, seq
             session = Session(sid, seq, (0, 1), URL)
         self._new_client(session)
+        # A new client's first move is a Connect: answering it here spares
+        # every schedule a first step that only a few rules could take.
+        self._answer_connect(first, play)
 
     # -- rules: the network ---------------------------------------------------------------
 
+    # The pending Connect is answered (by a prompt or a quiet server), at once
+    # or after a while: three rules, not one, since Hypothesis turns rules off
+    # at random in each schedule, and a pending Connect must seldom be left
+    # with no way on. (The driver may also give it up: see ``advance``.)
+
     @precondition(lambda self: self.pending_connect)
-    @rule(
-        outcome=st.sampled_from(["accept"] * 6 + ["refuse", "refuse upgrade"]),
-        prompt=st.sampled_from([True, True, True, False]),
-        hello=hello_intervals,
-        rejection=rejections,
-        overlap=st.integers(0, 2),
-    )
-    def answer_connect(
-        self, outcome: str, prompt: bool, hello: Any, rejection: str | int, overlap: int
-    ) -> None:
-        """The pending Connect is accepted (a prompt server sends Hello at
-        once and answers logins as they come), refused, or its upgrade is
-        refused with HTTP 503."""
+    @rule(outcome=outcomes, play=plays)
+    def answer_connect(self, outcome: str, play: Play) -> None:
+        self._answer_connect(outcome, play)
+
+    @precondition(lambda self: self.pending_connect)
+    @rule(outcome=outcomes, rejection=rejections)
+    def answer_connect_quietly(self, outcome: str, rejection: str | int) -> None:
+        """A server that sends Hello, and answers logins, only when a rule says so."""
+        self._answer_connect(outcome, Play(False, None, rejection, overlap=0))
+
+    @precondition(lambda self: self.pending_connect)
+    @rule(seconds=st.integers(1, 99).map(lambda n: n / 10), outcome=outcomes, play=plays)
+    def answer_connect_slowly(self, seconds: float, outcome: str, play: Play) -> None:
+        """The transport takes a while to open or fail (within the driver's timeout)."""
+        self._advance_to(self.now + seconds)
+        if self.pending_connect:
+            self._answer_connect(outcome, play)
+
+    def _answer_connect(self, outcome: str, play: Play) -> None:
+        """Accepted (a prompt server sends Hello at once and answers logins as
+        they come), refused, or its upgrade refused with HTTP 503."""
         self.pending_connect = False
         if outcome == "refuse":
             self._attempt_ended()
             self.proto.connection_lost(self.now, "connection refused")
             self._settle()
             return
-        self.conn = conn = ServerConn(outcome == "accept", prompt, rejection, overlap)
+        upgrade = outcome == "accept"
+        self.conn = conn = ServerConn(upgrade, play.prompt, play.rejection, play.overlap)
         self.proto.connection_made(self.now)
         self._settle()
-        if prompt and self.conn is conn and conn.open:
-            self.send_hello(hello)
+        if play.prompt and self.conn is conn and conn.open:
+            self.send_hello(play.hello)
 
     @precondition(lambda self: self.conn is not None)
     @rule(eof=st.booleans())
@@ -239,14 +298,45 @@ class GatewayMachine(GatewayWorld):
         if lost and self.conn is conn:
             self._lose_transport()
 
-    @precondition(lambda self: self._live_session())
+    @precondition(lambda self: self._away() is not None)
+    @rule(count=st.integers(1, 3))
+    def events_while_away(self, count: int) -> None:
+        """With no transport, the client's session goes on at the server: events
+        pile up in its log, for the Resume to replay."""
+        session = self._away()
+        assert session is not None
+        for _ in range(count):
+            self.server.message(session)
+
+    @precondition(lambda self: self._away() is not None)
+    @rule()
+    def session_expires(self) -> None:
+        """... or the server ends it while the client is away: the Resume will
+        be refused, and the client must start a new session."""
+        self.server.invalidate_newest()
+
+    def _away(self) -> ServerSession | None:
+        """The session the client holds at the server, while no transport is open."""
+        if self.conn is not None or self.model.session is None:
+            return None
+        session = self.server.sessions.get(self.model.session)
+        if session is None or session.invalidated or session.sid != self.server.newest:
+            return None
+        return session
+
+    @precondition(lambda self: self._sent_before())
     @rule(back=st.integers(0, 5))
     def duplicate(self, back: int) -> None:
         """Send again a dispatch the client already has, with its seq."""
-        assert self.conn is not None and self.conn.session is not None
-        old = [e for e in self.conn.session.log if e.replayable]
-        if old:
-            self._send([old[max(0, len(old) - 1 - back)].frame()])
+        old = self._sent_before()
+        self._send([old[max(0, len(old) - 1 - back)].frame()])
+
+    def _sent_before(self) -> list[Entry]:
+        """The dispatches of the live session a Resume could replay."""
+        conn = self.conn
+        if conn is None or conn.session is None:
+            return []
+        return [e for e in conn.session.log if e.replayable]
 
     @precondition(lambda self: self._open())
     @rule()
@@ -267,11 +357,11 @@ class GatewayMachine(GatewayWorld):
         self._settle()
 
     @precondition(lambda self: self._open())
-    @rule(drop=st.booleans())
-    def lose_acks(self, drop: bool) -> None:
-        """From now on the server loses (or sends) heartbeat ACKs."""
+    @rule()
+    def lose_acks(self) -> None:
+        """From now on the server loses heartbeat ACKs (or sends them again)."""
         assert self.conn is not None
-        self.conn.drop_acks = drop
+        self.conn.drop_acks = not self.conn.drop_acks
 
     @precondition(lambda self: self._open())
     @rule(ping=st.booleans())
@@ -292,6 +382,8 @@ class GatewayMachine(GatewayWorld):
         conn = self.conn
         assert conn is not None
         payload: dict[str, Any] | str | bytes
+        if not self._garbage_applies(kind):
+            kind = "invalid json"  # any connection takes this one
         if kind == "invalid json":
             payload = '{"op": 0, "d": '
         elif kind.startswith("json "):
@@ -304,9 +396,10 @@ class GatewayMachine(GatewayWorld):
             payload = {"op": "11"}
         elif kind == "no opcode":
             payload = {"d": {"heartbeat_interval": 1}}
-        elif kind == "second hello" and conn.hello:
+        elif kind == "second hello":
             payload = {"op": 10, "d": {"heartbeat_interval": 1000}}
-        elif kind.startswith("dispatch without") and conn.session is not None:
+        elif kind.startswith("dispatch without"):
+            assert conn.session is not None
             # It takes a seq: the client counts it but cannot deliver it.
             entry = self.server.log(conn.session, "GROUP_AT_MESSAGE_CREATE", {}, deliverable=False)
             self.model.saw([entry])
@@ -314,14 +407,11 @@ class GatewayMachine(GatewayWorld):
             if kind.endswith("t"):
                 payload["d"] = {}
                 del payload["t"]
-        elif kind == "READY out of turn" and not (
-            self.proto.state is GatewayState.IDENTIFY or self._awaiting("resume")
-        ):
+        elif kind == "READY out of turn":
             payload = {"op": 0, "t": "READY", "d": {"session_id": "forged"}}
-        elif kind == "RESUMED out of turn" and not self._awaiting("resume"):
-            payload = {"op": 0, "t": "RESUMED", "d": ""}
         else:
-            return  # does not apply now
+            assert kind == "RESUMED out of turn"
+            payload = {"op": 0, "t": "RESUMED", "d": ""}
         violations, disconnects, state = self.violations, self.disconnects, self.proto.state
         if isinstance(payload, bytes):
             conn.ws.send_binary(payload)
@@ -333,6 +423,20 @@ class GatewayMachine(GatewayWorld):
             self.problems["garbage"].append(f"{kind}: no ProtocolViolation")
         if self.disconnects != disconnects or self.proto.state is not state:
             self.problems["garbage"].append(f"{kind}: the connection did not survive")
+
+    def _garbage_applies(self, kind: str) -> bool:
+        """Whether ``kind`` is garbage now (a READY is no garbage after Identify)."""
+        conn = self.conn
+        assert conn is not None
+        if kind == "second hello":
+            return conn.hello
+        if kind.startswith("dispatch without"):
+            return conn.session is not None
+        if kind == "READY out of turn":
+            return not (self.proto.state is GatewayState.IDENTIFY or self._awaiting("resume"))
+        if kind == "RESUMED out of turn":
+            return not self._awaiting("resume")
+        return True
 
     @precondition(lambda self: self._open())
     @rule(too_big=st.booleans())
@@ -362,7 +466,8 @@ class GatewayMachine(GatewayWorld):
 
     @rule(seconds=time_steps, traffic=st.integers(0, 2))
     def advance(self, seconds: float, traffic: int) -> None:
-        """Time passes (after ``traffic`` dispatches, when a session is live)."""
+        """Time passes (after ``traffic`` dispatches, when a session is live). A
+        Connect pending for CONNECT_TIMEOUT is given up by the driver."""
         self._traffic(traffic)
         self._advance_to(self.now + seconds)
 
@@ -390,18 +495,29 @@ class GatewayMachine(GatewayWorld):
         self._settle()
 
     @precondition(lambda self: self.proto.state in TERMINAL)
-    @rule(keep_session=st.booleans())
-    def restart(self, keep_session: bool) -> None:
-        """After FAILED or CLOSED the application starts a new GatewayProtocol,
-        from the session the old one exported (or from scratch)."""
+    @rule(first=outcomes, play=plays)
+    def restart_with_the_session(self, first: str, play: Play) -> None:
+        """After FAILED or CLOSED the application starts a new GatewayProtocol
+        from the session the old one exported (if it has one)."""
+        self._restart(self.proto.session, first, play)
+
+    @precondition(lambda self: self.proto.state in TERMINAL)
+    @rule(first=outcomes, play=plays)
+    def restart_from_scratch(self, first: str, play: Play) -> None:
+        """... or from nothing. (Two rules, not one with a flag: when the
+        client has ended, these are the only ways on, and Hypothesis turns
+        rules off at random per schedule.)"""
+        self._restart(None, first, play)
+
+    def _restart(self, session: Session | None, first: str, play: Play) -> None:
         old = self.proto
         assert not old.actions(), "actions after the end"
-        session = old.session if keep_session else None
         self.model.client_restarted(session_kept=session is not None)
         self.state_changes, self.checked_changes, self.failed = [], 0, []
         self.terminal_seen = False
         self.fetches_outstanding = 0
         self._new_client(session)
+        self._answer_connect(first, play)
 
     # -- invariants ---------------------------------------------------------------------
 
@@ -519,8 +635,9 @@ def test_op9_before_identify_is_no_intents_refusal(resumable: bool) -> None:
         restart="fresh",
         restored=0,
         seen=0,
+        first="accept",
+        play=Play(prompt=True, hello=1000, rejection="op 9", overlap=0),
     )
-    machine.answer_connect("accept", prompt=True, hello=1000, rejection="op 9", overlap=0)
     assert machine.proto.state is GatewayState.IDENTIFY
     assert machine.conn is not None
     assert machine.conn.login is None  # waiting for the token
