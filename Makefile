@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint types unit soak fuzz bench diagram docs demo clean
+.PHONY: test lint types unit soak fuzz bench mutation diagram docs demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy qqproto adapters tests benchmarks fuzz
+	$(BIN)/mypy qqproto adapters tests benchmarks fuzz tools
 
 unit: $(STAMP)
 	$(BIN)/pytest
@@ -40,6 +40,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_events.py
 	$(BIN)/python benchmarks/bench_driver.py
 	$(BIN)/python benchmarks/bench_ledger.py
+	$(BIN)/python benchmarks/bench_soak.py
+
+# A mutation pass over the core modules the suite guards most (about an hour).
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py qqproto/qq/gateway.py qqproto/qq/replies.py \
+		qqproto/qq/conversation.py qqproto/qq/auth.py qqproto/ws.py qqproto/ttl.py
 
 # Rewrite docs/gateway-states.md from the transition table.
 diagram: $(STAMP)
