@@ -36,16 +36,8 @@ from qqproto.qq.api import Target, send_text
 from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
 from qqproto.testing import FakeServer
 
-GATEWAY_BOT = {
-    "url": "wss://api.sgroup.qq.com/websocket/",
-    "shards": 1,
-    "session_start_limit": {
-        "total": 1000,
-        "remaining": 999,
-        "reset_after": 1,
-        "max_concurrency": 1,
-    },
-}
+from .bot_world import GATEWAY_BOT, SECRET
+
 #: Every answer a request may get, whatever it asked for.
 ANSWERS = {
     "token": HttpResponse(200, (), b'{"access_token": "T2", "expires_in": "7200"}'),
@@ -63,7 +55,7 @@ class Driver:
     """Carries out what the bot asks, except what the test answers by hand."""
 
     def __init__(self) -> None:
-        self.bot = BotProtocol(BotConfig("102000000", "s3cret", seed=3))
+        self.bot = BotProtocol(BotConfig("102000000", SECRET, seed=3))
         self.now = 0.0
         self.requests: dict[int, HttpRequest] = {}
         self.server: FakeServer | None = None  # an open transport
