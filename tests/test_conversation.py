@@ -113,3 +113,108 @@ def test_a_message_reaches_the_application_once_per_dedup_ttl(
         open_ = now < registered_at[msg_id] + windows[scene] - margin
         assert conversations.tracker.can_reply(ctx, now) is open_
     assert conversations.redeliveries == dropped
+
+
+#: Every event that takes a passive reply: (t, d), and where the reply goes and what it names.
+REPLY_TARGETS: list[tuple[str, dict[str, object], str, dict[str, object]]] = [
+    (
+        "GROUP_AT_MESSAGE_CREATE",
+        {"id": "m1", "content": "hi", "author": {"member_openid": USER}, "group_openid": GROUP},
+        f"/v2/groups/{GROUP}/messages",
+        {"msg_id": "m1", "msg_seq": 1},
+    ),
+    (
+        "C2C_MESSAGE_CREATE",
+        {"id": "m2", "content": "hi", "author": {"user_openid": USER}},
+        f"/v2/users/{USER}/messages",
+        {"msg_id": "m2", "msg_seq": 1},
+    ),
+    (
+        "AT_MESSAGE_CREATE",
+        {"id": "m3", "content": "hi", "author": {"id": "7"}, "channel_id": "635", "guild_id": "18"},
+        "/channels/635/messages",
+        {"msg_id": "m3"},
+    ),
+    (
+        "DIRECT_MESSAGE_CREATE",
+        {"id": "m4", "content": "hi", "author": {"id": "7"}, "channel_id": "9", "guild_id": "dm1"},
+        "/dms/dm1/messages",
+        {"msg_id": "m4"},
+    ),
+    (
+        "INTERACTION_CREATE",
+        {"id": "i0", "type": 11, "chat_type": 0, "channel_id": "635", "guild_id": "18"},
+        "/channels/635/messages",
+        {"event_id": "E"},
+    ),
+    (
+        "INTERACTION_CREATE",
+        {"id": "i1", "type": 11, "chat_type": 1, "group_openid": GROUP},
+        f"/v2/groups/{GROUP}/messages",
+        {"event_id": "E", "msg_seq": 1},
+    ),
+    (
+        "INTERACTION_CREATE",
+        {"id": "i2", "type": 11, "chat_type": 2, "user_openid": USER},
+        f"/v2/users/{USER}/messages",
+        {"event_id": "E", "msg_seq": 1},
+    ),
+    (
+        "GROUP_ADD_ROBOT",
+        {"group_openid": GROUP},
+        f"/v2/groups/{GROUP}/messages",
+        {"event_id": "E", "msg_seq": 1},
+    ),
+    (
+        "GROUP_MSG_RECEIVE",
+        {"group_openid": GROUP},
+        f"/v2/groups/{GROUP}/messages",
+        {"event_id": "E", "msg_seq": 1},
+    ),
+    ("FRIEND_ADD", {"openid": USER}, f"/v2/users/{USER}/messages", {"event_id": "E", "msg_seq": 1}),
+    (
+        "C2C_MSG_RECEIVE",
+        {"openid": USER},
+        f"/v2/users/{USER}/messages",
+        {"event_id": "E", "msg_seq": 1},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("t", "d", "path", "fields"),
+    REPLY_TARGETS,
+    ids=[f"{t} {d.get('chat_type', '')}".strip() for t, d, *_ in REPLY_TARGETS],
+)
+def test_each_event_is_answered_where_it_came_from(
+    t: str, d: dict[str, object], path: str, fields: dict[str, object]
+) -> None:
+    conversations = Conversations()
+    event = decode(json.dumps({"op": 0, "s": 2, "t": t, "id": "E", "d": d}))[4]
+    assert conversations.inbound(event, 0.0)
+    call, _ = conversations.begin(event, "ok", 1.0)
+    assert call.path == path
+    body = call.json_body or {}
+    assert {k: body.get(k) for k in ("msg_id", "event_id", "msg_seq")} == {
+        "msg_id": None,
+        "event_id": None,
+        "msg_seq": None,
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("t", "d"),
+    [
+        ("INTERACTION_CREATE", {"id": "i", "type": 11, "chat_type": 5}),  # a scene we do not know
+        ("INTERACTION_CREATE", {"id": "i", "type": 11, "chat_type": 1}),  # no group_openid
+        ("GROUP_DEL_ROBOT", {"group_openid": GROUP}),
+        ("FRIEND_DEL", {"openid": USER}),
+    ],
+)
+def test_events_without_a_place_to_answer_take_no_reply(t: str, d: dict[str, object]) -> None:
+    conversations = Conversations()
+    event = decode(json.dumps({"op": 0, "s": 2, "t": t, "id": "E", "d": d}))[4]
+    assert conversations.inbound(event, 0.0)
+    with pytest.raises(ReplyRefused, match="takes no passive reply"):
+        conversations.context(event, 1.0)

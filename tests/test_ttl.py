@@ -458,6 +458,26 @@ def test_an_entry_set_with_an_earlier_now_still_expires_on_time() -> None:
     assert m.get("late", now=61.0) == 1
 
 
+@pytest.mark.parametrize("read", ["get", "contains", "pop", "keys", "add"])
+def test_an_entry_held_behind_a_live_one_is_gone_at_the_instant_it_expires(read: str) -> None:
+    """The walk stops at the live front; each read checks the instant itself."""
+    m: TTLMap[str, int] = TTLMap(ttl=10.0)
+    m.set("late", 1, now=100.0)
+    m.set("early", 2, now=50.0)  # due at exactly 60.0
+    now = 60.0
+    if read == "get":
+        assert m.get("early", now) is None and m.get("early", now, -1) == -1
+    elif read == "contains":
+        assert not m.contains("early", now)
+    elif read == "pop":
+        assert m.pop("early", now) is None
+    elif read == "keys":
+        assert list(m.keys(now)) == ["late"]
+    else:
+        assert m.add("early", 3, now)  # expired: replaced, not taken for a live entry
+        assert m.get("early", now) == 3
+
+
 # -- against the walk without a cached due time, now in any order -----------------------------
 
 

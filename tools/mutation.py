@@ -150,7 +150,7 @@ def _skipped(node: ast.AST, parents: list[ast.AST]) -> bool:
         if isinstance(parent, ast.JoinedStr):
             return True
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-        return isinstance(node.value.value, str)  # a docstring
+        return isinstance(node.value.value, str) or node.value.value is ...  # a docstring, a stub
     if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
         # __all__ only names the public surface; a TypeVar only serves the types.
         value = node.value
