@@ -85,7 +85,7 @@ def test_a_gateway_that_gives_up_moves_the_bot_to_failed_before_it_reports() -> 
     assert w.bot.phase is BotPhase.FAILED and w.bot.failure_reason == failed.reason
 
 
-def test_a_bot_that_failed_on_its_token_reports_one_failed_when_the_gateway_ends() -> None:
+def test_a_bot_that_failed_on_its_token_closes_its_gateway_and_reports_one_failed() -> None:
     w = World()
     w.start()
     w.now = 7200 - 60  # the refresh time of a 7200 s token, in one jump
@@ -96,10 +96,10 @@ def test_a_bot_that_failed_on_its_token_reports_one_failed_when_the_gateway_ends
         reply({"code": 100016, "message": "invalid appid or secret"}), w.requests.index(refresh)
     )
     assert w.bot.phase is BotPhase.FAILED and len(w.failed) == 1
-    assert w.server is not None
-    w.bot.receive_data(w.server.close(4914, "offline"), w.now)
-    w.collect()
-    assert len(w.failed) == 1 and "100016" in (w.bot.failure_reason or "")
+    # The bot closed its gateway (a dead bot must not reconnect): one Failed, the bot's.
+    assert w.bot.gateway is not None and w.bot.gateway.state.name == "CLOSED"
+    assert w.server is None and w.log[-1] == Failed(w.failed[0])
+    assert "100016" in (w.bot.failure_reason or "")
 
 
 @pytest.mark.parametrize(

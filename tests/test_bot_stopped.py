@@ -32,7 +32,7 @@ from qqproto.actions import (
 )
 from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq.api import Target, send_text
+from qqproto.qq.api import ApiError, Target, send_text
 from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
 from qqproto.testing import FakeServer
 
@@ -48,7 +48,15 @@ ANSWERS = {
     "429": HttpResponse(429, (), b'{"message": "slow down", "code": 22009}'),
     "500": HttpResponse(500, (), b"busy"),
 }
-PHASES = ["authenticating", "discovering", "discovery retry", "connecting", "running", "failed"]
+PHASES = [
+    "authenticating",
+    "discovering",
+    "discovery retry",
+    "connecting",
+    "running",
+    "failed",
+    "failed while running",
+]
 
 
 class Driver:
@@ -120,6 +128,14 @@ def reach(phase: str) -> Driver:
         d.answer("bad secret")
         assert d.bot.phase is BotPhase.FAILED
         return d
+    if phase == "failed while running":
+        d = reach("running")
+        d.now = 7200.0 - 60.0  # the token's refresh, answered: the secret was revoked
+        d.bot.handle_timer(d.now)
+        d.collect()
+        d.answer("bad secret", url="getAppAccessToken")
+        assert d.bot.phase is BotPhase.FAILED
+        return d
     d.answer("token")
     if phase == "discovery retry":
         d.answer("500")
@@ -140,13 +156,21 @@ def reach(phase: str) -> Driver:
     return d
 
 
+#: What each kind of step draws: the answer a request gets, or the seconds that pass.
+STEP_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "answer": st.sampled_from(sorted(ANSWERS)),
+    "fail": st.none(),
+    "timer": st.floats(0, 4000),
+    "lost": st.none(),
+    "bytes": st.none(),
+    "call": st.none(),
+}
+
+
 @st.composite
 def steps(draw: st.DrawFn) -> list[tuple[str, Any]]:
     kinds = st.sampled_from(["answer", "answer", "fail", "timer", "lost", "bytes", "call"])
-    return [
-        (kind, draw(st.sampled_from(sorted(ANSWERS)) | st.floats(0, 4000)))
-        for kind in draw(st.lists(kinds, max_size=12))
-    ]
+    return [(kind, draw(STEP_VALUES[kind])) for kind in draw(st.lists(kinds, max_size=12))]
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -154,7 +178,7 @@ def steps(draw: st.DrawFn) -> list[tuple[str, Any]]:
 @given(schedule=steps())
 def test_nothing_opens_after_the_bot_stopped(phase: str, schedule: list[tuple[str, Any]]) -> None:
     d = reach(phase)
-    stopped_in = BotPhase.FAILED if phase == "failed" else BotPhase.CLOSED
+    stopped_in = BotPhase.FAILED if phase.startswith("failed") else BotPhase.CLOSED
     d.bot.close(d.now)
     closing = d.bot.actions()
     assert not [a for a in closing if isinstance(a, Connect | HttpRequest | Failed)], closing
@@ -163,7 +187,7 @@ def test_nothing_opens_after_the_bot_stopped(phase: str, schedule: list[tuple[st
     d.stopped = True
     assert d.bot.phase is stopped_in
     for kind, value in schedule:
-        if kind == "answer" and d.requests and isinstance(value, str):
+        if kind == "answer" and d.requests:
             request_id = min(d.requests)
             del d.requests[request_id]
             d.bot.http_response(request_id, ANSWERS[value], d.now)
@@ -171,7 +195,7 @@ def test_nothing_opens_after_the_bot_stopped(phase: str, schedule: list[tuple[st
             request_id = max(d.requests)
             del d.requests[request_id]
             d.bot.http_failed(request_id, "connection reset", d.now)
-        elif kind == "timer" and isinstance(value, float):
+        elif kind == "timer":
             d.now += value
             d.bot.handle_timer(d.now)
         elif kind == "lost" and d.opening:
@@ -205,14 +229,32 @@ def test_a_discovery_answer_after_close_starts_no_gateway() -> None:
     assert not d.opening
 
 
-def test_calls_waiting_at_close_end_with_a_local_error() -> None:
+def test_a_call_waiting_for_its_retry_ends_at_close_with_the_error_it_got() -> None:
     d = reach("running")
-    waiting = d.calls[0]  # its retry is due later
+    waiting = d.calls[0]  # a 429 came; its retry is due later
+    d.bot.close(d.now)
+    d.collect()
+    [result] = d.results
+    assert result.request_id == waiting and isinstance(result.error, ApiError)
+    assert result.error.status == 429  # not "never sent": it was, and this is what came
+
+
+def test_a_call_waiting_for_a_token_ends_at_close_saying_it_was_never_sent() -> None:
+    d = reach("authenticating")
+    [waiting] = d.calls
     d.bot.close(d.now)
     d.collect()
     [result] = d.results
     assert result.request_id == waiting and isinstance(result.error, LocalProtocolError)
     assert "the bot closed before the call was sent" in str(result.error)
+
+
+def test_a_bot_that_fails_while_running_closes_its_gateway() -> None:
+    d = reach("failed while running")
+    gateway = d.bot.gateway
+    assert gateway is not None and gateway.state.name == "CLOSED"
+    assert d.server is None and not d.opening  # the close frame went, then the socket
+    assert d.bot.next_deadline() is None
 
 
 def test_close_after_a_failure_keeps_the_failure() -> None:

@@ -154,6 +154,8 @@ class _Call:
     auth_retried: bool = False
     due: float = 0.0  # for a retry waiting on the clock
     ticket: ReplyTicket | None = None  # a passive reply's latest attempt
+    #: What the last attempt got, while a retry waits: the outcome if none comes.
+    last_error: ProtocolError | None = None
 
 
 class BotProtocol:
@@ -447,16 +449,14 @@ class BotProtocol:
                         continue  # the bot ended first (a final token error): one Failed
                     self.failure_reason = action.reason
                     self._set_phase(BotPhase.FAILED, action.reason)
-                    self._out.append(action)
                     self._end_unsent_calls(now)
-                    continue
                 self._out.append(action)
 
     # -- REST ---------------------------------------------------------------------------
 
     def _start(self, entry: _Call, now: float) -> None:
-        if self.phase in _STOPPED:  # (nothing calls it then; the guard keeps it so)
-            self._finish(entry, None, self._unsent(entry), now)
+        if self.phase in _STOPPED:  # no caller sends then; should one, it ends here
+            self._finish(entry, None, entry.last_error or self._unsent(entry), now)
             return
         token = self._tokens.current(now)
         if token is None:
@@ -478,10 +478,9 @@ class BotProtocol:
         landed = error.status >= 500
         if self._reply_failed(entry, error, reply_code(error), landed, now):
             return
-        if self.phase in _STOPPED:  # no retry of any kind: this error is the outcome
-            self._finish(entry, None, error, now)
-        elif error.token_rejected and not entry.auth_retried:
+        if error.token_rejected and not entry.auth_retried and self.phase not in _STOPPED:
             entry.auth_retried = True
+            entry.last_error = error
             self._waiting.append(entry)
             self._fetch_token(now, stale=True)
         elif error.retryable:
@@ -505,6 +504,7 @@ class BotProtocol:
             self._finish(entry, None, error, now)
             return
         entry.due = now + min(30.0, 2.0 ** (entry.attempts - 1)) * self._rng.uniform(0.75, 1.25)
+        entry.last_error = error
         self._waiting.append(entry)
 
     def _finish(
@@ -572,22 +572,27 @@ class BotProtocol:
             return
         self.failure_reason = reason
         self._set_phase(BotPhase.FAILED, reason)
-        self._out.append(Failed(reason))
+        gateway = self._gateway
+        if gateway is not None and gateway.state.name not in ("FAILED", "CLOSED"):
+            gateway.close(now)  # it would otherwise go on reconnecting for a dead bot
+            self._pump(now)
         self._end_unsent_calls(now)
+        self._out.append(Failed(reason))
 
     def _end_unsent_calls(self, now: float) -> None:
-        """A stopped bot sends nothing more: the calls that wait end now, saying so."""
+        """A stopped bot sends nothing more: the calls that wait end now, with
+        the error their last attempt got, or saying that none was made."""
         self._discovery_due = None
         waiting, self._waiting = self._waiting, []
         for entry in waiting:
             if entry.kind is _Kind.REST:
-                self._finish(entry, None, self._unsent(entry), now)
+                self._finish(entry, None, entry.last_error or self._unsent(entry), now)
 
     def _unsent(self, entry: _Call) -> LocalProtocolError:
         return LocalProtocolError(
             f"the bot {self.phase.value} before the call was sent",
             expected="a running bot",
-            received=f"a call after {entry.attempts} attempts",
+            received="a call waiting for an access token",
         )
 
     def __repr__(self) -> str:
