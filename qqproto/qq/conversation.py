@@ -152,11 +152,34 @@ def _where(event: object) -> _Where | None:
     return None if not target else (scene, target, "event_id", event_id)
 
 
-#: What makes a later delivery a redelivery: (its dispatch type, an id). The
-#: type is part of it because one message may come as two types (a guild
-#: bot subscribed to both gets MESSAGE_CREATE and AT_MESSAGE_CREATE with one
-#: message id), and each type must reach the application once.
-_Key = tuple[str, str]
+#: Ids delivered lately, each with the dispatch type (or types) it came as. A
+#: redelivery is the same id in the same type: one message may come as two
+#: types (a guild bot subscribed to both gets MESSAGE_CREATE and
+#: AT_MESSAGE_CREATE with one message id), and each must reach the
+#: application once. Keyed by the id alone (a str, whose hash is cached) with
+#: the type as the value, a new id costs one ``add``, and no key is built.
+_Seen = TTLMap[str, str | frozenset[str]]
+
+
+def _came_as(seen: _Seen, ident: str, t: str, now: float) -> bool:
+    types = seen.get(ident, now)
+    return types == t or (type(types) is frozenset and t in types)
+
+
+def _first_as(seen: _Seen, ident: str, t: str, now: float) -> bool:
+    """Record that ``ident`` came as a ``t``; False if it had already."""
+    if seen.add(ident, t, now):  # a new id (inbound() inlines this, the common case)
+        return True
+    return _another_type(seen, ident, t, now)
+
+
+def _another_type(seen: _Seen, ident: str, t: str, now: float) -> bool:
+    """``ident`` came before: record ``t`` beside its types, or False if it is one."""
+    types = seen.get(ident, now)
+    if types is None or types == t or (type(types) is frozenset and t in types):
+        return False
+    seen.set(ident, types | {t} if isinstance(types, frozenset) else frozenset((types, t)), now)
+    return True
 
 
 #: The dispatch type of each class the decoder makes: one dict lookup per event.
@@ -173,22 +196,22 @@ def _type_of(event: object) -> str:
     return getattr(type(event), "TYPE", "") or type(event).__name__
 
 
-def _dedup_keys(t: str, event: object) -> tuple[_Key, ...]:
-    """The keys that make a later delivery of ``event`` (of type ``t``) a
+def _dedup_ids(event: object) -> tuple[str, ...]:
+    """The ids that make a later delivery of ``event`` (in its type) a
     redelivery, if it takes no reply.
 
     (One that does is known by the id a reply names, ``_where(event)[3]``.)
     """
     if isinstance(event, Dispatch):
-        keys: tuple[_Key, ...] = ((t, event.id),) if event.id else ()
+        ids: tuple[str, ...] = (event.id,) if event.id else ()
         data = event.data
-        if t in MESSAGE_TYPES and type(data) is dict:
+        if event.type in MESSAGE_TYPES and type(data) is dict:
             msg_id = data.get("id")
             if type(msg_id) is str and msg_id:
-                keys += ((t, msg_id),)
-        return keys
+                ids += (msg_id,)
+        return ids
     event_id = getattr(event, "event_id", None)
-    return ((t, event_id),) if isinstance(event_id, str) and event_id else ()
+    return (event_id,) if isinstance(event_id, str) and event_id else ()
 
 
 def reply_code(error: ApiError) -> int | None:
@@ -216,9 +239,9 @@ class Conversations:
         # past the tracker's own expiry: a late reply is refused for its closed
         # window, not as unknown.
         self._contexts = TTLMap[tuple[str, str], _LedgerEntry](longest, max_size)
-        self._seen = TTLMap[_Key, None](dedup_ttl, max_size)
+        self._seen = _Seen(dedup_ttl, max_size)
         # Ids of raw dispatches, apart: they drop raw redeliveries, not typed ones.
-        self._seen_raw = TTLMap[_Key, None](dedup_ttl, max_size)
+        self._seen_raw = _Seen(dedup_ttl, max_size)
         #: Inbound deliveries dropped because their id had been delivered already.
         self.redeliveries = 0
 
@@ -227,29 +250,35 @@ class Conversations:
         # This runs for every event the gateway delivers: no generators, one
         # map call where one does, and no ReplyContext until a reply asks.
         where = _where(event)
-        t = _type_of(event)
+        t = _TYPE_BY_CLASS.get(type(event)) or _type_of(event)
         if where is not None:
             # An event that takes replies (most are messages): its one id, in
-            # the typed map only; add() checks and stores in one call. An empty
-            # id names nothing, so it makes nothing a redelivery.
-            keys: tuple[_Key, ...] = ((t, where[3]),) if where[3] else ()
-            if keys and not self._seen.add(keys[0], None, now):
+            # the typed map only; add() checks and stores in one call. An
+            # empty id names nothing, so it makes nothing a redelivery.
+            ids: tuple[str, ...] = (where[3],) if where[3] else ()
+            if (
+                ids
+                and not self._seen.add(where[3], t, now)
+                and not _another_type(self._seen, where[3], t, now)
+            ):
                 self.redeliveries += 1
                 return False
-        elif keys := _dedup_keys(t, event):
+        elif ids := _dedup_ids(event):
             # A raw dispatch checks both maps; a typed event only the typed one.
             maps = (self._seen, self._seen_raw) if isinstance(event, Dispatch) else (self._seen,)
             for seen in maps:
-                for key in keys:
-                    if seen.contains(key, now):
+                for ident in ids:
+                    if _came_as(seen, ident, t, now):
                         self.redeliveries += 1
                         return False
-            for key in keys:
-                maps[-1].set(key, None, now)
+            for ident in ids:
+                _first_as(maps[-1], ident, t, now)
         event_id = getattr(event, "event_id", None)
-        if isinstance(event_id, str) and event_id and (t, event_id) not in keys:
+        if isinstance(event_id, str) and event_id and event_id not in ids:
             # A typed message's envelope: a raw copy of it may come without d.id.
-            self._seen_raw.set((t, event_id), None, now)
+            raw = self._seen_raw
+            if not raw.add(event_id, t, now):
+                _another_type(raw, event_id, t, now)
         if where is not None:
             scene, target, kind, ident = where
             if not ident:
