@@ -25,12 +25,10 @@ def _describe(value: object, limit: int = 200) -> str:
     """A short, safe rendering of a received value for an error message."""
     try:
         text = repr(value)
-    except ValueError:
-        # An int past sys.get_int_max_str_digits() (4300 by default) has no
-        # repr, and a peer can send one: the message must still be made.
-        text = f"<{type(value).__name__} holding a number too long to show>"
-    except RecursionError:
-        text = f"<{type(value).__name__} nested too deeply to show>"
+    except (ValueError, RecursionError) as exc:
+        # An int past sys.get_int_max_str_digits() (4300 digits) has no repr,
+        # nor has a structure nested too deeply: the message must still be made.
+        text = f"<{type(value).__name__} with no repr: {exc}>"
     if len(text) > limit:
         text = text[: limit - 15] + f"... ({len(text)} chars)"
     return text

@@ -127,8 +127,6 @@ def test_an_echo_written_by_the_bot_is_refused_before_its_send_is_answered() -> 
     echo = guild_at(w, "08e0own", 2, author=BOT_USER, bot=True)
     with pytest.raises(OwnMessageAsReplyTarget):
         w.bot.reply(echo, "answering myself", w.now)
-    [send] = w.requests
-    assert FIRST_SENT not in send.body.decode()
     w.answer(reply({"id": "08e0own"}))  # and now its answer, naming the same id
     with pytest.raises(OwnMessageAsReplyTarget):
         w.bot.reply(echo, "answering myself", w.now)

@@ -309,15 +309,15 @@ def _token_life(expires_in: object, status: int) -> tuple[int, RemoteProtocolErr
     :data:`FALLBACK_TOKEN_LIFE`, and the problem is reported.
     """
     seconds: object = expires_in
-    too_long = False
+    out_of_range = False
     if isinstance(expires_in, str) and _DIGITS.fullmatch(digits := expires_in.strip()):
         digits = digits.lstrip("0") or "0"
         # int() refuses strings past 4300 digits; six hold every life in range.
-        too_long = len(digits) > len(str(MAX_TOKEN_LIFE))
-        seconds = None if too_long else int(digits)
+        out_of_range = len(digits) > len(str(MAX_TOKEN_LIFE))
+        seconds = None if out_of_range else int(digits)
     if type(seconds) is int and seconds > MAX_TOKEN_LIFE:
-        too_long = True
-    if too_long:
+        out_of_range = True
+    if out_of_range:
         problem = RemoteProtocolError(
             f"token life out of range, taken as {FALLBACK_TOKEN_LIFE} s",
             expected=f"expires_in from 1 to {MAX_TOKEN_LIFE} seconds",

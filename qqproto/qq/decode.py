@@ -149,10 +149,13 @@ def _parse_envelope(frame: str | bytes) -> _Envelope:
     """The envelope of any frame; RemoteProtocolError when it is not a JSON object."""
     try:
         return _envelope(frame)
-    except msgspec.ValidationError as exc:
-        if str(exc).startswith("Expected `object`"):  # refused before its depth counts
+    except msgspec.ValidationError:
+        # Valid JSON of the wrong shape, or an object holding an integer too
+        # long for an int, which json reads (see qqproto._json). The first
+        # tells them apart without parsing again: an array 100,000 deep is
+        # refused here, before its depth counts.
+        if frame.lstrip()[:1] not in ("{", b"{"):
             raise _not_an_object(frame) from None
-        # An integer too long for an int: json reads it (see qqproto._json).
     except _DECODE_ERRORS:  # maybe only lone surrogates, which json accepts
         pass
     except RecursionError:

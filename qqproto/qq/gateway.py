@@ -121,6 +121,10 @@ class _Login(Enum):
     RESUME = "resume sent"
 
 
+#: What READY answers, in the states the lifecycle table lets it come in.
+_READY_ANSWERS = {S.IDENTIFY: _Login.IDENTIFY, S.RESUMING: _Login.RESUME}
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     """What it takes to resume a session, as a plain value.
@@ -504,10 +508,15 @@ class GatewayProtocol:
 
         The hot path: no trigger fires here but for READY and RESUMED.
         """
+        counts = True  # whether the session's seq moves to this one
         if type(seq) is int and 0 <= seq <= MAX_SEQ:
             last = self._seq
-            if last is not None and seq <= last and not _is_lifecycle(t):
-                return  # replayed, and delivered before (READY and RESUMED always count)
+            if last is not None and seq <= last:
+                if not _is_lifecycle(t):
+                    return  # replayed, and delivered before
+                # READY and RESUMED take effect whatever their seq; a READY
+                # starts a new session, but a RESUMED never moves the seq back.
+                counts = t == "READY"
         elif seq is not None:
             self._violation(
                 RemoteProtocolError(
@@ -521,10 +530,8 @@ class GatewayProtocol:
             self._out.append(Deliver(body))
         elif not self._on_untyped_dispatch(seq, t, event_id, body, now):
             return
-        if seq is not None:
-            last = self._seq
-            if last is None or seq > last:  # a RESUMED that does not advance moves nothing
-                self._seq = seq
+        if seq is not None and counts:
+            self._seq = seq
 
     def _on_untyped_dispatch(
         self,
@@ -582,11 +589,12 @@ class GatewayProtocol:
 
     def _on_ready(self, data: Any, now: float) -> bool:
         login = self._login
-        answers = {S.IDENTIFY: _Login.IDENTIFY, S.RESUMING: _Login.RESUME}.get(self.state)
-        if login is not answers or not allowed(self.state, Input.READY):
+        if login is not _READY_ANSWERS.get(self.state) or not allowed(self.state, Input.READY):
             self._violation(
                 RemoteProtocolError(
-                    "READY out of turn", expected="READY after Identify", received=self.state.name
+                    "READY out of turn",
+                    expected="READY after Identify (or Resume)",
+                    received=self.state.name,
                 )
             )
             return False
