@@ -346,15 +346,14 @@ class WebSocketClient:
                 elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                     return self._reject()
         except h11.RemoteProtocolError as exc:
+            # (h11 raises too for the end of the stream before a whole response.)
             if self._rejected is not None:
                 return self._reject()
+            if not data:
+                return self._fail_handshake(
+                    "the server closed the connection during the upgrade", "end of stream"
+                )
             return self._fail_handshake("the upgrade response is not valid HTTP", str(exc))
-        if not data:
-            if self._rejected is not None:
-                return self._reject()
-            return self._fail_handshake(
-                "the server closed the connection during the upgrade", "end of stream"
-            )
         return []
 
     def _accept(self, response: h11.InformationalResponse, trailing: bytes) -> list[WsEvent]:

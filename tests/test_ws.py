@@ -6,6 +6,7 @@ bytes between the two ends, the way h11's tests use a ConnectionPair.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import itertools
 import random
@@ -716,6 +717,7 @@ def test_eof_during_the_handshake(before_eof: bytes) -> None:
         assert client.receive_data(before_eof) == []
     closed = only_closed(client.receive_data(b""))
     assert closed.code == 1006
+    assert closed.reason == "the server closed the connection during the upgrade"
     assert isinstance(closed.error, RemoteProtocolError)
     assert not isinstance(closed.error, WebSocketHandshakeError)
     assert client.receive_data(b"HTTP/1.1 101 Switching Protocols\r\n\r\n") == []
@@ -1392,3 +1394,53 @@ def test_the_fast_path_at_each_length_boundary_answers_as_wsproto(
         assert to_wsproto, "the fast path must leave this frame to wsproto"
     _run_both(stream, (), limit)
     _run_both(stream, (1, 2, 3, 4, 9, 10, 11), limit)
+
+
+#: A 64-bit-length text frame whose payload is full of what looks like frames
+#: ("ā" is c4 81 in UTF-8): if a cut in its length field made the fast path
+#: lose count of the bytes still owed, it would read "hi" frames out of it.
+_LONG_DECOY = frame(OP_TEXT, ("ā\x02hi" * 12_000).encode())
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(_LONG_DECOY + frame(OP_TEXT, b"end"), id="64-bit-length-decoys"),
+        pytest.param(  # masked with no payload: 0x80 is the mask bit, not a length of 128
+            frame(OP_TEXT, b"", mask=b"AAAA") + b"a" * 200, id="masked-empty-then-ascii"
+        ),
+    ],
+)
+def test_the_fast_path_at_every_cut_in_a_header(stream: bytes) -> None:
+    for cut in range(16):
+        _run_both(stream, (cut,))
+        _run_both(stream, (cut, cut + 1, cut + 7))
+
+
+def test_the_fast_path_resumes_after_frames_it_leaves_to_wsproto() -> None:
+    client = make_client()
+    assert client.receive_data(handmade_101(client.connect(), *_GOOD_101)) == [Opened()]
+    data = frame(OP_PING, b"p") + frame(OP_BINARY, b"b") + frame(OP_TEXT, b"t")
+    assert client.receive_data(data) == [BytesReceived(b"b"), TextReceived("t")]
+    assert _wsproto_idle(client) and client._head == b"" and client._owed == 0
+    assert client.data_to_send()  # the pong
+    conn = client._conn
+    assert conn is not None
+    to_wsproto: list[bytes | None] = []
+    hand_over = conn.receive_data
+
+    def spy(data: bytes | None) -> None:
+        to_wsproto.append(data)
+        hand_over(data)
+
+    conn.receive_data = spy  # type: ignore[method-assign]
+    assert client.receive_data(frame(OP_TEXT, b"fast")) == [TextReceived("fast")]
+    assert to_wsproto == []  # the fast path took it: nothing was left owed
+
+
+@pytest.mark.parametrize("event", [Opened(), TextReceived("t"), BytesReceived(b"b"), Closed(1000)])
+def test_events_are_frozen_slotted_values(event: WsEvent) -> None:
+    assert not hasattr(event, "__dict__")  # slotted: small, and no stray attributes
+    for name in dataclasses.fields(event):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(event, name.name, None)

@@ -248,9 +248,10 @@ def mutants(module: str) -> list[Mutant]:
 def _sandbox() -> Path:
     """A private copy of the project that imports its own qqproto."""
     where = Path(tempfile.mkdtemp(prefix="qqproto-mutation-"))
-    for name in ("qqproto", "adapters", "tests", "fuzz", "benchmarks"):
+    for name in ("qqproto", "adapters", "tests", "fuzz", "benchmarks", "docs"):
         shutil.copytree(ROOT / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", where / "pyproject.toml")
+    for name in ("pyproject.toml", "README.md"):  # tests read the docs, and the README
+        shutil.copy(ROOT / name, where / name)
     # qqproto.adapters lives in adapters/ (setuptools package-dir): link it in place.
     (where / "qqproto" / "adapters").symlink_to(where / "adapters", target_is_directory=True)
     return where
@@ -270,31 +271,33 @@ def _run_in(sandbox: Path, mutant: Mutant) -> tuple[Mutant, str, float]:
     target.write_text(mutant.source)
     started = time.monotonic()
     try:
+        verdict = _verdict(sandbox, mutant.module)
+    finally:
+        target.write_text(original)
+    return mutant, verdict, time.monotonic() - started
+
+
+def _verdict(sandbox: Path, module: str) -> str:
+    """Run the module's tests in ``sandbox``: what became of the code there."""
+    pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    try:
         run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-x",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *TESTS[mutant.module],
-            ],
+            [*pytest, *TESTS[module]],
             cwd=sandbox,
             env={**os.environ, "PYTHONPATH": str(sandbox), "PYTHONDONTWRITEBYTECODE": "1"},
             capture_output=True,
             text=True,
             timeout=TIME_LIMIT,
         )
-        verdict = "killed" if run.returncode else "survived"
-        if run.returncode not in (0, 1):  # an error in collection: the mutant broke the import
-            verdict = "killed (does not load)"
     except subprocess.TimeoutExpired:
-        verdict = "killed (time limit)"
-    finally:
-        target.write_text(original)
-    return mutant, verdict, time.monotonic() - started
+        # Not a kill: a test harness that hangs on a bug is a defect of its own
+        # (the deadline loops of tests/timers.py fail instead), so say so apart.
+        return "hung (time limit)"
+    if run.returncode == 0:
+        return "survived"
+    if run.returncode == 1:
+        return "killed"
+    return "killed (does not load)"  # collection failed: the mutant broke an import
 
 
 def main(argv: list[str]) -> int:
@@ -313,20 +316,25 @@ def main(argv: list[str]) -> int:
             todo = mutants(module)
             if args.only:
                 todo = [m for m in todo if m.index in args.only]
+            baseline = _verdict(sandboxes[0], module)
+            if baseline != "survived":  # the tests fail without any mutant: nothing to learn
+                print(f"{module}: its tests do not pass unmutated ({baseline})", flush=True)
+                return 1
             print(f"{module}: {len(todo)} mutants", flush=True)
-            survivors = []
+            verdicts: dict[str, int] = {}
             with ThreadPoolExecutor(args.jobs) as pool:
                 jobs = [pool.submit(_run, free, mutant) for mutant in todo]
                 for job in jobs:
                     mutant, verdict, took = job.result()
-                    print(
-                        f"  #{mutant.index:<4d} {verdict:22s} {took:5.1f} s  {mutant}", flush=True
-                    )
-                    if verdict == "survived":
-                        survivors.append(mutant)
-            killed = len(todo) - len(survivors)
+                    print(f"  #{mutant.index:<4d} {verdict:22s} {took:5.1f} s  {mutant}")
+                    kind = verdict.split(" (")[0]
+                    verdicts[kind] = verdicts.get(kind, 0) + 1
+            killed = verdicts.get("killed", 0)
             share = killed / len(todo) if todo else 1.0
-            print(f"{module}: {killed} of {len(todo)} killed ({share:.1%})", flush=True)
+            print(
+                f"{module}: {killed} of {len(todo)} killed ({share:.1%}),"
+                f" {verdicts.get('survived', 0)} survived, {verdicts.get('hung', 0)} hung"
+            )
     finally:
         for sandbox in sandboxes:
             shutil.rmtree(sandbox, ignore_errors=True)
