@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from typing import Any
@@ -81,11 +82,19 @@ def test_a_token_life_out_of_range_is_the_fallback_and_reported(expires_in: str)
     assert tm.next_deadline() == token.refresh_at < token.expires_at
 
 
-def test_the_longest_token_life_is_taken_as_it_came() -> None:
+@pytest.mark.parametrize("expires_in", [86400, "86400", "0007200", "10000", 1])
+def test_a_life_up_to_a_day_is_taken_as_it_came(expires_in: object) -> None:
     tm = manager()
     tm.want(1, 0.0)
-    token = tm.response(1, ok(expires_in=MAX_TOKEN_LIFE), 0.0)
-    assert token.expires_at == MAX_TOKEN_LIFE and token.problem is None
+    token = tm.response(1, ok(expires_in=expires_in), 0.0)
+    assert token.expires_at == int(str(expires_in)) and token.problem is None
+    assert MAX_TOKEN_LIFE == 86400
+
+
+def test_a_day_and_a_second_is_out_of_range() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    assert tm.response(1, ok(expires_in=86401), 0.0).problem is not None
 
 
 @pytest.mark.parametrize("expires_in", ["²", "7200.0", "-5", "", 0, -1, 7200.5, True, None])
@@ -132,7 +141,8 @@ def test_a_response_for_another_request_is_refused() -> None:
         tm.response(9, ok(), 0.0)
 
 
-@pytest.mark.parametrize("code", [100016, 10004, 11251])
+# Spec 1.2 and 9, written out here: a code mistyped in the table is caught.
+@pytest.mark.parametrize("code", [100016, 10004, 100007, 11251, 11261, 11275])
 def test_wrong_credentials_with_http_200_are_final(code: int) -> None:
     tm = manager()
     tm.want(1, 0.0)
@@ -144,12 +154,48 @@ def test_wrong_credentials_with_http_200_are_final(code: int) -> None:
     assert tm.want(2, 10.0) is None and tm.next_deadline() is None  # never again
 
 
-def test_http_401_from_the_token_endpoint_is_final() -> None:
+@pytest.mark.parametrize("status", [401, 403])
+def test_http_401_or_403_from_the_token_endpoint_is_final(status: int) -> None:
     tm = manager()
     tm.want(1, 0.0)
-    with pytest.raises(TokenError, match=r"HTTP 401") as caught:
-        tm.response(1, HttpResponse(401, (), b""), 0.0)
-    assert caught.value.final
+    with pytest.raises(
+        TokenError, match=rf"access token refused: credentials refused \(HTTP {status}\)"
+    ) as caught:
+        tm.response(1, HttpResponse(status, (), b""), 0.0)
+    assert caught.value.final and caught.value.code is None
+
+
+def test_a_credential_code_without_a_message_is_named_from_the_table() -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(TokenError) as caught:
+        tm.response(1, body(200, {"code": 11275}), 0.0)
+    assert str(caught.value) == "access token refused: appid is invalid (code 11275)"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (body(200, {"code": 5000, "message": "busy"}), "token endpoint failed (code 5000: busy)"),
+        (body(200, {"code": "100016", "message": "x"}), "token endpoint failed (HTTP 200)"),
+        (body(300, {"access_token": "T", "expires_in": 60}), "token endpoint failed (HTTP 300)"),
+        (
+            body(200, {"access_token": "T", "expires_in": "soon"}),
+            "token endpoint sent a bad expires_in: expected a positive number of seconds",
+        ),
+    ],
+    ids=["a code", "a code as a string is no code", "HTTP 300", "a bad expires_in"],
+)
+def test_a_failed_fetch_says_what_came(answer: HttpResponse, message: str) -> None:
+    tm = manager()
+    tm.want(1, 0.0)
+    with pytest.raises(TokenError) as caught:
+        tm.response(1, answer, 0.0)
+    assert str(caught.value).startswith(message)
+    if "expected" in message:
+        assert str(caught.value).endswith("got 'soon'")  # what came, beside what was expected
+    assert not caught.value.final and tm.last_error is caught.value  # retried later
+    assert caught.value.code in (None, 5000)
 
 
 @pytest.mark.parametrize(
@@ -223,6 +269,48 @@ def test_a_good_fetch_resets_the_backoff_so_the_cap_counts_failures_in_a_row() -
         first_wait = first_wait or now - token.refresh_at
     assert first_wait is not None and first_wait < 2.0  # the backoff started again at 1 s
     assert fail_and_wait().final and tm.failed  # the thirtieth in a row
+
+
+def test_the_manager_says_what_is_under_way() -> None:
+    tm = manager()
+    assert (tm.in_flight, tm.error, tm.last_error, tm.failed) == (None, None, None, False)
+    tm.want(7, 0.0)
+    assert tm.in_flight == 7
+    with pytest.raises(LocalProtocolError):
+        tm.transport_failed(8, "reset", 0.0)  # not the request under way
+    error = tm.transport_failed(7, "reset", 0.0)
+    assert tm.in_flight is None and tm.last_error is error and tm.error is None
+    deadline = tm.next_deadline()
+    assert deadline is not None
+    tm.handle_timer(9, deadline)
+    tm.response(9, ok(), deadline)
+    assert tm.in_flight is None and tm.last_error is None
+
+
+def test_retries_back_off_to_a_minute_and_no_further() -> None:
+    tm = manager()
+    now = 0.0
+    tm.want(1, now)
+    waits = []
+    for attempt in range(1, 20):
+        tm.transport_failed(attempt, "reset", now)
+        deadline = tm.next_deadline()
+        assert deadline is not None
+        waits.append(deadline - now)
+        now = deadline
+        tm.handle_timer(attempt + 1, now)
+    assert max(waits) == 60.0 and waits[-1] == 60.0
+
+
+def test_the_values_are_frozen() -> None:
+    config = AuthConfig("102000000", SECRET)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.secret = "other"  # type: ignore[misc]
+    tm = manager()
+    tm.want(1, 0.0)
+    token = tm.response(1, ok(), 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.expires_at = 1e9  # type: ignore[misc]
 
 
 def test_invalidate_drops_the_token_and_fetches_again() -> None:

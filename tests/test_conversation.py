@@ -53,6 +53,17 @@ def test_a_reply_long_after_the_window_is_refused_as_closed() -> None:
     assert len(conversations.tracker) == 0
 
 
+@pytest.mark.parametrize("late", [3598.0, 3601.9])
+def test_a_c2c_reply_just_after_its_hour_is_refused_as_closed_not_unknown(late: float) -> None:
+    """The longest window (C2C, an hour) plus the margin: contexts are kept that long."""
+    conversations = Conversations()
+    event = message(Scene.C2C, "ROBOT1.0_c", "E:c")
+    assert conversations.inbound(event, 0.0)
+    with pytest.raises(ReplyRefused) as refused:
+        conversations.begin(event, "late", late)
+    assert refused.value.reason is Refusal.WINDOW_CLOSED
+
+
 def test_the_context_is_made_once_and_is_the_trackers() -> None:
     conversations = Conversations()
     event = message(Scene.C2C, "ROBOT1.0_b", "E:b")
