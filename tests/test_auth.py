@@ -13,8 +13,10 @@ from qqproto.actions import HttpRequest
 from qqproto.errors import ConfigError, LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.auth import (
+    DEFAULT_TOKEN_URL,
     FALLBACK_TOKEN_LIFE,
     MAX_TOKEN_LIFE,
+    SANDBOX_TOKEN_URL,
     AuthConfig,
     TokenError,
     TokenManager,
@@ -165,12 +167,17 @@ def test_http_401_or_403_from_the_token_endpoint_is_final(status: int) -> None:
     assert caught.value.final and caught.value.code is None
 
 
-def test_a_credential_code_without_a_message_is_named_from_the_table() -> None:
+@pytest.mark.parametrize("message", [None, "", {"zh": "appid 无效"}])
+def test_a_credential_code_without_a_message_is_named_from_the_table(message: object) -> None:
     tm = manager()
     tm.want(1, 0.0)
     with pytest.raises(TokenError) as caught:
-        tm.response(1, body(200, {"code": 11275}), 0.0)
+        tm.response(1, body(200, {"code": 11275, "message": message}), 0.0)
     assert str(caught.value) == "access token refused: appid is invalid (code 11275)"
+
+
+def test_the_sandbox_takes_its_token_where_production_does() -> None:
+    assert SANDBOX_TOKEN_URL == DEFAULT_TOKEN_URL == "https://bots.qq.com/app/getAppAccessToken"
 
 
 @pytest.mark.parametrize(

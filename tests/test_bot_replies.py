@@ -167,19 +167,25 @@ def guild_message(w: World, t: str, msg_id: str, seq: int) -> Any:
     return w.delivered[-1]
 
 
-def test_one_message_in_two_dispatch_types_reaches_the_application_in_each() -> None:
-    """A guild bot subscribed to both gets MESSAGE_CREATE and AT_MESSAGE_CREATE."""
+@pytest.mark.parametrize("first", ["MESSAGE_CREATE", "AT_MESSAGE_CREATE"])
+def test_one_message_in_two_dispatch_types_reaches_the_application_in_each(first: str) -> None:
+    """A guild bot subscribed to both gets MESSAGE_CREATE and AT_MESSAGE_CREATE (in
+    either order: one type's name holds the other's, which must not make it a match)."""
     w = World()
     w.start()
-    everything = guild_message(w, "MESSAGE_CREATE", "08e0m1", 2)
-    at_me = guild_message(w, "AT_MESSAGE_CREATE", "08e0m1", 3)
-    assert isinstance(everything, MessageCreate) and isinstance(at_me, AtMessageCreate)
+    second = "AT_MESSAGE_CREATE" if first == "MESSAGE_CREATE" else "MESSAGE_CREATE"
+    guild_message(w, first, "08e0m1", 2)
+    guild_message(w, second, "08e0m1", 3)
     assert w.bot.redeliveries == 0
-    guild_message(w, "AT_MESSAGE_CREATE", "08e0m1", 4)  # a redelivery of one of them
+    guild_message(w, "AT_MESSAGE_CREATE", "08e0m1", 4)  # a redelivery of each of them
     guild_message(w, "MESSAGE_CREATE", "08e0m1", 5)
     assert w.bot.redeliveries == 2
     messages = [e for e in w.delivered if isinstance(e, MessageCreate | AtMessageCreate)]
-    assert [type(e) for e in messages] == [MessageCreate, AtMessageCreate]
+    assert [type(e).TYPE for e in messages] == [first, second]
+    # A raw copy of it in either type is a redelivery too.
+    broken = {"id": "08e0m1", "content": "hi", "author": {"id": "U7"}}  # no channel_id
+    dispatch(w, first, broken, 6, f"{first}:6")
+    assert w.bot.redeliveries == 3
 
 
 def test_one_message_in_two_types_has_one_reply_budget() -> None:
@@ -198,6 +204,25 @@ def test_one_message_in_two_types_has_one_reply_budget() -> None:
     with pytest.raises(ReplyRefused, match="5 of 5 replies") as refused:
         w.bot.reply(everything, "one too many", w.now)
     assert refused.value.reason is Refusal.BUDGET_SPENT
+
+
+@pytest.mark.parametrize("msg_id", ["", 7, None])
+def test_raw_messages_whose_id_names_nothing_are_each_delivered(msg_id: object) -> None:
+    w = World()
+    w.start()
+    broken = {"id": msg_id, "content": "hi", "author": {"id": "U7"}}
+    dispatch(w, "MESSAGE_CREATE", broken, 2, "MESSAGE_CREATE:a")
+    dispatch(w, "MESSAGE_CREATE", broken, 3, "MESSAGE_CREATE:b")  # another envelope
+    assert len(raw_dispatches(w)) == 2 and w.bot.redeliveries == 0
+
+
+def test_events_whose_envelope_id_names_nothing_are_each_delivered() -> None:
+    w = World()
+    w.start()
+    for seq in (2, 3):
+        w.gateway_send({"op": 0, "s": seq, "t": "FRIEND_DEL", "id": "", "d": {"openid": USER}})
+    assert len([e for e in w.delivered if isinstance(e, FriendDel)]) == 2
+    assert w.bot.redeliveries == 0
 
 
 def test_a_raw_copy_in_one_type_hides_no_typed_copy_in_another() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from qqproto.qq.conversation import Conversations
 from qqproto.qq.decode import EventDecoder
+from qqproto.qq.events import GroupAtMessageCreate
 from qqproto.qq.replies import Refusal, ReplyRefused, Scene
 
 GROUP, USER = "G" * 32, "U" * 32
@@ -229,3 +230,18 @@ def test_events_without_a_place_to_answer_take_no_reply(t: str, d: dict[str, obj
     assert conversations.inbound(event, 0.0)
     with pytest.raises(ReplyRefused, match="takes no passive reply"):
         conversations.context(event, 1.0)
+
+
+class MyGroupAt(GroupAtMessageCreate, frozen=True, kw_only=True):
+    """An application's own subclass of a typed event."""
+
+
+def test_a_subclass_of_a_message_is_answered_as_its_base() -> None:
+    conversations = Conversations()
+    base = message(Scene.GROUP, "ROBOT1.0_s", "E:s")
+    assert isinstance(base, GroupAtMessageCreate)
+    mine = MyGroupAt(**{f: getattr(base, f) for f in base.__struct_fields__})
+    assert conversations.inbound(mine, 0.0)
+    call, _ = conversations.begin(mine, "ok", 1.0)
+    assert call.path == f"/v2/groups/{GROUP}/messages"
+    assert (call.json_body or {}).get("msg_id") == "ROBOT1.0_s"

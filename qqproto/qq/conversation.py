@@ -166,11 +166,10 @@ def _came_as(seen: _Seen, ident: str, t: str, now: float) -> bool:
     return types == t or (type(types) is frozenset and t in types)
 
 
-def _first_as(seen: _Seen, ident: str, t: str, now: float) -> bool:
-    """Record that ``ident`` came as a ``t``; False if it had already."""
-    if seen.add(ident, t, now):  # a new id (inbound() inlines this, the common case)
-        return True
-    return _another_type(seen, ident, t, now)
+def _note(seen: _Seen, ident: str, t: str, now: float) -> None:
+    """Record that ``ident`` came as a ``t``."""
+    if not seen.add(ident, t, now):  # (inbound() inlines this for the common case)
+        _another_type(seen, ident, t, now)
 
 
 def _another_type(seen: _Seen, ident: str, t: str, now: float) -> bool:
@@ -187,13 +186,8 @@ _TYPE_BY_CLASS: dict[type, str] = {cls: t for t, cls in EVENT_TYPES.items()}
 
 
 def _type_of(event: object) -> str:
-    """The dispatch type ``event`` came as."""
-    t = _TYPE_BY_CLASS.get(type(event))
-    if t is not None:
-        return t
-    if isinstance(event, Dispatch):
-        return event.type
-    return getattr(type(event), "TYPE", "") or type(event).__name__
+    """The dispatch type ``event`` came as (inbound() looks the decoder's classes up first)."""
+    return event.type if isinstance(event, Dispatch) else getattr(type(event), "TYPE", "")
 
 
 def _dedup_ids(event: object) -> tuple[str, ...]:
@@ -272,13 +266,17 @@ class Conversations:
                         self.redeliveries += 1
                         return False
             for ident in ids:
-                _first_as(maps[-1], ident, t, now)
+                _note(maps[-1], ident, t, now)
         event_id = getattr(event, "event_id", None)
-        if isinstance(event_id, str) and event_id and event_id not in ids:
-            # A typed message's envelope: a raw copy of it may come without d.id.
-            raw = self._seen_raw
-            if not raw.add(event_id, t, now):
-                _another_type(raw, event_id, t, now)
+        if (
+            isinstance(event_id, str)
+            and event_id
+            and event_id not in ids
+            # A typed message's envelope: a raw copy of it may come without
+            # d.id. (_note() inlined: this runs for every typed message.)
+            and not self._seen_raw.add(event_id, t, now)
+        ):
+            _another_type(self._seen_raw, event_id, t, now)
         if where is not None:
             scene, target, kind, ident = where
             if not ident:
