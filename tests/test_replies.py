@@ -176,10 +176,20 @@ def test_the_window_closes_a_margin_early_and_says_by_how_much() -> None:
     assert len(tracker) == 0
 
 
+#: Spec 7.3, written out here.
+SPEC_WINDOWS = {
+    Scene.GROUP: 300.0,
+    Scene.C2C: 3600.0,
+    Scene.GUILD_CHANNEL: 300.0,
+    Scene.GUILD_DM: 300.0,
+}
+
+
 @pytest.mark.parametrize("scene", list(Scene))
 def test_every_scene_has_its_window(scene: Scene) -> None:
     tracker = ReplyTracker(margin=0.5)
-    window = DEFAULT_POLICIES[scene].window
+    window = SPEC_WINDOWS[scene]
+    assert DEFAULT_POLICIES[scene].window == window
     ctx = tracker.inbound(scene, "t", 0.0, msg_id="m")
     assert tracker.can_reply(ctx, window - 0.51)
     with refused(Refusal.WINDOW_CLOSED):
@@ -339,7 +349,18 @@ def test_a_duplicate_otherwise_is_a_failure_that_keeps_its_budget() -> None:
         tracker.begin(ctx, 5.0)
 
 
-@pytest.mark.parametrize("code", sorted(DEAD_CODES))
+#: Spec 7.4 and 9, written out here: a code mistyped in the table is caught.
+SPEC_DEAD_CODES = (
+    *(40034005, 40034031, 304103, 40034024, 40034128, 304026, 304027, 304028, 50045),
+    *(40034025, 40034026, 40034027),
+)
+
+
+def test_the_dead_codes_are_the_specs() -> None:
+    assert frozenset(SPEC_DEAD_CODES) == DEAD_CODES
+
+
+@pytest.mark.parametrize("code", SPEC_DEAD_CODES)
 def test_a_dead_id_code_refuses_every_later_reply(code: int) -> None:
     tracker = ReplyTracker()
     ctx = group_msg(tracker)
@@ -661,3 +682,107 @@ TestReplyMachine = ReplyMachine.TestCase
 # a retry, a time jump), so 30 steps a schedule find them while 2,000 schedules (CI)
 # stay well under 30 s; the number of schedules is the profile's.
 TestReplyMachine.settings = settings(stateful_step_count=30)
+
+
+# -- what the mutation pass found untested --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("window", "max_replies"), [(0.5, 1), (1e-9, None), (300.0, 1)], ids=["short", "tiny", "one"]
+)
+def test_the_smallest_policies_are_taken(window: float, max_replies: int | None) -> None:
+    assert ReplyPolicy(window, max_replies).max_replies == max_replies
+
+
+def test_a_margin_from_zero_to_below_the_shortest_window_is_taken() -> None:
+    assert ReplyTracker(margin=0.0).margin == 0.0
+    with pytest.raises(ConfigError, match="margin"):
+        ReplyTracker(margin=300.0)  # the group window itself
+
+
+def test_the_values_are_frozen_and_their_reprs_hide_the_owner() -> None:
+    tracker = ReplyTracker()
+    ctx = group_msg(tracker)
+    ticket = tracker.begin(ctx, 1.0)
+    for value, name in ((ctx, "reply_to"), (ticket, "msg_seq"), (ReplyPolicy(1.0, 1), "window")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, None)
+    assert "_owner" not in repr(ctx) + repr(ticket)
+
+
+def test_a_refusal_names_the_id_it_refused() -> None:
+    tracker = ReplyTracker()
+    ctx = group_msg(tracker, msg_id="m9")
+    with refused(Refusal.WINDOW_CLOSED) as info:
+        tracker.begin(ctx, 1000.0)
+    assert (info.value.reply_to, info.value.scene) == ("m9", Scene.GROUP)
+    tracker.delivered(tracker.begin(group_msg(tracker, 2000.0, "m10"), 2000.0), "OUT", 2000.0)
+    with pytest.raises(OwnMessageAsReplyTarget) as own:
+        tracker.inbound(Scene.GROUP, GROUP, 2001.0, msg_id="OUT")
+    assert own.value.reply_to == "OUT"
+
+
+def test_another_trackers_context_or_ticket_is_refused_saying_so() -> None:
+    mine, theirs = ReplyTracker(), ReplyTracker()
+    ctx = group_msg(theirs)
+    group_msg(mine)  # the same id, registered here too
+    with refused(Refusal.UNKNOWN) as info:
+        mine.begin(ctx, 1.0)
+    assert "another tracker's" in str(info.value)
+    ticket = theirs.begin(ctx, 1.0)
+    theirs.failed(ticket, 2.0, code=None, may_have_landed=False)
+    with pytest.raises(LocalProtocolError, match="not a ticket of this tracker"):
+        mine.retry(ticket, 2.0)
+
+
+def test_a_retry_after_a_freed_budget_is_charged_once() -> None:
+    tracker = ReplyTracker()
+    ctx = group_msg(tracker)
+    first = tracker.begin(ctx, 1.0)
+    assert tracker.failed(first, 1.0, code=None, may_have_landed=False) is Outcome.FAILED
+    again = tracker.retry(first, 1.0)  # charged again, once
+    tracker.delivered(again, "OUT1", 1.0)
+    for _ in range(4):  # 1 + 4 = the group's 5
+        tracker.begin(ctx, 1.0)
+    with refused(Refusal.BUDGET_SPENT):
+        tracker.begin(ctx, 1.0)
+
+
+def test_a_late_success_of_a_freed_attempt_is_charged_again() -> None:
+    tracker = ReplyTracker()
+    ctx = group_msg(tracker)
+    ticket = tracker.begin(ctx, 1.0)
+    tracker.failed(ticket, 1.0, code=None, may_have_landed=False)  # freed...
+    tracker.delivered(ticket, "OUT1", 2.0)  # ... but it landed after all
+    for _ in range(4):
+        tracker.begin(ctx, 2.0)
+    with refused(Refusal.BUDGET_SPENT):
+        tracker.begin(ctx, 2.0)
+
+
+def test_a_stale_report_changes_nothing() -> None:
+    tracker = ReplyTracker()
+    ctx = group_msg(tracker)
+    first = tracker.begin(ctx, 1.0)
+    tracker.failed(first, 1.0, code=None, may_have_landed=True)
+    second = tracker.retry(first, 1.0)  # attempt 2 of msg_seq 1
+    # A late report about attempt 1, now superseded: no effect, and it says FAILED.
+    assert tracker.failed(first, 2.0, code=None, may_have_landed=False) is Outcome.FAILED
+    with pytest.raises(ReplyRefused, match="has no result yet"):
+        tracker.retry(second, 2.0)  # attempt 2 is still pending: the report did not end it
+    with pytest.raises(ReplyRefused, match="superseded by attempt 2"):
+        tracker.retry(first, 2.0)
+
+
+def test_len_and_sent_ids_count_what_is_live_at_the_latest_now() -> None:
+    tracker = ReplyTracker()
+    group_msg(tracker, 0.0, "old")
+    tracker.sent("OUT-old", 0.0)
+    assert (len(tracker), tracker.sent_ids) == (1, 1)
+    group_msg(tracker, 400.0, "new")  # the group window (300 s + 2) is over for "old"
+    assert len(tracker) == 1
+    tracker.sent("OUT-new", 4000.0)  # sent ids live the longest window (3602 s)
+    assert tracker.sent_ids == 1
+    ticket = tracker.begin(group_msg(tracker, 4000.0, "newest"), 4000.0)
+    tracker.failed(ticket, 5000.0, code=None, may_have_landed=False)  # time moves on here too
+    assert len(tracker) == 0
