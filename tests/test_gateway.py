@@ -408,6 +408,20 @@ def test_op9_true_resumes() -> None:
     assert h.sent()[0]["op"] == 6
 
 
+def test_the_pause_before_a_new_session_spans_one_to_five_seconds() -> None:
+    """Jittered from the RNG: over a dozen seeds it reaches near both ends."""
+    pauses = []
+    for seed in range(12):
+        h = Harness(config=GatewayConfig(app_id="102000000", seed=seed))
+        h.connect_and_ready()
+        h.send({"op": 9, "d": False})
+        deadline = h.proto.next_deadline()
+        assert deadline is not None
+        pauses.append(deadline - h.now)
+    assert all(1.0 <= p <= 5.0 for p in pauses)
+    assert min(pauses) < 1.1 and max(pauses) > 4.5
+
+
 def test_op9_false_forgets_the_session_waits_and_identifies_with_a_fresh_token() -> None:
     h, _ = ready_harness()
     h.token = "tok-2"
@@ -896,11 +910,12 @@ def test_a_hello_interval_out_of_range_falls_back(interval: str) -> None:
 
 
 def test_the_longest_hello_interval_is_taken() -> None:
+    assert MAX_HEARTBEAT_MS == 3_600_000  # an hour, written out
     h = Harness()
     h.accept()
-    h.hello(MAX_HEARTBEAT_MS)
+    h.hello(3_600_000)
     assert h.violations() == []
-    assert h.proto.next_deadline() == h.now + MAX_HEARTBEAT_MS / 1000
+    assert h.proto.next_deadline() == h.now + 3600.0
 
 
 @pytest.mark.parametrize("seq", [*HUGE_NUMBERS, str(MAX_SEQ + 1), "-1"])
@@ -919,9 +934,10 @@ def test_a_dispatch_seq_out_of_range_is_reported_delivered_and_not_counted(seq: 
 
 
 def test_the_largest_seq_is_counted() -> None:
+    assert MAX_SEQ == 9_223_372_036_854_775_807  # int64's largest, written out
     h, _ = ready_harness()
-    h.dispatch(MAX_SEQ)
-    assert h.violations() == [] and h.proto.seq == MAX_SEQ
+    h.dispatch(9_223_372_036_854_775_807)
+    assert h.violations() == [] and h.proto.seq == 9_223_372_036_854_775_807
 
 
 # -- sessions across restarts ---------------------------------------------------------------
