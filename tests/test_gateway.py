@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import pytest
+from websockets.frames import Frame
 
 from fuzz.frames import OP_TEXT, frame
 from qqproto.actions import Connect, Deliver, Disconnect, FetchToken, SendData, StateChanged
@@ -1010,6 +1011,113 @@ def test_a_session_for_another_shard_is_refused() -> None:
 def test_bad_configuration_is_refused_with_what_was_expected(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="expected"):
         GatewayConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"intents": 0},
+        {"intents": 2**31 - 1},
+        {"max_attempts": 1},
+        {"backoff_base": 5.0, "backoff_cap": 5.0},
+        {"hello_timeout": 1e-9},
+        {"shard": (0, 1)},
+    ],
+    ids=repr,
+)
+def test_the_edges_of_each_setting_are_taken(kwargs: dict[str, Any]) -> None:
+    GatewayConfig(app_id="1", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"intents": 2**31}, {"backoff_base": 5.0, "backoff_cap": 4.9}],
+    ids=repr,
+)
+def test_just_past_each_edge_is_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="expected"):
+        GatewayConfig(app_id="1", **kwargs)
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    config = GatewayConfig(app_id="1")
+    assert (config.max_attempts, config.backoff_base, config.backoff_cap) == (30, 1.0, 60.0)
+    assert (config.hello_timeout, config.seed, config.shard) == (30.0, 0, (0, 1))
+
+
+def test_the_rng_and_entropy_are_neither_compared_nor_shown() -> None:
+    a = GatewayConfig(app_id="1", rng=random.Random(1), entropy=bytes)
+    b = GatewayConfig(app_id="1", rng=random.Random(2))
+    assert a == b
+    assert "rng" not in repr(a) and "entropy" not in repr(a)
+
+
+def test_sessions_and_configs_are_frozen() -> None:
+    import dataclasses
+
+    for value, name in (
+        (Session("s", 1, (0, 1), "wss://x/"), "seq"),
+        (GatewayConfig("1"), "shard"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, None)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"session_id": "s", "seq": 0, "shard": [0, 1], "gateway_url": "wss://x"},
+        {"session_id": "s", "seq": None, "shard": [0, 1], "gateway_url": "wss://x"},
+    ],
+)
+def test_a_saved_session_from_seq_zero_or_none_loads(data: dict[str, Any]) -> None:
+    assert Session.from_dict(data).seq == data["seq"]
+
+
+def test_a_saved_session_without_a_url_is_refused() -> None:
+    with pytest.raises(ConfigError, match="gateway_url"):
+        Session.from_dict({"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": ""})
+
+
+def test_a_new_gateway_has_no_failure_no_bot_user_and_no_failed_resumes() -> None:
+    proto = GatewayProtocol(GatewayConfig(app_id="1"))
+    assert (proto.failure_reason, proto.bot_user, proto.session) == (None, None, None)
+    # A restored session may fail to resume twice and is still resumed the third time.
+    h = Harness(session=Session("sess-1", 5, (0, 1), "wss://api.sgroup.qq.com/websocket/"))
+    for _ in range(3):
+        h.accept()
+        h.hello()
+        assert h.sent()[0]["op"] == 6
+        h.close_from_server(4999)  # not honoured
+        h.advance(60)
+
+
+def test_a_token_within_ten_seconds_of_expiry_is_fetched_anew() -> None:
+    h = Harness(token_life=100.0)  # the margin: min(10 s, half the life)
+    h.connect_and_ready()
+    h.token_requests.clear()
+    h.advance(89.0)  # 11 s left: still good for the next login
+    h.drop()
+    h.accept()
+    h.hello()
+    h.resumed(2)
+    assert h.token_requests == []
+    h.advance(2.0)  # 9 s left: the next login asks for a new one first
+    h.drop()
+    h.accept()
+    assert h.token_requests == ["access token missing or about to expire"]
+
+
+def test_a_ping_is_answered_with_a_pong() -> None:
+    h, server = ready_harness()
+    server.ws.send_ping(b"still there?")
+    h.proto.receive_data(server.out(), h.now)
+    [answer] = h.proto.actions()
+    assert isinstance(answer, SendData)
+    server.ws.receive_data(answer.data)
+    [pong] = server.ws.events_received()
+    assert isinstance(pong, Frame)
+    assert (pong.opcode.name, bytes(pong.data)) == ("PONG", b"still there?")
 
 
 # -- closing and misuse ----------------------------------------------------------------------
