@@ -1108,6 +1108,32 @@ def test_a_token_within_ten_seconds_of_expiry_is_fetched_anew() -> None:
     assert h.token_requests == ["access token missing or about to expire"]
 
 
+def test_a_short_token_keeps_half_its_life_as_margin() -> None:
+    h = Harness(token_life=8.0)  # the margin: min(10 s, 4 s)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 2 and h.token_requests == ["no access token yet"]
+    h.ready()
+    h.advance(3.9)  # 4.1 s left: still good
+    h.drop()
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 6 and len(h.token_requests) == 1
+    h.resumed(2)
+    h.advance(0.2)  # 3.9 s left: a new one first
+    h.drop()
+    assert h.token_requests[-1] == "access token missing or about to expire"
+
+
+def test_a_timer_called_before_the_heartbeat_is_due_sends_nothing() -> None:
+    h, _ = ready_harness()
+    h.proto.handle_timer(h.now + 44.9)  # drivers may call a hair early, never this early
+    assert h.proto.actions() == []
+    h.proto.handle_timer(h.now + 45.0)
+    [beat] = h.proto.actions()
+    assert isinstance(beat, SendData)
+
+
 def test_a_ping_is_answered_with_a_pong() -> None:
     h, server = ready_harness()
     server.ws.send_ping(b"still there?")
