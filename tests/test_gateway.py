@@ -1134,6 +1134,48 @@ def test_a_timer_called_before_the_heartbeat_is_due_sends_nothing() -> None:
     assert isinstance(beat, SendData)
 
 
+def test_seq_zero_and_a_one_millisecond_interval_are_taken() -> None:
+    h = Harness()
+    h.accept()
+    h.hello(1)
+    assert h.violations() == [] and h.proto.next_deadline() == h.now + 0.001
+    h.ready(seq=0)
+    assert h.violations() == [] and h.proto.seq == 0
+
+
+@pytest.mark.parametrize("session_id", ["", 5, None])
+def test_a_ready_without_a_usable_session_id_starts_nothing(session_id: object) -> None:
+    h = Harness()
+    h.accept()
+    h.hello()
+    h.send({"op": 0, "s": 1, "t": "READY", "d": {"session_id": session_id, "user": {"id": "1"}}})
+    assert any("READY without a session id" in str(v.error) for v in h.violations())
+    assert h.proto.session is None and h.proto.state is S.CONNECTING
+    assert not [e for e in h.events if isinstance(e, Ready)]
+
+
+def test_a_ready_out_of_turn_moves_no_seq_typed_or_not() -> None:
+    h, _ = ready_harness()
+    h.dispatch(5)
+    h.send({"op": 0, "s": 50, "t": "READY", "d": {"session_id": "forged", "user": {"id": "1"}}})
+    h.send({"op": 0, "s": 60, "t": "READY", "d": {"session_id": 7}})  # untyped: a bad field
+    assert h.proto.seq == 5 and h.proto.state is S.READY
+    assert h.proto.session is not None and h.proto.session.session_id == "sess-1"
+
+
+def test_a_ready_without_a_seq_in_answer_to_resume_forgets_the_old_seq() -> None:
+    h, _ = ready_harness()
+    h.dispatch(9)
+    h.drop()
+    h.accept()
+    h.hello()
+    ready = {"session_id": "sess-2", "user": {"id": BOT_ID}}
+    h.send({"op": 0, "t": "READY", "d": ready})  # no s at all
+    assert h.proto.state is S.READY and h.proto.seq is None  # not session 1's 9
+    h.advance(45)
+    assert h.sent()[-1] == {"op": 1, "d": None}
+
+
 def test_a_ping_is_answered_with_a_pong() -> None:
     h, server = ready_harness()
     server.ws.send_ping(b"still there?")

@@ -154,6 +154,8 @@ def _skipped(node: ast.AST, parents: list[ast.AST]) -> bool:
             return True
         if isinstance(parent, ast.JoinedStr):
             return True
+    if isinstance(node, ast.AnnAssign) and node.value is None:
+        return True  # a declaration for the types only
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
         return isinstance(node.value.value, str) or node.value.value is ...  # a docstring, a stub
     if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
