@@ -47,9 +47,9 @@ mutation: $(STAMP)
 	$(BIN)/python tools/mutation.py qqproto/qq/gateway.py qqproto/qq/replies.py \
 		qqproto/qq/conversation.py qqproto/qq/auth.py qqproto/ws.py qqproto/ttl.py
 
-# Rewrite docs/gateway-states.md from the transition table.
+# Rewrite docs/states.md from the lifecycle tables.
 diagram: $(STAMP)
-	$(BIN)/python -m qqproto.qq.diagram > docs/gateway-states.md
+	$(BIN)/python -m qqproto.qq.diagram > docs/states.md
 
 docs: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[docs]'

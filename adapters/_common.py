@@ -122,7 +122,7 @@ def carry_out(proto: Driven, executor: Executor, log: logging.Logger) -> None:
                 log.debug("HTTP %s %s (#%d)", action.method, action.url, action.request_id)
                 executor.http(action)
             elif isinstance(action, StateChanged):
-                log.info("%s -> %s: %s", action.old, action.new, action.why)
+                log.info("%s: %s -> %s: %s", action.machine, action.old, action.new, action.why)
                 executor.state_changed(action)
             elif isinstance(action, Connect):
                 log.info("connecting to %s", action.url)

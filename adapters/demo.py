@@ -50,15 +50,15 @@ class Story:
         self.seen: list[str] = []  # ids of the messages the bot got, in order
         self.replied: list[str] = []  # ids it answered, as the replies succeeded
         self.pushed: list[str] = []  # ids the platform sent
-        self.states: list[str] = []
+        self.states: list[str] = []  # the gateway's, in order
         self._changed = asyncio.Event()
         self._replies: set[asyncio.Task[None]] = set()
         self.listener: asyncio.Task[None] | None = None
 
     def state_changed(self, change: StateChanged) -> None:
-        if not change.new.startswith("BOT_"):
+        if change.machine == "gateway":  # the story is told in the gateway's states
             self.say(f"   state  {change.old} -> {change.new} ({change.why})")
-        self.states.append(change.new)
+            self.states.append(change.new)
         self._changed.set()
 
     async def until(self, done: Callable[[], bool], what: str) -> None:

@@ -19,9 +19,19 @@ import os
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from qqproto.actions import StateChanged
 from qqproto.qq import MESSAGE_TYPES, Dispatch, Event, Message
 
-__all__ = ["HumanReport", "JsonReport", "Report", "event_fields"]
+__all__ = ["HumanReport", "JsonReport", "Report", "event_fields", "state_names"]
+
+
+def state_names(change: StateChanged) -> tuple[str, str]:
+    """``from`` and ``to`` as the lines name them: the bot's phases keep the
+    ``BOT_`` prefix they have always had, so they cannot be read as the
+    gateway's ``FAILED`` or ``CLOSED``."""
+    if change.machine == "bot":
+        return f"BOT_{change.old}", f"BOT_{change.new}"
+    return change.old, change.new
 
 
 def event_fields(event: Event | Dispatch) -> dict[str, Any]:
@@ -82,7 +92,7 @@ class Report:
         os.dup2(devnull, fileno)
         os.close(devnull)
 
-    def state(self, old: str, new: str, why: str) -> None:
+    def state(self, change: StateChanged) -> None:
         raise NotImplementedError
 
     def event(self, event: Event | Dispatch) -> None:
@@ -102,8 +112,9 @@ class JsonReport(Report):
         # ensure_ascii=False: Chinese message text stays readable in the log.
         self._write(json.dumps({"kind": kind, **fields}, ensure_ascii=False, separators=(",", ":")))
 
-    def state(self, old: str, new: str, why: str) -> None:
-        self._line("state", **{"from": old, "to": new})
+    def state(self, change: StateChanged) -> None:
+        old, new = state_names(change)
+        self._line("state", **{"from": old, "to": new}, why=change.why, machine=change.machine)
 
     def event(self, event: Event | Dispatch) -> None:
         self._line("event", **event_fields(event))
@@ -118,8 +129,9 @@ class JsonReport(Report):
 class HumanReport(Report):
     """Without ``--json``: one readable line per state change and message."""
 
-    def state(self, old: str, new: str, why: str) -> None:
-        self._write(f"{old} -> {new}" + (f" ({why})" if why else ""))
+    def state(self, change: StateChanged) -> None:
+        old, new = state_names(change)
+        self._write(f"{old} -> {new}" + (f" ({change.why})" if change.why else ""))
 
     def event(self, event: Event | Dispatch) -> None:
         fields = event_fields(event)

@@ -120,7 +120,8 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
     allow_from: frozenset[str] | None = args.allow_from
 
     def state(change: StateChanged) -> None:
-        report.state(change.old, change.new, change.why)
+        if change.machine != "token":  # the token's moves are logged, not lines
+            report.state(change)
 
     bot = QQBot.from_config(config, allow_from=allow_from, on_state=state)
     runner = Runner(bot, report, echo=args.echo)

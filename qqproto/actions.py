@@ -19,7 +19,7 @@ The driver contract (see ``docs/driver-contract.md``):
 - ``HttpRequest(...)``: perform the request and hand the answer to
   ``http_response(request_id, response, now)``.
 - ``Deliver(event)``: hand the event to the application.
-- ``StateChanged(old, new, why)``: for logs and observers; nothing to do.
+- ``StateChanged(machine, old, new, why)``: for logs and observers; nothing to do.
 - ``Failed(reason)``: the object gave up for good; stop driving it.
 """
 
@@ -104,8 +104,10 @@ class Deliver(Action):
 
 @dataclass(frozen=True, slots=True)
 class StateChanged(Action):
-    """The lifecycle moved from ``old`` to ``new`` because of ``why``."""
+    """The lifecycle ``machine`` (``"gateway"``, ``"bot"``, ``"token"``) moved
+    from state ``old`` to ``new`` because of ``why``."""
 
+    machine: str
     old: str
     new: str
     why: str

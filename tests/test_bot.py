@@ -14,10 +14,11 @@ from qqproto.actions import (
 from qqproto.errors import ConfigError, LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.api import SentMessage, Target, get_me, send_text
-from qqproto.qq.bot import ApiResult, BotConfig, BotPhase
+from qqproto.qq.bot import ApiResult, BotConfig
 from qqproto.qq.events import (
     ProtocolViolation,
 )
+from qqproto.qq.phases import BotPhase
 
 from .bot_world import GATEWAY_BOT, SECRET, World, reply, token_reply
 
@@ -79,8 +80,12 @@ def test_a_gateway_that_gives_up_moves_the_bot_to_failed_before_it_reports() -> 
     w.collect()
     *_, gateway_moved, bot_moved, failed = w.log
     assert isinstance(gateway_moved, StateChanged) and isinstance(bot_moved, StateChanged)
-    assert (gateway_moved.old, gateway_moved.new) == ("READY", "FAILED")
-    assert (bot_moved.old, bot_moved.new) == ("BOT_RUNNING", "BOT_FAILED")
+    assert (gateway_moved.machine, gateway_moved.old, gateway_moved.new) == (
+        "gateway",
+        "READY",
+        "FAILED",
+    )
+    assert (bot_moved.machine, bot_moved.old, bot_moved.new) == ("bot", "RUNNING", "FAILED")
     assert isinstance(failed, Failed) and failed.reason.startswith("close 4914")
     assert w.bot.phase is BotPhase.FAILED and w.bot.failure_reason == failed.reason
 

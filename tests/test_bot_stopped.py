@@ -33,7 +33,8 @@ from qqproto.actions import (
 from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
 from qqproto.qq.api import ApiError, Target, send_text
-from qqproto.qq.bot import ApiResult, BotConfig, BotPhase, BotProtocol
+from qqproto.qq.bot import ApiResult, BotConfig, BotProtocol
+from qqproto.qq.phases import BotPhase
 from qqproto.testing import FakeServer
 
 from .bot_world import GATEWAY_BOT, SECRET

@@ -156,6 +156,11 @@ def test_echo_json_lines_and_a_clean_exit_on_sigterm(
     states = [(r["from"], r["to"]) for r in command.seen if r["kind"] == "state"]
     assert ("CONNECTING", "IDENTIFY") in states and ("IDENTIFY", "READY") in states
     assert ("READY", "CLOSED") in states and states[-1] == ("BOT_RUNNING", "BOT_CLOSED")
+    # Each says why and which machine moved; the token's moves are logged, not lines.
+    lines = [r for r in command.seen if r["kind"] == "state"]
+    assert {r["machine"] for r in lines} == {"gateway", "bot"}
+    assert all(r["why"] for r in lines)
+    assert lines[0]["why"] == "access token received"  # BOT_AUTHENTICATING -> BOT_DISCOVERING
 
 
 def test_only_text_is_echoed_and_json_is_utf8_whatever_the_console(
@@ -319,7 +324,8 @@ def test_an_unexpected_error_is_the_last_line_and_exit_3() -> None:
     assert asyncio.run(scenario()) == 3
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[-1] == {"kind": "failed", "reason": "internal error: KeyError: 'a bug'"}
-    assert {"kind": "state", "from": "BOT_RUNNING", "to": "BOT_CLOSED"} in lines
+    closed = {"kind": "state", "from": "BOT_RUNNING", "to": "BOT_CLOSED"}
+    assert any(closed.items() <= line.items() for line in lines)
 
 
 def test_an_echo_under_way_when_asked_to_stop_finishes_and_gets_its_line(
@@ -362,4 +368,10 @@ def test_an_echo_under_way_when_asked_to_stop_finishes_and_gets_its_line(
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     replies = [line for line in lines if line["kind"] == "reply"]
     assert replies == [{"kind": "reply", "to": replies[0]["to"], "status": "ok", "code": None}]
-    assert lines[-1] == {"kind": "state", "from": "BOT_RUNNING", "to": "BOT_CLOSED"}
+    assert lines[-1] == {
+        "kind": "state",
+        "from": "BOT_RUNNING",
+        "to": "BOT_CLOSED",
+        "why": "closed by the application",
+        "machine": "bot",
+    }

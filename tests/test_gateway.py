@@ -192,7 +192,8 @@ def test_a_missed_ack_is_a_dead_link_closed_non_1000_then_resumed() -> None:
     assert ops(h.sent()) == [1]  # no ACK comes back
     h.advance(45)
     assert server.closed_by_client == 3000  # not 1000: the session must survive
-    assert h.states[-1] == StateChanged("READY", "RESUMING", "heartbeat not acknowledged")
+    lost = StateChanged("gateway", "READY", "RESUMING", "heartbeat not acknowledged")
+    assert h.states[-1] == lost
     h.accept()
     h.hello()
     assert h.sent() == [{"op": 6, "d": {"token": "QQBot tok-1", "session_id": "sess-1", "seq": 2}}]
@@ -210,12 +211,12 @@ def test_heartbeat_acks_and_dispatches_fire_no_transitions_trigger(
 ) -> None:
     h, _ = ready_harness()
     fired: list[str] = []
-    for name, event in lifecycle.MACHINE.events.items():
+    for name, event in lifecycle.TABLE._machine.events.items():
         original = event.trigger
 
-        def spy(model: object, *a: object, _n: str = name, _o: Any = original) -> Any:
+        def spy(model: object, *a: object, _n: str = name, _o: Any = original, **k: Any) -> Any:
             fired.append(_n)
-            return _o(model, *a)
+            return _o(model, *a, **k)
 
         monkeypatch.setattr(event, "trigger", spy)
     for seq in range(2, 50):
@@ -1196,7 +1197,7 @@ def test_close_sends_1000_and_never_reconnects() -> None:
     h.proto.close(h.now)
     h.pump()
     assert server.closed_by_client == 1000
-    assert h.states[-1] == StateChanged("READY", "CLOSED", "closed by the application")
+    assert h.states[-1] == StateChanged("gateway", "READY", "CLOSED", "closed by the application")
     h.advance(3600)
     assert h.proto.link is Link.IDLE and not h.pending_connect
     with pytest.raises(LocalProtocolError, match="no transition for 'close' in CLOSED"):

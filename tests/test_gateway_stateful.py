@@ -74,10 +74,10 @@ from .gateway_world import GatewayWorld, ServerConn
 
 #: Every (old, new) a StateChanged may carry: the rows of TABLE that move.
 STATE_PAIRS = frozenset(
-    (source.name, dest.name)
-    for _, sources, dest in TABLE
-    for source in sources
-    if dest is not None and dest is not source
+    (source.name, row.dest.name)
+    for row in TABLE.rows
+    for source in row.sources
+    if row.dest is not None and row.dest is not source
 )
 TERMINAL = (GatewayState.FAILED, GatewayState.CLOSED)
 
@@ -526,6 +526,7 @@ class GatewayMachine(GatewayWorld):
         state = self.proto.state
         assert isinstance(state, GatewayState), state
         for change in self.state_changes[self.checked_changes :]:
+            assert change.machine == "gateway", change
             assert (change.old, change.new) in STATE_PAIRS, f"{change} is no row of TABLE"
             assert change.old == self.last_state, f"{change}, but the state was {self.last_state}"
             self.last_state = change.new

@@ -2,7 +2,7 @@
 
 from .api import ApiCall, ApiConfig, ApiError, Target
 from .auth import AuthConfig, Token, TokenError, TokenManager
-from .bot import ApiResult, BotConfig, BotPhase, BotProtocol
+from .bot import ApiResult, BotConfig, BotProtocol
 from .decode import MISSING, Decoded, EventDecodeError, EventDecoder, json_value
 from .events import (
     EVENT_TYPES,
@@ -52,6 +52,7 @@ from .parts import (
     ReadyUser,
 )
 from .payloads import CloseAction, ClosePolicy, Intents, Opcode, close_policy
+from .phases import BotPhase, TokenPhase
 from .replies import ReplyContext, ReplyPolicy, ReplyRefused, ReplyTicket, ReplyTracker
 from .scenes import Scene
 
@@ -129,6 +130,7 @@ __all__ = [
     "Token",
     "TokenError",
     "TokenManager",
+    "TokenPhase",
     "close_policy",
     "json_value",
 ]

@@ -19,15 +19,16 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from .._json import loads
-from ..actions import HttpRequest
+from ..actions import HttpRequest, StateChanged
 from ..backoff import Backoff
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from ..http import HttpResponse
+from .phases import TOKEN_TABLE, TokenFailure, TokenInput, TokenPhase
 
 __all__ = [
     "DEFAULT_TOKEN_URL",
@@ -119,13 +120,6 @@ class TokenError(RemoteProtocolError):
         super().__init__(message, expected=expected, received=received)
 
 
-class _Phase(Enum):
-    IDLE = "idle"
-    FETCHING = "fetching"
-    WAITING = "waiting to retry"
-    FAILED = "failed"
-
-
 class TokenManager:
     """One app's access token, kept fresh.
 
@@ -134,11 +128,18 @@ class TokenManager:
     :meth:`transport_failed`. Call :meth:`handle_timer` at :meth:`next_deadline`.
     """
 
-    def __init__(self, config: AuthConfig, rng: random.Random) -> None:
+    def __init__(
+        self,
+        config: AuthConfig,
+        rng: random.Random,
+        on_change: Callable[[StateChanged], None] | None = None,
+    ) -> None:
         self.config = config
         self._backoff = Backoff(rng, base=1.0, cap=60.0, max_attempts=config.max_attempts)
         self._token: Token | None = None
-        self._phase = _Phase.IDLE
+        self._lifecycle = TOKEN_TABLE.lifecycle(TokenPhase.IDLE)
+        #: Told of every move of the lifecycle (the bot makes them actions).
+        self._on_change = on_change
         self._retry_at: float | None = None
         self._request_id: int | None = None
         self.error: TokenError | None = None  # set once the manager has given up
@@ -152,8 +153,12 @@ class TokenManager:
         return token if token is not None and now < token.expires_at else None
 
     @property
+    def phase(self) -> TokenPhase:
+        return self._lifecycle.state
+
+    @property
     def failed(self) -> bool:
-        return self._phase is _Phase.FAILED
+        return self.phase is TokenPhase.FAILED
 
     @property
     def in_flight(self) -> int | None:
@@ -161,9 +166,10 @@ class TokenManager:
         return self._request_id
 
     def next_deadline(self) -> float | None:
-        if self._phase is _Phase.WAITING:
+        phase = self.phase
+        if phase is TokenPhase.WAITING:
             return self._retry_at
-        if self._phase is _Phase.IDLE and self._token is not None:
+        if phase is TokenPhase.IDLE and self._token is not None:
             return self._token.refresh_at
         return None
 
@@ -172,23 +178,25 @@ class TokenManager:
     def want(self, request_id: int, now: float) -> HttpRequest | None:
         """Ask for a fresh token; returns the request to perform, or None when
         one is already under way, a retry is scheduled, or the manager failed."""
-        if self._phase is not _Phase.IDLE:
+        if self.phase is not TokenPhase.IDLE:
             return None
-        return self._fetch(request_id)
+        return self._fetch(request_id, "access token wanted")
 
     def invalidate(self, request_id: int, now: float) -> HttpRequest | None:
         """The platform said the token is bad (HTTP 401, code 11244): drop it
         and fetch another."""
         self._token = None
-        return self.want(request_id, now)
+        if self.phase is not TokenPhase.IDLE:
+            return None
+        return self._fetch(request_id, "the platform refused the token")
 
     def handle_timer(self, request_id: int, now: float) -> HttpRequest | None:
         """Time for a scheduled refresh or retry; returns the request, if due."""
         deadline = self.next_deadline()
         if deadline is None or now < deadline:
             return None
-        self._phase = _Phase.IDLE
-        return self._fetch(request_id)
+        due = "retry" if self.phase is TokenPhase.WAITING else "refresh"
+        return self._fetch(request_id, f"{due} due")
 
     def response(self, request_id: int, response: HttpResponse, now: float) -> Token:
         """The token endpoint answered. Returns the token, or raises
@@ -199,7 +207,7 @@ class TokenManager:
         except TokenError as error:
             raise self._fail(error, now) from None
         self._token = token
-        self._phase = _Phase.IDLE
+        self._move(TokenInput.ANSWER, "access token received")
         self._backoff.reset()
         self.last_error = None
         return token
@@ -211,8 +219,13 @@ class TokenManager:
 
     # -- inside ------------------------------------------------------------------
 
-    def _fetch(self, request_id: int) -> HttpRequest:
-        self._phase = _Phase.FETCHING
+    def _move(self, trigger: TokenInput, why: str, failure: TokenFailure | None = None) -> None:
+        change = self._lifecycle.fire(trigger, why, failure)
+        if change is not None and self._on_change is not None:
+            self._on_change(change)
+
+    def _fetch(self, request_id: int, why: str) -> HttpRequest:
+        self._move(TokenInput.FETCH, why)
         self._request_id = request_id
         body = json.dumps({"appId": self.config.app_id, "clientSecret": self.config.secret})
         return HttpRequest(
@@ -224,7 +237,7 @@ class TokenManager:
         )
 
     def _check_request(self, request_id: int) -> None:
-        if self._phase is not _Phase.FETCHING or request_id != self._request_id:
+        if self.phase is not TokenPhase.FETCHING or request_id != self._request_id:
             raise LocalProtocolError(
                 "token response without a matching request",
                 expected=f"request id {self._request_id}",
@@ -234,21 +247,23 @@ class TokenManager:
 
     def _fail(self, error: TokenError, now: float) -> TokenError:
         """Schedule a retry, or give up; returns the error to report."""
+        delay, spent = 0.0, False
         if not error.final:
             delay = self._backoff.next_delay()
-            if not self._backoff.exhausted:
-                self._phase = _Phase.WAITING
-                self._retry_at = now + delay
-                self.last_error = error
-                return error
+            spent = self._backoff.exhausted
+        if spent:
             error = TokenError(
                 f"{error} (gave up after {self._backoff.failures} attempts)",
                 code=error.code,
                 status=error.status,
                 final=True,
             )
-        self._phase = _Phase.FAILED
-        self.last_error = self.error = error
+        self._move(TokenInput.ERROR, str(error), TokenFailure(error.final, spent))
+        self.last_error = error
+        if self.phase is TokenPhase.WAITING:
+            self._retry_at = now + delay
+        else:
+            self.error = error
         return error
 
     def _parse(self, response: HttpResponse, now: float) -> Token:
@@ -298,7 +313,7 @@ class TokenManager:
         return Token(value, now + life, now + life - margin, problem)
 
     def __repr__(self) -> str:
-        return f"TokenManager(app_id={self.config.app_id!r}, phase={self._phase.value})"
+        return f"TokenManager(app_id={self.config.app_id!r}, phase={self.phase.value})"
 
 
 def _token_life(expires_in: object, status: int) -> tuple[int, RemoteProtocolError | None]:

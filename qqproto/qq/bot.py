@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from ..actions import Action, Deliver, Failed, FetchToken, HttpRequest, StateChanged
+from ..actions import Action, Deliver, Failed, FetchToken, HttpRequest
 from ..backoff import Backoff
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
@@ -49,10 +49,11 @@ from .conversation import Conversations, reply_code
 from .events import ProtocolViolation
 from .gateway import GatewayConfig, GatewayProtocol, Session
 from .payloads import Intents
+from .phases import BOT_TABLE, BotInput, BotPhase
 from .replies import Outcome, ReplyPolicy, ReplyRefused, ReplyTicket
 from .scenes import Scene
 
-__all__ = ["ApiResult", "BotConfig", "BotPhase", "BotProtocol"]
+__all__ = ["ApiResult", "BotConfig", "BotProtocol"]
 
 T = TypeVar("T")
 
@@ -127,14 +128,6 @@ class ApiResult(Generic[T]):
         return self.error is None
 
 
-class BotPhase(Enum):
-    AUTHENTICATING = "authenticating"
-    DISCOVERING = "discovering the gateway"
-    RUNNING = "running"
-    FAILED = "failed"
-    CLOSED = "closed"
-
-
 #: The phases a bot never leaves: nothing opens, and no request goes out, once in one.
 _STOPPED = (BotPhase.FAILED, BotPhase.CLOSED)
 
@@ -168,6 +161,7 @@ class BotProtocol:
         self._tokens = TokenManager(
             AuthConfig(config.app_id, config.secret, config.token_url, config.max_attempts),
             self._rng,
+            on_change=lambda change: self._out.append(change),
         )
         self._discovery_backoff = Backoff(
             self._rng,
@@ -185,12 +179,16 @@ class BotProtocol:
         self._discovery_due: float | None = None
         self._out: list[Action] = []
         self.conversations = Conversations(config.reply_policies, dedup_ttl=config.dedup_ttl)
-        self.phase = BotPhase.AUTHENTICATING
+        self._phase = BOT_TABLE.lifecycle(BotPhase.AUTHENTICATING)
         self.failure_reason: str | None = None
         self.gateway_info: GatewayInfo | None = None
         self._fetch_token(0.0)
 
     # -- reading -------------------------------------------------------------------
+
+    @property
+    def phase(self) -> BotPhase:
+        return self._phase.state
 
     @property
     def gateway(self) -> GatewayProtocol | None:
@@ -268,7 +266,7 @@ class BotProtocol:
         if self._gateway is not None and self._gateway.state.name not in ("FAILED", "CLOSED"):
             self._gateway.close(now)
             self._pump(now)
-        self._set_phase(BotPhase.CLOSED, "closed by the application")
+        self._move(BotInput.CLOSE, "closed by the application")
         self._end_unsent_calls(now)
 
     # -- the driver contract ---------------------------------------------------------
@@ -359,7 +357,7 @@ class BotProtocol:
             if self.config.gateway_url or self._session:
                 self._start_gateway(self.config.gateway_url, now)
             else:
-                self._set_phase(BotPhase.DISCOVERING, "access token received")
+                self._move(BotInput.TOKEN, "access token received")
                 self._discover(now)
         if self._gateway is not None and (self._gateway_asked or self._given is not None):
             self._give_gateway(token, expires_at, now)
@@ -420,7 +418,7 @@ class BotProtocol:
             entropy=config.entropy,
         )
         self._gateway = GatewayProtocol(gateway_config, session)
-        self._set_phase(BotPhase.RUNNING, f"gateway at {gateway_config.gateway_url}")
+        self._move(BotInput.GATEWAY, f"gateway at {gateway_config.gateway_url}")
         self._pump(now)
 
     def _need_gateway(self) -> GatewayProtocol:
@@ -448,7 +446,7 @@ class BotProtocol:
                     if self.phase in _STOPPED:
                         continue  # the bot ended first (a final token error): one Failed
                     self.failure_reason = action.reason
-                    self._set_phase(BotPhase.FAILED, action.reason)
+                    self._move(BotInput.FAIL, action.reason)
                     self._end_unsent_calls(now)
                 self._out.append(action)
 
@@ -562,16 +560,16 @@ class BotProtocol:
             )
         return entry
 
-    def _set_phase(self, phase: BotPhase, why: str) -> None:
-        old, self.phase = self.phase, phase
-        if old is not phase:
-            self._out.append(StateChanged(f"BOT_{old.name}", f"BOT_{phase.name}", why))
+    def _move(self, trigger: BotInput, why: str) -> None:
+        change = self._phase.fire(trigger, why)
+        if change is not None:
+            self._out.append(change)
 
     def _fail(self, reason: str, now: float) -> None:
         if self.phase in _STOPPED:
             return
         self.failure_reason = reason
-        self._set_phase(BotPhase.FAILED, reason)
+        self._move(BotInput.FAIL, reason)
         gateway = self._gateway
         if gateway is not None and gateway.state.name not in ("FAILED", "CLOSED"):
             gateway.close(now)  # it would otherwise go on reconnecting for a dead bot

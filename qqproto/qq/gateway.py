@@ -15,8 +15,9 @@ guild messages' ``text`` loses the @bot.
 
 Every way a connection can end (a close frame, a lost transport, op 7,
 op 9, a missed heartbeat ACK, a Hello that never came) goes through one
-method, :meth:`GatewayProtocol._lose`, which decides between resuming,
-starting a new session, and giving up, and arms exactly one reconnect.
+method, :meth:`GatewayProtocol._lose`. It updates the counters the table's
+conditions read, the table's row decides between resuming, starting a new
+session and giving up, and ``_lose`` arms exactly one reconnect.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from ..actions import (
     Failed,
     FetchToken,
     SendData,
-    StateChanged,
 )
 from ..backoff import Backoff
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
@@ -51,7 +51,15 @@ from ..ws import (
 )
 from .decode import EventDecodeError, EventDecoder, json_value
 from .events import Dispatch, Event, ProtocolViolation
-from .lifecycle import GatewayState, Input, Lifecycle, allowed
+from .lifecycle import (
+    REFUSED_TWICE,
+    RESUMES_FAILED,
+    SPENT,
+    TABLE,
+    Counters,
+    GatewayState,
+    Input,
+)
 from .payloads import (
     CloseAction,
     Intents,
@@ -78,8 +86,6 @@ MAX_HEARTBEAT_MS = 3_600_000
 #: (or negative) one is reported and not counted, as a non-integer one is; it
 #: would otherwise go back out in every heartbeat and Resume.
 MAX_SEQ = 2**63 - 1
-#: Consecutive resumes that may fail before we start a new session instead.
-MAX_FAILED_RESUMES = 3
 #: The pause after close 4008 ("sending payloads too fast").
 RATE_LIMITED_PAUSE = 60.0
 #: The pause before a new Identify after the server dropped our session.
@@ -96,6 +102,8 @@ TOKEN_MARGIN = 10.0
 
 S = GatewayState
 _TERMINAL = (S.FAILED, S.CLOSED)
+#: The inputs that end a connection and may be retried: each failed one is an attempt.
+_LOSSES = (Input.LINK_LOST, Input.SESSION_LOST, Input.TOKEN_REFUSED)
 #: The dispatches that move the lifecycle.
 _LIFECYCLE_EVENTS = frozenset({"READY", "RESUMED"})
 
@@ -269,7 +277,9 @@ class GatewayProtocol:
         )
         self._good_since = 0.0
         self._short_sessions = 0
-        self._lifecycle = Lifecycle(S.RESUMING if session else S.CONNECTING)
+        self._lifecycle = TABLE.lifecycle(S.RESUMING if session else S.CONNECTING)
+        #: What the lifecycle's conditions read (resumes and tokens that failed).
+        self._counters = Counters()
         self._out: list[Action] = []
         self.failure_reason: str | None = None
 
@@ -280,8 +290,6 @@ class GatewayProtocol:
         self.bot_user: Any = None
         #: Builds typed events; knows the bot's id (READY's user.id) for guild text.
         self._decoder = EventDecoder(session.bot_id if session else None)
-        self._failed_resumes = 0
-        self._failed_auths = 0
 
         # The access token.
         self._token: str | None = None
@@ -588,8 +596,8 @@ class GatewayProtocol:
         return self._on_resumed(now)
 
     def _on_ready(self, data: Any, now: float) -> bool:
-        login = self._login
-        if login is not _READY_ANSWERS.get(self.state) or not allowed(self.state, Input.READY):
+        login, state = self._login, self.state
+        if login is not _READY_ANSWERS.get(state) or not TABLE.allowed(state, Input.READY):
             self._violation(
                 RemoteProtocolError(
                     "READY out of turn",
@@ -637,7 +645,7 @@ class GatewayProtocol:
         return True
 
     def _on_resumed(self, now: float) -> bool:
-        if not allowed(self.state, Input.RESUMED) or self._login is not _Login.RESUME:
+        if not TABLE.allowed(self.state, Input.RESUMED) or self._login is not _Login.RESUME:
             self._violation(
                 RemoteProtocolError(
                     "RESUMED out of turn", expected="RESUMED after Resume", received=self.state.name
@@ -725,11 +733,8 @@ class GatewayProtocol:
         elif action is CloseAction.RESUME_LATER:
             loss = _Loss(Input.LINK_LOST, reason, pause=RATE_LIMITED_PAUSE)
         elif action is CloseAction.REFRESH_TOKEN:
-            self._failed_auths += 1
-            if self._failed_auths > 1:
-                loss = _Loss(Input.FATAL, reason + " (again, with a fresh token)")
-            else:
-                loss = _Loss(Input.LINK_LOST, reason, refresh_token=True)
+            self._counters.refused_tokens += 1
+            loss = _Loss(Input.TOKEN_REFUSED, reason, refresh_token=True)
         elif action is CloseAction.IDENTIFY:
             loss = _Loss(Input.SESSION_LOST, reason, pause=self._new_session_pause())
         else:
@@ -761,47 +766,52 @@ class GatewayProtocol:
         self._good = True
         self._good_since = now
         self._backoff.reset()
-        self._failed_resumes = 0
-        self._failed_auths = 0
+        self._counters.failed_resumes = 0
+        self._counters.refused_tokens = 0
 
     # -- the one place a connection ends ---------------------------------------------
 
     def _lose(self, loss: _Loss, now: float, *, transport_gone: bool = False) -> None:
-        """Decide what the end of this connection means, and arm one reconnect."""
+        """Count what the end of this connection means, let the lifecycle table
+        decide (resume, new session or give up), and arm one reconnect."""
         if transport_gone:
             self._link = Link.IDLE
             self._ws = None
         else:
             self._tear_down(RESUMABLE_CLOSE_CODE)
 
-        trigger, reason = loss.input, loss.reason
+        counters = self._counters
         if self._login is _Login.RESUME and not self._good:
-            self._failed_resumes += 1
-        if (
-            trigger is Input.LINK_LOST
-            and self._session_id is not None
-            and self._failed_resumes >= MAX_FAILED_RESUMES
-        ):
-            trigger = Input.SESSION_LOST
-            reason += f"; {self._failed_resumes} resumes failed, starting a new session"
-        if loss.refresh_token:
-            self._token = None
-            self._request_token(reason)
-        if trigger is Input.SESSION_LOST:
-            self._session_id = None
-            self._seq = None
-            self._failed_resumes = 0
-
+            counters.failed_resumes += 1
+        counters.has_session = self._session_id is not None
         delay = loss.pause
-        if trigger in (Input.LINK_LOST, Input.SESSION_LOST) and not self._good:
+        if loss.input in _LOSSES and not self._good:
             delay = max(delay, self._backoff.next_delay())
-            if self._backoff.exhausted:
-                trigger = Input.GAVE_UP
-                reason = f"gave up after {self._backoff.failures} failed attempts; last: {reason}"
+            counters.attempts_spent = self._backoff.exhausted
         elif self._good:
             delay = max(delay, self._short_session_wait(now))
+
+        row = TABLE.row(self.state, loss.input, counters)
+        reason = loss.reason
+        if row.when is SPENT:
+            reason = f"gave up after {self._backoff.failures} failed attempts; last: {reason}"
+        elif row.when is RESUMES_FAILED:
+            reason += f"; {counters.failed_resumes} resumes failed, starting a new session"
+        elif row.when is REFUSED_TWICE:
+            reason += " (again, with a fresh token)"
+        if loss.refresh_token and row.dest not in _TERMINAL:
+            self._token = None
+            self._request_token(reason)
+        # The server dropped the session, or resuming it keeps failing: it is
+        # gone, whether a new one starts or the gateway gives up.
+        session_gone = loss.input is Input.SESSION_LOST or RESUMES_FAILED.test(counters)
+        if session_gone:
+            self._session_id = None
+            self._seq = None
         self._reset_connection()
-        self._fire(trigger, reason)
+        self._fire(loss.input, reason)  # the counters as the row read them
+        if session_gone:
+            counters.failed_resumes = 0
         if self.state in _TERMINAL:
             self.failure_reason = reason
             self._out.append(Failed(reason))
@@ -850,10 +860,9 @@ class GatewayProtocol:
     # -- small helpers ------------------------------------------------------------------
 
     def _fire(self, trigger: Input, why: str) -> None:
-        old = self._lifecycle.state
-        new = self._lifecycle.fire(trigger)
-        if new is not old:
-            self._out.append(StateChanged(old.name, new.name, why))
+        change = self._lifecycle.fire(trigger, why, self._counters)
+        if change is not None:
+            self._out.append(change)
 
     def _usable_token(self, now: float) -> str | None:
         """The token, while it has its margin left; else ask for a new one."""

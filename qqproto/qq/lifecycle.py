@@ -22,30 +22,30 @@ A gateway session lives through a handful of states:
 ``CLOSED``
     Terminal: the application closed the gateway.
 
-Rule 1 (after h11): everything that changes the lifecycle is in the table
-below. The gateway fires an input only for lifecycle events, a handful per
-connection; a heartbeat ACK or a dispatch never fires one.
-
-Rule 2: the table is data. The ``transitions`` machine is compiled from it,
-the Mermaid diagram in ``docs/gateway-states.md`` is generated from it, and
-a test checks both against it.
-
-The machine is built once per process and shared. Gateway objects do not
-register with it: each owns a tiny private model (:class:`Lifecycle`) and fires
-triggers on it through the machine's events, so the machine never holds a
-reference to a gateway and there is nothing to unregister.
+Everything that changes the lifecycle is a row of :data:`TABLE` below, built
+with :mod:`qqproto.machine`. The gateway fires an input only for lifecycle
+events, a handful per connection; a heartbeat ACK or a dispatch never fires
+one. The choice between resuming, starting a new session and giving up is
+made by the rows' conditions, which read :class:`Counters`, kept here beside
+the table; the gateway only counts, and acts on the row that fired.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from transitions import Machine, MachineError
+from ..machine import Guard, Lifecycle, Row, Table
 
-from ..errors import LocalProtocolError
-
-__all__ = ["TABLE", "GatewayState", "Input", "Lifecycle", "allowed", "next_state"]
+__all__ = [
+    "MAX_FAILED_RESUMES",
+    "TABLE",
+    "Counters",
+    "GatewayLifecycle",
+    "GatewayState",
+    "Input",
+]
 
 
 class GatewayState(Enum):
@@ -68,94 +68,74 @@ class Input(Enum):
     RESUMED = "resumed"  # the RESUMED dispatch
     LINK_LOST = "link_lost"  # the link is gone but the session (if any) may be resumed
     SESSION_LOST = "session_lost"  # the session cannot be resumed: start a new one
+    TOKEN_REFUSED = "token_refused"  # close 4004: the token was refused
     INTENTS_REFUSED = "intents_refused"  # op 9 in answer to Identify
     FATAL = "fatal"  # a fatal close code
-    GAVE_UP = "gave_up"  # the attempt cap is reached
     CLOSE = "close"  # the application closed the gateway
 
 
+#: Consecutive resumes that may fail before we start a new session instead.
+MAX_FAILED_RESUMES = 3
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the conditions of :data:`TABLE` read. The gateway keeps them."""
+
+    #: Resumes in a row that never got RESUMED.
+    failed_resumes: int = 0
+    #: Tokens in a row refused with close 4004.
+    refused_tokens: int = 0
+    #: A session is held (READY gave an id, or a saved one was restored).
+    has_session: bool = False
+    #: The connection that just ended spent the last attempt of the budget.
+    attempts_spent: bool = False
+
+
+#: The attempt budget is spent (a connection that never reached READY or
+#: RESUMED is one failed attempt; a good one never spends).
+SPENT: Final[Guard[Counters]] = Guard("attempts spent", lambda c: c.attempts_spent)
+#: Resuming keeps failing: the session is likely gone on the server's side.
+RESUMES_FAILED: Final[Guard[Counters]] = Guard(
+    f"{MAX_FAILED_RESUMES} resumes failed",
+    lambda c: c.has_session and c.failed_resumes >= MAX_FAILED_RESUMES,
+)
+#: A fresh token was refused too: it is not the token's age.
+REFUSED_TWICE: Final[Guard[Counters]] = Guard("token refused twice", lambda c: c.refused_tokens > 1)
+
 S = GatewayState
 LIVE: Final = (S.CONNECTING, S.IDENTIFY, S.READY, S.RESUMING)
+#: The states a connection that ends may not have been good in: it spends an attempt.
+TRYING: Final = (S.CONNECTING, S.IDENTIFY, S.RESUMING)
 
-#: (input, sources, destination). A destination equal to the source is an
-#: internal transition: the state stays and no StateChanged is emitted.
-TABLE: Final[tuple[tuple[Input, tuple[GatewayState, ...], GatewayState | None], ...]] = (
-    (Input.HELLO, (S.CONNECTING,), S.IDENTIFY),
-    (Input.HELLO, (S.RESUMING,), None),  # Resume goes out; the state stays
-    # From RESUMING: a server that answers a Resume with a new session.
-    (Input.READY, (S.IDENTIFY, S.RESUMING), S.READY),
-    (Input.RESUMED, (S.RESUMING,), S.READY),
-    (Input.LINK_LOST, (S.READY, S.RESUMING), S.RESUMING),
-    (Input.LINK_LOST, (S.CONNECTING, S.IDENTIFY), S.CONNECTING),
-    (Input.SESSION_LOST, LIVE, S.CONNECTING),
-    (Input.INTENTS_REFUSED, (S.IDENTIFY,), S.FAILED),
-    (Input.FATAL, LIVE, S.FAILED),
-    # A connection in READY is a good one, so it never spends the budget.
-    (Input.GAVE_UP, (S.CONNECTING, S.IDENTIFY, S.RESUMING), S.FAILED),
-    (Input.CLOSE, LIVE, S.CLOSED),
+#: The gateway's lifecycle. For one input in one state the first row whose
+#: condition holds wins; a destination of None keeps the state.
+TABLE: Final[Table[GatewayState, Input, Counters]] = Table(
+    "gateway",
+    GatewayState,
+    (
+        Row(Input.HELLO, (S.CONNECTING,), S.IDENTIFY),
+        Row(Input.HELLO, (S.RESUMING,), None),  # Resume goes out; the state stays
+        # From RESUMING: a server that answers a Resume with a new session.
+        Row(Input.READY, (S.IDENTIFY, S.RESUMING), S.READY),
+        Row(Input.RESUMED, (S.RESUMING,), S.READY),
+        # Losses. A failed attempt may be the last the budget allows.
+        Row(Input.LINK_LOST, TRYING, S.FAILED, SPENT),
+        Row(Input.LINK_LOST, (S.RESUMING,), S.CONNECTING, RESUMES_FAILED),
+        Row(Input.LINK_LOST, (S.READY, S.RESUMING), S.RESUMING),
+        Row(Input.LINK_LOST, (S.CONNECTING, S.IDENTIFY), S.CONNECTING),
+        Row(Input.SESSION_LOST, TRYING, S.FAILED, SPENT),
+        Row(Input.SESSION_LOST, LIVE, S.CONNECTING),
+        # A refused token is fetched again once, and the session resumed.
+        Row(Input.TOKEN_REFUSED, LIVE, S.FAILED, REFUSED_TWICE),
+        Row(Input.TOKEN_REFUSED, TRYING, S.FAILED, SPENT),
+        Row(Input.TOKEN_REFUSED, (S.READY, S.RESUMING), S.RESUMING),
+        Row(Input.TOKEN_REFUSED, (S.CONNECTING, S.IDENTIFY), S.CONNECTING),
+        Row(Input.INTENTS_REFUSED, (S.IDENTIFY,), S.FAILED),
+        Row(Input.FATAL, LIVE, S.FAILED),
+        Row(Input.CLOSE, LIVE, S.CLOSED),
+    ),
+    starts={S.CONNECTING: "", S.RESUMING: "built with a saved session"},
 )
 
-_ALLOWED: Final[dict[tuple[GatewayState, Input], GatewayState]] = {
-    (source, trigger): (dest or source) for trigger, sources, dest in TABLE for source in sources
-}
-
-
-def _compile() -> Machine:
-    rows = []
-    for trigger, sources, dest in TABLE:
-        for source in sources:
-            # dest=None makes transitions run an internal transition.
-            rows.append({"trigger": trigger.value, "source": source, "dest": dest})
-    return Machine(
-        model=None,
-        states=GatewayState,
-        transitions=rows,
-        initial=None,
-        auto_transitions=False,
-        send_event=False,
-    )
-
-
-MACHINE: Final = _compile()
-
-
-def allowed(state: GatewayState, trigger: Input) -> bool:
-    """Whether the table has a row for ``trigger`` in ``state``."""
-    return (state, trigger) in _ALLOWED
-
-
-def next_state(state: GatewayState, trigger: Input) -> GatewayState:
-    """The table's answer, without running the machine (for tests and docs)."""
-    try:
-        return _ALLOWED[(state, trigger)]
-    except KeyError:
-        raise _no_transition(state, trigger) from None
-
-
-def _no_transition(state: GatewayState, trigger: Input) -> LocalProtocolError:
-    return LocalProtocolError(
-        f"no transition for {trigger.value!r} in {state.name}",
-        expected=f"one of {sorted(i.value for s, i in _ALLOWED if s is state)}",
-        received=trigger.value,
-    )
-
-
-class Lifecycle:
-    """The private model the shared machine moves. Holds nothing but a state."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, state: GatewayState) -> None:
-        self.state = state
-
-    def fire(self, trigger: Input) -> GatewayState:
-        """Run ``trigger`` through the machine; return the new state.
-
-        A pair the table does not list raises :class:`LocalProtocolError` and
-        leaves the state as it was.
-        """
-        try:
-            MACHINE.events[trigger.value].trigger(self)
-        except MachineError:
-            raise _no_transition(self.state, trigger) from None
-        return self.state
+GatewayLifecycle = Lifecycle[GatewayState, Input, Counters]
