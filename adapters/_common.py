@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from qqproto.actions import (
     Action,
@@ -34,7 +32,6 @@ __all__ = [
     "DriverClosed",
     "DriverError",
     "DriverFailed",
-    "Endpoint",
     "Executor",
     "carry_out",
     "close_protocol",
@@ -89,23 +86,6 @@ class DriverFailed(DriverError):
 
 class DriverClosed(DriverError):
     """The driver was stopped before the answer came."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where a ``ws://``, ``wss://``, ``http://`` or ``https://`` URL connects."""
-
-    host: str
-    port: int
-    tls: bool
-
-    @classmethod
-    def from_url(cls, url: str) -> Endpoint:
-        parts = urlsplit(url)
-        tls = parts.scheme in ("wss", "https")
-        if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
-            raise ValueError(f"cannot connect to {url!r}: expected ws(s):// or http(s)://")
-        return cls(parts.hostname, parts.port or (443 if tls else 80), tls)
 
 
 def carry_out(proto: Driven, executor: Executor, log: logging.Logger) -> None:

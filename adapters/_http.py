@@ -28,7 +28,8 @@ from collections.abc import Callable
 
 from qqproto.actions import HttpRequest
 from qqproto.errors import RemoteProtocolError
-from qqproto.http import HttpConnection, HttpResponse, Origin
+from qqproto.http import HttpConnection, HttpResponse
+from qqproto.url import Origin
 
 from ._common import CLOSE_GRACE, READ_SIZE
 
@@ -69,7 +70,7 @@ class AsyncHttpPool:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def request(self, request: HttpRequest) -> HttpResponse:
-        origin = Origin.from_url(request.url)
+        origin = Origin.of(request.url, ("http", "https"))
         loop = asyncio.get_running_loop()
         while True:
             link = self._take_idle(origin)
@@ -198,7 +199,7 @@ class BlockingHttpPool:
         self._closed = False
 
     def request(self, request: HttpRequest) -> HttpResponse:
-        origin = Origin.from_url(request.url)
+        origin = Origin.of(request.url, ("http", "https"))
         while True:
             link = self._take_idle(origin)
             reused = link is not None

@@ -17,7 +17,9 @@ import logging
 import ssl
 from collections.abc import Callable
 
-from ._common import READ_SIZE, Endpoint, describe
+from qqproto.url import BadUrl, Origin
+
+from ._common import READ_SIZE, describe
 from ._http import close_writer, open_stream
 
 __all__ = ["Link"]
@@ -60,10 +62,10 @@ class Link:
 
     async def _run(self) -> None:
         try:
-            end = Endpoint.from_url(self.url)
+            end = Origin.of(self.url)
             async with asyncio.timeout(self._connect_timeout):
                 reader, writer = await open_stream(end.host, end.port, end.tls, self._ssl)
-        except (OSError, ValueError) as exc:  # TimeoutError and ssl errors are OSErrors
+        except (OSError, ValueError, BadUrl) as exc:  # TimeoutError, ssl errors: OSErrors
             self._on_lost(self, f"{self.url}: {describe(exc)}")
             return
         self._writer = writer

@@ -32,7 +32,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._common import CLOSE_GRACE, READ_SIZE, Endpoint, describe
+from qqproto.url import BadUrl, Origin
+
+from ._common import CLOSE_GRACE, READ_SIZE, describe
 
 __all__ = ["HIGH_WATER", "Transport"]
 
@@ -129,7 +131,7 @@ class Transport:
             self._serve(sock)
         except _Closed:
             pass
-        except (OSError, ValueError) as exc:  # TimeoutError and ssl errors are OSErrors
+        except (OSError, ValueError, BadUrl) as exc:  # TimeoutError, ssl errors: OSErrors
             if self._closing_at() is None:
                 where = "" if sock is not None else f"{self.url}: "
                 self._on_lost(self, where + describe(exc))
@@ -148,7 +150,7 @@ class Transport:
 
     def _open(self) -> socket.socket:
         """Connect (and shake hands for TLS, with SNI) by ``connect_timeout``."""
-        end = Endpoint.from_url(self.url)
+        end = Origin.of(self.url)
         deadline = time.monotonic() + self._connect_timeout
         sock = self._connect(end, deadline)
         if not end.tls:
@@ -169,7 +171,7 @@ class Transport:
             sock.close()
             raise
 
-    def _connect(self, end: Endpoint, deadline: float) -> socket.socket:
+    def _connect(self, end: Origin, deadline: float) -> socket.socket:
         error = OSError(f"no address for {end.host}")
         for family, kind, proto, _, address in socket.getaddrinfo(
             end.host, end.port, type=socket.SOCK_STREAM

@@ -13,10 +13,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
 
 from qqproto.errors import ConfigError
 from qqproto.qq import Intents
+from qqproto.url import BadUrl, Url
 
 from . import demo
 
@@ -75,10 +75,11 @@ def url(*schemes: str) -> Callable[[str], str]:
     """A URL with one of ``schemes`` and a host."""
 
     def check(text: str) -> str:
-        parts = urlsplit(text)
-        if parts.scheme not in schemes or not parts.hostname:
+        try:
+            Url.parse(text, schemes)
+        except BadUrl:
             want = " or ".join(f"{s}://host/..." for s in schemes)
-            raise argparse.ArgumentTypeError(f"expected a URL {want}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a URL {want}, got {text!r}") from None
         return text
 
     return check

@@ -5,7 +5,7 @@ gets the answer back as an :class:`HttpResponse` through
 ``http_response(request_id, response, now)``. An embedder with its own HTTP
 stack executes the request value directly; a driver without one uses
 :class:`HttpConnection` here to speak HTTP/1.1 over a plain socket (plus TLS
-for ``https://``, which :attr:`Origin.tls` tells it).
+for ``https://``, which :attr:`~qqproto.url.Origin.tls` tells it).
 
 :class:`HttpConnection` is deliberately small: one request at a time (no
 pipelining: a server that answers out of order or drops a pipelined request
@@ -20,20 +20,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import h11
 
 from ._json import loads
 from .actions import HttpRequest
 from .errors import LocalProtocolError, RemoteProtocolError
+from .url import Origin, Url
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
     "MAX_HEADER_SIZE",
     "HttpConnection",
     "HttpResponse",
-    "Origin",
     "ResponseTooLarge",
 ]
 
@@ -45,7 +44,6 @@ MAX_HEADER_SIZE = 64 * 1024
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 # RFC 9110 field-value: visible bytes (and obs-text), inner spaces and tabs only.
 _FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
-_REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
 # Framing is ours to write: a caller's value could only contradict the body.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -87,54 +85,6 @@ class HttpResponse:
         return f"HttpResponse(status={self.status}, body=<{len(self.body)} bytes>)"
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a URL's requests go: the key for opening and pooling connections."""
-
-    scheme: str
-    host: str
-    port: int
-
-    @property
-    def tls(self) -> bool:
-        """True for ``https``: wrap the socket in TLS (with SNI for ``host``)."""
-        return self.scheme == "https"
-
-    @property
-    def host_header(self) -> str:
-        """The ``Host`` header for this origin (the port only when not the default)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.tls else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.host_header}"
-
-    @classmethod
-    def from_url(cls, url: str) -> Origin:
-        """The origin of an ``http://`` or ``https://`` URL; a bad one is our error."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise LocalProtocolError(
-                "bad request URL", expected="http://host/path or https://host/path", received=url
-            )
-        if "@" in parts.netloc:
-            # Credentials in a URL end up in logs; they belong in a header.
-            raise LocalProtocolError(
-                "request URL carries credentials",
-                expected="a URL without user:password@",
-                received=f"{parts.scheme}://...@{parts.netloc.rpartition('@')[2]}",
-            )
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            host = parts.hostname.encode("idna").decode("ascii")
-        except (ValueError, UnicodeError):
-            raise LocalProtocolError(
-                "bad request URL", expected="a valid host and port", received=url
-            ) from None
-        return cls(parts.scheme, host, port)
-
-
 class ResponseTooLarge(RemoteProtocolError):
     """The server sent more than the connection agreed to buffer."""
 
@@ -147,16 +97,6 @@ class ResponseTooLarge(RemoteProtocolError):
             expected=f"at most {limit} bytes",
             received=f"{size} bytes or more",
         )
-
-
-def _request_target(url: str) -> str:
-    parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if not _REQUEST_TARGET.fullmatch(target):
-        raise LocalProtocolError(
-            "bad request URL path", expected="visible ASCII (percent-encode the rest)", received=url
-        )
-    return target
 
 
 def _header_fields(request: HttpRequest, origin: Origin) -> list[tuple[bytes, bytes]]:
@@ -267,8 +207,8 @@ class HttpConnection:
 
     def send(self, request: HttpRequest) -> bytes:
         """The bytes of ``request``: request line, headers and body."""
-        origin = Origin.from_url(request.url)
-        target = _request_target(request.url)
+        where = Url.parse(request.url, ("http", "https"))
+        origin, target = where.origin, where.target
         line = f"{request.method} {target}"
         if self._pending is not None:
             raise LocalProtocolError(

@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import h11
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -57,6 +55,7 @@ from .errors import (
     RemoteProtocolError,
     WebSocketHandshakeError,
 )
+from .url import BadUrl, Url
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -86,7 +85,6 @@ _OP_TEXT, _OP_CLOSE, _OP_PONG = 0x1, 0x8, 0xA
 #: FIN set, no RSV bits, opcode text: the first byte of a frame the fast path takes.
 _FINAL_TEXT = 0x80 | _OP_TEXT
 # What HTTP allows in a request target (h11 checks the same, but only at connect()).
-_REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,34 +177,18 @@ class WebSocketClient:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ConfigError("WebSocket URL", "ws://host/path or wss://host/path", url)
+        try:
+            where = Url.parse(url, ("ws", "wss"))
+        except BadUrl as exc:
+            raise ConfigError("WebSocket URL", exc.expected or "ws:// or wss://", url) from None
         if max_message_size < 1:
             raise ConfigError("max_message_size", "a positive number of bytes", max_message_size)
         self.url = url
-        self.secure = parts.scheme == "wss"
-        self.host = parts.hostname
-        default_port = 443 if self.secure else 80
-        try:
-            port = parts.port
-        except ValueError:
-            port = 0
-        if port == 0:
-            raise ConfigError("WebSocket URL port", "a number from 1 to 65535", url)
-        self.port = port or default_port
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if not _REQUEST_TARGET.fullmatch(self.target):
-            raise ConfigError("WebSocket URL path", "visible ASCII (percent-encode the rest)", url)
-        try:
-            # The Host header is ASCII: an internationalized name goes as punycode.
-            ascii_host = self.host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ConfigError("WebSocket URL host", "a valid host name", url) from None
-        host_header = ascii_host if ":" not in ascii_host else f"[{ascii_host}]"
-        if self.port != default_port:
-            host_header += f":{self.port}"
-        self._host_header = host_header
+        self.secure = where.tls
+        self.host = where.origin.host
+        self.port = where.origin.port
+        self.target = where.target
+        self._host_header = where.origin.host_header
         self._extra_headers = extra_headers
         self._entropy = entropy
         self.max_message_size = max_message_size

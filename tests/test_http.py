@@ -21,9 +21,9 @@ from qqproto.http import (
     MAX_HEADER_SIZE,
     HttpConnection,
     HttpResponse,
-    Origin,
     ResponseTooLarge,
 )
+from qqproto.url import Origin
 
 API = "https://api.sgroup.qq.com"
 SECRET = "s3cr3t-T0KEN"
@@ -117,11 +117,9 @@ def test_host_comes_from_the_url(url: str, host: bytes) -> None:
 
 
 def test_the_origin_says_where_to_connect() -> None:
-    assert Origin.from_url("https://api.sgroup.qq.com/x") == Origin(
-        "https", "api.sgroup.qq.com", 443
-    )
-    assert Origin.from_url("http://h:81").tls is False
-    assert str(Origin.from_url("https://h:8443/p")) == "https://h:8443"
+    assert Origin.of("https://api.sgroup.qq.com/x") == Origin("https", "api.sgroup.qq.com", 443)
+    assert Origin.of("http://h:81").tls is False
+    assert str(Origin.of("https://h:8443/p")) == "https://h:8443"
 
 
 def test_a_host_header_given_by_the_caller_wins() -> None:

@@ -40,7 +40,8 @@ from ..actions import (
     StateChanged,
 )
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..http import HttpConnection, HttpResponse, Origin
+from ..http import HttpConnection, HttpResponse
+from ..url import Origin
 from ._sim_http import SimConnection
 from .simulator import QQSimulator
 
@@ -284,7 +285,7 @@ class MemoryNetwork:
         """Put ``request`` through the simulator now: its response, or why there is none."""
         now = self.now
         try:
-            origin = Origin.from_url(request.url)
+            origin = Origin.of(request.url, ("http", "https"))
         except LocalProtocolError as exc:
             return str(exc)
         pair = self._http.get(origin)
