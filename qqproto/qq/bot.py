@@ -22,7 +22,6 @@ timeout), ``http_failed(request_id, reason, now)``.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from ..actions import Action, Deliver, Failed, FetchToken, HttpRequest
 from ..backoff import Backoff
+from ..calls import Call, Calls, StrayAnswer
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
 from ..ws import Entropy
@@ -139,16 +139,16 @@ class _Kind(Enum):
 
 
 @dataclass(slots=True)
-class _Call:
+class _Job:
+    """What one of the bot's calls is for (its id is the one the application knows)."""
+
     kind: _Kind
     call: ApiCall[Any] | None = None
-    user_id: int = 0  # the id the application knows this REST call by
-    attempts: int = 0
-    auth_retried: bool = False
-    due: float = 0.0  # for a retry waiting on the clock
     ticket: ReplyTicket | None = None  # a passive reply's latest attempt
-    #: What the last attempt got, while a retry waits: the outcome if none comes.
-    last_error: ProtocolError | None = None
+    auth_retried: bool = False
+
+
+_Pending = Call[_Job]
 
 
 class BotProtocol:
@@ -170,9 +170,8 @@ class BotProtocol:
             max_attempts=config.max_attempts,
         )
         self._session = session
-        self._ids = itertools.count(1)
-        self._in_flight: dict[int, _Call] = {}
-        self._waiting: list[_Call] = []  # REST calls waiting for a token or a retry
+        #: Every request out, and the REST calls held for a token or a retry.
+        self._calls: Calls[_Job] = Calls(self._rng, max_attempts=REST_ATTEMPTS)
         self._gateway: GatewayProtocol | None = None
         self._given: str | None = None  # the token the gateway last got
         self._gateway_asked = False
@@ -207,7 +206,7 @@ class BotProtocol:
         if self.phase in _STOPPED:
             return None
         times = [self._tokens.next_deadline(), self._discovery_due]
-        times += [c.due for c in self._waiting if c.due]
+        times.append(self._calls.next_deadline())
         if self._gateway is not None:
             times.append(self._gateway.next_deadline())
         return min((t for t in times if t is not None), default=None)
@@ -217,9 +216,9 @@ class BotProtocol:
     def call(self, api_call: ApiCall[Any], now: float) -> int:
         """Start a REST call; its outcome comes back as ``Deliver(ApiResult)``."""
         self._check_running()
-        entry = _Call(_Kind.REST, api_call, user_id=next(self._ids))
-        self._start(entry, now)
-        return entry.user_id
+        pending = self._calls.new(_Job(_Kind.REST, api_call))
+        self._start(pending, now)
+        return pending.id
 
     def reply(
         self,
@@ -242,9 +241,9 @@ class BotProtocol:
         api_call, ticket = self.conversations.begin(
             event, text, now, markdown=markdown, media_file_info=media_file_info
         )
-        entry = _Call(_Kind.REST, api_call, user_id=next(self._ids), ticket=ticket)
-        self._start(entry, now)
-        return entry.user_id
+        pending = self._calls.new(_Job(_Kind.REST, api_call, ticket))
+        self._start(pending, now)
+        return pending.id
 
     def _check_running(self) -> None:
         if self.phase in _STOPPED:
@@ -286,25 +285,24 @@ class BotProtocol:
     def handle_timer(self, now: float) -> None:
         if self.phase in _STOPPED:
             return
-        request = self._tokens.handle_timer(next(self._ids), now)
+        request = self._tokens.handle_timer(self._calls.next_id(), now)
         if request is not None:
-            self._send(_Call(_Kind.TOKEN), request)
+            self._send(self._calls.new(_Job(_Kind.TOKEN)), request)
         if self._discovery_due is not None and now >= self._discovery_due:
             self._discovery_due = None
             self._discover(now)
-        for entry in [c for c in self._waiting if c.due and now >= c.due]:
-            self._waiting.remove(entry)
-            entry.due = 0.0
-            self._start(entry, now)
+        for pending in self._calls.due(now):
+            self._start(pending, now)
         if self._gateway is not None:
             self._gateway.handle_timer(now)
             self._pump(now)
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
-        entry = self._take(request_id)
-        if entry.kind is not _Kind.REST and self.phase in _STOPPED:
+        pending = self._take(request_id)
+        job = pending.what
+        if job.kind is not _Kind.REST and self.phase in _STOPPED:
             return  # a token or the gateway's address: nothing may start any more
-        if entry.kind is _Kind.TOKEN:
+        if job.kind is _Kind.TOKEN:
             try:
                 token = self._tokens.response(request_id, response, now)
             except TokenError as error:
@@ -315,42 +313,43 @@ class BotProtocol:
                 self._out.append(Deliver(ProtocolViolation(token.problem)))
             self._token_ready(token.value, token.expires_at, now)
             return
-        assert entry.call is not None
+        assert job.call is not None
         try:
-            result = entry.call.parse(response)
+            result = job.call.parse(response)
         except ApiError as error:
-            self._api_error(entry, error, now)
+            self._api_error(pending, error, now)
             return
         except RemoteProtocolError as error:
-            if not self._reply_failed(entry, error, None, 200 <= response.status < 300, now):
-                self._finish(entry, None, error, now)
+            if not self._reply_failed(pending, error, None, 200 <= response.status < 300, now):
+                self._finish(pending, None, error, now)
             return
-        self._finish(entry, result, None, now)
+        self._finish(pending, result, None, now)
 
     def http_failed(self, request_id: int, reason: str, now: float) -> None:
         """The HTTP request got no answer (DNS, connect, TLS, timeout)."""
-        entry = self._take(request_id)
-        if entry.kind is not _Kind.REST and self.phase in _STOPPED:
+        pending = self._take(request_id)
+        kind = pending.what.kind
+        if kind is not _Kind.REST and self.phase in _STOPPED:
             return
-        if entry.kind is _Kind.TOKEN:
+        if kind is _Kind.TOKEN:
             error = self._tokens.transport_failed(request_id, reason, now)
             if error.final:
                 self._fail(str(error), now)
             return
         lost = RemoteProtocolError(f"request failed: {reason}")
-        if not self._reply_failed(entry, lost, None, True, now):
-            self._retry_later(entry, lost, now)
+        if not self._reply_failed(pending, lost, None, True, now):
+            self._retry_later(pending, lost, now)
 
     # -- tokens ---------------------------------------------------------------------------
 
     def _fetch_token(self, now: float, *, stale: bool = False) -> None:
         if self.phase in _STOPPED:
             return
-        request_id = next(self._ids)
+        request_id = self._calls.next_id()
         want = self._tokens.invalidate if stale else self._tokens.want
         request = want(request_id, now)
         if request is not None:
-            self._send(_Call(_Kind.TOKEN), request)
+            self._send(self._calls.new(_Job(_Kind.TOKEN)), request)
 
     def _token_ready(self, token: str, expires_at: float, now: float) -> None:
         if self.phase is BotPhase.AUTHENTICATING:
@@ -361,12 +360,8 @@ class BotProtocol:
                 self._discover(now)
         if self._gateway is not None and (self._gateway_asked or self._given is not None):
             self._give_gateway(token, expires_at, now)
-        waiting, self._waiting = self._waiting, []
-        for entry in waiting:
-            if entry.due:
-                self._waiting.append(entry)
-            else:
-                self._start(entry, now)
+        for pending in self._calls.release():  # the calls held for a token
+            self._start(pending, now)
 
     def _give_gateway(self, token: str, expires_at: float, now: float) -> None:
         assert self._gateway is not None
@@ -392,7 +387,7 @@ class BotProtocol:
     # -- discovery and the gateway --------------------------------------------------------
 
     def _discover(self, now: float) -> None:
-        self._start(_Call(_Kind.DISCOVERY, get_gateway_bot()), now)
+        self._start(self._calls.new(_Job(_Kind.DISCOVERY, get_gateway_bot())), now)
 
     def _discovered(self, info: GatewayInfo, now: float) -> None:
         self.gateway_info = info
@@ -452,113 +447,111 @@ class BotProtocol:
 
     # -- REST ---------------------------------------------------------------------------
 
-    def _start(self, entry: _Call, now: float) -> None:
+    def _start(self, pending: _Pending, now: float) -> None:
+        job = pending.what
         if self.phase in _STOPPED:  # no caller sends then; should one, it ends here
-            self._finish(entry, None, entry.last_error or self._unsent(entry), now)
+            self._finish(pending, None, pending.last_error or self._unsent(), now)
             return
         token = self._tokens.current(now)
         if token is None:
-            self._waiting.append(entry)
+            self._calls.hold(pending)
             if not self._tokens.failed:
                 self._fetch_token(now)
             return
-        assert entry.call is not None
-        if entry.ticket is not None and entry.attempts:
+        assert job.call is not None
+        if job.ticket is not None and pending.attempts:
             try:  # the same msg_seq again, if the window and the id still allow
-                entry.ticket = self.conversations.tracker.retry(entry.ticket, now)
+                job.ticket = self.conversations.tracker.retry(job.ticket, now)
             except ReplyRefused as refused:
-                self._finish(entry, None, refused, now)
+                self._finish(pending, None, refused, now)
                 return
-        entry.attempts += 1
-        self._send(entry, entry.call.to_request(next(self._ids), token.value, self._api))
+        self._send(pending, job.call.to_request(self._calls.next_id(), token.value, self._api))
 
-    def _api_error(self, entry: _Call, error: ApiError, now: float) -> None:
+    def _api_error(self, pending: _Pending, error: ApiError, now: float) -> None:
         landed = error.status >= 500
-        if self._reply_failed(entry, error, reply_code(error), landed, now):
+        if self._reply_failed(pending, error, reply_code(error), landed, now):
             return
-        if error.token_rejected and not entry.auth_retried and self.phase not in _STOPPED:
-            entry.auth_retried = True
-            entry.last_error = error
-            self._waiting.append(entry)
+        job = pending.what
+        if error.token_rejected and not job.auth_retried and self.phase not in _STOPPED:
+            job.auth_retried = True
+            pending.last_error = error
+            self._calls.hold(pending)
             self._fetch_token(now, stale=True)
         elif error.retryable:
-            self._retry_later(entry, error, now)
+            self._retry_later(pending, error, now)
         else:
-            self._finish(entry, None, error, now)
+            self._finish(pending, None, error, now)
 
-    def _retry_later(self, entry: _Call, error: ProtocolError, now: float) -> None:
+    def _retry_later(self, pending: _Pending, error: ProtocolError, now: float) -> None:
+        kind = pending.what.kind
         if self.phase in _STOPPED:  # no retry: this error is the outcome
-            if entry.kind is _Kind.REST:
-                self._finish(entry, None, error, now)
+            if kind is _Kind.REST:
+                self._finish(pending, None, error, now)
             return
-        if entry.kind is _Kind.DISCOVERY:
+        if kind is _Kind.DISCOVERY:
             delay = self._discovery_backoff.next_delay()
             if self._discovery_backoff.exhausted:
                 self._fail(f"gateway discovery failed: {error}", now)
             else:
                 self._discovery_due = now + delay
             return
-        if entry.attempts >= REST_ATTEMPTS:
-            self._finish(entry, None, error, now)
-            return
-        entry.due = now + min(30.0, 2.0 ** (entry.attempts - 1)) * self._rng.uniform(0.75, 1.25)
-        entry.last_error = error
-        self._waiting.append(entry)
+        if self._calls.retry_later(pending, error, now) is None:  # its attempts are spent
+            self._finish(pending, None, error, now)
 
     def _finish(
         self,
-        entry: _Call,
+        pending: _Pending,
         result: Any,
         error: ProtocolError | None,
         now: float,
         *,
         delivered_earlier: bool = False,
     ) -> None:
-        if entry.kind is _Kind.DISCOVERY:
+        job = pending.what
+        if job.kind is _Kind.DISCOVERY:
             if error is None:
                 self._discovery_backoff.reset()
                 self._discovered(result, now)
             else:
                 self._fail(f"gateway discovery failed: {error}", now)
             return
-        assert entry.call is not None
-        if entry.ticket is not None and error is None and result is not None:
-            self.conversations.delivered(entry.ticket, result, now)
+        assert job.call is not None
+        if job.ticket is not None and error is None and result is not None:
+            self.conversations.delivered(job.ticket, result, now)
         elif error is None:  # a proactive send's id is the bot's own too (seed 003)
             self.conversations.sent(result, now)
-        outcome = ApiResult(entry.user_id, entry.call, result, error, delivered_earlier)
+        outcome = ApiResult(pending.id, job.call, result, error, delivered_earlier)
         self._out.append(Deliver(outcome))
 
     def _reply_failed(
-        self, entry: _Call, error: ProtocolError, code: int | None, landed: bool, now: float
+        self, pending: _Pending, error: ProtocolError, code: int | None, landed: bool, now: float
     ) -> bool:
         """Report a reply's failed attempt to the ledger; True if that settled the call."""
-        if entry.ticket is None:
+        ticket = pending.what.ticket
+        if ticket is None:
             return False
-        outcome = self.conversations.tracker.failed(
-            entry.ticket, now, code=code, may_have_landed=landed
-        )
+        outcome = self.conversations.tracker.failed(ticket, now, code=code, may_have_landed=landed)
         if outcome is Outcome.DELIVERED:  # 40054005 on a retry: an earlier attempt landed
-            self._finish(entry, None, None, now, delivered_earlier=True)
+            self._finish(pending, None, None, now, delivered_earlier=True)
         elif outcome is Outcome.DEAD:
-            self._finish(entry, None, error, now)
+            self._finish(pending, None, error, now)
         return outcome is not Outcome.FAILED
 
     # -- small helpers ----------------------------------------------------------------------
 
-    def _send(self, entry: _Call, request: HttpRequest) -> None:
-        self._in_flight[request.request_id] = entry
+    def _send(self, pending: _Pending, request: HttpRequest) -> None:
+        self._calls.sent(pending, request.request_id)
         self._out.append(request)
 
-    def _take(self, request_id: int) -> _Call:
-        entry = self._in_flight.pop(request_id, None)
-        if entry is None:
+    def _take(self, request_id: int) -> _Pending:
+        try:
+            return self._calls.answer(request_id)
+        except StrayAnswer as stray:  # the driver answered what we never asked (again)
             raise LocalProtocolError(
-                "HTTP answer to no request",
-                expected=f"one of {sorted(self._in_flight)}",
+                f"HTTP answer to no request: {stray}",
+                expected=f"one of {self._calls.in_flight}",
                 received=request_id,
-            )
-        return entry
+            ) from None
 
     def _move(self, trigger: BotInput, why: str) -> None:
         change = self._phase.fire(trigger, why)
@@ -581,12 +574,11 @@ class BotProtocol:
         """A stopped bot sends nothing more: the calls that wait end now, with
         the error their last attempt got, or saying that none was made."""
         self._discovery_due = None
-        waiting, self._waiting = self._waiting, []
-        for entry in waiting:
-            if entry.kind is _Kind.REST:
-                self._finish(entry, None, entry.last_error or self._unsent(entry), now)
+        for pending in self._calls.take_unsent():
+            if pending.what.kind is _Kind.REST:
+                self._finish(pending, None, pending.last_error or self._unsent(), now)
 
-    def _unsent(self, entry: _Call) -> LocalProtocolError:
+    def _unsent(self) -> LocalProtocolError:
         return LocalProtocolError(
             f"the bot {self.phase.value} before the call was sent",
             expected="a running bot",
