@@ -2,7 +2,12 @@
 
 The actions that need no I/O of the driver's own (``Deliver``,
 ``StateChanged``) are carried out here; a driver adds ``connect``, ``send``,
-``disconnect``, ``http``, ``fetch_token`` and ``failed``.
+``disconnect``, ``listen``, ``stop_listening``, ``http`` and ``failed``.
+
+One convenience is QQ's and not the contract's: a driver given a
+``token_provider`` answers a bare gateway's ``TokenWanted`` with it (a driver
+adds ``fetch_token``); without one, ``TokenWanted`` reaches ``on_event``
+like any other delivery.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from qqproto.actions import StateChanged
+from qqproto.contract import Driven
+from qqproto.qq.gateway import GatewayProtocol, TokenWanted
 
-from ._common import Driven, DriverError
+from ._common import DriverError
 
 __all__ = ["DriverBase", "TokenProvider"]
 
@@ -35,8 +42,8 @@ class DriverBase:
     the driver (None after ``stop()``); they run inside the driver (in the
     loop, or with the threaded driver's lock held), so they must not block
     or call back into the driver: hand values on to a queue.
-    ``token_provider`` answers ``FetchToken`` (a bare ``GatewayProtocol``
-    asks; ``BotProtocol`` fetches its own).
+    ``token_provider`` answers ``TokenWanted`` (a bare ``GatewayProtocol``
+    delivers it; ``BotProtocol`` fetches its own tokens).
     ``connect_timeout`` bounds a connect (TCP and TLS); ``io_timeout`` a whole
     HTTP exchange after it and, for threads, a write the peer does not take.
     """
@@ -86,8 +93,20 @@ class DriverBase:
             log.warning("connect with a transport still open; closing the old one")
             conn.close()
 
+    def fetch_token(self, wanted: TokenWanted) -> None:
+        raise NotImplementedError  # each driver's own: a task, or a worker thread
+
+    def _token_received(self, token: str, expires_at: float, now: float) -> None:
+        """Hand the provider's token to the gateway that wanted it."""
+        if not isinstance(self.proto, GatewayProtocol):
+            raise DriverError(f"{self.proto!r} wanted a token but takes none")
+        self.proto.token_received(token, expires_at, now)
+
     def deliver(self, event: object) -> None:
-        if self.on_event is not None:
+        if isinstance(event, TokenWanted) and self.token_provider is not None:
+            log.info("access token wanted: %s", event.reason)
+            self.fetch_token(event)
+        elif self.on_event is not None:
             try:
                 self.on_event(event)
             except Exception:

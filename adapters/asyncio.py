@@ -17,8 +17,10 @@ from functools import partial
 from typing import TypeVar
 
 from qqproto.actions import HttpRequest
+from qqproto.contract import carry_out
 from qqproto.errors import ProtocolError
 from qqproto.http import HttpResponse
+from qqproto.qq.gateway import TokenWanted
 
 from . import _common as c
 from ._base import DriverBase, TokenProvider
@@ -40,7 +42,6 @@ class AsyncioDriver(DriverBase):
     """
 
     _done: asyncio.Future[None] | None = None
-    _conn: Link | None = None  # the one the object knows: opening or open
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float | None = None
 
@@ -52,6 +53,7 @@ class AsyncioDriver(DriverBase):
             self.ssl_context, self.pool_size, self.connect_timeout, self.io_timeout
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._conns: dict[int, Link] = {}  # the ones the object knows: opening or open
         self._links: set[Link] = set()  # every one whose task may still run
         self._guarded(lambda now: None)  # what the object queued before we started
         try:
@@ -73,7 +75,7 @@ class AsyncioDriver(DriverBase):
                 raise error
             raise c.DriverClosed("the driver is not running")
         result = fn(asyncio.get_running_loop().time())
-        c.carry_out(self.proto, self, log)
+        carry_out(self.proto, self, log)
         self._arm_timer()
         return result
 
@@ -111,11 +113,11 @@ class AsyncioDriver(DriverBase):
                 log.exception("driver stopped by an unexpected error")
                 self._end(exc)
 
-    def _from(self, link: Link, fn: Callable[[float], None], lost: bool = False) -> None:
+    def _from(self, conn: int, link: Link, fn: Callable[[float], None], lost: bool = False) -> None:
         """News from ``link``, only while the object has it (one we let go is nobody's)."""
-        if link is self._conn:
+        if self._conns.get(conn) is link:
             if lost:
-                self._conn = None
+                del self._conns[conn]
             self._guarded(fn)
 
     def _end(self, error: BaseException | None, *, close: bool = False) -> None:
@@ -148,29 +150,38 @@ class AsyncioDriver(DriverBase):
 
     # -- the actions (the Executor methods) --------------------------------------------
 
-    def connect(self, url: str) -> None:
-        self.let_go(self._conn)
+    def connect(self, conn: int, url: str) -> None:
+        self.let_go(self._conns.get(conn))
         proto, news = self.proto, self._from
-        self._conn = link = Link(
+        self._conns[conn] = link = Link(
             url,
             self.ssl_context,
             self.connect_timeout,
-            on_open=lambda link: news(link, proto.connection_made),
-            on_data=lambda link, data: news(link, partial(proto.receive_data, data)),
-            on_lost=lambda link, why: news(link, c.lose(proto, why), lost=True),
+            on_open=lambda link: news(conn, link, partial(proto.connection_made, conn)),
+            on_data=lambda link, data: news(conn, link, partial(proto.receive_data, conn, data)),
+            on_lost=lambda link, why: news(
+                conn, link, lambda now: proto.connection_lost(conn, now, why), lost=True
+            ),
         )
         self._links.add(link)
         link.task.add_done_callback(lambda _: self._links.discard(link))
 
-    def send(self, data: bytes) -> None:
-        if self._conn is None or not self._conn.write(data):
-            log.warning("no transport for %d bytes; dropped", len(data))
+    def send(self, conn: int, data: bytes) -> None:
+        link = self._conns.get(conn)
+        if link is None or not link.write(data):
+            log.warning("no transport #%d for %d bytes; dropped", conn, len(data))
 
-    def disconnect(self) -> None:
-        link, self._conn = self._conn, None
+    def disconnect(self, conn: int) -> None:
+        link = self._conns.pop(conn, None)
         if link is not None:  # it flushes what it holds, then closes; a connect is given up
             link.close()
-        self.proto.connection_lost(asyncio.get_running_loop().time(), None)
+        self.proto.connection_lost(conn, asyncio.get_running_loop().time(), None)
+
+    def listen(self, listener: int, host: str, port: int) -> None:
+        raise c.DriverError("this driver does not listen yet")
+
+    def stop_listening(self, listener: int) -> None:
+        raise c.DriverError("this driver does not listen yet")
 
     def http(self, request: HttpRequest) -> None:
         self._spawn(self._http(request))
@@ -185,7 +196,7 @@ class AsyncioDriver(DriverBase):
             outcome = exc
         self._guarded(c.http_answer(self.proto, request.request_id, outcome, log))
 
-    def fetch_token(self, reason: str) -> None:
+    def fetch_token(self, wanted: TokenWanted) -> None:
         self._spawn(self._fetch_token())
 
     async def _fetch_token(self) -> None:
@@ -196,7 +207,7 @@ class AsyncioDriver(DriverBase):
             log.error("token provider failed: %s", c.describe(exc))
             self._end(exc)
             return
-        self._guarded(lambda now: c.report_token(self.proto, token, lifetime, now))
+        self._guarded(lambda now: self._token_received(token, now + lifetime, now))
 
     def failed(self, reason: str) -> None:
         self._end(c.DriverFailed(reason))

@@ -19,8 +19,10 @@ from functools import partial
 from typing import TypeVar
 
 from qqproto.actions import HttpRequest
+from qqproto.contract import carry_out
 from qqproto.errors import ProtocolError
 from qqproto.http import HttpResponse
+from qqproto.qq.gateway import TokenWanted
 
 from . import _common as c
 from ._base import DriverBase, TokenProvider
@@ -42,7 +44,7 @@ class ThreadedDriver(DriverBase):
         )
         self._workers = ThreadPoolExecutor(4, thread_name_prefix="qqproto-http")
         self._cond = threading.Condition()
-        self._conn: Transport | None = None  # the one the object knows: opening or open
+        self._conns: dict[int, Transport] = {}  # the ones the object knows: opening or open
         self._transports: set[Transport] = set()  # every one whose thread may still run
         self._timer = threading.Thread(target=self._timer_loop, name="qqproto-timer")
         self._started = self._done = False
@@ -66,7 +68,7 @@ class ThreadedDriver(DriverBase):
             if not self._started or self._done:
                 raise c.DriverClosed("the driver is not running")
             result = fn(time.monotonic())
-            c.carry_out(self.proto, self, log)
+            carry_out(self.proto, self, log)
             self._cond.notify_all()  # the deadline may have moved
             return result
 
@@ -119,20 +121,25 @@ class ThreadedDriver(DriverBase):
         if not self._done:
             try:
                 fn(time.monotonic())
-                c.carry_out(self.proto, self, log)
+                carry_out(self.proto, self, log)
             except Exception as exc:
                 log.exception("driver stopped by an unexpected error")
                 self._end(exc)
         self._cond.notify_all()
 
     def _locked(
-        self, fn: Callable[[float], None], transport: Transport | None = None, lost: bool = False
+        self,
+        fn: Callable[[float], None],
+        conn: int | None = None,
+        transport: Transport | None = None,
+        lost: bool = False,
     ) -> None:
         """``fn(now)`` from a thread of ours; news from a ``transport`` only while the
         object has it (one we let go, when a Disconnect or stop came first, is nobody's)."""
         with self._cond:
-            if transport is None or transport is self._conn:
-                self._conn = None if lost else self._conn
+            if conn is None or self._conns.get(conn) is transport:
+                if lost and conn is not None:
+                    del self._conns[conn]
                 self._guarded(fn)
 
     def _end(self, error: BaseException | None, *, close: bool = False) -> None:
@@ -147,32 +154,42 @@ class ThreadedDriver(DriverBase):
 
     # -- the actions (the Executor methods; the lock is held) ------------------------------
 
-    def connect(self, url: str) -> None:
-        self.let_go(self._conn)
+    def connect(self, conn: int, url: str) -> None:
+        self.let_go(self._conns.get(conn))
         self._transports = {t for t in self._transports if t.alive}  # forget finished ones
-        self._conn = Transport(
+        proto, news = self.proto, self._locked
+        self._conns[conn] = transport = Transport(
             url,
             self.ssl_context,
             self.connect_timeout,
             self.io_timeout,
-            on_open=lambda t: self._locked(self.proto.connection_made, t),
-            on_data=lambda t, data: self._locked(partial(self.proto.receive_data, data), t),
-            on_lost=lambda t, why: self._locked(c.lose(self.proto, why), t, lost=True),
+            on_open=lambda t: news(partial(proto.connection_made, conn), conn, t),
+            on_data=lambda t, data: news(partial(proto.receive_data, conn, data), conn, t),
+            on_lost=lambda t, why: news(
+                lambda now: proto.connection_lost(conn, now, why), conn, t, lost=True
+            ),
         )
-        self._transports.add(self._conn)
-        self._conn.start()
+        self._transports.add(transport)
+        transport.start()
 
-    def send(self, data: bytes) -> None:
-        if self._conn is None:
-            log.warning("no transport for %d bytes; dropped", len(data))
+    def send(self, conn: int, data: bytes) -> None:
+        transport = self._conns.get(conn)
+        if transport is None:
+            log.warning("no transport #%d for %d bytes; dropped", conn, len(data))
         else:
-            self._conn.write(data)  # its own thread writes it
+            transport.write(data)  # its own thread writes it
 
-    def disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:  # it writes what it holds, then FIN; a connect is given up
-            conn.close()
-        self.proto.connection_lost(time.monotonic(), None)
+    def disconnect(self, conn: int) -> None:
+        transport = self._conns.pop(conn, None)
+        if transport is not None:  # it writes what it holds, then FIN; a connect is given up
+            transport.close()
+        self.proto.connection_lost(conn, time.monotonic(), None)
+
+    def listen(self, listener: int, host: str, port: int) -> None:
+        raise c.DriverError("this driver does not listen yet")
+
+    def stop_listening(self, listener: int) -> None:
+        raise c.DriverError("this driver does not listen yet")
 
     def http(self, request: HttpRequest) -> None:
         self._workers.submit(self._http, request)
@@ -187,7 +204,7 @@ class ThreadedDriver(DriverBase):
             outcome = exc
         self._locked(c.http_answer(self.proto, request.request_id, outcome, log))
 
-    def fetch_token(self, reason: str) -> None:
+    def fetch_token(self, wanted: TokenWanted) -> None:
         self._workers.submit(self._fetch_token)
 
     def _fetch_token(self) -> None:
@@ -200,7 +217,8 @@ class ThreadedDriver(DriverBase):
             with self._cond:
                 self._end(exc)
             return
-        self._locked(lambda now: c.report_token(self.proto, *answer, now))
+        token, lifetime = answer
+        self._locked(lambda now: self._token_received(token, now + lifetime, now))
 
     def failed(self, reason: str) -> None:
         self._finish(c.DriverFailed(reason))

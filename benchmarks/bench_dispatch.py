@@ -132,9 +132,9 @@ def chunked(frames: list[bytes], size: int) -> list[bytes]:
 def ready_gateway() -> GatewayProtocol:
     """A GatewayProtocol driven to READY (seq 1) with bytes, as a driver would."""
     proto = GatewayProtocol(GatewayConfig(app_id="102000000", seed=1))
-    proto.actions()  # FetchToken, Connect
+    proto.actions()  # Deliver(TokenWanted), Connect(1, ...)
     proto.token_received("bench-token", NOW + 7200.0, NOW)
-    proto.connection_made(NOW)
+    proto.connection_made(1, NOW)
     request = b"".join(a.data for a in proto.actions() if isinstance(a, SendData))
     hello = text({"op": 10, "d": {"heartbeat_interval": 45000}})
     ready = text(
@@ -145,7 +145,7 @@ def ready_gateway() -> GatewayProtocol:
             "d": {"version": 1, "session_id": "bench", "user": {"id": "1"}, "shard": [0, 1]},
         }
     )
-    proto.receive_data(switching_protocols(request) + hello + ready, NOW)
+    proto.receive_data(1, switching_protocols(request) + hello + ready, NOW)
     proto.actions()
     assert proto.state is GatewayState.READY, proto.state
     return proto
@@ -171,7 +171,7 @@ def run_ours(chunks: list[bytes]) -> tuple[int, float]:
     gc.collect()
     start = time.perf_counter()
     for chunk in chunks:
-        receive(chunk, NOW)
+        receive(1, chunk, NOW)
         delivered += len(actions())
     return delivered, time.perf_counter() - start
 
@@ -218,7 +218,7 @@ def timed(run: Callable[[list[bytes]], tuple[int, float]], chunks: list[bytes], 
 def check_output(frames: list[bytes]) -> None:
     """The gateway delivers every frame as the right typed event, in order."""
     proto = ready_gateway()
-    proto.receive_data(b"".join(frames[:3]), NOW)
+    proto.receive_data(1, b"".join(frames[:3]), NOW)
     out = proto.actions()
     assert [type(a) for a in out] == [Deliver] * 3, out
     first = out[0]
@@ -232,7 +232,7 @@ def profile(chunks: list[bytes], limit: int) -> None:
 
     def feed() -> None:
         for chunk in chunks:
-            receive(chunk, NOW)
+            receive(1, chunk, NOW)
             actions()
 
     profiler = cProfile.Profile()

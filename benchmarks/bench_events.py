@@ -641,12 +641,12 @@ class ConvertDecoder:
 def ready(proto: GatewayProtocol) -> GatewayProtocol:
     proto.actions()
     proto.token_received("bench-token", NOW + 7200.0, NOW)
-    proto.connection_made(NOW)
+    proto.connection_made(1, NOW)
     request = b"".join(a.data for a in proto.actions() if isinstance(a, SendData))
     hello = server_frame(b'{"op":10,"d":{"heartbeat_interval":45000}}')
     ready_d = {"version": 1, "session_id": "bench", "user": {"id": BOT_ID}, "shard": [0, 1]}
     ready_frame = server_frame(json.dumps({"op": 0, "s": 1, "t": "READY", "d": ready_d}).encode())
-    proto.receive_data(switching_protocols(request) + hello + ready_frame, NOW)
+    proto.receive_data(1, switching_protocols(request) + hello + ready_frame, NOW)
     out = proto.actions()
     assert proto.state is GatewayState.READY, (proto.state, out)
     return proto
@@ -737,7 +737,7 @@ def gateway_run(chunks_and_decoders: list[Any]) -> tuple[int, float]:
     gc.collect()
     start = time.perf_counter()
     for chunk, _ in chunks_and_decoders:
-        receive(chunk, NOW)
+        receive(1, chunk, NOW)
         n += len(actions())
     return n, time.perf_counter() - start
 
@@ -794,7 +794,7 @@ def check(items: list[dict[str, Any]], frames: list[str]) -> None:
         "看看这张",
     ]
     proto = ready(GatewayProtocol(GatewayConfig(app_id="102000000", seed=1)))
-    proto.receive_data(b"".join(server_frame(f.encode()) for f in frames[:4]), NOW)
+    proto.receive_data(1, b"".join(server_frame(f.encode()) for f in frames[:4]), NOW)
     out = proto.actions()
     assert all(type(a) is Deliver and isinstance(a.event, Event) for a in out), out
     assert not any(

@@ -32,7 +32,14 @@ from typing import Any, Final
 from fuzz.frames import Response
 from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData
 from qqproto.qq.events import Dispatch, Event, Message, ProtocolViolation
-from qqproto.qq.gateway import DEFAULT_GATEWAY_URL, GatewayConfig, GatewayProtocol, Link, Session
+from qqproto.qq.gateway import (
+    DEFAULT_GATEWAY_URL,
+    GatewayConfig,
+    GatewayProtocol,
+    Link,
+    Session,
+    TokenWanted,
+)
 from qqproto.qq.lifecycle import GatewayState as S
 from qqproto.testing.wire import FakeServer
 
@@ -66,7 +73,7 @@ EXPECTED: Final = {
     "awaiting_101": S.CONNECTING,  # upgrade request sent, nothing received
     "mid_handshake": S.CONNECTING,  # part of the 101 received
     "awaiting_hello": S.CONNECTING,  # the 101 received, Hello awaited
-    "token_pending": S.IDENTIFY,  # Hello received, no token yet (FetchToken out)
+    "token_pending": S.IDENTIFY,  # Hello received, no token yet (TokenWanted out)
     "identify": S.IDENTIFY,  # Identify sent, READY awaited
     "ready": S.READY,  # after Identify and READY, two dispatches received
     "resuming": S.RESUMING,  # a restored session, Resume sent, RESUMED awaited
@@ -84,6 +91,7 @@ class Prepared:
     response: bytes  # the valid 101 answer to the gateway's upgrade request
     accept: bytes  # the Sec-WebSocket-Accept value in it
     fed: int  # bytes of ``response`` the gateway has seen
+    conn: int = 1  # the id of its one connection
 
 
 def prepare(state: str, cut: int = 0) -> Prepared:
@@ -91,10 +99,10 @@ def prepare(state: str, cut: int = 0) -> Prepared:
     ``mid_handshake`` gateway has seen (1 to len - 1 bytes)."""
     session = SESSION if state in ("resuming", "resumed") else None
     proto = GatewayProtocol(GatewayConfig(app_id="102000000", seed=0), session)
-    proto.actions()  # FetchToken, Connect
+    proto.actions()  # Deliver(TokenWanted), Connect(1, ...)
     if state != "token_pending":
         proto.token_received("fuzz-token", T0 + 7200.0, T0)
-    proto.connection_made(T0)
+    proto.connection_made(1, T0)
     server = FakeServer()
     response = server.receive(b"".join(a.data for a in proto.actions() if isinstance(a, SendData)))
     accept = re.search(rb"(?im)^sec-websocket-accept: *(\S+)", response)
@@ -108,7 +116,7 @@ def prepare(state: str, cut: int = 0) -> Prepared:
     elif state == "resumed":
         script.append(server.send(RESUMED) + server.send(dispatch(43)))
     for data in filter(None, script):
-        proto.receive_data(data, T0)
+        proto.receive_data(1, data, T0)
         proto.actions()
     assert proto.state is EXPECTED[state], f"prepare({state!r}) reached {proto.state}"
     assert proto.link is Link.OPEN, f"prepare({state!r}): link {proto.link}"
@@ -160,6 +168,7 @@ class _Driver:
     """What a driver would know: the transport, and whether the object failed."""
 
     link: Link = Link.OPEN
+    conn: int = 1  # the connection the link is on
     failed: bool = False
     delivered: int = 0
     violations: int = 0
@@ -180,16 +189,16 @@ class _Driver:
         if isinstance(action, Failed):
             self.failed = True
         elif isinstance(action, Connect):
-            if self.link is not Link.IDLE:
-                return f"with the link {self.link.value}"
-            self.link = Link.OPENING
+            if self.link is not Link.IDLE or action.conn <= self.conn:
+                return f"with the link {self.link.value}, as connection {action.conn}"
+            self.link, self.conn = Link.OPENING, action.conn
         elif isinstance(action, Disconnect):
-            if self.link not in (Link.OPEN, Link.OPENING):
-                return f"with the link {self.link.value}"
+            if self.link not in (Link.OPEN, Link.OPENING) or action.conn != self.conn:
+                return f"of connection {action.conn} with the link {self.link.value}"
             self.link = Link.CLOSING
         elif isinstance(action, SendData):
-            if self.link is not Link.OPEN:
-                return f"with the link {self.link.value}"
+            if self.link is not Link.OPEN or action.conn != self.conn:
+                return f"on connection {action.conn} with the link {self.link.value}"
             if type(action.data) is not bytes:
                 return f"of {type(action.data).__name__}"
         elif isinstance(action, Deliver):
@@ -198,7 +207,7 @@ class _Driver:
             self.violations += isinstance(event, ProtocolViolation)
             if isinstance(event, Event):
                 _read_whole(event)
-            elif not isinstance(event, Dispatch | ProtocolViolation):
+            elif not isinstance(event, Dispatch | ProtocolViolation | TokenWanted):
                 return f"of a {type(event).__name__}"
         return None
 
@@ -247,20 +256,20 @@ def run_case(case: Case) -> Outcome:
     for k, chunk in enumerate(case.chunks(prep)):
         if proto.link is Link.CLOSING:
             # After Disconnect, bytes still in flight are dropped quietly.
-            proto.receive_data(chunk, now)
+            proto.receive_data(driver.conn, chunk, now)
             if proto.actions():
                 raise ContractViolation("receive_data after Disconnect produced actions")
             continue
         if proto.link is not Link.OPEN:
             break
-        proto.receive_data(chunk, now)
+        proto.receive_data(driver.conn, chunk, now)
         _check(proto, driver, f"receive_data #{k + 1} ({len(chunk)} bytes)")
         now += case.step
     after_bytes = proto.state
     # The driver's side of the story: close what was asked, fire the timers.
     for _ in range(3):
         if driver.link is Link.CLOSING:
-            proto.connection_lost(now, None)
+            proto.connection_lost(driver.conn, now, None)
             driver.link = Link.IDLE
             _check(proto, driver, "connection_lost after Disconnect")
             continue

@@ -2,22 +2,28 @@
 
 Actions are plain, immutable values. A driver drains them with
 ``proto.actions()`` after every call into the object and carries them out in
-order. Nothing here does any I/O: an action is a request, never a deed.
+order (:func:`qqproto.contract.carry_out`). Nothing here does any I/O: an
+action is a request, never a deed. Every action about a connection names it
+by its id, so one object can hold several connections and listeners.
 
-The driver contract (see ``docs/driver-contract.md``):
+The whole contract, with the calls the driver makes back into the object, is
+``docs/driver-contract.md`` and :mod:`qqproto.contract`:
 
-- ``Connect(url)``: open a transport to ``url`` and call
-  ``connection_made(now)`` when it is open, or ``connection_lost(now, reason)``
-  when opening failed. The object never asks for a second transport while one
-  is open or opening.
-- ``SendData(data)``: write the bytes to the open transport, in order.
-- ``Disconnect()``: close the transport (after writing what was queued before
-  it), then call ``connection_lost(now, None)``. Bytes that arrive after this
+- ``Connect(conn, url)``: open a transport to ``url`` and call
+  ``connection_made(conn, now)``, or ``connection_lost(conn, now, reason)``
+  when opening failed.
+- ``SendData(conn, data)``: write the bytes to that transport, in order.
+- ``Disconnect(conn)``: close it (after writing what was queued before), then
+  call ``connection_lost(conn, now, None)``. Bytes that arrive after this
   action may be dropped.
-- ``FetchToken(reason)``: get a fresh access token and hand it over with
-  ``token_received(...)``.
+- ``Listen(listener, host, port)``: accept connections there; report
+  ``listening(listener, host, port, now)``, then each connection with
+  ``connection_accepted(listener, conn, peer, now)``.
+- ``StopListening(listener)``: accept no more; then ``listener_lost(listener,
+  now, None)``. Connections accepted before stay open.
 - ``HttpRequest(...)``: perform the request and hand the answer to
-  ``http_response(request_id, response, now)``.
+  ``http_response(request_id, response, now)``, or say why none came with
+  ``http_failed(request_id, now, reason)``.
 - ``Deliver(event)``: hand the event to the application.
 - ``StateChanged(machine, old, new, why)``: for logs and observers; nothing to do.
 - ``Failed(reason)``: the object gave up for good; stop driving it.
@@ -33,10 +39,11 @@ __all__ = [
     "Deliver",
     "Disconnect",
     "Failed",
-    "FetchToken",
     "HttpRequest",
+    "Listen",
     "SendData",
     "StateChanged",
+    "StopListening",
 ]
 
 
@@ -48,32 +55,46 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class Connect(Action):
-    """Open a transport (TCP, plus TLS for ``wss://``) to ``url``."""
+    """Open connection ``conn``: TCP to ``url``'s host and port, plus TLS for
+    ``wss://`` and ``https://``."""
 
+    conn: int
     url: str
 
 
 @dataclass(frozen=True, slots=True)
 class SendData(Action):
-    """Write ``data`` to the open transport."""
+    """Write ``data`` to connection ``conn``."""
 
+    conn: int
     data: bytes
 
     def __repr__(self) -> str:
         # Frames may carry the access token; keep it out of logs and reprs.
-        return f"SendData(<{len(self.data)} bytes>)"
+        return f"SendData({self.conn}, <{len(self.data)} bytes>)"
 
 
 @dataclass(frozen=True, slots=True)
 class Disconnect(Action):
-    """Close the transport, then report ``connection_lost``."""
+    """Close connection ``conn``, then report ``connection_lost``."""
+
+    conn: int
 
 
 @dataclass(frozen=True, slots=True)
-class FetchToken(Action):
-    """Fetch a fresh access token and pass it to ``token_received``."""
+class Listen(Action):
+    """Accept connections on ``host``:``port`` (0: any free port) as ``listener``."""
 
-    reason: str
+    listener: int
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopListening(Action):
+    """Close ``listener``, then report ``listener_lost``."""
+
+    listener: int
 
 
 @dataclass(frozen=True, slots=True)

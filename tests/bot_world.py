@@ -56,6 +56,7 @@ class World:
         self.failed: list[str] = []
         self.log: list[Action] = []  # state changes and failures, in order
         self.server: FakeServer | None = None
+        self.conn = 0  # the id of the gateway's last connection
         self.collect()
 
     def collect(self) -> None:
@@ -66,17 +67,18 @@ class World:
         if isinstance(action, HttpRequest):
             self.requests.append(action)
         elif isinstance(action, Connect):
+            self.conn = action.conn
             self.connects.append(action.url)
             self.server = FakeServer()
-            self.bot.connection_made(self.now)
+            self.bot.connection_made(self.conn, self.now)
             self.collect()
         elif isinstance(action, SendData) and self.server is not None:
             if answer := self.server.receive(action.data):
-                self.bot.receive_data(answer, self.now)
+                self.bot.receive_data(self.conn, answer, self.now)
                 self.collect()
         elif isinstance(action, Disconnect):
             self.server = None
-            self.bot.connection_lost(self.now, None)
+            self.bot.connection_lost(self.conn, self.now, None)
             self.collect()
         elif isinstance(action, Deliver):
             self.delivered.append(action.event)
@@ -98,7 +100,7 @@ class World:
 
     def gateway_send(self, payload: dict[str, Any]) -> None:
         assert self.server is not None
-        self.bot.receive_data(self.server.send(payload), self.now)
+        self.bot.receive_data(self.conn, self.server.send(payload), self.now)
         self.collect()
 
     def start(self) -> None:

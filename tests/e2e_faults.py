@@ -20,6 +20,7 @@ from collections.abc import Callable
 import h11
 
 from qqproto.actions import Action, Connect, HttpRequest, SendData
+from qqproto.contract import Driven
 from qqproto.http import HttpResponse
 
 # -- backpressure ---------------------------------------------------------------------------
@@ -69,34 +70,25 @@ class FloodPeer:
             await writer.wait_closed()
 
 
-class StubProtocol:
+class StubProtocol(Driven):
     """A protocol object of the driver contract that does nothing unless told:
-    what it queues in ``_actions`` goes out; every call into it is a no-op."""
+    what it queues in ``_out`` goes out; every call into it is a no-op."""
 
     def __init__(self, *actions: Action) -> None:
-        self._actions: list[Action] = list(actions)
+        super().__init__()
+        self._out.extend(actions)
 
-    def connection_made(self, now: float) -> None:
+    def connection_made(self, conn: int, now: float) -> None:
         pass
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
         pass
 
-    def connection_lost(self, now: float, reason: str | None = None) -> None:
+    def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
         pass
-
-    def handle_timer(self, now: float) -> None:
-        pass
-
-    def next_deadline(self) -> float | None:
-        return None
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
         pass
-
-    def actions(self) -> list[Action]:
-        actions, self._actions = self._actions, []
-        return actions
 
 
 class Flooder(StubProtocol):
@@ -104,15 +96,15 @@ class Flooder(StubProtocol):
     next with how many of those bytes the peer had taken by then."""
 
     def __init__(self, peer: FloodPeer) -> None:
-        super().__init__(Connect(peer.url))
+        super().__init__(Connect(1, peer.url))
         self.peer = peer
         self.seen: list[tuple[bytes, int]] = []
         self.second = threading.Event()  # something came after ``a``
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
         self.seen.append((data, self.peer.taken))
         if data == b"a":
-            self._actions.append(SendData(b"x" * FLOOD))
+            self._out.append(SendData(conn, b"x" * FLOOD))
             self.peer.first_seen()
         elif data:
             self.second.set()
@@ -160,18 +152,18 @@ class Trickle:
 
 
 class ConnectTwice(StubProtocol):
-    """A protocol object that breaks the one-transport promise: once its first
-    connection is open it asks for another, with no Disconnect in between."""
+    """A protocol object that breaks its promise: once its first connection is
+    open it asks for another under the same id, with no Disconnect in between."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(Connect(url))
+        super().__init__(Connect(1, url))
         self.url = url
         self.opened = 0
 
-    def connection_made(self, now: float) -> None:
+    def connection_made(self, conn: int, now: float) -> None:
         self.opened += 1
         if self.opened == 1:
-            self._actions.append(Connect(self.url))
+            self._out.append(Connect(1, self.url))
 
 
 # -- a server that goes silent on a reused connection --------------------------------------------
@@ -266,7 +258,7 @@ class OneRequest(StubProtocol):
         self.responses.append(response)
         self.done.set()
 
-    def http_failed(self, request_id: int, reason: str, now: float) -> None:
+    def http_failed(self, request_id: int, now: float, reason: str) -> None:
         self.failures.append(reason)
         self.done.set()
 

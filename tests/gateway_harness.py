@@ -22,12 +22,11 @@ from qqproto.actions import (
     Deliver,
     Disconnect,
     Failed,
-    FetchToken,
     SendData,
     StateChanged,
 )
 from qqproto.qq.events import Dispatch, Event, ProtocolViolation
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session
+from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
 from qqproto.qq.lifecycle import GatewayState
 
 from .timers import fire_deadlines
@@ -99,6 +98,8 @@ class Harness:
         self.pending_connect = False
         self.disconnects = 0
         self.token_requests: list[str] = []
+        self.stale_tokens: list[bool] = []  # each TokenWanted's stale
+        self.conn = 0  # the connection id of the last Connect
         self.events: list[object] = []
         self.states: list[StateChanged] = []
         self.failed: list[str] = []
@@ -120,21 +121,26 @@ class Harness:
     def _carry_out(self, action: Action) -> None:
         if isinstance(action, Connect):
             assert not self.pending_connect and self.server is None, "two transports at once"
+            assert action.conn > self.conn, "a connection id used again"
+            self.conn = action.conn
             self.connects.append(action.url)
             self.connect_times.append(self.now)
             self.pending_connect = True
         elif isinstance(action, SendData):
             assert self.server is not None, "SendData without a transport"
+            assert action.conn == self.conn, f"SendData on {action.conn}, not {self.conn}"
             reply = self.server.feed(action.data)
             if reply:
                 self._to_client(reply)
         elif isinstance(action, Disconnect):
+            assert action.conn == self.conn, f"Disconnect of {action.conn}, not {self.conn}"
             self.disconnects += 1
             self.pending_connect = False
             self.server = None
-            self.proto.connection_lost(self.now, None)
-        elif isinstance(action, FetchToken):
-            self.token_requests.append(action.reason)
+            self.proto.connection_lost(self.conn, self.now, None)
+        elif isinstance(action, Deliver) and isinstance(action.event, TokenWanted):
+            self.token_requests.append(action.event.reason)
+            self.stale_tokens.append(action.event.stale)
             if self.auto_token:
                 self.proto.token_received(self.token, self.now + self.token_life, self.now)
         elif isinstance(action, Deliver):
@@ -146,7 +152,7 @@ class Harness:
 
     def _to_client(self, data: bytes) -> None:
         if self.server is not None:
-            self.proto.receive_data(data, self.now)
+            self.proto.receive_data(self.conn, data, self.now)
 
     # -- the network -----------------------------------------------------------
 
@@ -155,7 +161,7 @@ class Harness:
         assert self.pending_connect, "no Connect to accept"
         self.pending_connect = False
         self.server = ServerEnd()
-        self.proto.connection_made(self.now)
+        self.proto.connection_made(self.conn, self.now)
         self.pump()
         assert self.server is not None and self.server.handshake_done
         return self.server
@@ -163,28 +169,28 @@ class Harness:
     def refuse(self, reason: str = "connection refused") -> None:
         assert self.pending_connect
         self.pending_connect = False
-        self.proto.connection_lost(self.now, reason)
+        self.proto.connection_lost(self.conn, self.now, reason)
         self.pump()
 
     def send(self, payload: dict[str, Any] | str) -> None:
         assert self.server is not None
-        self.proto.receive_data(self.server.text(payload), self.now)
+        self.proto.receive_data(self.conn, self.server.text(payload), self.now)
         self.pump()
 
     def send_raw(self, data: bytes) -> None:
-        self.proto.receive_data(data, self.now)
+        self.proto.receive_data(self.conn, data, self.now)
         self.pump()
 
     def close_from_server(self, code: int, reason: str = "") -> None:
         assert self.server is not None
-        self.proto.receive_data(self.server.close(code, reason), self.now)
+        self.proto.receive_data(self.conn, self.server.close(code, reason), self.now)
         self.pump()
 
     def drop(self) -> None:
         """The transport dies under us."""
         assert self.server is not None
         self.server = None
-        self.proto.connection_lost(self.now, "connection reset")
+        self.proto.connection_lost(self.conn, self.now, "connection reset")
         self.pump()
 
     def hello(self, interval_ms: int = HELLO_MS) -> None:

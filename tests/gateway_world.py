@@ -33,12 +33,11 @@ from qqproto.actions import (
     Deliver,
     Disconnect,
     Failed,
-    FetchToken,
     SendData,
     StateChanged,
 )
 from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session
+from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
 from qqproto.qq.lifecycle import GatewayState
 
 from .gateway_model import ClientModel, ServerSession, ServerState, close_cause
@@ -91,6 +90,7 @@ class GatewayWorld(RuleBasedStateMachine):
         self.connect_at = 0.0  # when the pending Connect was asked for
         self.conn: ServerConn | None = None
         self.lost_pending = False  # Disconnect carried out, connection_lost not yet reported
+        self.conn_id = 0  # the id of the last Connect
         self.eager_lost = True
         self.prompt_tokens = True
         self.lives: list[float] = [7200.0]
@@ -117,6 +117,7 @@ class GatewayWorld(RuleBasedStateMachine):
             # Stored as JSON and read back, as an application would.
             session = Session.from_dict(json.loads(json.dumps(session.to_dict())))
         self.proto = GatewayProtocol(self.config, session)
+        self.conn_id = 0  # a new object numbers its connections anew
         self.last_state = "CONNECTING" if session is None else "RESUMING"
         self._settle()
 
@@ -148,7 +149,7 @@ class GatewayWorld(RuleBasedStateMachine):
             if conn is not None:
                 data = conn.output()
                 if data:
-                    proto.receive_data(data, self.now)
+                    proto.receive_data(self.conn_id, data, self.now)
                     continue
                 if conn.prompt and conn.login is not None and not conn.answered:
                     if conn.login == "identify":
@@ -168,7 +169,7 @@ class GatewayWorld(RuleBasedStateMachine):
 
     def _report_lost(self) -> None:
         self.lost_pending = False
-        self.proto.connection_lost(self.now, None)
+        self.proto.connection_lost(self.conn_id, self.now, None)
 
     def _carry_out(self, action: Action) -> None:
         model = self.model
@@ -185,23 +186,26 @@ class GatewayWorld(RuleBasedStateMachine):
                     self.problems["pacing"].append(
                         f"reconnect at {self.now} after {cause}; expected in [{low}, {high}]"
                     )
+            if action.conn <= self.conn_id:
+                self.problems["transport"].append(f"connection id {action.conn} used again")
+            self.conn_id = action.conn
             self.pending_connect = True
             self.connect_at = self.now
             model.attempt_started()
         elif isinstance(action, SendData):
-            if self.conn is None:
+            if self.conn is None or action.conn != self.conn_id:
                 self.problems["transport"].append("SendData without a transport")
             else:
                 self._server_receive(self.conn, action.data)
         elif isinstance(action, Disconnect):
-            if not self.pending_connect and self.conn is None:
+            if (not self.pending_connect and self.conn is None) or action.conn != self.conn_id:
                 self.problems["transport"].append("Disconnect without a transport")
             self.disconnects += 1
             self._attempt_ended()
             self.pending_connect = False
             self.conn = None
             self.lost_pending = True
-        elif isinstance(action, FetchToken):
+        elif isinstance(action, Deliver) and isinstance(action.event, TokenWanted):
             self.fetches_outstanding += 1
         elif isinstance(action, Deliver):
             event = action.event
@@ -261,7 +265,7 @@ class GatewayWorld(RuleBasedStateMachine):
             if self.pending_connect and self.now >= self.connect_at + CONNECT_TIMEOUT:
                 self.pending_connect = False  # the driver gives the Connect up
                 self._attempt_ended()
-                proto.connection_lost(self.now, "connect timed out")
+                proto.connection_lost(self.conn_id, self.now, "connect timed out")
                 self._settle(wait=False)
                 continue
             proto.handle_timer(self.now)
@@ -289,7 +293,7 @@ class GatewayWorld(RuleBasedStateMachine):
 
     def _push_raw(self, data: bytes, cause: str = "resume") -> None:
         self.model.cause = cause
-        self.proto.receive_data(data, self.now)
+        self.proto.receive_data(self.conn_id, data, self.now)
 
     def _send(self, payloads: list[dict[str, Any] | str], cause: str = "resume") -> None:
         self._push(payloads, cause)
@@ -416,7 +420,7 @@ class GatewayWorld(RuleBasedStateMachine):
         """The transport dies under the client (settled)."""
         self.conn = None
         self._attempt_ended()
-        self.proto.connection_lost(self.now, "connection reset")
+        self.proto.connection_lost(self.conn_id, self.now, "connection reset")
         self._settle()
 
     # -- what the rules' preconditions ask ------------------------------------------

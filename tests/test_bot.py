@@ -76,7 +76,7 @@ def test_a_gateway_that_gives_up_moves_the_bot_to_failed_before_it_reports() -> 
     w = World()
     w.start()
     assert w.server is not None
-    w.bot.receive_data(w.server.close(4914, "offline"), w.now)
+    w.bot.receive_data(w.conn, w.server.close(4914, "offline"), w.now)
     w.collect()
     *_, gateway_moved, bot_moved, failed = w.log
     assert isinstance(gateway_moved, StateChanged) and isinstance(bot_moved, StateChanged)
@@ -134,7 +134,7 @@ def test_discovery_errors_back_off_and_retry() -> None:
     w = World()
     w.answer(token_reply())
     request = w.requests.pop()
-    w.bot.http_failed(request.request_id, "DNS lookup failed", w.now)
+    w.bot.http_failed(request.request_id, w.now, "DNS lookup failed")
     w.collect()
     assert w.requests == []
     w.advance(2)
@@ -209,7 +209,7 @@ def test_close_4004_gets_the_gateway_a_new_token() -> None:
     w = World()
     w.start()
     assert w.server is not None
-    w.bot.receive_data(w.server.close(4004), w.now)
+    w.bot.receive_data(w.conn, w.server.close(4004), w.now)
     w.collect()
     [token_request] = [r for r in w.requests if r.url.endswith("getAppAccessToken")]
     w.answer(token_reply("T-new"), w.requests.index(token_request))
@@ -228,7 +228,7 @@ def test_the_reconnect_backoff_is_configured_on_the_bot() -> None:
     w = World(gateway_url="ws://127.0.0.1:9/ws", backoff_base=0.01, backoff_cap=0.02)
     w.answer(token_reply())
     w.server = None
-    w.bot.connection_lost(w.now, "connection reset before Hello")
+    w.bot.connection_lost(w.conn, w.now, "connection reset before Hello")
     w.collect()
     deadline = w.bot.next_deadline()
     assert deadline is not None and 0 < deadline <= 0.0125  # base 0.01, jitter +-25 %
@@ -239,6 +239,6 @@ def test_the_reconnect_backoff_is_configured_on_the_bot() -> None:
 def test_misuse_is_a_local_protocol_error() -> None:
     w = World()
     with pytest.raises(LocalProtocolError, match="no gateway connection was asked for"):
-        w.bot.connection_made(0.0)
+        w.bot.connection_made(w.conn, 0.0)
     with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
         w.bot.http_response(999, token_reply(), 0.0)

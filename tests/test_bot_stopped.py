@@ -69,6 +69,7 @@ class Driver:
         self.requests: dict[int, HttpRequest] = {}
         self.server: FakeServer | None = None  # an open transport
         self.opening = False  # a Connect not answered yet
+        self.conn = 0  # the id of the last Connect
         self.after_stop: list[Action] = []
         self.stopped = False
         self.calls: list[int] = []
@@ -85,14 +86,15 @@ class Driver:
             if isinstance(action, HttpRequest):
                 self.requests[action.request_id] = action
             elif isinstance(action, Connect):
+                self.conn = action.conn
                 self.opening = True
             elif isinstance(action, SendData) and self.server is not None:
                 if answer := self.server.receive(action.data):
-                    self.bot.receive_data(answer, self.now)
+                    self.bot.receive_data(self.conn, answer, self.now)
                     self.collect()
             elif isinstance(action, Disconnect):
                 self.opening, self.server = False, None
-                self.bot.connection_lost(self.now, None)
+                self.bot.connection_lost(self.conn, self.now, None)
                 self.collect()
             elif isinstance(action, Deliver) and isinstance(action.event, ApiResult):
                 self.results.append(action.event)
@@ -105,12 +107,12 @@ class Driver:
 
     def open(self) -> None:
         self.opening, self.server = False, FakeServer()
-        self.bot.connection_made(self.now)
+        self.bot.connection_made(self.conn, self.now)
         self.collect()
 
     def gateway_sends(self, payload: dict[str, Any]) -> None:
         assert self.server is not None
-        self.bot.receive_data(self.server.send(payload), self.now)
+        self.bot.receive_data(self.conn, self.server.send(payload), self.now)
         self.collect()
 
     def call(self) -> None:
@@ -195,15 +197,15 @@ def test_nothing_opens_after_the_bot_stopped(phase: str, schedule: list[tuple[st
         elif kind == "fail" and d.requests:
             request_id = max(d.requests)
             del d.requests[request_id]
-            d.bot.http_failed(request_id, "connection reset", d.now)
+            d.bot.http_failed(request_id, d.now, "connection reset")
         elif kind == "timer":
             d.now += value
             d.bot.handle_timer(d.now)
         elif kind == "lost" and d.opening:
             d.opening = False
-            d.bot.connection_lost(d.now, "refused")
+            d.bot.connection_lost(d.conn, d.now, "refused")
         elif kind == "bytes" and d.server is not None:
-            d.bot.receive_data(d.server.send({"op": 7}), d.now)
+            d.bot.receive_data(d.conn, d.server.send({"op": 7}), d.now)
         elif kind == "call":
             with pytest.raises(LocalProtocolError, match="the bot has stopped"):
                 d.bot.call(send_text(Target.group("G"), "late"), d.now)
@@ -215,7 +217,7 @@ def test_nothing_opens_after_the_bot_stopped(phase: str, schedule: list[tuple[st
         assert d.bot.phase is stopped_in
         assert d.bot.next_deadline() is None
     for request_id in sorted(d.requests):  # the driver answers what is still out
-        d.bot.http_failed(request_id, "shut down", d.now)
+        d.bot.http_failed(request_id, d.now, "shut down")
         d.collect()
     assert sorted(r.request_id for r in d.results) == sorted(d.calls), "every call ends, once"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import qqproto.adapters.asyncio as aio
-from qqproto.adapters import DriverClosed, DriverError, DriverFailed
+from qqproto.adapters import DriverClosed, DriverFailed
 from qqproto.adapters._http import AsyncHttpPool
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.bot import QQBot
@@ -39,6 +39,7 @@ from qqproto.qq import (
     InteractionCreate,
     ProtocolViolation,
     Ready,
+    TokenWanted,
 )
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import SANDBOX_BASE_URL, get_me
@@ -316,12 +317,19 @@ def test_cancelling_run_closes_too() -> None:
     run(main())
 
 
-def test_a_token_provider_is_needed_for_a_bare_gateway() -> None:
+def test_without_a_token_provider_the_application_hears_token_wanted() -> None:
     async def main() -> None:
         async with FakeGateway() as gw:
             proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
-            with pytest.raises(DriverError, match="token_provider"):
-                await AsyncioDriver(proto).run()
+            events: asyncio.Queue[object] = asyncio.Queue()
+            driver = AsyncioDriver(proto, on_event=events.put_nowait)
+            task = asyncio.create_task(driver.run())
+            wanted = await asyncio.wait_for(events.get(), WAIT)
+            assert wanted == TokenWanted("no access token yet")
+            driver.call(lambda now: proto.token_received("tok", now + 60, now))
+            assert isinstance(await asyncio.wait_for(events.get(), WAIT), Ready)
+            driver.stop()
+            await task
 
     run(main())
 

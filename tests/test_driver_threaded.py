@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import qqproto.adapters._transport as transport_module
-from qqproto.adapters import DriverClosed, DriverError, DriverFailed
+from qqproto.adapters import DriverClosed, DriverFailed
 from qqproto.adapters._http import BlockingHttpPool
 from qqproto.adapters.serve import ThreadedSimulatorServer
 from qqproto.adapters.threaded import ThreadedDriver
@@ -43,6 +43,7 @@ from qqproto.qq import (
     GatewayProtocol,
     GroupAtMessageCreate,
     Ready,
+    TokenWanted,
 )
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import get_me
@@ -363,11 +364,17 @@ def test_reading_waits_while_the_peer_takes_none_of_our_bytes(loop: LoopThread) 
     assert taken > FLOOD // 2
 
 
-def test_a_token_provider_is_needed_for_a_bare_gateway(gw: FakeGateway) -> None:
+def test_without_a_token_provider_the_application_hears_token_wanted(gw: FakeGateway) -> None:
     proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
-    driver = ThreadedDriver(proto)
-    with pytest.raises(DriverError, match="token_provider"):
-        driver.run()
+    events: queue.Queue[object] = queue.Queue()
+    driver = ThreadedDriver(proto, on_event=events.put)
+    driver.start()
+    try:
+        assert events.get(timeout=WAIT) == TokenWanted("no access token yet")
+        driver.call(lambda now: proto.token_received("tok", now + 60, now))
+        assert isinstance(events.get(timeout=WAIT), Ready)
+    finally:
+        driver.stop()
 
 
 def test_stop_mid_send_joins_everything(loop: LoopThread, gw: FakeGateway) -> None:

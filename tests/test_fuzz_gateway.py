@@ -66,7 +66,7 @@ def test_a_templated_101_is_accepted() -> None:
     prep = prepare("awaiting_101")
     headers = ((b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"))
     ok = Response(101, (*headers, (b"Sec-WebSocket-Accept", ACCEPT)))
-    prep.proto.receive_data(ok.render(prep.accept) + prep.server.send(HELLO), T0)
+    prep.proto.receive_data(prep.conn, ok.render(prep.accept) + prep.server.send(HELLO), T0)
     assert prep.proto.state is S.IDENTIFY
     assert prep.proto.link is Link.OPEN
 
@@ -115,7 +115,7 @@ def test_a_reply_owed_to_a_server_that_closed_in_the_same_read_is_dropped(
     state: str, message: dict[str, object]
 ) -> None:
     prep = prepare(state)
-    prep.proto.receive_data(prep.server.send(message) + prep.server.close(4009), T0)
+    prep.proto.receive_data(prep.conn, prep.server.send(message) + prep.server.close(4009), T0)
     actions = prep.proto.actions()
     assert close_sent(actions) == 4009  # the close answered, the reply not sent
     assert any(isinstance(a, Disconnect) for a in actions)
@@ -133,7 +133,7 @@ def test_a_close_in_the_same_read_as_another_event_is_seen(
 ) -> None:
     prep = prepare(state)
     head = prep.response if before is None else prep.server.send(before)
-    prep.proto.receive_data(head + prep.server.close(4914, "offline"), T0)
+    prep.proto.receive_data(prep.conn, head + prep.server.close(4914, "offline"), T0)
     actions = prep.proto.actions()
     assert prep.proto.state is S.FAILED
     assert prep.proto.link is Link.CLOSING
@@ -150,7 +150,7 @@ def test_a_close_in_the_same_read_as_another_event_is_seen(
 )
 def test_deeply_nested_json_is_a_violation(nested: str, message: str) -> None:
     prep = prepare("ready")
-    prep.proto.receive_data(prep.server.send(nested) + prep.server.send(dispatch(9)), T0)
+    prep.proto.receive_data(prep.conn, prep.server.send(nested) + prep.server.send(dispatch(9)), T0)
     events = [a.event for a in prep.proto.actions() if isinstance(a, Deliver)]
     assert len(events) == 2
     assert isinstance(events[0], ProtocolViolation)
@@ -165,5 +165,5 @@ def test_a_replayed_seq_with_an_unhashable_type_is_dropped_not_a_crash(t: object
     prep = prepare("resumed")
     seq = prep.proto.seq
     assert seq is not None
-    prep.proto.receive_data(prep.server.send({"op": 0, "s": seq, "t": t}), T0)
+    prep.proto.receive_data(prep.conn, prep.server.send({"op": 0, "s": seq, "t": t}), T0)
     assert prep.proto.state is S.READY and prep.proto.seq == seq

@@ -10,8 +10,9 @@ import pytest
 from websockets.frames import Frame
 
 from fuzz.frames import OP_TEXT, frame
-from qqproto.actions import Connect, Deliver, Disconnect, FetchToken, SendData, StateChanged
+from qqproto.actions import Connect, Deliver, Disconnect, SendData, StateChanged
 from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
+from qqproto.http import HttpResponse
 from qqproto.qq import lifecycle
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import (
@@ -31,6 +32,7 @@ from qqproto.qq.gateway import (
     GatewayProtocol,
     Link,
     Session,
+    TokenWanted,
 )
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
@@ -57,8 +59,8 @@ def ops(payloads: list[dict[str, Any]]) -> list[int]:
 def test_a_new_gateway_asks_for_a_token_and_a_connection() -> None:
     proto = GatewayProtocol(GatewayConfig(app_id="1"))
     assert proto.actions() == [
-        FetchToken("no access token yet"),
-        Connect("wss://api.sgroup.qq.com/websocket/"),
+        Deliver(TokenWanted("no access token yet")),
+        Connect(1, "wss://api.sgroup.qq.com/websocket/"),
     ]
     assert proto.state is S.CONNECTING
     assert proto.next_deadline() is None  # waiting for the driver, not the clock
@@ -125,9 +127,7 @@ def test_only_one_token_request_is_in_flight() -> None:
     h.hello()
     h.drop()
     h.advance(5)
-    assert [a for a in h.all_actions if isinstance(a, FetchToken)] == [
-        FetchToken("no access token yet")
-    ]
+    assert h.token_requests == ["no access token yet"]
 
 
 def test_an_expired_or_empty_token_is_refused() -> None:
@@ -667,7 +667,7 @@ def test_one_transport_at_a_time() -> None:
     assert h.connects.count(h.connects[0]) == 2
     assert h.proto.link is Link.OPENING
     with pytest.raises(LocalProtocolError):
-        h.proto.receive_data(b"late bytes", h.now)
+        h.proto.receive_data(h.conn - 1, b"late bytes", h.now)  # the old connection's
 
 
 def test_the_same_seed_and_inputs_give_the_same_actions() -> None:
@@ -832,7 +832,7 @@ def test_a_refused_upgrade_is_reported_and_retried() -> None:
     h = Harness()
     h.pending_connect = False
     h.server = ServerEnd()
-    h.proto.connection_made(h.now)
+    h.proto.connection_made(h.conn, h.now)
     h.proto.actions()
     h.send_raw(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\ndenied")
     [violation] = h.violations()
@@ -1180,7 +1180,7 @@ def test_a_ready_without_a_seq_in_answer_to_resume_forgets_the_old_seq() -> None
 def test_a_ping_is_answered_with_a_pong() -> None:
     h, server = ready_harness()
     server.ws.send_ping(b"still there?")
-    h.proto.receive_data(server.out(), h.now)
+    h.proto.receive_data(h.conn, server.out(), h.now)
     [answer] = h.proto.actions()
     assert isinstance(answer, SendData)
     server.ws.receive_data(answer.data)
@@ -1208,18 +1208,26 @@ def test_driver_misuse_is_a_local_protocol_error() -> None:
     proto = GatewayProtocol(GatewayConfig(app_id="1"))
     proto.actions()
     with pytest.raises(LocalProtocolError, match="data received without an open transport"):
-        proto.receive_data(b"x", 0.0)
-    proto.connection_made(0.0)
+        proto.receive_data(1, b"x", 0.0)
     with pytest.raises(LocalProtocolError, match="connection_made without an outstanding"):
-        proto.connection_made(0.0)
-    with pytest.raises(LocalProtocolError, match="made no HTTP request"):
-        proto.http_response(1, None, 0.0)
-    proto.connection_lost(0.0, "reset")
+        proto.connection_made(2, 0.0)  # not the connection asked for
+    proto.connection_made(1, 0.0)
+    with pytest.raises(LocalProtocolError, match="connection_made without an outstanding"):
+        proto.connection_made(1, 0.0)
+    with pytest.raises(LocalProtocolError, match="data received without an open transport"):
+        proto.receive_data(2, b"x", 0.0)
+    with pytest.raises(LocalProtocolError, match="GatewayProtocol has nothing that http_resp"):
+        proto.http_response(1, HttpResponse(200, (), b""), 0.0)
+    with pytest.raises(LocalProtocolError, match="nothing that listening could answer"):
+        proto.listening(1, "127.0.0.1", 80, 0.0)
+    with pytest.raises(LocalProtocolError, match="connection_lost without a transport"):
+        proto.connection_lost(2, 0.0, "reset")
+    proto.connection_lost(1, 0.0, "reset")
     proto.actions()
     proto2 = GatewayProtocol(GatewayConfig(app_id="1"))
-    proto2.connection_lost(0.0)  # the Connect failed
+    proto2.connection_lost(1, 0.0)  # the Connect failed
     with pytest.raises(LocalProtocolError, match="connection_lost without a transport"):
-        proto2.connection_lost(0.0)
+        proto2.connection_lost(1, 0.0)
 
 
 def test_actions_never_leak_the_token_in_repr() -> None:
@@ -1254,7 +1262,7 @@ def test_the_101_and_a_close_in_one_read() -> None:
     h = Harness()
     h.pending_connect = False
     h.server = server = ServerEnd()
-    h.proto.connection_made(h.now)
+    h.proto.connection_made(h.conn, h.now)
     [upgrade] = h.proto.actions()
     assert isinstance(upgrade, SendData)
     response = server.feed(upgrade.data)

@@ -223,12 +223,12 @@ class GatewayMachine(GatewayWorld):
         self.pending_connect = False
         if outcome == "refuse":
             self._attempt_ended()
-            self.proto.connection_lost(self.now, "connection refused")
+            self.proto.connection_lost(self.conn_id, self.now, "connection refused")
             self._settle()
             return
         upgrade = outcome == "accept"
         self.conn = conn = ServerConn(upgrade, play.prompt, play.rejection, play.overlap)
-        self.proto.connection_made(self.now)
+        self.proto.connection_made(self.conn_id, self.now)
         self._settle()
         if play.prompt and self.conn is conn and conn.open:
             self.send_hello(play.hello)
@@ -460,7 +460,7 @@ class GatewayMachine(GatewayWorld):
     @precondition(lambda self: self.fetches_outstanding > 0)
     @rule(life=token_lives)
     def give_token(self, life: float) -> None:
-        """Answer FetchToken, late (and maybe short-lived)."""
+        """Answer TokenWanted, late (and maybe short-lived)."""
         self._give_token(life)
         self._settle()
 

@@ -34,7 +34,7 @@ from .events import (
     Ready,
     Resumed,
 )
-from .gateway import DEFAULT_GATEWAY_URL, GatewayConfig, GatewayProtocol, Link, Session
+from .gateway import DEFAULT_GATEWAY_URL, GatewayConfig, GatewayProtocol, Link, Session, TokenWanted
 from .lifecycle import GatewayState
 from .parts import (
     Attachment,
@@ -131,6 +131,7 @@ __all__ = [
     "TokenError",
     "TokenManager",
     "TokenPhase",
+    "TokenWanted",
     "close_policy",
     "json_value",
 ]

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from ..actions import Action, Deliver, Failed, FetchToken, HttpRequest
+from ..actions import Deliver, Failed, HttpRequest
 from ..backoff import Backoff
 from ..calls import Call, Calls, StrayAnswer
+from ..contract import Driven
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
 from ..ws import Entropy
@@ -47,7 +48,7 @@ from .api import (
 from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
 from .conversation import Conversations, reply_code
 from .events import ProtocolViolation
-from .gateway import GatewayConfig, GatewayProtocol, Session
+from .gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
 from .payloads import Intents
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .replies import Outcome, ReplyPolicy, ReplyRefused, ReplyTicket
@@ -151,10 +152,11 @@ class _Job:
 _Pending = Call[_Job]
 
 
-class BotProtocol:
+class BotProtocol(Driven):
     """One bot (one shard): tokens, discovery, the gateway and REST calls."""
 
     def __init__(self, config: BotConfig, session: Session | None = None) -> None:
+        super().__init__()
         self.config = config
         self._rng = config.rng or random.Random(config.seed)
         self._api = ApiConfig(config.app_id, config.api_base)
@@ -176,10 +178,8 @@ class BotProtocol:
         self._given: str | None = None  # the token the gateway last got
         self._gateway_asked = False
         self._discovery_due: float | None = None
-        self._out: list[Action] = []
         self.conversations = Conversations(config.reply_policies, dedup_ttl=config.dedup_ttl)
         self._phase = BOT_TABLE.lifecycle(BotPhase.AUTHENTICATING)
-        self.failure_reason: str | None = None
         self.gateway_info: GatewayInfo | None = None
         self._fetch_token(0.0)
 
@@ -197,10 +197,6 @@ class BotProtocol:
     def redeliveries(self) -> int:
         """Inbound messages/events dropped because their id had been delivered already."""
         return self.conversations.redeliveries
-
-    def actions(self) -> list[Action]:
-        out, self._out = self._out, []
-        return out
 
     def next_deadline(self) -> float | None:
         if self.phase in _STOPPED:
@@ -270,16 +266,16 @@ class BotProtocol:
 
     # -- the driver contract ---------------------------------------------------------
 
-    def connection_made(self, now: float) -> None:
-        self._need_gateway().connection_made(now)
+    def connection_made(self, conn: int, now: float) -> None:
+        self._need_gateway().connection_made(conn, now)
         self._pump(now)
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        self._need_gateway().receive_data(data, now)
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
+        self._need_gateway().receive_data(conn, data, now)
         self._pump(now)
 
-    def connection_lost(self, now: float, reason: str | None = None) -> None:
-        self._need_gateway().connection_lost(now, reason)
+    def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
+        self._need_gateway().connection_lost(conn, now, reason)
         self._pump(now)
 
     def handle_timer(self, now: float) -> None:
@@ -325,7 +321,7 @@ class BotProtocol:
             return
         self._finish(pending, result, None, now)
 
-    def http_failed(self, request_id: int, reason: str, now: float) -> None:
+    def http_failed(self, request_id: int, now: float, reason: str) -> None:
         """The HTTP request got no answer (DNS, connect, TLS, timeout)."""
         pending = self._take(request_id)
         kind = pending.what.kind
@@ -370,19 +366,16 @@ class BotProtocol:
         self._gateway.token_received(token, expires_at, now)
         self._pump(now)
 
-    def _gateway_wants_token(self, now: float) -> None:
+    def _gateway_wants_token(self, wanted: TokenWanted, now: float) -> None:
         current = self._tokens.current(now)
-        if current is not None and now < current.expires_at - GATEWAY_TOKEN_MARGIN:
-            if current.value != self._given:
-                self._give_gateway(current.value, current.expires_at, now)
-                return
-            # Asked again for the token it already has: the server refused it
-            # (close 4004) or dropped the session (op 9); a new one is needed.
-            self._gateway_asked = True
-            self._fetch_token(now, stale=True)
+        fresh = current is not None and now < current.expires_at - GATEWAY_TOKEN_MARGIN
+        # A stale token is the one the server refused (close 4004, a dropped
+        # session): a newer one we hold will do, the same one will not.
+        if current is not None and fresh and not (wanted.stale and current.value == self._given):
+            self._give_gateway(current.value, current.expires_at, now)
             return
         self._gateway_asked = True
-        self._fetch_token(now)
+        self._fetch_token(now, stale=wanted.stale)
 
     # -- discovery and the gateway --------------------------------------------------------
 
@@ -412,7 +405,7 @@ class BotProtocol:
             rng=self._rng,
             entropy=config.entropy,
         )
-        self._gateway = GatewayProtocol(gateway_config, session)
+        self._gateway = GatewayProtocol(gateway_config, session, ids=self._ids)
         self._move(BotInput.GATEWAY, f"gateway at {gateway_config.gateway_url}")
         self._pump(now)
 
@@ -430,13 +423,12 @@ class BotProtocol:
         assert self._gateway is not None
         while actions := self._gateway.actions():
             for action in actions:
-                if isinstance(action, FetchToken):
-                    self._gateway_wants_token(now)
-                    continue
-                if isinstance(action, Deliver) and not self.conversations.inbound(
-                    action.event, now
-                ):
-                    continue  # a redelivery (spec 14, quirk 7): the application has it
+                if isinstance(action, Deliver):
+                    if isinstance(action.event, TokenWanted):  # the bot keeps the token
+                        self._gateway_wants_token(action.event, now)
+                        continue
+                    if not self.conversations.inbound(action.event, now):
+                        continue  # a redelivery (spec 14, quirk 7): the application has it
                 if isinstance(action, Failed):  # the bot's phase moves before it reports
                     if self.phase in _STOPPED:
                         continue  # the bot ended first (a final token error): one Failed

@@ -23,23 +23,16 @@ session and giving up, and ``_lose`` arms exactly one reconnect.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import msgspec
 
-from ..actions import (
-    Action,
-    Connect,
-    Deliver,
-    Disconnect,
-    Failed,
-    FetchToken,
-    SendData,
-)
+from ..actions import Connect, Deliver, Disconnect, Failed, SendData
 from ..backoff import Backoff
+from ..contract import Driven
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from ..ws import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -69,7 +62,7 @@ from .payloads import (
     encode_resume,
 )
 
-__all__ = ["DEFAULT_GATEWAY_URL", "GatewayConfig", "GatewayProtocol", "Session"]
+__all__ = ["DEFAULT_GATEWAY_URL", "GatewayConfig", "GatewayProtocol", "Session", "TokenWanted"]
 
 DEFAULT_GATEWAY_URL = "wss://api.sgroup.qq.com/websocket/"
 
@@ -131,6 +124,18 @@ class _Login(Enum):
 
 #: What READY answers, in the states the lifecycle table lets it come in.
 _READY_ANSWERS = {S.IDENTIFY: _Login.IDENTIFY, S.RESUMING: _Login.RESUME}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenWanted:
+    """Delivered when the gateway needs an access token: answer with
+    :meth:`GatewayProtocol.token_received`. ``stale`` says the server refused
+    the last one (close 4004, or a dropped session): hand over a new token,
+    not the same one again. :class:`~qqproto.qq.BotProtocol` answers it
+    itself; a bare gateway's application does."""
+
+    reason: str
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,15 +254,23 @@ class _Loss:
     refresh_token: bool = False
 
 
-class GatewayProtocol:
+class GatewayProtocol(Driven):
     """One gateway session, driven through the driver contract.
 
-    Right after construction, :meth:`actions` holds the first ``Connect`` (and
-    a ``FetchToken``, since no token is known yet). See
-    ``docs/gateway.md`` for a walk-through.
+    Right after construction, :meth:`actions` holds ``Deliver(TokenWanted)``
+    (no token is known yet) and the first ``Connect``. See
+    ``docs/gateway.md`` for a walk-through. ``ids`` numbers its connections
+    (a bot shares its own counter).
     """
 
-    def __init__(self, config: GatewayConfig, session: Session | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        session: Session | None = None,
+        *,
+        ids: Iterator[int] | None = None,
+    ) -> None:
+        super().__init__(ids=ids)
         if session is not None and session.shard != config.shard:
             raise ConfigError(
                 "session.shard", f"the configured shard {config.shard}", session.shard
@@ -280,7 +293,6 @@ class GatewayProtocol:
         self._lifecycle = TABLE.lifecycle(S.RESUMING if session else S.CONNECTING)
         #: What the lifecycle's conditions read (resumes and tokens that failed).
         self._counters = Counters()
-        self._out: list[Action] = []
         self.failure_reason: str | None = None
 
         # The session (survives connections).
@@ -299,6 +311,7 @@ class GatewayProtocol:
 
         # The transport and what belongs to one connection.
         self._link = Link.IDLE
+        self._conn = 0  # the id of the transport the link is on (none while IDLE)
         self._ws: WebSocketClient | None = None
         self._reconnect_at: float | None = None
         self._reset_connection()
@@ -342,11 +355,6 @@ class GatewayProtocol:
             self._decoder.bot_id,
         )
 
-    def actions(self) -> list[Action]:
-        """Drain the actions to carry out now, in order."""
-        out, self._out = self._out, []
-        return out
-
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must be called next, or None."""
         if self.state in _TERMINAL:
@@ -361,26 +369,26 @@ class GatewayProtocol:
 
     # -- the driver contract --------------------------------------------------
 
-    def connection_made(self, now: float) -> None:
-        if self._link is not Link.OPENING:
+    def connection_made(self, conn: int, now: float) -> None:
+        if self._link is not Link.OPENING or conn != self._conn:
             raise LocalProtocolError(
                 "connection_made without an outstanding Connect",
-                expected="a Connect action to answer",
-                received=f"link {self._link.value}",
+                expected=f"the connection of a Connect to answer ({self._ours()})",
+                received=f"connection {conn}",
             )
         assert self._ws is not None
         self._link = Link.OPEN
         self._hello_deadline = now + self.config.hello_timeout
         self._send(self._ws.connect())
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        if self._link is not Link.OPEN:
-            if self._link is Link.CLOSING:
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
+        if self._link is not Link.OPEN or conn != self._conn:
+            if self._link is Link.CLOSING and conn == self._conn:
                 return  # we already let this transport go
             raise LocalProtocolError(
                 "data received without an open transport",
-                expected="connection_made before receive_data",
-                received=f"link {self._link.value}",
+                expected=f"connection_made before receive_data ({self._ours()})",
+                received=f"connection {conn}",
             )
         ws = self._ws
         assert ws is not None
@@ -406,13 +414,13 @@ class GatewayProtocol:
         if reply:
             self._send(reply)
 
-    def connection_lost(self, now: float, reason: str | None = None) -> None:
+    def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
         link = self._link
-        if link is Link.IDLE:
+        if link is Link.IDLE or conn != self._conn:
             raise LocalProtocolError(
                 "connection_lost without a transport",
-                expected="a Connect action outstanding or a transport open",
-                received="no transport",
+                expected=f"a Connect outstanding or a transport open ({self._ours()})",
+                received=f"connection {conn}",
             )
         if link is Link.CLOSING:
             self._link = Link.IDLE
@@ -448,13 +456,6 @@ class GatewayProtocol:
                 self._ack_pending = True
                 assert self._heartbeat_interval is not None
                 self._heartbeat_at = now + self._heartbeat_interval
-
-    def http_response(self, request_id: int, response: object, now: float) -> None:
-        raise LocalProtocolError(
-            "the gateway made no HTTP request",
-            expected="no call to http_response",
-            received=f"request id {request_id}",
-        )
 
     # -- inputs beyond the contract ---------------------------------------------
 
@@ -801,7 +802,7 @@ class GatewayProtocol:
             reason += " (again, with a fresh token)"
         if loss.refresh_token and row.dest not in _TERMINAL:
             self._token = None
-            self._request_token(reason)
+            self._request_token(reason, stale=True)
         # The server dropped the session, or resuming it keeps failing: it is
         # gone, whether a new one starts or the gateway gives up.
         session_gone = loss.input is Input.SESSION_LOST or RESUMES_FAILED.test(counters)
@@ -839,7 +840,7 @@ class GatewayProtocol:
             if data:
                 self._send(data)
         if self._link in (Link.OPEN, Link.OPENING):
-            self._out.append(Disconnect())
+            self._out.append(Disconnect(self._conn))
             self._link = Link.CLOSING
 
     def _maybe_connect(self, now: float) -> None:
@@ -854,8 +855,9 @@ class GatewayProtocol:
             self._gateway_url, self._entropy, max_message_size=self.config.max_message_size
         )
         self._link = Link.OPENING
+        self._conn = next(self._ids)
         self._reconnect_at = None
-        self._out.append(Connect(self._gateway_url))
+        self._out.append(Connect(self._conn, self._gateway_url))
 
     # -- small helpers ------------------------------------------------------------------
 
@@ -872,10 +874,10 @@ class GatewayProtocol:
         self._request_token("access token missing or about to expire")
         return None
 
-    def _request_token(self, reason: str) -> None:
+    def _request_token(self, reason: str, *, stale: bool = False) -> None:
         if not self._token_requested:
             self._token_requested = True
-            self._out.append(FetchToken(reason))
+            self._out.append(Deliver(TokenWanted(reason, stale)))
 
     def _new_session_pause(self) -> float:
         low, high = NEW_SESSION_PAUSE
@@ -888,10 +890,13 @@ class GatewayProtocol:
         # asks for an answer: the WebSocket is then closed, its Closed event
         # comes next and ends the connection, and the answer has no place to go.
         if ws.is_open:
-            self._out.append(SendData(ws.send_text(text)))
+            self._out.append(SendData(self._conn, ws.send_text(text)))
 
     def _send(self, data: bytes) -> None:
-        self._out.append(SendData(data))
+        self._out.append(SendData(self._conn, data))
+
+    def _ours(self) -> str:
+        return f"link {self._link.value}" + (f" on connection {self._conn}" if self._conn else "")
 
     def _violation(self, error: RemoteProtocolError) -> None:
         self._out.append(Deliver(ProtocolViolation(error)))

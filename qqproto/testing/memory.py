@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, TypeAlias
 
 from ..actions import (
     Action,
@@ -34,18 +34,19 @@ from ..actions import (
     Deliver,
     Disconnect,
     Failed,
-    FetchToken,
     HttpRequest,
     SendData,
     StateChanged,
 )
+from ..contract import Driven
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..http import HttpConnection, HttpResponse
+from ..qq.gateway import TokenWanted
 from ..url import Origin
 from ._sim_http import SimConnection
 from .simulator import QQSimulator
 
-__all__ = ["DrivenProtocol", "HttpLatency", "MemoryNetwork"]
+__all__ = ["HttpLatency", "MemoryNetwork"]
 
 #: Timer rounds without the clock moving before :meth:`MemoryNetwork.run_until` gives up.
 MAX_STILL_ROUNDS = 10_000
@@ -55,17 +56,6 @@ MAX_STILL_ROUNDS = 10_000
 HttpLatency: TypeAlias = Callable[[HttpRequest], float] | float
 
 
-class DrivenProtocol(Protocol):
-    """What MemoryNetwork drives: ``BotProtocol``, or anything with the driver contract."""
-
-    def actions(self) -> list[Action]: ...
-    def next_deadline(self) -> float | None: ...
-    def handle_timer(self, now: float) -> None: ...
-    def connection_made(self, now: float) -> None: ...
-    def receive_data(self, data: bytes, now: float) -> None: ...
-    def connection_lost(self, now: float, reason: str | None = None) -> None: ...
-
-
 class MemoryNetwork:
     """A bot, the simulator, and the wires between them, in one object.
 
@@ -73,13 +63,13 @@ class MemoryNetwork:
     ``api_base="http://127.0.0.1:1"`` and ``token_url=".../app/getAppAccessToken"``
     on that origin; every request and every connection goes to ``sim``
     whatever its URL says. A bare :class:`~qqproto.qq.GatewayProtocol` works
-    too: its ``FetchToken`` is answered with :meth:`QQSimulator.issue_token`.
+    too: its ``TokenWanted`` is answered with :meth:`QQSimulator.issue_token`.
     """
 
     def __init__(
         self,
         sim: QQSimulator,
-        proto: DrivenProtocol,
+        proto: Driven,
         *,
         now: float = 0.0,
         on_event: Callable[[object, float], None] | None = None,
@@ -101,7 +91,8 @@ class MemoryNetwork:
         #: Connect requests answered; set ``refuse_connections`` to make them fail.
         self.connects = 0
         self.refuse_connections = False
-        self._gateway: SimConnection | None = None
+        #: The simulator's end of each connection the object opened, by its id.
+        self._conns: dict[int, SimConnection] = {}
         self._http: dict[Origin, tuple[HttpConnection, SimConnection]] = {}
         self._busy = False
         self._again = False
@@ -205,57 +196,58 @@ class MemoryNetwork:
     def _do(self, action: Action) -> None:
         now = self.now
         if isinstance(action, SendData):
-            if self._gateway is not None:
-                self._gateway.receive_data(action.data, now)
+            if (conn := self._conns.get(action.conn)) is not None:
+                conn.receive_data(action.data, now)
         elif isinstance(action, HttpRequest):
             self._http_request(action)
         elif isinstance(action, Deliver):
-            self._deliver(action.event)
+            if isinstance(action.event, TokenWanted):  # a bare gateway's
+                token, expires_at = self.sim.issue_token(now)
+                receiver: Any = self.proto
+                receiver.token_received(token, expires_at, now)
+            else:
+                self._deliver(action.event)
         elif isinstance(action, Connect):
             self.connects += 1
             if self.refuse_connections:
-                self.proto.connection_lost(now, "connection refused")
+                self.proto.connection_lost(action.conn, now, "connection refused")
             else:
-                self._gateway = self.sim.accept(now)
-                self.proto.connection_made(now)
+                self._conns[action.conn] = self.sim.accept(now)
+                self.proto.connection_made(action.conn, now)
         elif isinstance(action, Disconnect):
-            self._close_gateway()
-            self.proto.connection_lost(now, None)
+            self._close(action.conn)
+            self.proto.connection_lost(action.conn, now, None)
         elif isinstance(action, StateChanged):
             self.states.append(action)
         elif isinstance(action, Failed):
             self.failure = action.reason
-        elif isinstance(action, FetchToken):
-            token, expires_at = self.sim.issue_token(now)
-            receiver: Any = self.proto
-            receiver.token_received(token, expires_at, now)
 
     def _pump_gateway(self) -> bool:
-        """Move the simulator's gateway output to the protocol; True if anything moved."""
-        conn = self._gateway
-        if conn is None:
-            return False
-        data = conn.data_to_send()
-        if data:
-            self.proto.receive_data(data, self.now)
-        if conn.closed and self._gateway is conn:
-            # The server closed the socket: the client reads EOF, and its
-            # transport is gone whether or not it asks to disconnect.
-            self._gateway = None
-            conn.connection_lost(self.now)
-            self.proto.receive_data(b"", self.now)
-            self._lose_unless_asked()
-            return True
-        return bool(data)
+        """Move the simulator's output to the protocol; True if anything moved."""
+        moved = False
+        for conn_id, conn in list(self._conns.items()):
+            data = conn.data_to_send()
+            if data:
+                moved = True
+                self.proto.receive_data(conn_id, data, self.now)
+            if conn.closed and self._conns.get(conn_id) is conn:
+                # The server closed the socket: the client reads EOF, and its
+                # transport is gone whether or not it asks to disconnect.
+                del self._conns[conn_id]
+                conn.connection_lost(self.now)
+                self.proto.receive_data(conn_id, b"", self.now)
+                self._lose_unless_asked(conn_id)
+                moved = True
+        return moved
 
-    def _lose_unless_asked(self) -> None:
+    def _lose_unless_asked(self, conn_id: int) -> None:
         for action in self.proto.actions():
-            if not isinstance(action, Disconnect):  # the transport is gone: said once, below
-                self._do(action)
-        self.proto.connection_lost(self.now, "connection closed by the server")
+            if not (isinstance(action, Disconnect) and action.conn == conn_id):
+                self._do(action)  # the transport is gone: said once, below
+        self.proto.connection_lost(conn_id, self.now, "connection closed by the server")
 
-    def _close_gateway(self) -> None:
-        conn, self._gateway = self._gateway, None
+    def _close(self, conn_id: int) -> None:
+        conn = self._conns.pop(conn_id, None)
         if conn is not None:
             conn.receive_data(b"", self.now)
             conn.connection_lost(self.now)
@@ -275,11 +267,10 @@ class MemoryNetwork:
             heapq.heappush(self._in_flight, (self.now + delay, self._sent_http, request, outcome))
 
     def _answer(self, request: HttpRequest, outcome: HttpResponse | str) -> None:
-        receiver: Any = self.proto
         if isinstance(outcome, str):
-            receiver.http_failed(request.request_id, outcome, self.now)
+            self.proto.http_failed(request.request_id, self.now, outcome)
         else:
-            receiver.http_response(request.request_id, outcome, self.now)
+            self.proto.http_response(request.request_id, outcome, self.now)
 
     def _exchange(self, request: HttpRequest) -> HttpResponse | str:
         """Put ``request`` through the simulator now: its response, or why there is none."""
