@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 import threading
@@ -27,11 +28,13 @@ import time
 from collections.abc import Callable
 
 from qqproto.actions import HttpRequest
-from qqproto.errors import RemoteProtocolError
+from qqproto.errors import ProtocolError, RemoteProtocolError
 from qqproto.http import HttpConnection, HttpResponse
 from qqproto.url import Origin
 
 from ._common import CLOSE_GRACE, READ_SIZE
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AsyncHttpPool", "BlockingHttpPool", "close_writer", "open_stream"]
 
@@ -68,6 +71,16 @@ class AsyncHttpPool:
         self._connect_timeout, self._io_timeout = connect_timeout, io_timeout
         self._idle: dict[Origin, list[_AsyncLink]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+
+    async def outcome(self, request: HttpRequest) -> HttpResponse | Exception:
+        """The response to ``request``, or the exception that says why none came."""
+        try:
+            return await self.request(request)
+        except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+            return exc
+        except Exception as exc:  # a bug, but the object must hear of it: its caller waits
+            log.exception("HTTP request #%d failed unexpectedly", request.request_id)
+            return exc
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         origin = Origin.of(request.url, ("http", "https"))
@@ -197,6 +210,16 @@ class BlockingHttpPool:
         self._idle: dict[Origin, list[tuple[HttpConnection, socket.socket]]] = {}
         self._busy: set[socket.socket] = set()
         self._closed = False
+
+    def outcome(self, request: HttpRequest) -> HttpResponse | Exception:
+        """The response to ``request``, or the exception that says why none came."""
+        try:
+            return self.request(request)
+        except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
+            return exc
+        except Exception as exc:  # a bug, but the object must hear of it: its caller waits
+            log.exception("HTTP request #%d failed unexpectedly", request.request_id)
+            return exc
 
     def request(self, request: HttpRequest) -> HttpResponse:
         origin = Origin.of(request.url, ("http", "https"))

@@ -1,12 +1,14 @@
 """One connection of the asyncio driver: a stream and the task that owns it.
 
 The asyncio twin of :mod:`._transport`. The task connects (TLS with SNI for
-``wss://``) within ``connect_timeout``, reads with backpressure, and closes
-the stream when it ends. It reports through three callbacks: ``on_open(link)``;
-``on_data(link, data)`` (``b""`` at EOF); and ``on_lost(link, reason)`` when
-the connection failed to open or broke. :meth:`Link.close` cancels the task:
-a connect under way is given up at once, an open stream is flushed (within
-:data:`CLOSE_GRACE`) and closed, and no callback comes after it.
+``wss://``) within ``connect_timeout``, or takes a stream a listener accepted,
+reads with backpressure, and closes the stream when it ends. It reports
+through three callbacks: ``on_open(link)`` (once connected; not for an
+accepted stream); ``on_data(link, data)`` (``b""`` at EOF); and
+``on_lost(link, reason)`` when the connection failed to open or broke.
+:meth:`Link.close` cancels the task: a connect under way is given up at once,
+an open stream is flushed (within :data:`CLOSE_GRACE`) and closed, and no
+callback comes after it.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class Link:
         on_open: Callable[[Link], None],
         on_data: Callable[[Link, bytes], None],
         on_lost: Callable[[Link, str], None],
+        accepted: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None,
     ) -> None:
         self.url = url
+        self._accepted = accepted
         self._ssl, self._connect_timeout = ssl_context, connect_timeout
         self._on_open, self._on_data, self._on_lost = on_open, on_data, on_lost
         self._writer: asyncio.StreamWriter | None = None  # once open
@@ -54,6 +58,14 @@ class Link:
         self._writer.write(data)
         return True
 
+    @staticmethod
+    async def close_all(links: set[Link]) -> None:
+        """Close every link in ``links`` and wait for their tasks to end."""
+        closing = list(links)
+        for link in closing:
+            link.close()
+        await asyncio.gather(*(link.task for link in closing), return_exceptions=True)
+
     def close(self) -> None:
         """Give the link up: flushed and closed by its task (a second call does nothing)."""
         if not self._closing:
@@ -61,17 +73,21 @@ class Link:
             self.task.cancel()  # delivered at the task's next await: no callback after this
 
     async def _run(self) -> None:
-        try:
-            end = Origin.of(self.url)
-            async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await open_stream(end.host, end.port, end.tls, self._ssl)
-        except (OSError, ValueError, BadUrl) as exc:  # TimeoutError, ssl errors: OSErrors
-            self._on_lost(self, f"{self.url}: {describe(exc)}")
-            return
+        if self._accepted is not None:
+            reader, writer = self._accepted
+        else:
+            try:
+                end = Origin.of(self.url)
+                async with asyncio.timeout(self._connect_timeout):
+                    reader, writer = await open_stream(end.host, end.port, end.tls, self._ssl)
+            except (OSError, ValueError, BadUrl) as exc:  # TimeoutError, ssl errors: OSErrors
+                self._on_lost(self, f"{self.url}: {describe(exc)}")
+                return
         self._writer = writer
         try:
-            log.info("connected to %s", self.url)
-            self._on_open(self)
+            if self._accepted is None:
+                log.info("connected to %s", self.url)
+                self._on_open(self)
             await self._read(reader, writer)
         finally:
             await close_writer(writer)

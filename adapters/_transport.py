@@ -12,8 +12,9 @@ choose between a ``recv()`` that holds queued writes back and a short
 timeout that spins; a blocking TLS ``recv()`` can also sit on half a record
 after the socket looked readable, and a blocking connect cannot be given up.
 
-The thread reports to its caller through three callbacks, with no lock of
-ours held: ``on_open(t)``; ``on_data(t, data)`` (``b""`` at EOF); and
+A socket a listener accepted (``accepted=``) skips the connect. The thread
+reports to its caller through three callbacks, with no lock of ours held:
+``on_open(t)`` (not for an accepted socket); ``on_data(t, data)`` (``b""`` at EOF); and
 ``on_lost(t, reason)`` when the connection failed to open or broke, never
 after ``close()``. Name resolution (``getaddrinfo``) is the one step that
 cannot be cut short; the resolver's own timeout bounds it.
@@ -63,8 +64,10 @@ class Transport:
         on_open: Callable[[Transport], None],
         on_data: Callable[[Transport, bytes], None],
         on_lost: Callable[[Transport, str], None],
+        accepted: socket.socket | None = None,
     ) -> None:
         self.url = url
+        self._accepted = accepted  # a socket a listener accepted: open already
         self._ssl, self._connect_timeout, self._io_timeout = (
             ssl_context,
             connect_timeout,
@@ -100,12 +103,14 @@ class Transport:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def write(self, data: bytes) -> None:
-        """Queue ``data`` to be written, in order (any thread; ignored after close())."""
+    def write(self, data: bytes) -> bool:
+        """Queue ``data`` to be written, in order (any thread); False after close()."""
         with self._lock:
             if self._closing is None:
                 self._queue += data
                 self._wake()
+                return True
+            return False
 
     def close(self, grace: float = CLOSE_GRACE) -> None:
         """Write what is queued, send FIN, read until the peer's EOF, close; cut it
@@ -125,9 +130,13 @@ class Transport:
     def _run(self) -> None:
         sock: socket.socket | None = None
         try:
-            sock = self._open()
-            log.info("connected to %s", self.url)
-            self._on_open(self)
+            if self._accepted is not None:
+                sock = self._accepted
+                sock.setblocking(False)
+            else:
+                sock = self._open()
+                log.info("connected to %s", self.url)
+                self._on_open(self)
             self._serve(sock)
         except _Closed:
             pass

@@ -3,14 +3,16 @@
 One lock guards the object; every call into it happens under that lock and is
 followed by carrying out its actions. The threads: a timer that sleeps on a
 condition until ``next_deadline()`` (``time.monotonic()`` is ``now``), one per
-transport (:mod:`._transport`: the only thread that touches its socket), and
-a small pool for REST calls and token fetches. :meth:`ThreadedDriver.stop`
-sends the object's close frame and joins every one of them.
+connection (:mod:`._transport`: the only thread that touches its socket), one
+per listener (:mod:`._listener`), and a small pool for REST calls.
+:meth:`ThreadedDriver.stop` sends the object's close frames and joins every
+one of them.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,17 +21,15 @@ from functools import partial
 from typing import TypeVar
 
 from qqproto.actions import HttpRequest
-from qqproto.contract import carry_out
-from qqproto.errors import ProtocolError
-from qqproto.http import HttpResponse
-from qqproto.qq.gateway import TokenWanted
+from qqproto.contract import Peer, carry_out
 
 from . import _common as c
-from ._base import DriverBase, TokenProvider
+from ._base import DriverBase
 from ._http import BlockingHttpPool
+from ._listener import Listener
 from ._transport import Transport
 
-__all__ = ["ThreadedDriver", "TokenProvider"]
+__all__ = ["ThreadedDriver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,8 +44,7 @@ class ThreadedDriver(DriverBase):
         )
         self._workers = ThreadPoolExecutor(4, thread_name_prefix="qqproto-http")
         self._cond = threading.Condition()
-        self._conns: dict[int, Transport] = {}  # the ones the object knows: opening or open
-        self._transports: set[Transport] = set()  # every one whose thread may still run
+        self._threads: set[Transport | Listener] = set()  # each whose thread may still run
         self._timer = threading.Thread(target=self._timer_loop, name="qqproto-timer")
         self._started = self._done = False
         self._error: BaseException | None = None
@@ -55,7 +54,7 @@ class ThreadedDriver(DriverBase):
             if self._started:
                 raise c.DriverError("a ThreadedDriver starts once")
             self._started = True
-            self._guarded(lambda now: None)  # what the object queued before we started
+            self._news(lambda now: None)  # what the object queued before we started
         self._timer.start()
 
     def call(self, fn: Callable[[float], T]) -> T:
@@ -82,20 +81,20 @@ class ThreadedDriver(DriverBase):
         return ended
 
     def stop(self, grace: float = c.CLOSE_GRACE) -> None:
-        """Close the object (its close frame goes out), then join every thread; a
-        transport has ``grace`` seconds to flush, a connect under way ends at once."""
+        """Close the object (its close frames go out), then join every thread; a
+        connection has ``grace`` seconds to flush, a connect under way ends at once."""
         with self._cond:
             if self._started and not self._done:
                 self._end(None, close=True)
             self._finish(None)
-            transports = list(self._transports)
-        for transport in transports:
-            transport.close(grace)
+            threads = list(self._threads)
+        for thread in threads:
+            thread.close(grace)
         self._pool.close()  # cuts requests under way, so their workers end soon
         if self._timer.is_alive():
             self._timer.join()
-        for transport in transports:
-            transport.join()
+        for thread in threads:
+            thread.join()
         self._workers.shutdown(wait=True, cancel_futures=True)
 
     def run(self) -> None:
@@ -106,7 +105,10 @@ class ThreadedDriver(DriverBase):
         finally:
             self.stop()
 
-    # -- the loop (callers hold the lock) ----------------------------------------------
+    def now(self) -> float:
+        return time.monotonic()
+
+    # -- the loop ----------------------------------------------------------------------
 
     def _timer_loop(self) -> None:
         with self._cond:
@@ -115,32 +117,24 @@ class ThreadedDriver(DriverBase):
                 if deadline is None or now < deadline:
                     self._cond.wait(None if deadline is None else deadline - now)
                 else:
-                    self._guarded(self.proto.handle_timer)
+                    self._news(self.proto.handle_timer)
 
-    def _guarded(self, fn: Callable[[float], None]) -> None:
-        if not self._done:
-            try:
-                fn(time.monotonic())
-                carry_out(self.proto, self, log)
-            except Exception as exc:
-                log.exception("driver stopped by an unexpected error")
-                self._end(exc)
-        self._cond.notify_all()
-
-    def _locked(
+    def _news(
         self,
         fn: Callable[[float], None],
         conn: int | None = None,
-        transport: Transport | None = None,
+        of: object = None,
         lost: bool = False,
     ) -> None:
-        """``fn(now)`` from a thread of ours; news from a ``transport`` only while the
-        object has it (one we let go, when a Disconnect or stop came first, is nobody's)."""
-        with self._cond:
-            if conn is None or self._conns.get(conn) is transport:
-                if lost and conn is not None:
-                    del self._conns[conn]
-                self._guarded(fn)
+        with self._cond:  # re-entrant: the lock may be held already
+            if not self._done and self._still(conn, of, lost):
+                try:
+                    fn(time.monotonic())
+                    carry_out(self.proto, self, log)
+                except Exception as exc:
+                    log.exception("driver stopped by an unexpected error")
+                    self._end(exc)
+            self._cond.notify_all()
 
     def _end(self, error: BaseException | None, *, close: bool = False) -> None:
         closing = c.close_protocol(self.proto, self, log, time.monotonic()) if close else None
@@ -152,73 +146,54 @@ class ThreadedDriver(DriverBase):
             self.ended(error)
         self._cond.notify_all()
 
-    # -- the actions (the Executor methods; the lock is held) ------------------------------
+    def _locked(self, fn: Callable[[], None]) -> None:
+        with self._cond:  # news of a listener: it calls into the object itself
+            if not self._done:
+                fn()
+
+    def _run(self, thread: Transport | Listener) -> None:
+        self._threads = {t for t in self._threads if t.alive} | {thread}  # forget ended ones
+        thread.start()
+
+    # -- the actions (the Executor methods DriverBase leaves; the lock is held) -------------
 
     def connect(self, conn: int, url: str) -> None:
-        self.let_go(self._conns.get(conn))
-        self._transports = {t for t in self._transports if t.alive}  # forget finished ones
-        proto, news = self.proto, self._locked
-        self._conns[conn] = transport = Transport(
-            url,
-            self.ssl_context,
-            self.connect_timeout,
-            self.io_timeout,
-            on_open=lambda t: news(partial(proto.connection_made, conn), conn, t),
-            on_data=lambda t, data: news(partial(proto.receive_data, conn, data), conn, t),
-            on_lost=lambda t, why: news(
-                lambda now: proto.connection_lost(conn, now, why), conn, t, lost=True
-            ),
-        )
-        self._transports.add(transport)
-        transport.start()
-
-    def send(self, conn: int, data: bytes) -> None:
-        transport = self._conns.get(conn)
-        if transport is None:
-            log.warning("no transport #%d for %d bytes; dropped", conn, len(data))
-        else:
-            transport.write(data)  # its own thread writes it
-
-    def disconnect(self, conn: int) -> None:
-        transport = self._conns.pop(conn, None)
-        if transport is not None:  # it writes what it holds, then FIN; a connect is given up
-            transport.close()
-        self.proto.connection_lost(conn, time.monotonic(), None)
+        wired = self._wired(conn)
+        transport = Transport(url, self.ssl_context, self.connect_timeout, self.io_timeout, **wired)
+        self._opened(conn, transport)
+        self._run(transport)
 
     def listen(self, listener: int, host: str, port: int) -> None:
-        raise c.DriverError("this driver does not listen yet")
+        self._listeners[listener] = None
+        self._run(
+            Listener(
+                host,
+                port,
+                on_bound=lambda *bound: self._locked(partial(self._bound, listener, *bound)),
+                on_accept=partial(self._accept, listener),
+                on_failed=lambda exc: self._locked(partial(self._bind_failed, listener, exc)),
+            )
+        )
 
-    def stop_listening(self, listener: int) -> None:
-        raise c.DriverError("this driver does not listen yet")
+    def _accept(self, listener: int, sock: socket.socket, address: tuple[str, int]) -> None:
+        peer, io_timeout = Peer(*address), self.io_timeout
+
+        def transport(conn: int) -> Transport:
+            wired = self._wired(conn)
+            return Transport(str(peer), self.ssl_context, 0, io_timeout, accepted=sock, **wired)
+
+        with self._cond:
+            if accepted := None if self._done else self._accepted(listener, transport, peer):
+                self._run(accepted)
+            else:
+                sock.close()
 
     def http(self, request: HttpRequest) -> None:
-        self._workers.submit(self._http, request)
+        def exchange() -> None:
+            outcome = self._pool.outcome(request)
+            self._news(c.http_answer(self.proto, request.request_id, outcome, log))
 
-    def _http(self, request: HttpRequest) -> None:
-        try:
-            outcome: HttpResponse | Exception = self._pool.request(request)
-        except (OSError, ProtocolError) as exc:  # TimeoutError is an OSError
-            outcome = exc
-        except Exception as exc:  # a bug, but the object must hear of it: its caller waits
-            log.exception("HTTP request #%d failed unexpectedly", request.request_id)
-            outcome = exc
-        self._locked(c.http_answer(self.proto, request.request_id, outcome, log))
-
-    def fetch_token(self, wanted: TokenWanted) -> None:
-        self._workers.submit(self._fetch_token)
-
-    def _fetch_token(self) -> None:
-        try:
-            answer = self.provider()()
-            if not isinstance(answer, tuple):
-                raise c.DriverError("the threaded driver's token_provider must not be async")
-        except Exception as exc:
-            log.error("token provider failed: %s", c.describe(exc))
-            with self._cond:
-                self._end(exc)
-            return
-        token, lifetime = answer
-        self._locked(lambda now: self._token_received(token, now + lifetime, now))
+        self._workers.submit(exchange)
 
     def failed(self, reason: str) -> None:
         self._finish(c.DriverFailed(reason))

@@ -19,7 +19,7 @@ application's hands, best of R interleaved repeats:
   ``json.loads`` of each message: what a hand-written bot on a popular
   library does;
 - ``AsyncioDriver`` driving a bare ``GatewayProtocol`` (token from the
-  driver's ``token_provider``), counting ``GroupAtMessageCreate`` events in
+  token answered at once), counting ``GroupAtMessageCreate`` events in
   ``on_event``;
 - ``QQBot`` (the whole bot: token over HTTP, reply ledger, dedup,
   ``allow_from`` routing), ``gateway_url`` pointed at the server, counting in
@@ -66,7 +66,7 @@ from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
 from websockets.asyncio.client import connect
 
-from qqproto.qq import GroupAtMessageCreate, Ready
+from qqproto.qq import GroupAtMessageCreate, Ready, TokenWanted
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -270,8 +270,18 @@ def gateway(url: str) -> GatewayProtocol:
     )
 
 
-def token() -> tuple[str, float]:
-    return TOKEN, 7200.0
+def with_token(proto: GatewayProtocol, then: Callable[[object], None]) -> Callable[[object], None]:
+    """An ``on_event`` that answers the gateway's ``TokenWanted`` at once (inside
+    the driver, where the object may be called) and counts the rest with ``then``."""
+
+    def on_event(event: object) -> None:
+        if isinstance(event, TokenWanted):
+            now = time.monotonic()
+            proto.token_received(TOKEN, now + 7200.0, now)
+        else:
+            then(event)
+
+    return on_event
 
 
 async def floor_websockets(server: Server, n: int) -> float:
@@ -304,7 +314,8 @@ async def asyncio_driver(server: Server, n: int) -> float:
         if counter(event):
             done.set_result(None)
 
-    driver = AsyncioDriver(gateway(server.url), on_event=on_event, token_provider=token)
+    proto = gateway(server.url)
+    driver = AsyncioDriver(proto, on_event=with_token(proto, on_event))
     running = asyncio.create_task(driver.run())
     await asyncio.wait({running, done}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
     driver.stop()
@@ -334,8 +345,9 @@ def threaded_driver(server: Server, n: int) -> float:
         if counter(event):
             done.set()
 
+    proto = gateway(server.url)
     driver = ThreadedDriver(
-        gateway(server.url), on_event=on_event, on_end=lambda _: done.set(), token_provider=token
+        proto, on_event=with_token(proto, on_event), on_end=lambda _: done.set()
     )
     driver.start()
     try:

@@ -63,6 +63,7 @@ from .e2e_servers import (
     LoopThread,
     group_message,
 )
+from .tokens import answering_tokens
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -90,12 +91,11 @@ class Client:
         self.events: asyncio.Queue[object] = asyncio.Queue()
         self.tokens = 0
         self.lifetime = lifetime
-        self.driver = AsyncioDriver(
-            self.proto, on_event=self.events.put_nowait, token_provider=self.token
-        )
+        on_event = answering_tokens(self.proto, self.events.put_nowait, token=self.token)
+        self.driver = AsyncioDriver(self.proto, on_event=on_event)
         self.task: asyncio.Task[None] | None = None
 
-    async def token(self) -> tuple[str, float]:
+    def token(self) -> tuple[str, float]:
         self.tokens += 1
         return f"tok-{self.tokens}", self.lifetime
 
@@ -400,7 +400,7 @@ def test_wss_and_https_use_tls_with_sni(monkeypatch: pytest.MonkeyPatch) -> None
         proto = GatewayProtocol(
             GatewayConfig("1", gateway_url="wss://gw.example.com/ws", max_attempts=1)
         )
-        driver = AsyncioDriver(proto, token_provider=lambda: ("t", 60.0), ssl_context=context)
+        driver = AsyncioDriver(proto, on_event=answering_tokens(proto), ssl_context=context)
         with pytest.raises(DriverFailed):
             await driver.run()
 
@@ -524,7 +524,7 @@ def test_qqbot_on_state_and_driver_options() -> None:
         with pytest.raises(TypeError, match="driver_options"):
             QQBot("1", "s", io_timeout=5)
         with pytest.raises(TypeError, match="unknown driver option"):
-            QQBot("1", "s", driver_options={"token_provider": print})
+            QQBot("1", "s", driver_options={"listen": print})
 
     run(main())
 

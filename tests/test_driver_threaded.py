@@ -67,6 +67,7 @@ from .e2e_servers import (
     LoopThread,
     group_message,
 )
+from .tokens import answering_tokens
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -151,9 +152,8 @@ class Client:
         config.setdefault("backoff_cap", 0.05)
         self.proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=url, **config))
         self.events: queue.Queue[object] = queue.Queue()
-        self.driver = ThreadedDriver(
-            self.proto, on_event=self.events.put, token_provider=lambda: ("tok", 7200.0)
-        )
+        on_event = answering_tokens(self.proto, self.events.put, token=lambda: ("tok", 7200.0))
+        self.driver = ThreadedDriver(self.proto, on_event=on_event)
 
     def __enter__(self) -> Client:
         self.driver.start()
@@ -271,7 +271,7 @@ def test_stop_gives_up_a_connect_under_way(stage: str, socket_threads: SocketThr
             proto = GatewayProtocol(
                 GatewayConfig("1", gateway_url=f"wss://{host}:{port}/", rng=random.Random(1))
             )
-            driver = ThreadedDriver(proto, token_provider=lambda: ("t", 60.0), connect_timeout=60)
+            driver = ThreadedDriver(proto, on_event=answering_tokens(proto), connect_timeout=60)
             driver.start()
             if stage == "tls":
                 held.enter_context(listener.accept()[0])  # then not a byte back
@@ -410,7 +410,7 @@ def test_wss_uses_tls_with_sni(monkeypatch: pytest.MonkeyPatch) -> None:
             GatewayConfig("1", gateway_url="wss://gw.example.com/", max_attempts=1)
         )
         driver = ThreadedDriver(
-            proto, token_provider=lambda: ("t", 60.0), ssl_context=Context(ssl.PROTOCOL_TLS_CLIENT)
+            proto, on_event=answering_tokens(proto), ssl_context=Context(ssl.PROTOCOL_TLS_CLIENT)
         )
         with pytest.raises(DriverFailed):
             driver.run()
@@ -454,7 +454,7 @@ def test_wss_end_to_end(
         )
         events: queue.Queue[object] = queue.Queue()
         driver = ThreadedDriver(
-            proto, on_event=events.put, token_provider=lambda: ("t", 60.0), ssl_context=client_ssl
+            proto, on_event=answering_tokens(proto, events.put), ssl_context=client_ssl
         )
         driver.start()
         try:

@@ -1,0 +1,145 @@
+"""The driver contract on both drivers: one object, two connections out and a listener.
+
+The object listens on a free port, opens two connections to itself, and each
+side talks to the other through the driver: every id, every call and every
+action of the contract goes over real loopback sockets. Deadlines are
+generous and nothing waits on a clock but the test's own bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from qqproto.adapters.asyncio import AsyncioDriver
+from qqproto.adapters.threaded import ThreadedDriver
+
+from qqproto.actions import Connect, Deliver, Disconnect, Listen, SendData, StopListening
+from qqproto.contract import Driven, Peer
+
+WAIT = 20.0
+
+
+class Loopback(Driven):
+    """Listens, connects to itself twice, echoes in upper case, then closes it all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[Any, ...]] = []
+        self.listener = next(self._ids)
+        self.outbound = [next(self._ids), next(self._ids)]
+        self.accepted: dict[int, Peer] = {}
+        self.echoes: dict[int, bytes] = {}
+        self._out.append(Listen(self.listener, "127.0.0.1", 0))
+
+    def listening(self, listener: int, host: str, port: int, now: float) -> None:
+        self.log.append(("listening", listener, host))
+        for conn in self.outbound:
+            self._out.append(Connect(conn, f"ws://127.0.0.1:{port}/"))
+
+    def connection_made(self, conn: int, now: float) -> None:
+        self.log.append(("made", conn))
+        self._out.append(SendData(conn, f"hello from {conn}".encode()))
+
+    def connection_accepted(self, listener: int, conn: int, peer: Peer, now: float) -> None:
+        self.log.append(("accepted", listener, conn))
+        self.accepted[conn] = peer
+
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
+        if conn in self.accepted:
+            if data:
+                self._out.append(SendData(conn, data.upper()))
+            else:  # the other side closed: so do we
+                self._out.append(Disconnect(conn))
+            return
+        self.echoes[conn] = self.echoes.get(conn, b"") + data
+        if all(self.echoes.get(c) == f"HELLO FROM {c}".encode() for c in self.outbound):
+            for out in self.outbound:
+                self._out.append(Disconnect(out))
+            self._out.append(StopListening(self.listener))
+
+    def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
+        self.log.append(("lost", conn, reason))
+        if len([e for e in self.log if e[0] == "lost"]) == 4:
+            self._out.append(Deliver("done"))
+
+    def listener_lost(self, listener: int, now: float, reason: str | None = None) -> None:
+        self.log.append(("listener lost", listener, reason))
+
+
+def on_asyncio(proto: Loopback) -> None:
+    async def main() -> None:
+        done = asyncio.Event()
+        driver = AsyncioDriver(proto, on_event=lambda event: done.set())
+        task = asyncio.create_task(driver.run())
+        await asyncio.wait_for(done.wait(), WAIT)
+        driver.stop()
+        await task
+
+    asyncio.run(main())
+
+
+def on_threads(proto: Loopback) -> None:
+    done = threading.Event()
+    driver = ThreadedDriver(proto, on_event=lambda event: done.set())
+    driver.start()
+    try:
+        assert done.wait(WAIT)
+    finally:
+        driver.stop()
+
+
+DRIVERS: dict[str, Callable[[Loopback], None]] = {"asyncio": on_asyncio, "threads": on_threads}
+
+
+@pytest.mark.parametrize("run", DRIVERS.values(), ids=DRIVERS.keys())
+def test_two_connections_out_and_a_listener_all_through_one_driver(
+    run: Callable[[Loopback], None],
+) -> None:
+    proto = Loopback()
+    run(proto)
+    assert ("listening", proto.listener, "127.0.0.1") in proto.log
+    # Each outbound connection got its own echo, on its own id.
+    for conn in proto.outbound:
+        assert ("made", conn) in proto.log
+        assert proto.echoes[conn] == f"HELLO FROM {conn}".encode()
+    # The driver named the accepted ones, with negative ids: never the object's.
+    assert len(proto.accepted) == 2 and all(conn < 0 for conn in proto.accepted)
+    assert all(peer.host == "127.0.0.1" and peer.port > 0 for peer in proto.accepted.values())
+    accepted = [e[2] for e in proto.log if e[0] == "accepted"]
+    assert accepted == sorted(accepted, reverse=True) and set(accepted) == set(proto.accepted)
+    # Every connection ended once, closed by us (reason None), and so did the listener.
+    lost = sorted(e[1] for e in proto.log if e[0] == "lost")
+    assert lost == sorted([*proto.outbound, *proto.accepted])
+    assert all(e[2] is None for e in proto.log if e[0] == "lost")
+    assert ("listener lost", proto.listener, None) in proto.log
+
+
+class BindsTwice(Driven):
+    """Listens on a port, then again on the same one: the second cannot bind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[Any, ...]] = []
+        self._out.append(Listen(1, "127.0.0.1", 0))
+
+    def listening(self, listener: int, host: str, port: int, now: float) -> None:
+        self.events.append(("listening", listener))
+        if listener == 1:
+            self._out.append(Listen(2, "127.0.0.1", port))
+
+    def listener_lost(self, listener: int, now: float, reason: str | None = None) -> None:
+        self.events.append(("lost", listener, reason))
+        self._out.append(Deliver("done"))
+
+
+@pytest.mark.parametrize("run", DRIVERS.values(), ids=DRIVERS.keys())
+def test_a_port_in_use_is_a_lost_listener_with_a_reason(run: Callable[[Any], None]) -> None:
+    proto = BindsTwice()
+    run(proto)
+    assert proto.events[0] == ("listening", 1)
+    [(_, listener, reason)] = [e for e in proto.events if e[0] == "lost"]
+    assert listener == 2 and reason and "in use" in reason.lower()
