@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypedDict, TypeVar
 
 from qqproto.actions import StateChanged
 from qqproto.contract import Driven, Peer, driver_ids
+from qqproto.link import Retry
 
 from ._common import describe
 
@@ -192,6 +193,8 @@ class DriverBase:
     # -- what needs no I/O -----------------------------------------------------------------
 
     def deliver(self, event: object) -> None:
+        if isinstance(event, Retry):  # a failed connection attempt is never silent
+            log.warning("%s", event)
         if self.on_event is not None:
             try:
                 self.on_event(event)

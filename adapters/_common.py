@@ -8,6 +8,7 @@ call into the protocol object it drains the object's actions into its own
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 
 from qqproto.contract import Driven, Executor, carry_out
@@ -43,10 +44,21 @@ class DriverClosed(DriverError):
     """The driver was stopped before the answer came."""
 
 
+#: What the common ways a socket fails are called in a reason, for people.
+_PLAIN = (
+    (TimeoutError, "timed out"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (ConnectionAbortedError, "connection aborted"),
+    (socket.gaierror, "host not found"),
+)
+
+
 def describe(exc: BaseException) -> str:
     """A one-line reason for a failed socket or HTTP exchange."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
+    for kind, plain in _PLAIN:
+        if isinstance(exc, kind):
+            return plain if kind is TimeoutError else f"{plain} ({exc})"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -1,10 +1,10 @@
 """What ``qqproto qq run`` tells its user: one line per thing that happened.
 
-Two voices for the same four kinds of news (a state change, an event for the
-application, the outcome of an echo reply, giving up): JSON objects, one per
-line, for programs that read stdout; short sentences for people. Both flush
-each line as it is written, so a reader on the other end of a pipe sees it at
-once.
+Two voices for the same five kinds of news (a state change, an event for the
+application, the outcome of an echo reply, a failed attempt that will be
+retried, giving up): JSON objects, one per line, for programs that read
+stdout; short sentences for people. Both flush each line as it is written,
+so a reader on the other end of a pipe sees it at once.
 
 When the reader goes away (``qqproto qq run --json | head -3``), the next
 write fails with ``BrokenPipeError``. That is a request to stop, not a crash:
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from qqproto.actions import StateChanged
+from qqproto.link import Retry
 from qqproto.qq import MESSAGE_TYPES, Dispatch, Event, Message
 
 __all__ = ["HumanReport", "JsonReport", "Report", "event_fields", "state_names"]
@@ -98,6 +99,9 @@ class Report:
     def event(self, event: Event | Dispatch) -> None:
         raise NotImplementedError
 
+    def retry(self, retry: Retry) -> None:
+        raise NotImplementedError
+
     def reply(self, to: str, code: int | str | None) -> None:
         raise NotImplementedError
 
@@ -118,6 +122,15 @@ class JsonReport(Report):
 
     def event(self, event: Event | Dispatch) -> None:
         self._line("event", **event_fields(event))
+
+    def retry(self, retry: Retry) -> None:
+        self._line(
+            "retry",
+            attempt=retry.attempt,
+            of=retry.of,
+            delay=round(retry.delay, 3),
+            reason=retry.reason,
+        )
 
     def reply(self, to: str, code: int | str | None) -> None:
         self._line("reply", to=to, status="ok" if code is None else "error", code=code)
@@ -143,6 +156,9 @@ class HumanReport(Report):
 
     def reply(self, to: str, code: int | str | None) -> None:
         self._write(f"  replied to {to}" if code is None else f"  reply to {to} failed: {code}")
+
+    def retry(self, retry: Retry) -> None:
+        self._write(str(retry))
 
     def failed(self, reason: str) -> None:
         self._write(f"FAILED: {reason}")

@@ -18,6 +18,7 @@ import sys
 
 from qqproto.actions import StateChanged
 from qqproto.errors import ProtocolError
+from qqproto.link import Retry
 from qqproto.qq import (
     ApiError,
     BotConfig,
@@ -86,6 +87,9 @@ class Runner:
                 continue  # they show as state changes
             if isinstance(event, ProtocolViolation):
                 log.warning("%s", event.error)
+                continue
+            if isinstance(event, Retry):  # the driver logged it; the report says it too
+                self.report.retry(event)
                 continue
             if not isinstance(event, Event | Dispatch):
                 continue

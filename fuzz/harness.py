@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from fuzz.frames import Response
 from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData
+from qqproto.link import Retry
 from qqproto.qq.events import Dispatch, Event, Message, ProtocolViolation
 from qqproto.qq.gateway import (
     DEFAULT_GATEWAY_URL,
@@ -207,7 +208,7 @@ class _Driver:
             self.violations += isinstance(event, ProtocolViolation)
             if isinstance(event, Event):
                 _read_whole(event)
-            elif not isinstance(event, Dispatch | ProtocolViolation | TokenWanted):
+            elif not isinstance(event, Dispatch | ProtocolViolation | TokenWanted | Retry):
                 return f"of a {type(event).__name__}"
         return None
 

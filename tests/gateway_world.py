@@ -36,6 +36,7 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
+from qqproto.link import Retry
 from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
 from qqproto.qq.lifecycle import GatewayState
@@ -91,6 +92,7 @@ class GatewayWorld(RuleBasedStateMachine):
         self.conn: ServerConn | None = None
         self.lost_pending = False  # Disconnect carried out, connection_lost not yet reported
         self.conn_id = 0  # the id of the last Connect
+        self.retries: list[Retry] = []  # every failed attempt the client reported
         self.eager_lost = True
         self.prompt_tokens = True
         self.lives: list[float] = [7200.0]
@@ -217,6 +219,8 @@ class GatewayWorld(RuleBasedStateMachine):
                 self._delivered(event)
             elif isinstance(event, ProtocolViolation):
                 self.violations += 1
+            elif isinstance(event, Retry):
+                self.retries.append(event)
             else:
                 self.problems["delivery"].append(f"unexpected event {event!r}")
         elif isinstance(action, StateChanged):

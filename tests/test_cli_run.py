@@ -254,6 +254,27 @@ def test_max_attempts_counts_the_first_attempt(run: Callable[..., Command]) -> N
     assert command.wait() == 3
 
 
+def test_each_failed_attempt_that_will_be_retried_gets_a_retry_line(
+    run: Callable[..., Command],
+) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    command = run("--gateway-url", f"ws://127.0.0.1:{port}/websocket", "--max-attempts", "2")
+    failed = command.until(kind("failed"))
+    assert command.wait() == 3
+    [retry] = [line for line in command.seen if line["kind"] == "retry"]
+    assert list(retry) == ["kind", "attempt", "of", "delay", "reason"]
+    assert (retry["attempt"], retry["of"]) == (1, 2)
+    assert 0.5 <= retry["delay"] <= 1.5  # the first wait: 1 s, give or take its jitter
+    assert "connection refused" in retry["reason"]
+    # The attempt that spends the budget is the failed line, after the retry line.
+    assert command.seen.index(retry) < command.seen.index(failed)
+    assert "gave up after 2 failed attempts" in failed["reason"]
+
+
 def test_human_output_without_json(server: ThreadedSimulatorServer) -> None:
     command = subprocess.Popen(
         [sys.executable, "-m", "qqproto", "qq", "run", "--app-id", APP_ID, *endpoints(server)],

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from qqproto.adapters import DriverClosed, DriverError, DriverFailed
 
+from qqproto.link import Retry
 from qqproto.qq import (
     ApiResult,
     BotPhase,
@@ -321,7 +322,11 @@ def test_the_attempt_cap_gives_up_after_max_attempts(make: Make) -> None:
     assert isinstance(error, DriverFailed)
     assert "gave up after 2 failed attempts" in error.reason
     assert h.state is BotPhase.FAILED and h.failure_reason == error.reason
-    assert h.seen == [] and h.sim.identifies == []
+    # The first failed attempt reached the application; the second is the failure.
+    [retry] = h.seen
+    assert isinstance(retry, Retry) and (retry.attempt, retry.of) == (1, 2)
+    assert "connection refused" in retry.reason
+    assert h.sim.identifies == []
 
 
 # -- shutdown ---------------------------------------------------------------------------------

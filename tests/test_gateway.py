@@ -13,6 +13,7 @@ from fuzz.frames import OP_TEXT, frame
 from qqproto.actions import Connect, Deliver, Disconnect, SendData, StateChanged
 from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
 from qqproto.http import HttpResponse
+from qqproto.link import SHORT_SESSION, Retry
 from qqproto.qq import lifecycle
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import (
@@ -27,7 +28,6 @@ from qqproto.qq.events import (
 from qqproto.qq.gateway import (
     MAX_HEARTBEAT_MS,
     MAX_SEQ,
-    SHORT_SESSION,
     GatewayConfig,
     GatewayProtocol,
     Link,
@@ -630,6 +630,24 @@ def test_failed_attempts_back_off_and_the_cap_fails_with_the_last_reason() -> No
     assert h.proto.state is S.FAILED
     assert h.failed == ["gave up after 4 failed attempts; last: could not connect: refused #3"]
     assert len(h.connects) == 4
+    # Every failed attempt but the last was said, with its number, the cap, the
+    # wait that followed and why; the last one is the failure instead.
+    retries = [e for e in h.events if isinstance(e, Retry)]
+    assert [(r.attempt, r.of, r.reason) for r in retries] == [
+        (n + 1, 4, f"could not connect: refused #{n}") for n in range(3)
+    ]
+    assert [r.delay for r in retries] == pytest.approx(gaps)  # the waits that came
+    assert str(retries[0]).startswith("attempt 1 of 4 failed (could not connect: refused #0)")
+
+
+def test_a_good_session_lost_is_no_failed_attempt() -> None:
+    h, _ = ready_harness()
+    h.close_from_server(4009)
+    h.accept()
+    h.hello()
+    h.close_from_server(4009)  # the resume was not answered: that one failed
+    retries = [e for e in h.events if isinstance(e, Retry)]
+    assert [(r.attempt, r.reason) for r in retries] == [(1, "close 4009 (session timed out)")]
 
 
 def test_an_open_socket_does_not_reset_the_budget() -> None:

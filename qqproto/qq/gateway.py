@@ -31,9 +31,9 @@ from typing import Any
 import msgspec
 
 from ..actions import Connect, Deliver, Disconnect, Failed, SendData
-from ..backoff import Backoff
 from ..contract import Driven
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from ..link import ReconnectPolicy
 from ..ws import (
     DEFAULT_MAX_MESSAGE_SIZE,
     BytesReceived,
@@ -83,13 +83,6 @@ MAX_SEQ = 2**63 - 1
 RATE_LIMITED_PAUSE = 60.0
 #: The pause before a new Identify after the server dropped our session.
 NEW_SESSION_PAUSE = (1.0, 5.0)
-#: A session lost sooner than this after READY/RESUMED was short-lived ...
-SHORT_SESSION = 10.0
-#: ... and after this many short-lived sessions in a row, reconnects back off
-#: as failed attempts do. A server that accepts us and drops us at once (a
-#: Resume it honours, then a kill) must not be hammered in a tight loop; but
-#: those sessions did start, so they spend nothing of the attempt budget.
-SHORT_SESSIONS_TOLERATED = 2
 #: A token is refreshed this long before it expires (at most half its life).
 TOKEN_MARGIN = 10.0
 
@@ -278,18 +271,15 @@ class GatewayProtocol(Driven):
         self.config = config
         self._rng = config.rng or random.Random(config.seed)
         self._entropy = config.entropy or self._rng.randbytes
-        self._backoff = Backoff(
+        #: The attempt budget, the backoff, and the short-session rule (a
+        #: server that accepts us and drops us at once, say after a Resume it
+        #: honours, must not be hammered; those sessions spend no budget).
+        self._policy = ReconnectPolicy(
             self._rng,
             base=config.backoff_base,
             cap=config.backoff_cap,
             max_attempts=config.max_attempts,
         )
-        # Never exhausted: only its waits are used, never its attempt count.
-        self._short_session_backoff = Backoff(
-            self._rng, base=config.backoff_base, cap=config.backoff_cap, max_attempts=1
-        )
-        self._good_since = 0.0
-        self._short_sessions = 0
         self._lifecycle = TABLE.lifecycle(S.RESUMING if session else S.CONNECTING)
         #: What the lifecycle's conditions read (resumes and tokens that failed).
         self._counters = Counters()
@@ -765,8 +755,7 @@ class GatewayProtocol(Driven):
 
     def _connection_good(self, now: float) -> None:
         self._good = True
-        self._good_since = now
-        self._backoff.reset()
+        self._policy.connected(now)
         self._counters.failed_resumes = 0
         self._counters.refused_tokens = 0
 
@@ -786,16 +775,18 @@ class GatewayProtocol(Driven):
             counters.failed_resumes += 1
         counters.has_session = self._session_id is not None
         delay = loss.pause
-        if loss.input in _LOSSES and not self._good:
-            delay = max(delay, self._backoff.next_delay())
-            counters.attempts_spent = self._backoff.exhausted
+        failed_attempt = loss.input in _LOSSES and not self._good
+        if failed_attempt:
+            delay = max(delay, self._policy.attempt_failed())
+            counters.attempts_spent = self._policy.spent
         elif self._good:
-            delay = max(delay, self._short_session_wait(now))
+            delay = max(delay, self._policy.good_one_ended(now))
 
         row = TABLE.row(self.state, loss.input, counters)
         reason = loss.reason
         if row.when is SPENT:
-            reason = f"gave up after {self._backoff.failures} failed attempts; last: {reason}"
+            failures = self._policy.attempts.failures
+            reason = f"gave up after {failures} failed attempts; last: {reason}"
         elif row.when is RESUMES_FAILED:
             reason += f"; {counters.failed_resumes} resumes failed, starting a new session"
         elif row.when is REFUSED_TWICE:
@@ -817,19 +808,10 @@ class GatewayProtocol(Driven):
             self.failure_reason = reason
             self._out.append(Failed(reason))
             return
+        if failed_attempt:  # said, never silent
+            self._out.append(Deliver(self._policy.retry(delay, reason)))
         self._reconnect_at = now + delay
         self._maybe_connect(now)
-
-    def _short_session_wait(self, now: float) -> float:
-        """The wait a lost good session adds: none unless sessions keep dying young."""
-        if now - self._good_since >= SHORT_SESSION:
-            self._short_sessions = 0
-            self._short_session_backoff.reset()
-            return 0.0
-        self._short_sessions += 1
-        if self._short_sessions <= SHORT_SESSIONS_TOLERATED:
-            return 0.0
-        return self._short_session_backoff.next_delay()
 
     def _tear_down(self, code: int) -> None:
         """Close our side of the link, if there is one."""
