@@ -67,7 +67,8 @@ from qqproto.adapters.threaded_bot import ThreadedQQBot
 from websockets.asyncio.client import connect
 
 from qqproto.qq import GroupAtMessageCreate, Ready, TokenWanted
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol
+from qqproto.qq.gateway import GatewayProtocol
+from qqproto.qq.session import GatewayConfig
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_dispatch import dispatch_payloads, server_frame, switching_protocols, text

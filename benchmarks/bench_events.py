@@ -87,8 +87,9 @@ from qqproto.qq.events import (
     Message,
     ProtocolViolation,
 )
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol
+from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
+from qqproto.qq.session import GatewayConfig
 from qqproto.qq.text import clean_content, with_scheme
 from qqproto.ws import Closed, TextReceived, WebSocketClient
 

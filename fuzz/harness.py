@@ -33,15 +33,9 @@ from fuzz.frames import Response
 from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData
 from qqproto.link import Retry
 from qqproto.qq.events import Dispatch, Event, Message, ProtocolViolation
-from qqproto.qq.gateway import (
-    DEFAULT_GATEWAY_URL,
-    GatewayConfig,
-    GatewayProtocol,
-    Link,
-    Session,
-    TokenWanted,
-)
+from qqproto.qq.gateway import GatewayProtocol, Link
 from qqproto.qq.lifecycle import GatewayState as S
+from qqproto.qq.session import DEFAULT_GATEWAY_URL, GatewayConfig, Session, TokenWanted
 from qqproto.testing.wire import FakeServer
 
 #: The fake clock's time while a gateway is prepared.

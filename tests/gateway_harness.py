@@ -26,8 +26,9 @@ from qqproto.actions import (
     StateChanged,
 )
 from qqproto.qq.events import Dispatch, Event, ProtocolViolation
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
+from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
+from qqproto.qq.session import GatewayConfig, Session, TokenWanted
 
 from .timers import fire_deadlines
 

@@ -38,8 +38,9 @@ from qqproto.actions import (
 )
 from qqproto.link import Retry
 from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
-from qqproto.qq.gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
+from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
+from qqproto.qq.session import GatewayConfig, Session, TokenWanted
 
 from .gateway_model import ClientModel, ServerSession, ServerState, close_cause
 

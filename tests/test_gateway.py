@@ -25,17 +25,10 @@ from qqproto.qq.events import (
     Ready,
     Resumed,
 )
-from qqproto.qq.gateway import (
-    MAX_HEARTBEAT_MS,
-    MAX_SEQ,
-    GatewayConfig,
-    GatewayProtocol,
-    Link,
-    Session,
-    TokenWanted,
-)
+from qqproto.qq.gateway import MAX_HEARTBEAT_MS, MAX_SEQ, GatewayProtocol, Link
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
+from qqproto.qq.session import GatewayConfig, Session, TokenWanted
 
 from .gateway_harness import BOT_ID, GROUP, MEMBER, Harness, ServerEnd
 

@@ -56,8 +56,9 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
-from qqproto.qq.gateway import Link, Session
+from qqproto.qq.gateway import Link
 from qqproto.qq.lifecycle import TABLE, GatewayState
+from qqproto.qq.session import Session
 
 from .gateway_model import (
     FATAL_CODES,

@@ -34,7 +34,7 @@ from .events import (
     Ready,
     Resumed,
 )
-from .gateway import DEFAULT_GATEWAY_URL, GatewayConfig, GatewayProtocol, Link, Session, TokenWanted
+from .gateway import GatewayProtocol, Link
 from .lifecycle import GatewayState
 from .parts import (
     Attachment,
@@ -55,6 +55,7 @@ from .payloads import CloseAction, ClosePolicy, Intents, Opcode, close_policy
 from .phases import BotPhase, TokenPhase
 from .replies import ReplyContext, ReplyPolicy, ReplyRefused, ReplyTicket, ReplyTracker
 from .scenes import Scene
+from .session import DEFAULT_GATEWAY_URL, GatewayConfig, Session, TokenWanted
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",

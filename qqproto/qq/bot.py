@@ -48,11 +48,12 @@ from .api import (
 from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
 from .conversation import Conversations, reply_code
 from .events import ProtocolViolation
-from .gateway import GatewayConfig, GatewayProtocol, Session, TokenWanted
+from .gateway import GatewayProtocol
 from .payloads import Intents
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .replies import Outcome, ReplyPolicy, ReplyRefused, ReplyTicket
 from .scenes import Scene
+from .session import GatewayConfig, Session, TokenWanted
 
 __all__ = ["ApiResult", "BotConfig", "BotProtocol"]
 

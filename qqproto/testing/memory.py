@@ -41,7 +41,7 @@ from ..actions import (
 from ..contract import Driven
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..http import HttpConnection, HttpResponse
-from ..qq.gateway import TokenWanted
+from ..qq.session import TokenWanted
 from ..url import Origin
 from ._sim_http import SimConnection
 from .simulator import QQSimulator
