@@ -31,9 +31,9 @@ from typing import Any, Final
 
 from fuzz.frames import Response
 from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData
-from qqproto.link import Retry
+from qqproto.link import LinkState, Retry
 from qqproto.qq.events import Dispatch, Event, Message, ProtocolViolation
-from qqproto.qq.gateway import GatewayProtocol, Link
+from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState as S
 from qqproto.qq.session import DEFAULT_GATEWAY_URL, GatewayConfig, Session, TokenWanted
 from qqproto.testing.wire import FakeServer
@@ -114,7 +114,7 @@ def prepare(state: str, cut: int = 0) -> Prepared:
         proto.receive_data(1, data, T0)
         proto.actions()
     assert proto.state is EXPECTED[state], f"prepare({state!r}) reached {proto.state}"
-    assert proto.link is Link.OPEN, f"prepare({state!r}): link {proto.link}"
+    assert proto.link is LinkState.OPEN, f"prepare({state!r}): link {proto.link}"
     return Prepared(proto, server, response, accept.group(1), len(script[0]))
 
 
@@ -162,7 +162,7 @@ class ContractViolation(AssertionError):
 class _Driver:
     """What a driver would know: the transport, and whether the object failed."""
 
-    link: Link = Link.OPEN
+    link: LinkState = LinkState.OPEN
     conn: int = 1  # the connection the link is on
     failed: bool = False
     delivered: int = 0
@@ -184,15 +184,15 @@ class _Driver:
         if isinstance(action, Failed):
             self.failed = True
         elif isinstance(action, Connect):
-            if self.link is not Link.IDLE or action.conn <= self.conn:
+            if self.link is not LinkState.IDLE or action.conn <= self.conn:
                 return f"with the link {self.link.value}, as connection {action.conn}"
-            self.link, self.conn = Link.OPENING, action.conn
+            self.link, self.conn = LinkState.OPENING, action.conn
         elif isinstance(action, Disconnect):
-            if self.link not in (Link.OPEN, Link.OPENING) or action.conn != self.conn:
+            if self.link not in (LinkState.OPEN, LinkState.OPENING) or action.conn != self.conn:
                 return f"of connection {action.conn} with the link {self.link.value}"
-            self.link = Link.CLOSING
+            self.link = LinkState.CLOSING
         elif isinstance(action, SendData):
-            if self.link is not Link.OPEN or action.conn != self.conn:
+            if self.link is not LinkState.OPEN or action.conn != self.conn:
                 return f"on connection {action.conn} with the link {self.link.value}"
             if type(action.data) is not bytes:
                 return f"of {type(action.data).__name__}"
@@ -226,7 +226,8 @@ def _check(proto: GatewayProtocol, driver: _Driver, where: str) -> None:
     if deadline is not None and (type(deadline) is not float or not math.isfinite(deadline)):
         raise ContractViolation(f"{where}: next_deadline() is {deadline!r}")
     driver.take(proto.actions(), where)
-    if proto.link is Link.OPEN and proto._ws is not None and proto._ws.is_closed:
+    ws = proto._link.ws
+    if proto.link is LinkState.OPEN and ws is not None and ws.is_closed:
         # The WebSocket is over (a close frame, a broken frame, a message too
         # big) but the gateway never saw it end.
         raise ContractViolation(f"{where}: the link is open but its WebSocket is closed")
@@ -249,13 +250,13 @@ def run_case(case: Case) -> Outcome:
     proto, now = prep.proto, T0
     driver = _Driver()
     for k, chunk in enumerate(case.chunks(prep)):
-        if proto.link is Link.CLOSING:
+        if proto.link is LinkState.CLOSING:
             # After Disconnect, bytes still in flight are dropped quietly.
             proto.receive_data(driver.conn, chunk, now)
             if proto.actions():
                 raise ContractViolation("receive_data after Disconnect produced actions")
             continue
-        if proto.link is not Link.OPEN:
+        if proto.link is not LinkState.OPEN:
             break
         proto.receive_data(driver.conn, chunk, now)
         _check(proto, driver, f"receive_data #{k + 1} ({len(chunk)} bytes)")
@@ -263,13 +264,13 @@ def run_case(case: Case) -> Outcome:
     after_bytes = proto.state
     # The driver's side of the story: close what was asked, fire the timers.
     for _ in range(3):
-        if driver.link is Link.CLOSING:
+        if driver.link is LinkState.CLOSING:
             proto.connection_lost(driver.conn, now, None)
-            driver.link = Link.IDLE
+            driver.link = LinkState.IDLE
             _check(proto, driver, "connection_lost after Disconnect")
             continue
         deadline = proto.next_deadline()
-        if deadline is None or driver.link is Link.OPENING:
+        if deadline is None or driver.link is LinkState.OPENING:
             break
         now = max(now, deadline)
         proto.handle_timer(now)

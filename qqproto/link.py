@@ -1,8 +1,15 @@
-"""An outbound link's reconnect policy, and the value each failed attempt becomes.
+"""One outbound WebSocket link: its transport, its reconnect policy, and the
+value each failed attempt becomes.
 
 Anything that keeps one connection up to a server (the QQ gateway, OneBot's
-forward WebSocket client) loses it now and then, and must decide when to try
-again. :class:`ReconnectPolicy` holds those rules, apart from any protocol:
+forward WebSocket client) holds a :class:`WebSocketLink`: one transport at a
+time, named by its connection id, through the states of :class:`LinkState`,
+with the WebSocket client on it. The protocol on top reads the link's
+events and decides what they mean; the link checks the driver's calls
+against the one transport it asked for.
+
+It loses the connection now and then, and must decide when to try again.
+:class:`ReconnectPolicy` holds those rules, apart from any protocol:
 
 - **the attempt budget**: a connection that never reached its goal (READY,
   say) is one failed attempt; after ``max_attempts`` in a row, give up;
@@ -22,11 +29,23 @@ how long until the next.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 
+from .actions import Action, Connect, Disconnect, SendData
 from .backoff import Backoff
+from .errors import LocalProtocolError
+from .ws import Entropy, WebSocketClient, WsEvent
 
-__all__ = ["SHORT_SESSION", "SHORT_SESSIONS_TOLERATED", "ReconnectPolicy", "Retry"]
+__all__ = [
+    "SHORT_SESSION",
+    "SHORT_SESSIONS_TOLERATED",
+    "LinkState",
+    "ReconnectPolicy",
+    "Retry",
+    "WebSocketLink",
+]
 
 #: A good connection lost sooner than this (seconds) was short-lived ...
 SHORT_SESSION = 10.0
@@ -110,3 +129,127 @@ class ReconnectPolicy:
 
     def __repr__(self) -> str:
         return f"ReconnectPolicy({self.attempts!r}, short sessions in a row: {self._shorts})"
+
+
+class LinkState(Enum):
+    """The one transport under a link."""
+
+    IDLE = "idle"  # none; a reconnect may be pending
+    OPENING = "opening"  # Connect was asked for
+    OPEN = "open"  # connection_made was called
+    CLOSING = "closing"  # Disconnect was asked for; waiting for connection_lost
+
+
+class WebSocketLink:
+    """One outbound WebSocket at a time, and when to open the next.
+
+    ``out`` takes the actions the link asks for (``Connect``, ``SendData``,
+    ``Disconnect``); ``ids`` numbers its connections (the owner's counter).
+    The owner calls :meth:`open` when :meth:`due`, forwards the driver's
+    calls to :meth:`made`, :meth:`receive` and :meth:`lost`, and ends a
+    connection with :meth:`close`.
+    """
+
+    __slots__ = (
+        "_entropy",
+        "_ids",
+        "_max_message_size",
+        "_out",
+        "conn",
+        "policy",
+        "reconnect_at",
+        "state",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        out: Callable[[Action], None],
+        ids: Iterator[int],
+        entropy: Entropy,
+        policy: ReconnectPolicy,
+        *,
+        max_message_size: int,
+    ) -> None:
+        self._out, self._ids, self._entropy = out, ids, entropy
+        self._max_message_size = max_message_size
+        self.policy = policy
+        self.state = LinkState.IDLE
+        self.conn = 0  # the id of the transport (none while IDLE)
+        self.ws: WebSocketClient | None = None
+        #: When the next connection may open (None: at once).
+        self.reconnect_at: float | None = None
+
+    def due(self, now: float) -> bool:
+        """Whether a new connection may open now."""
+        at = self.reconnect_at
+        return self.state is LinkState.IDLE and (at is None or now >= at)
+
+    def open(self, url: str) -> None:
+        """Ask for a new transport to ``url`` (only while IDLE)."""
+        assert self.state is LinkState.IDLE, self.state
+        self.ws = WebSocketClient(url, self._entropy, max_message_size=self._max_message_size)
+        self.state, self.conn, self.reconnect_at = LinkState.OPENING, next(self._ids), None
+        self._out(Connect(self.conn, url))
+
+    def made(self, conn: int) -> None:
+        """The driver's ``connection_made``: the upgrade request goes out."""
+        if self.state is not LinkState.OPENING or conn != self.conn:
+            raise self._misuse("connection_made without an outstanding Connect", conn, "a Connect")
+        assert self.ws is not None
+        self.state = LinkState.OPEN
+        self._out(SendData(conn, self.ws.connect()))
+
+    def receive(self, conn: int, data: bytes) -> list[WsEvent]:
+        """The driver's ``receive_data``: what the WebSocket made of ``data``
+        (nothing once we let the transport go)."""
+        if self.state is not LinkState.OPEN or conn != self.conn:
+            if self.state is LinkState.CLOSING and conn == self.conn:
+                return []  # we already let this transport go
+            raise self._misuse("data received without an open transport", conn, "connection_made")
+        assert self.ws is not None
+        return self.ws.receive_data(data)
+
+    def lost(self, conn: int) -> LinkState:
+        """The driver's ``connection_lost``: the state the transport was in
+        (CLOSING when we asked for it). The link is IDLE after."""
+        state = self.state
+        if state is LinkState.IDLE or conn != self.conn:
+            raise self._misuse(
+                "connection_lost without a transport", conn, "a Connect or a transport"
+            )
+        self.state, self.ws = LinkState.IDLE, None
+        return state
+
+    def close(self, code: int) -> None:
+        """End the transport: the close frame (when open), then ``Disconnect``."""
+        if self.state is LinkState.OPEN:
+            ws = self.ws
+            assert ws is not None
+            if data := ws.data_to_send() + ws.close(code):
+                self._out(SendData(self.conn, data))
+        if self.state in (LinkState.OPEN, LinkState.OPENING):
+            self._out(Disconnect(self.conn))
+            self.state = LinkState.CLOSING
+
+    def send_text(self, text: str) -> None:
+        """A text message, unless the WebSocket is closed already (the peer's
+        close can be read in the same chunk as a message asking for an answer:
+        its Closed event comes next, and the answer has no place to go)."""
+        ws = self.ws
+        if ws is not None and ws.is_open:
+            self._out(SendData(self.conn, ws.send_text(text)))
+
+    def flush(self) -> None:
+        """What the WebSocket owes the peer (pongs, a close answered)."""
+        if self.ws is not None and (data := self.ws.data_to_send()):
+            self._out(SendData(self.conn, data))
+
+    def _misuse(self, what: str, conn: int, expected: str) -> LocalProtocolError:
+        ours = f"link {self.state.value}" + (f" on connection {self.conn}" if self.conn else "")
+        return LocalProtocolError(
+            what, expected=f"{expected} first ({ours})", received=f"connection {conn}"
+        )
+
+    def __repr__(self) -> str:
+        return f"WebSocketLink({self.state.value}, conn={self.conn})"

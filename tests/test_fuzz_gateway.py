@@ -17,8 +17,8 @@ from fuzz import fuzz_gateway as fz
 from fuzz.frames import ACCEPT, OP_PING, OP_TEXT, Response, close_frame, frame
 from fuzz.harness import FULL_101, HELLO, READY, STATES, T0, Case, dispatch, prepare, run_case
 from qqproto.actions import Action, Deliver, Disconnect, Failed, SendData, StateChanged
+from qqproto.link import LinkState
 from qqproto.qq.events import GroupAtMessageCreate, ProtocolViolation
-from qqproto.qq.gateway import Link
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.ws import WebSocketClient
 
@@ -68,7 +68,7 @@ def test_a_templated_101_is_accepted() -> None:
     ok = Response(101, (*headers, (b"Sec-WebSocket-Accept", ACCEPT)))
     prep.proto.receive_data(prep.conn, ok.render(prep.accept) + prep.server.send(HELLO), T0)
     assert prep.proto.state is S.IDENTIFY
-    assert prep.proto.link is Link.OPEN
+    assert prep.proto.link is LinkState.OPEN
 
 
 # -- the fuzz targets, briefly -------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_a_reply_owed_to_a_server_that_closed_in_the_same_read_is_dropped(
     assert close_sent(actions) == 4009  # the close answered, the reply not sent
     assert any(isinstance(a, Disconnect) for a in actions)
     assert any(isinstance(a, StateChanged) and a.why.startswith("close 4009") for a in actions)
-    assert prep.proto.link is Link.CLOSING
+    assert prep.proto.link is LinkState.CLOSING
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_a_close_in_the_same_read_as_another_event_is_seen(
     prep.proto.receive_data(prep.conn, head + prep.server.close(4914, "offline"), T0)
     actions = prep.proto.actions()
     assert prep.proto.state is S.FAILED
-    assert prep.proto.link is Link.CLOSING
+    assert prep.proto.link is LinkState.CLOSING
     assert any(isinstance(a, Failed) for a in actions)
     assert close_sent(actions) == 4914
 

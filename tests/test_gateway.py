@@ -13,7 +13,7 @@ from fuzz.frames import OP_TEXT, frame
 from qqproto.actions import Connect, Deliver, Disconnect, SendData, StateChanged
 from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
 from qqproto.http import HttpResponse
-from qqproto.link import SHORT_SESSION, Retry
+from qqproto.link import SHORT_SESSION, LinkState, Retry
 from qqproto.qq import lifecycle
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import (
@@ -25,7 +25,7 @@ from qqproto.qq.events import (
     Ready,
     Resumed,
 )
-from qqproto.qq.gateway import MAX_HEARTBEAT_MS, MAX_SEQ, GatewayProtocol, Link
+from qqproto.qq.gateway import MAX_HEARTBEAT_MS, MAX_SEQ, GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
 from qqproto.qq.session import GatewayConfig, Session, TokenWanted
@@ -676,7 +676,7 @@ def test_one_transport_at_a_time() -> None:
     # A close frame, then EOF, then the driver's connection_lost: one reconnect.
     h.close_from_server(4009)
     assert h.connects.count(h.connects[0]) == 2
-    assert h.proto.link is Link.OPENING
+    assert h.proto.link is LinkState.OPENING
     with pytest.raises(LocalProtocolError):
         h.proto.receive_data(h.conn - 1, b"late bytes", h.now)  # the old connection's
 
@@ -849,7 +849,7 @@ def test_a_refused_upgrade_is_reported_and_retried() -> None:
     [violation] = h.violations()
     assert isinstance(violation.error, WebSocketHandshakeError)
     assert violation.error.status == 401 and violation.error.body == b"denied"
-    assert h.disconnects == 1 and h.proto.link is Link.IDLE  # the transport was let go
+    assert h.disconnects == 1 and h.proto.link is LinkState.IDLE  # the transport was let go
     deadline = h.proto.next_deadline()
     assert deadline is not None and h.now < deadline <= h.now + 1.25  # a backoff, then a retry
     h.advance(1.25)
@@ -1210,7 +1210,7 @@ def test_close_sends_1000_and_never_reconnects() -> None:
     assert server.closed_by_client == 1000
     assert h.states[-1] == StateChanged("gateway", "READY", "CLOSED", "closed by the application")
     h.advance(3600)
-    assert h.proto.link is Link.IDLE and not h.pending_connect
+    assert h.proto.link is LinkState.IDLE and not h.pending_connect
     with pytest.raises(LocalProtocolError, match="no transition for 'close' in CLOSED"):
         h.proto.close(h.now)
 

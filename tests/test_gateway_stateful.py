@@ -56,7 +56,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
-from qqproto.qq.gateway import Link
+from qqproto.link import LinkState
 from qqproto.qq.lifecycle import TABLE, GatewayState
 from qqproto.qq.session import Session
 
@@ -539,7 +539,13 @@ class GatewayMachine(GatewayWorld):
     @invariant()
     def one_transport_at_a_time(self) -> None:
         assert not self.problems["transport"], self.problems["transport"]
-        expected = Link.OPENING if self.pending_connect else Link.OPEN if self.conn else Link.IDLE
+        expected = (
+            LinkState.OPENING
+            if self.pending_connect
+            else LinkState.OPEN
+            if self.conn
+            else LinkState.IDLE
+        )
         assert self.proto.link is expected, (self.proto.link, expected)
 
     @invariant()

@@ -34,7 +34,7 @@ from .events import (
     Ready,
     Resumed,
 )
-from .gateway import GatewayProtocol, Link
+from .gateway import GatewayProtocol
 from .lifecycle import GatewayState
 from .parts import (
     Attachment,
@@ -107,7 +107,6 @@ __all__ = [
     "InteractionCreate",
     "InteractionData",
     "InteractionResolved",
-    "Link",
     "Message",
     "MessageCreate",
     "MessageReference",

@@ -30,15 +30,14 @@ from typing import Any
 
 import msgspec
 
-from ..actions import Connect, Deliver, Disconnect, Failed, SendData
+from ..actions import Deliver, Failed
 from ..contract import Driven
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
-from ..link import ReconnectPolicy
+from ..link import LinkState, ReconnectPolicy, WebSocketLink
 from ..ws import (
     BytesReceived,
     Closed,
     TextReceived,
-    WebSocketClient,
 )
 from .decode import EventDecodeError, EventDecoder, json_value
 from .events import Dispatch, Event, ProtocolViolation
@@ -95,15 +94,6 @@ def _is_lifecycle(t: object) -> bool:
     return type(t) is str and t in _LIFECYCLE_EVENTS
 
 
-class Link(Enum):
-    """The transport under the session, one at a time."""
-
-    IDLE = "idle"  # none; a reconnect may be pending
-    OPENING = "opening"  # Connect was asked for
-    OPEN = "open"  # connection_made was called
-    CLOSING = "closing"  # Disconnect was asked for; waiting for connection_lost
-
-
 class _Login(Enum):
     NONE = "none"
     PENDING = "waiting for a token"
@@ -148,7 +138,6 @@ class GatewayProtocol(Driven):
             )
         self.config = config
         self._rng = config.rng or random.Random(config.seed)
-        self._entropy = config.entropy or self._rng.randbytes
         #: The attempt budget, the backoff, and the short-session rule (a
         #: server that accepts us and drops us at once, say after a Resume it
         #: honours, must not be hammered; those sessions spend no budget).
@@ -157,6 +146,14 @@ class GatewayProtocol(Driven):
             base=config.backoff_base,
             cap=config.backoff_cap,
             max_attempts=config.max_attempts,
+        )
+        #: The one transport at a time, and the WebSocket on it.
+        self._link = WebSocketLink(
+            lambda action: self._out.append(action),
+            self._ids,
+            config.entropy or self._rng.randbytes,
+            self._policy,
+            max_message_size=config.max_message_size,
         )
         self._lifecycle = TABLE.lifecycle(S.RESUMING if session else S.CONNECTING)
         #: What the lifecycle's conditions read (resumes and tokens that failed).
@@ -177,15 +174,11 @@ class GatewayProtocol(Driven):
         self._token_margin = 0.0
         self._token_requested = False
 
-        # The transport and what belongs to one connection.
-        self._link = Link.IDLE
-        self._conn = 0  # the id of the transport the link is on (none while IDLE)
-        self._ws: WebSocketClient | None = None
-        self._reconnect_at: float | None = None
+        # What belongs to one connection.
         self._reset_connection()
 
         self._request_token("no access token yet")
-        self._open_link()
+        self._link.open(self._gateway_url)
 
     def _reset_connection(self) -> None:
         self._hello_deadline: float | None = None
@@ -202,8 +195,8 @@ class GatewayProtocol(Driven):
         return self._lifecycle.state
 
     @property
-    def link(self) -> Link:
-        return self._link
+    def link(self) -> LinkState:
+        return self._link.state
 
     @property
     def seq(self) -> int | None:
@@ -227,9 +220,10 @@ class GatewayProtocol(Driven):
         """When :meth:`handle_timer` must be called next, or None."""
         if self.state in _TERMINAL:
             return None
-        if self._link is Link.IDLE:
-            return self._reconnect_at
-        if self._link is Link.OPEN:
+        link = self._link.state
+        if link is LinkState.IDLE:
+            return self._link.reconnect_at
+        if link is LinkState.OPEN:
             if self._hello_deadline is not None:
                 return self._hello_deadline
             return self._heartbeat_at
@@ -238,32 +232,15 @@ class GatewayProtocol(Driven):
     # -- the driver contract --------------------------------------------------
 
     def connection_made(self, conn: int, now: float) -> None:
-        if self._link is not Link.OPENING or conn != self._conn:
-            raise LocalProtocolError(
-                "connection_made without an outstanding Connect",
-                expected=f"the connection of a Connect to answer ({self._ours()})",
-                received=f"connection {conn}",
-            )
-        assert self._ws is not None
-        self._link = Link.OPEN
+        self._link.made(conn)
         self._hello_deadline = now + self.config.hello_timeout
-        self._send(self._ws.connect())
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
-        if self._link is not Link.OPEN or conn != self._conn:
-            if self._link is Link.CLOSING and conn == self._conn:
-                return  # we already let this transport go
-            raise LocalProtocolError(
-                "data received without an open transport",
-                expected=f"connection_made before receive_data ({self._ours()})",
-                received=f"connection {conn}",
-            )
-        ws = self._ws
-        assert ws is not None
-        # A local, not Link.OPEN: cheaper per message, and type checkers do not
-        # carry a narrowing of `_link` across the calls that change it.
-        is_open = Link.OPEN
-        for event in ws.receive_data(data):
+        link = self._link
+        # A local, not LinkState.OPEN: cheaper per message, and type checkers
+        # do not carry a narrowing of `state` across the calls that change it.
+        is_open = LinkState.OPEN
+        for event in link.receive(conn, data):
             if type(event) is TextReceived:
                 self._on_text(event.text, now)
             elif type(event) is Closed:
@@ -274,38 +251,28 @@ class GatewayProtocol(Driven):
                         "binary WebSocket message", expected="a text message", received=event
                     )
                 )
-            if self._link is not is_open:
+            if link.state is not is_open:
                 # We ended the connection mid-read: what followed is for a
                 # later resume to replay.
                 return
-        reply = ws.data_to_send()
-        if reply:
-            self._send(reply)
+        link.flush()  # pongs, and a close we answered
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
-        link = self._link
-        if link is Link.IDLE or conn != self._conn:
-            raise LocalProtocolError(
-                "connection_lost without a transport",
-                expected=f"a Connect outstanding or a transport open ({self._ours()})",
-                received=f"connection {conn}",
-            )
-        if link is Link.CLOSING:
-            self._link = Link.IDLE
-            self._ws = None
+        was = self._link.lost(conn)
+        if was is LinkState.CLOSING:  # as we asked
             self._maybe_connect(now)
             return
-        what = "could not connect" if link is Link.OPENING else "transport lost"
+        what = "could not connect" if was is LinkState.OPENING else "transport lost"
         why = f"{what}: {reason}" if reason else what
         self._lose(_Loss(Input.LINK_LOST, why), now, transport_gone=True)
 
     def handle_timer(self, now: float) -> None:
         if self.state in _TERMINAL:
             return
-        link = self._link
-        if link is Link.IDLE:
+        link = self._link.state
+        if link is LinkState.IDLE:
             self._maybe_connect(now)
-        elif link is Link.OPEN:
+        elif link is LinkState.OPEN:
             deadline = self._hello_deadline
             if deadline is not None:
                 if now >= deadline:
@@ -343,13 +310,13 @@ class GatewayProtocol(Driven):
         self._token_expires_at = expires_at
         self._token_margin = min(TOKEN_MARGIN, (expires_at - now) / 2)
         self._token_requested = False
-        if self._login is _Login.PENDING and self._link is Link.OPEN:
+        if self._login is _Login.PENDING and self._link.state is LinkState.OPEN:
             self._log_in(now)
 
     def close(self, now: float, code: int = 1000) -> None:
         """Close the gateway for good (1000 tells the server the session is over)."""
         self._fire(Input.CLOSE, "closed by the application")
-        self._tear_down(code)
+        self._link.close(code)
 
     # -- frames -----------------------------------------------------------------
 
@@ -642,11 +609,8 @@ class GatewayProtocol(Driven):
     def _lose(self, loss: _Loss, now: float, *, transport_gone: bool = False) -> None:
         """Count what the end of this connection means, let the lifecycle table
         decide (resume, new session or give up), and arm one reconnect."""
-        if transport_gone:
-            self._link = Link.IDLE
-            self._ws = None
-        else:
-            self._tear_down(RESUMABLE_CLOSE_CODE)
+        if not transport_gone:
+            self._link.close(RESUMABLE_CLOSE_CODE)
 
         counters = self._counters
         if self._login is _Login.RESUME and not self._good:
@@ -688,36 +652,13 @@ class GatewayProtocol(Driven):
             return
         if failed_attempt:  # said, never silent
             self._out.append(Deliver(self._policy.retry(delay, reason)))
-        self._reconnect_at = now + delay
+        self._link.reconnect_at = now + delay
         self._maybe_connect(now)
 
-    def _tear_down(self, code: int) -> None:
-        """Close our side of the link, if there is one."""
-        if self._link is Link.OPEN:
-            ws = self._ws
-            assert ws is not None
-            data = ws.data_to_send() + ws.close(code)
-            if data:
-                self._send(data)
-        if self._link in (Link.OPEN, Link.OPENING):
-            self._out.append(Disconnect(self._conn))
-            self._link = Link.CLOSING
-
     def _maybe_connect(self, now: float) -> None:
-        if self._link is Link.IDLE and self.state not in _TERMINAL:
-            at = self._reconnect_at
-            if at is None or now >= at:
-                self._usable_token(now)  # fetch it while the socket opens, not after Hello
-                self._open_link()
-
-    def _open_link(self) -> None:
-        self._ws = WebSocketClient(
-            self._gateway_url, self._entropy, max_message_size=self.config.max_message_size
-        )
-        self._link = Link.OPENING
-        self._conn = next(self._ids)
-        self._reconnect_at = None
-        self._out.append(Connect(self._conn, self._gateway_url))
+        if self.state not in _TERMINAL and self._link.due(now):
+            self._usable_token(now)  # fetch it while the socket opens, not after Hello
+            self._link.open(self._gateway_url)
 
     # -- small helpers ------------------------------------------------------------------
 
@@ -744,19 +685,7 @@ class GatewayProtocol(Driven):
         return self._rng.uniform(low, high)
 
     def _send_text(self, text: str) -> None:
-        ws = self._ws
-        assert ws is not None
-        # The peer's close can be parsed in the same read as a message that
-        # asks for an answer: the WebSocket is then closed, its Closed event
-        # comes next and ends the connection, and the answer has no place to go.
-        if ws.is_open:
-            self._out.append(SendData(self._conn, ws.send_text(text)))
-
-    def _send(self, data: bytes) -> None:
-        self._out.append(SendData(self._conn, data))
-
-    def _ours(self) -> str:
-        return f"link {self._link.value}" + (f" on connection {self._conn}" if self._conn else "")
+        self._link.send_text(text)
 
     def _violation(self, error: RemoteProtocolError) -> None:
         self._out.append(Deliver(ProtocolViolation(error)))
@@ -764,5 +693,5 @@ class GatewayProtocol(Driven):
     def __repr__(self) -> str:
         return (
             f"GatewayProtocol(app_id={self.config.app_id!r}, shard={self.config.shard}, "
-            f"state={self.state.name}, link={self._link.value}, seq={self._seq})"
+            f"state={self.state.name}, link={self._link.state.value}, seq={self._seq})"
         )
