@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint types unit soak fuzz bench mutation diagram docs demo clean
+.PHONY: test lint types unit install-check soak fuzz bench mutation diagram docs demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy qqproto adapters tests benchmarks fuzz tools
+	$(BIN)/mypy qqproto tests benchmarks fuzz tools
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# The README's install in a fresh virtual environment, then mypy --strict on a
+# bot author's script: the installed package must be found, typed (CI runs it).
+CHECK := build/install-check
+install-check:
+	rm -rf $(CHECK)
+	$(PYTHON) -m venv $(CHECK)
+	$(CHECK)/bin/python -m pip install --quiet -e . mypy==2.4.1
+	cd $(CHECK) && bin/mypy --strict --no-incremental $(CURDIR)/tests/installed/user_bot.py
+	$(CHECK)/bin/qqproto --version
 
 # 100,000 random gateway schedules; takes a while.
 soak: $(STAMP)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 from qqproto.qq import ApiCall, ApiResult
@@ -37,7 +37,7 @@ from ._bot import BotBase, on_sigterm
 from ._common import DriverClosed, DriverFailed
 from .asyncio import AsyncioDriver
 
-__all__ = ["DriverFailed", "QQBot"]
+__all__ = ["QQBot"]
 
 log = logging.getLogger(__name__)
 _END = object()  # the driver ended: no more events
@@ -93,7 +93,7 @@ class QQBot(BotBase[AsyncioDriver]):
                 self._dropped_oldest(self._queue.get_nowait())
             self._queue.put_nowait(value)
 
-    async def events(self) -> AsyncIterator[object]:
+    async def events(self) -> AsyncGenerator[object, None]:
         """Every event, in order, until the bot closes; raises DriverFailed if it gave up."""
         await self.start()
         while True:

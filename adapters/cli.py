@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from qqproto import __version__
 from qqproto.errors import ConfigError
 from qqproto.qq import Intents
 from qqproto.url import BadUrl, Url
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qqproto", description="A sans-IO protocol core for QQ bots."
     )
+    parser.add_argument("--version", action="version", version=f"qqproto {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("demo", help="a bot against the local simulator; no network")
     qq = commands.add_parser("qq", help="the QQ Official Bot platform")

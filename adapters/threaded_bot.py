@@ -29,7 +29,7 @@ from ._bot import BotBase, on_sigterm
 from ._common import DriverClosed, DriverFailed
 from .threaded import ThreadedDriver
 
-__all__ = ["DriverFailed", "ThreadedQQBot"]
+__all__ = ["ThreadedQQBot"]
 
 log = logging.getLogger(__name__)
 _END = object()  # the driver ended: no more events

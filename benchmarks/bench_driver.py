@@ -60,12 +60,12 @@ from importlib.metadata import version
 from multiprocessing.connection import Connection
 from typing import Any
 
+from websockets.asyncio.client import connect
+
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.bot import QQBot
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
-from websockets.asyncio.client import connect
-
 from qqproto.qq import GroupAtMessageCreate, Ready, TokenWanted
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.session import GatewayConfig
@@ -326,10 +326,12 @@ async def asyncio_driver(server: Server, n: int) -> float:
 
 async def asyncio_bot(server: Server, n: int) -> float:
     counter = Counter(n)
-    options = {"gateway_url": server.url, "token_url": f"{server.base}/app/getAppAccessToken"}
+    token_url = f"{server.base}/app/getAppAccessToken"
     async with (
         asyncio.timeout(TIMEOUT),
-        QQBot(APP_ID, SECRET, api_base=server.base, **options) as bot,
+        QQBot(
+            APP_ID, SECRET, api_base=server.base, gateway_url=server.url, token_url=token_url
+        ) as bot,
         contextlib.aclosing(bot.events()) as events,
     ):
         async for event in events:
@@ -361,9 +363,11 @@ def threaded_driver(server: Server, n: int) -> float:
 
 def threaded_bot(server: Server, n: int) -> float:
     counter = Counter(n)
-    options = {"gateway_url": server.url, "token_url": f"{server.base}/app/getAppAccessToken"}
+    token_url = f"{server.base}/app/getAppAccessToken"
     watchdog = None
-    with ThreadedQQBot(APP_ID, SECRET, api_base=server.base, **options) as bot:
+    with ThreadedQQBot(
+        APP_ID, SECRET, api_base=server.base, gateway_url=server.url, token_url=token_url
+    ) as bot:
         watchdog = threading.Timer(TIMEOUT, bot.stop)
         watchdog.start()
         for event in bot.events():

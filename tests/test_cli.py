@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from qqproto.adapters import cli, demo, runner
 
+import qqproto
+from qqproto.adapters import cli, demo, runner
 from qqproto.qq import Intents
 from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
 from qqproto.testing import SimulatorConfig
@@ -53,6 +54,13 @@ def test_a_demo_whose_bot_fails_says_why_at_once(monkeypatch: pytest.MonkeyPatch
 def test_the_command_runs_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["demo"]) == 0
     assert "Done: 7 messages" in capsys.readouterr().out
+
+
+def test_version_says_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"qqproto {qqproto.__version__}\n"
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from qqproto.adapters import cli, runner
 from qqproto.adapters.bot import QQBot
 from qqproto.adapters.report import JsonReport
 from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
-
 from qqproto.testing import QQSimulator, SimulatorConfig
 
 DEADLINE = 20.0
@@ -199,7 +199,11 @@ def test_every_message_gets_one_line_across_a_drop_and_resume(
     first = server.call(lambda now: sim.c2c_message("before", now))
     command.until(kind("event", id=first["id"]))
     server.call(sim.drop)
-    later = [server.call(lambda now, i=i: sim.c2c_message(f"during {i}", now)) for i in range(3)]
+
+    def message(text: str) -> Callable[[float], dict[str, Any]]:
+        return lambda now: sim.c2c_message(text, now)
+
+    later = [server.call(message(f"during {i}")) for i in range(3)]
     command.until(kind("state", **{"from": "RESUMING", "to": "READY"}))
     last = server.call(lambda now: sim.c2c_message("after", now))
     command.until(kind("event", id=last["id"]))
@@ -325,7 +329,7 @@ def read_until_ready(stream: Any) -> None:
 
 
 def test_an_unexpected_error_is_the_last_line_and_exit_3() -> None:
-    class Broken(JsonReport):  # type: ignore[misc]  # (mypy sees qqproto.adapters as Any)
+    class Broken(JsonReport):
         def event(self, event: Any) -> None:
             raise KeyError("a bug")
 

@@ -6,7 +6,7 @@
   fake clock.
 - :mod:`qqproto.testing.faults`: faults as values; Hypothesis strategies for
   them live in :mod:`qqproto.testing.strategies` (import it only where
-  Hypothesis is installed: this package does not).
+  Hypothesis is installed: the ``qqproto[testing]`` extra).
 - :class:`FakeServer`: the server end of one gateway WebSocket, by hand.
 """
 
