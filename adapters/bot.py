@@ -34,7 +34,7 @@ from typing import Any
 from qqproto.qq import ApiCall, ApiResult
 
 from ._bot import BotBase, on_sigterm
-from ._common import DriverClosed, DriverFailed
+from ._common import DriverClosed
 from .asyncio import AsyncioDriver
 
 __all__ = ["QQBot"]

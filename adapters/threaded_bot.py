@@ -26,7 +26,7 @@ from typing import Any
 from qqproto.qq import ApiCall, ApiResult
 
 from ._bot import BotBase, on_sigterm
-from ._common import DriverClosed, DriverFailed
+from ._common import DriverClosed
 from .threaded import ThreadedDriver
 
 __all__ = ["ThreadedQQBot"]

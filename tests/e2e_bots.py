@@ -32,12 +32,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from qqproto.adapters.bot import QQBot
-from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
-from qqproto.adapters.threaded_bot import ThreadedQQBot
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, TextMessage
 
+from qqproto.adapters.bot import QQBot
+from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
+from qqproto.adapters.threaded_bot import ThreadedQQBot
 from qqproto.qq import ApiCall, ApiResult, BotPhase, GroupAtMessageCreate
 from qqproto.testing import QQSimulator, SimConnection, SimulatorConfig
 

@@ -26,7 +26,6 @@ from qqproto.qq import ReplyTracker, Scene, api
 from qqproto.qq.api import (
     ApiCall,
     ApiConfig,
-    ApiError,
     FileType,
     GatewayInfo,
     InteractionCode,
@@ -38,7 +37,7 @@ from qqproto.qq.api import (
     Target,
     UploadedMedia,
 )
-from qqproto.qq.codes import CODES, ApiCode, CodeFlag, as_int, lookup
+from qqproto.qq.codes import CODES, ApiCode, ApiError, CodeFlag, as_int, lookup
 
 TOKEN = "tok-Secret-0123"
 CONFIG = ApiConfig("102000000")

@@ -32,8 +32,9 @@ from qqproto.actions import (
 )
 from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq.api import ApiError, Target, send_text
+from qqproto.qq.api import Target, send_text
 from qqproto.qq.bot import ApiResult, BotConfig, BotProtocol
+from qqproto.qq.codes import ApiError
 from qqproto.qq.phases import BotPhase
 from qqproto.testing import FakeServer
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from qqproto.qq.conversation import Conversations
 from qqproto.qq.decode import EventDecoder
 from qqproto.qq.events import GroupAtMessageCreate
-from qqproto.qq.replies import Refusal, ReplyRefused, Scene
+from qqproto.qq.replies import Refusal, ReplyRefused
+from qqproto.qq.scenes import Scene
 
 GROUP, USER = "G" * 32, "U" * 32
 DEDUP_TTL = 600.0

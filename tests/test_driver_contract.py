@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from qqproto.adapters.asyncio import AsyncioDriver
-from qqproto.adapters.threaded import ThreadedDriver
 
 from qqproto.actions import Connect, Deliver, Disconnect, Listen, SendData, StopListening
+from qqproto.adapters.asyncio import AsyncioDriver
+from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.contract import Driven, Peer
 
 WAIT = 20.0

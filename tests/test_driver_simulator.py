@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from qqproto.adapters.bot import QQBot
 from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
 from qqproto.adapters.threaded_bot import ThreadedQQBot
-
 from qqproto.qq import GroupAtMessageCreate, Ready
 from qqproto.testing import QQSimulator, SimulatorConfig
 

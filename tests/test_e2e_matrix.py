@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from qqproto.adapters import DriverClosed, DriverError, DriverFailed
 
+from qqproto.adapters import DriverClosed, DriverError, DriverFailed
 from qqproto.link import Retry
 from qqproto.qq import (
     ApiResult,
@@ -36,7 +36,8 @@ from qqproto.qq import (
     Target,
 )
 from qqproto.qq import gateway as gateway_module
-from qqproto.qq.api import ApiError, ReplyTo, SentMessage, send_text
+from qqproto.qq.api import ReplyTo, SentMessage, send_text
+from qqproto.qq.codes import ApiError
 from qqproto.qq.replies import Refusal, ReplyRefused
 from qqproto.testing import SimulatorConfig
 

@@ -23,8 +23,8 @@ from qqproto.qq.replies import (
     ReplyRefused,
     ReplyTicket,
     ReplyTracker,
-    Scene,
 )
+from qqproto.qq.scenes import Scene
 
 GROUP, USER = "B0F4C2E1D3A5968778695A4B3C2D1E0F", "6836D8522EE75AD3732E75C0D3B6F33A"
 # Seed 003 (AstrBot #6931): the user's message, and the id the bot's first reply got back.

@@ -11,7 +11,6 @@ from qqproto.errors import LocalProtocolError
 from qqproto.qq import BotConfig, BotPhase, BotProtocol, GatewayState, Target
 from qqproto.qq.api import (
     ApiCall,
-    ApiError,
     FileType,
     ReplyTo,
     acknowledge_interaction,
@@ -21,6 +20,7 @@ from qqproto.qq.api import (
     upload_media,
 )
 from qqproto.qq.bot import ApiResult
+from qqproto.qq.codes import ApiError
 from qqproto.qq.events import InteractionCreate, Message, Ready, Resumed
 from qqproto.testing import HttpLatency, MemoryNetwork, QQSimulator, SimulatorConfig
 

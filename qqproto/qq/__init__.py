@@ -1,9 +1,10 @@
 """The QQ Official Bot Platform API v2: the gateway session, its events and its pieces."""
 
-from .api import ApiCall, ApiConfig, ApiError, Target
+from .api import ApiCall, ApiConfig, Target
 from .auth import AuthConfig, Token, TokenError, TokenManager
 from .bot import ApiResult, BotConfig, BotProtocol
-from .decode import MISSING, Decoded, EventDecodeError, EventDecoder, json_value
+from .codes import ApiError
+from .decode import EventDecodeError
 from .events import (
     EVENT_TYPES,
     MESSAGE_TYPES,
@@ -61,7 +62,6 @@ __all__ = [
     "DEFAULT_GATEWAY_URL",
     "EVENT_TYPES",
     "MESSAGE_TYPES",
-    "MISSING",
     "ApiCall",
     "ApiConfig",
     "ApiError",
@@ -78,12 +78,10 @@ __all__ = [
     "C2CMsgReject",
     "CloseAction",
     "ClosePolicy",
-    "Decoded",
     "DirectMessageCreate",
     "Dispatch",
     "Event",
     "EventDecodeError",
-    "EventDecoder",
     "FriendAdd",
     "FriendDel",
     "FriendEvent",
@@ -133,5 +131,4 @@ __all__ = [
     "TokenPhase",
     "TokenWanted",
     "close_policy",
-    "json_value",
 ]

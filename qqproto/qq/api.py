@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 from ..actions import HttpRequest
 from ..errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
-from .codes import ApiError, as_int, check_response
+from .codes import as_int, check_response
 from .scenes import Scene
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "SANDBOX_BASE_URL",
     "ApiCall",
     "ApiConfig",
-    "ApiError",
     "BotUser",
     "FileType",
     "GatewayInfo",
@@ -42,14 +41,12 @@ __all__ = [
     "MsgType",
     "ReplyTicketLike",
     "ReplyTo",
-    "Scene",
     "SentMessage",
     "SessionLimitExceeded",
     "SessionStartLimit",
     "Target",
     "UploadedMedia",
     "acknowledge_interaction",
-    "check_response",
     "check_session_budget",
     "get_gateway",
     "get_gateway_bot",

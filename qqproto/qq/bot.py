@@ -40,12 +40,12 @@ from .api import (
     SANDBOX_BASE_URL,
     ApiCall,
     ApiConfig,
-    ApiError,
     GatewayInfo,
     check_session_budget,
     get_gateway_bot,
 )
 from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
+from .codes import ApiError
 from .conversation import Conversations, reply_code
 from .events import ProtocolViolation
 from .gateway import GatewayProtocol

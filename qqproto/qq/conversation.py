@@ -42,7 +42,6 @@ from ..errors import LocalProtocolError
 from ..ttl import TTLMap
 from .api import (
     ApiCall,
-    ApiError,
     SentMessage,
     Target,
     UploadedMedia,
@@ -50,6 +49,7 @@ from .api import (
     send_media,
     send_text,
 )
+from .codes import ApiError
 from .events import (
     EVENT_TYPES,
     MESSAGE_TYPES,

@@ -40,7 +40,6 @@ __all__ = [
     "ReplyRefused",
     "ReplyTicket",
     "ReplyTracker",
-    "Scene",
 ]
 
 
