@@ -9,8 +9,10 @@ generous and nothing waits on a clock but the test's own bound.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,12 +94,31 @@ def on_threads(proto: Loopback) -> None:
         driver.stop()
 
 
-DRIVERS: dict[str, Callable[[Loopback], None]] = {"asyncio": on_asyncio, "threads": on_threads}
+def on_selectors(proto: Loopback) -> None:
+    """docs/examples/selectors_driver.py: the third I/O model, kept working."""
+    path = Path(__file__).parent.parent / "docs" / "examples" / "selectors_driver.py"
+    spec = importlib.util.spec_from_file_location("selectors_driver", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    done: list[object] = []
+    driver = example.SelectorsDriver(proto, on_event=done.append)
+    try:
+        driver.run(until=lambda: bool(done), timeout=WAIT)
+    finally:
+        driver.stop()
+
+
+DRIVERS: dict[str, Callable[[Any], None]] = {
+    "asyncio": on_asyncio,
+    "threads": on_threads,
+    "selectors": on_selectors,
+}
 
 
 @pytest.mark.parametrize("run", DRIVERS.values(), ids=DRIVERS.keys())
 def test_two_connections_out_and_a_listener_all_through_one_driver(
-    run: Callable[[Loopback], None],
+    run: Callable[[Any], None],
 ) -> None:
     proto = Loopback()
     run(proto)
