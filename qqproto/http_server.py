@@ -1,0 +1,267 @@
+"""The server side of HTTP/1.1, sans-IO: requests in as values, answers out as bytes.
+
+One :class:`HttpServerConnection` per accepted connection, over h11's server
+role. A protocol object that serves (a webhook endpoint, the reverse
+WebSocket server before its upgrade) feeds it what the connection read and
+gets back what came:
+
+- :class:`Request`: a whole request (head and body), for a route the
+  connection was told of and a method that route allows. Answer it with
+  :meth:`HttpServerConnection.respond`; with keep-alive, the next request may
+  follow on the same connection.
+- :class:`Upgrade`: a request to switch to WebSocket. The head is checked
+  like any other (route, method), then the connection stops reading HTTP:
+  the owner checks the request (a token, say) and either refuses it with
+  :meth:`~HttpServerConnection.respond` (401, 403) or hands ``raw`` (every
+  byte read since the request began) to :class:`~qqproto.ws_server.WebSocketServer`.
+- :class:`Refused`: what could not be served, already answered here, with
+  the right status: 400 (malformed), 404 (no such route), 405 (with
+  ``Allow``), 413 (body over ``max_body_size``), 431 (head over
+  ``max_header_size``). The answer is queued in :meth:`data_to_send`, and
+  the connection closes after it when the request could not be read to its
+  end (``close`` says so).
+
+Nothing here reads a clock or a socket: idle timeouts are the owner's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_HEADER_SIZE",
+    "HttpServerConnection",
+    "Refused",
+    "Request",
+    "Upgrade",
+]
+
+#: The largest request head (request line and headers) read by default.
+DEFAULT_MAX_HEADER_SIZE = 16 * 1024
+#: The largest request body read by default.
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One whole request. Header names are lower-case; ``query`` maps each
+    parameter to its values, in order."""
+
+    method: str
+    target: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key == wanted), None)
+
+    def __repr__(self) -> str:
+        # Authorization and signatures stay out of logs: header names only.
+        names = ", ".join(name for name, _ in self.headers)
+        return (
+            f"Request({self.method} {self.path}, headers=[{names}], body=<{len(self.body)} bytes>)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """A request to switch the connection to WebSocket; ``raw`` is every byte
+    read since the request began, for the WebSocket server to read again."""
+
+    request: Request
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request answered here with ``status``, and why; ``close`` when the
+    connection closes after the answer."""
+
+    status: int
+    why: str
+    close: bool
+
+
+Incoming = Request | Upgrade | Refused
+
+
+class HttpServerConnection:
+    """The server end of one HTTP/1.1 connection. ``routes`` maps each path
+    served to the methods it allows (an upgrade is a GET)."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Collection[str]],
+        *,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.routes = {
+            path: frozenset(m.upper() for m in methods) for path, methods in routes.items()
+        }
+        self.max_header_size = max_header_size
+        self.max_body_size = max_body_size
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._out = bytearray()
+        self._raw = bytearray()  # the bytes of the request being read, for an upgrade
+        self._head: h11.Request | None = None
+        self._body = bytearray()
+        self._refusing: Refused | None = None  # a body being skipped after a refusal
+        self.upgraded = False  # an Upgrade was given: HTTP is over on this connection
+        self.closed = False  # the connection is to be closed after data_to_send()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Incoming]:
+        """Feed what the connection read (``b""`` at EOF); what came, in order."""
+        if self.upgraded or self.closed:
+            return []
+        self._raw += data
+        self._h11.receive_data(data)
+        out: list[Incoming] = []
+        while not (self.upgraded or self.closed):
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint if exc.error_status_hint in (413, 431) else 400
+                out.append(self._refuse(status, str(exc) or "malformed request", close=True))
+                break
+            if isinstance(event, h11.ConnectionClosed):
+                self.closed = True
+                break
+            if not isinstance(event, h11.Event):  # NEED_DATA, or PAUSED for our answer
+                break
+            if (came := self._on(event)) is not None:
+                out.append(came)
+        return out
+
+    def _on(self, event: h11.Event) -> Incoming | None:
+        if isinstance(event, h11.Request):
+            return self._on_head(event)
+        if isinstance(event, h11.Data):
+            if self._refusing is None:
+                self._body += event.data
+                if len(self._body) > self.max_body_size:
+                    return self._refuse(413, f"body over {self.max_body_size} bytes", close=True)
+            return None
+        if isinstance(event, h11.EndOfMessage):
+            if self._refusing is not None:  # the refused request's body is read: carry on
+                self._refusing = None
+                self._next_cycle()
+                return None
+            assert self._head is not None
+            request = _request(self._head, bytes(self._body))
+            self._head, self._body = None, bytearray()
+            return request
+        return None
+
+    def _on_head(self, head: h11.Request) -> Incoming | None:
+        # h11 bounds a head that comes in pieces; one that came whole is measured here.
+        size = len(head.target) + sum(len(k) + len(v) + 4 for k, v in head.headers)
+        if size > self.max_header_size:
+            return self._refuse(431, f"a head of {size} bytes", close=True)
+        target = head.target.decode("ascii", "replace")
+        path = urlsplit(target).path
+        methods = self.routes.get(path)
+        if methods is None:
+            return self._refuse(404, f"no route for {path}", close=False)
+        method = head.method.decode("ascii", "replace")
+        if method not in methods:
+            allow = ", ".join(sorted(methods))
+            return self._refuse(405, f"{method} on {path}", close=False, allow=allow)
+        length = _header(head, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_size:
+            return self._refuse(413, f"a {length}-byte body", close=True)
+        if (_header(head, b"upgrade") or "").lower() == "websocket":
+            self.upgraded = True
+            raw, self._raw = bytes(self._raw), bytearray()
+            return Upgrade(_request(head, b""), raw)
+        self._head = head
+        return None
+
+    def _refuse(self, status: int, why: str, *, close: bool, allow: str = "") -> Refused:
+        headers = [("Allow", allow)] if allow else []
+        if not close and self._h11.their_state is h11.SEND_BODY:
+            self._refusing = Refused(status, why, close)  # skip its body, then go on
+        self._send_answer(status, headers, why.encode(), close=close)
+        return Refused(status, why, close)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def respond(
+        self, status: int, headers: Collection[tuple[str, str]] = (), body: bytes = b""
+    ) -> None:
+        """Answer the last request (or refuse an :class:`Upgrade`: the connection
+        closes after). The bytes wait in :meth:`data_to_send`."""
+        self._send_answer(status, list(headers), body, close=self.upgraded)
+
+    def _send_answer(
+        self, status: int, headers: list[tuple[str, str]], body: bytes, *, close: bool
+    ) -> None:
+        fields = [*headers, ("Content-Length", str(len(body)))]
+        if close:
+            fields.append(("Connection", "close"))
+        conn = self._h11
+        if conn.our_state is not h11.SEND_RESPONSE:
+            # An error before a request head was whole: answer on a fresh h11.
+            conn = h11.Connection(h11.SERVER)
+            conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.next_event()
+        reason = _REASONS.get(status, "").encode()
+        self._out += conn.send(h11.Response(status_code=status, headers=fields, reason=reason))
+        self._out += conn.send(h11.Data(data=body)) if body else b""
+        self._out += conn.send(h11.EndOfMessage())
+        if close or conn is not self._h11 or conn.our_state is h11.MUST_CLOSE:
+            self.closed = True
+            return
+        self._raw = bytearray()
+        self._next_cycle()
+
+    def _next_cycle(self) -> None:
+        """Keep-alive: once both sides are done, the next request may come."""
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+
+    def data_to_send(self) -> bytes:
+        """What to write to the connection now; close it after if :attr:`closed`."""
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+
+def _header(head: h11.Request, name: bytes) -> str | None:
+    for key, value in head.headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _request(head: h11.Request, body: bytes) -> Request:
+    target = head.target.decode("ascii", "replace")
+    parts = urlsplit(target)
+    return Request(
+        head.method.decode("ascii", "replace"),
+        target,
+        parts.path,
+        parse_qs(parts.query, keep_blank_values=True),
+        tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
+        body,
+    )

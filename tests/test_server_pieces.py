@@ -1,0 +1,222 @@
+"""The server pieces: HTTP/1.1 requests in as values, and a WebSocket after an upgrade.
+
+The peers are other implementations: h11's client role for HTTP, and the
+``websockets`` library's client for WebSocket.
+"""
+
+from __future__ import annotations
+
+import h11
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
+
+from qqproto.http_server import HttpServerConnection, Refused, Request, Upgrade
+from qqproto.ws import Closed, TextReceived
+from qqproto.ws_server import WebSocketServer
+
+ROUTES = {"/webhook": ("POST",), "/onebot": ("GET",)}
+
+
+def post(path: str = "/webhook", body: bytes = b'{"op":0}', **headers: str) -> bytes:
+    fields = [("Host", "bot.example"), ("Content-Length", str(len(body))), *headers.items()]
+    return (
+        f"POST {path} HTTP/1.1\r\n".encode()
+        + b"".join(f"{k}: {v}\r\n".encode() for k, v in fields)
+        + b"\r\n"
+        + body
+    )
+
+
+def answers(data: bytes) -> list[h11.Response]:
+    """The responses in ``data``, read by h11's client role."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(data)
+    out = []
+    while True:
+        event = client.next_event()
+        if isinstance(event, h11.Response):
+            out.append(event)
+        if event in (h11.NEED_DATA, h11.PAUSED) or isinstance(event, h11.ConnectionClosed):
+            return out
+        done = client.our_state is h11.DONE and client.their_state is h11.DONE
+        if isinstance(event, h11.EndOfMessage) and done:
+            client.start_next_cycle()
+            client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+            client.send(h11.EndOfMessage())
+
+
+def test_a_request_comes_whole_and_keep_alive_carries_the_next() -> None:
+    server = HttpServerConnection(ROUTES)
+    [first] = server.receive_data(post(body=b'{"a":1}', X_Signature="sha1=00"))
+    assert isinstance(first, Request)
+    assert (first.method, first.path, first.body) == ("POST", "/webhook", b'{"a":1}')
+    assert first.header("X_Signature") == "sha1=00"
+    server.respond(204)
+    # The second request in pieces, on the same connection.
+    second = post(path="/webhook?x=1&x=2", body=b"{}")
+    assert server.receive_data(second[:10]) == []
+    [again] = server.receive_data(second[10:])
+    assert isinstance(again, Request) and again.query == {"x": ["1", "2"]}
+    server.respond(200, [("Content-Type", "application/json")], b'{"ok":true}')
+    assert [r.status_code for r in answers(server.data_to_send())] == [204, 200]
+    assert not server.closed
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "closes"),
+    [
+        (post(path="/nowhere"), 404, False),
+        (b"GET /webhook HTTP/1.1\r\nHost: x\r\n\r\n", 405, False),
+        (post(body=b"x" * 2000), 413, True),
+        (b"GET /webhook HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431, True),
+        (b"this is not HTTP\r\n\r\n", 400, True),
+    ],
+)
+def test_what_cannot_be_served_gets_its_status(data: bytes, status: int, closes: bool) -> None:
+    server = HttpServerConnection(ROUTES, max_header_size=4096, max_body_size=1000)
+    [refused] = server.receive_data(data)
+    assert isinstance(refused, Refused) and (refused.status, refused.close) == (status, closes)
+    [answer] = answers(server.data_to_send())
+    assert answer.status_code == status
+    assert server.closed is closes
+    if status == 405:
+        assert (b"allow", b"POST") in answer.headers
+
+
+def test_a_refused_request_with_a_body_does_not_derail_the_next() -> None:
+    server = HttpServerConnection(ROUTES)
+    came = server.receive_data(post(path="/nowhere", body=b"skip me") + post(body=b"{}"))
+    assert [type(c) for c in came] == [Refused, Request]
+    server.respond(204)
+    assert [r.status_code for r in answers(server.data_to_send())] == [404, 204]
+
+
+def test_a_chunked_body_over_the_limit_is_413() -> None:
+    server = HttpServerConnection(ROUTES, max_body_size=10)
+    head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    [refused] = server.receive_data(head + b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n")
+    assert isinstance(refused, Refused) and refused.status == 413 and server.closed
+
+
+def upgrade_request() -> tuple[ClientProtocol, bytes]:
+    client = ClientProtocol(parse_uri("ws://bot.example/onebot?access_token=t"))
+    request = client.connect()
+    request.headers["Authorization"] = "Bearer t"
+    client.send_request(request)
+    return client, client.data_to_send()[0]
+
+
+def test_an_upgrade_can_be_refused_before_it_happens() -> None:
+    server = HttpServerConnection(ROUTES)
+    _, data = upgrade_request()
+    [upgrade] = server.receive_data(data)
+    assert isinstance(upgrade, Upgrade) and upgrade.request.query == {"access_token": ["t"]}
+    assert upgrade.request.header("authorization") == "Bearer t"
+    server.respond(403, body=b"wrong token")
+    [answer] = answers(server.data_to_send())
+    assert answer.status_code == 403 and server.closed
+    assert server.receive_data(b"more") == []  # HTTP is over on this connection
+
+
+def test_an_accepted_upgrade_talks_websocket_with_another_library() -> None:
+    server = HttpServerConnection(ROUTES)
+    client, data = upgrade_request()
+    [upgrade] = server.receive_data(data)
+    assert isinstance(upgrade, Upgrade)
+    ws = WebSocketServer(upgrade.raw)
+    assert ws.request is not None and ws.request.target == "/onebot?access_token=t"
+    ws.accept()
+    client.receive_data(ws.data_to_send())
+    assert client.handshake_exc is None and client.state.name == "OPEN"
+    # Text one way, fragmented; a ping; text the other way.
+    client.send_text(b"hel", fin=False)
+    client.send_continuation(b"lo", fin=True)
+    client.send_ping(b"p")
+    events = ws.receive_data(b"".join(client.data_to_send()))
+    assert events == [TextReceived("hello")]
+    ws.send_text("world")
+    ws.send_bytes(b"\x00")
+    client.receive_data(ws.data_to_send())
+    frames = [e for e in client.events_received() if isinstance(e, Frame)]
+    assert [(f.opcode, bytes(f.data)) for f in frames] == [
+        (Opcode.PONG, b"p"),
+        (Opcode.TEXT, b"world"),
+        (Opcode.BINARY, b"\x00"),
+    ]
+    # The client closes; the server answers and reports it.
+    client.send_close(1000, "bye")
+    assert ws.receive_data(b"".join(client.data_to_send())) == [Closed(1000, "bye")]
+    client.receive_data(ws.data_to_send())
+    assert not ws.is_open
+
+
+def test_a_message_over_the_limit_closes_with_1009() -> None:
+    client, data = upgrade_request()
+    ws = WebSocketServer(HttpServerConnection(ROUTES).receive_data(data)[0].raw, max_message_size=4)  # type: ignore[union-attr]
+    ws.accept()
+    client.receive_data(ws.data_to_send())
+    client.send_binary(b"12345")
+    [closed] = ws.receive_data(b"".join(client.data_to_send()))
+    assert isinstance(closed, Closed) and closed.code == 1009 and closed.error is not None
+    client.receive_data(ws.data_to_send())
+    [frame] = [e for e in client.events_received() if isinstance(e, Frame)]
+    assert frame.opcode is Opcode.CLOSE and frame.data[:2] == (1009).to_bytes(2, "big")
+
+
+def test_eof_without_a_close_frame_is_1006() -> None:
+    _, data = upgrade_request()
+    ws = WebSocketServer(HttpServerConnection(ROUTES).receive_data(data)[0].raw)  # type: ignore[union-attr]
+    ws.accept()
+    assert ws.receive_data(b"") == [Closed(1006, "transport closed without a close frame")]
+
+
+# -- any bytes at all: the fuzz target of the server side --------------------------------------
+
+VALID = [post(), post(path="/nowhere"), upgrade_request()[1], b"GET /webhook HTTP/1.1\r\n\r\n"]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    pieces = draw(st.lists(st.one_of(st.sampled_from(VALID), st.binary(max_size=64)), max_size=4))
+    data = b"".join(pieces)
+    if data and draw(st.booleans()):  # a valid stream with one byte changed
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
+    cuts = draw(st.lists(st.integers(1, 40), max_size=8))
+    return data, cuts
+
+
+@given(streams(), st.booleans())
+def test_any_bytes_give_requests_or_answered_refusals_never_a_crash(
+    stream: tuple[bytes, list[int]], eof: bool
+) -> None:
+    data, cuts = stream
+    server = HttpServerConnection(ROUTES, max_header_size=512, max_body_size=256)
+    came = []
+    at = 0
+    for cut in [*cuts, len(data)]:
+        chunk, at = data[at : at + cut], at + cut
+        for event in server.receive_data(chunk):
+            came.append(event)
+            if isinstance(event, Request):
+                server.respond(204)
+    if eof:
+        server.receive_data(b"")
+    for event in came:
+        assert isinstance(event, Request | Upgrade | Refused)
+        if isinstance(event, Refused):
+            assert event.status in (400, 404, 405, 413, 431)
+    assert sum(isinstance(e, Upgrade) for e in came) <= 1
+    if any(isinstance(e, Refused) and e.close for e in came):
+        assert server.closed
+    out = server.data_to_send()
+    refusals = [e for e in came if isinstance(e, Refused)]
+    if refusals:  # every refusal was answered, in order, with its status
+        statuses = [r.status_code for r in answers(out)]
+        assert [r.status for r in refusals] == [s for s in statuses if s != 204][: len(refusals)]
