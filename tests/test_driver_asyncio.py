@@ -22,13 +22,12 @@ from typing import Any
 
 import pytest
 
-from qqproto.actions import HttpRequest, StateChanged
+from qqproto.actions import StateChanged
 from qqproto.adapters import DriverClosed, DriverFailed
 from qqproto.adapters._http import AsyncHttpPool
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.bot import QQBot
 from qqproto.adapters.threaded_bot import ThreadedQQBot
-from qqproto.http import HttpResponse
 from qqproto.qq import (
     BotConfig,
     Dispatch,
@@ -44,12 +43,7 @@ from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import SANDBOX_BASE_URL, get_me
 
 from .e2e_faults import (
-    FLOOD,
-    ConnectTwice,
-    Flooder,
-    FloodPeer,
     GoesSilent,
-    OneRequest,
     Trickle,
     post,
 )
@@ -331,55 +325,6 @@ def test_without_a_token_provider_the_application_hears_token_wanted() -> None:
             await task
 
     run(main())
-
-
-def test_reading_waits_while_the_peer_takes_none_of_our_bytes() -> None:
-    """Backpressure: ``b`` is read only once most of the flood ``a`` caused is gone."""
-
-    async def main() -> None:
-        async with FloodPeer() as peer:
-            flooder = Flooder(peer)
-            driver = AsyncioDriver(flooder)
-            task = asyncio.create_task(driver.run())
-            assert await asyncio.to_thread(flooder.second.wait, WAIT)
-            driver.stop()
-            await task
-        (first, _), (second, taken) = flooder.seen[:2]
-        assert (first, second) == (b"a", b"b")
-        assert taken > FLOOD // 2
-
-    run(main())
-
-
-def test_a_second_connect_closes_the_first_transport(caplog: pytest.LogCaptureFixture) -> None:
-    """Belt and braces: the core asks for one transport at a time, but a driver
-    told to connect again closes the old one rather than leak it."""
-
-    async def main() -> None:
-        accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
-        writers: list[asyncio.StreamWriter] = []
-
-        def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writers.append(writer)
-            accepted.put_nowait(reader)
-
-        server = await asyncio.start_server(client, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        driver = AsyncioDriver(ConnectTwice(f"ws://127.0.0.1:{port}/"))
-        task = asyncio.create_task(driver.run())
-        async with asyncio.timeout(WAIT):
-            first = await accepted.get()
-            await accepted.get()
-            assert await first.read() == b""  # the driver closed the first one
-        driver.stop()
-        await task
-        for writer in writers:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-
-    run(main())
-    assert "still open" in caplog.text
 
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -710,31 +655,6 @@ def test_run_forever_closes_cleanly_on_sigterm(quiet_logs: pytest.LogCaptureFixt
         finally:
             loop.run(rest.__aexit__())
             loop.run(gw.__aexit__())
-
-
-def test_an_unexpected_error_in_an_http_request_reaches_http_failed(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A bug below the driver must not leave the object's call pending forever."""
-
-    async def broken(self: AsyncHttpPool, request: HttpRequest) -> HttpResponse:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(AsyncHttpPool, "request", broken)
-
-    async def main() -> None:
-        proto = OneRequest(post(1, "http://127.0.0.1:1/send"))
-        driver = AsyncioDriver(proto)
-        task = asyncio.create_task(driver.run())
-        try:
-            assert await asyncio.to_thread(proto.done.wait, WAIT)
-        finally:
-            driver.stop()
-            await task
-        assert proto.failures == ["RuntimeError: a bug"]
-
-    run(main())
-    assert "a bug" in caplog.text and "Traceback" in caplog.text
 
 
 def test_unread_events_are_bounded_the_oldest_dropped(caplog: pytest.LogCaptureFixture) -> None:

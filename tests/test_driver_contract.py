@@ -1,26 +1,34 @@
-"""The driver contract on both drivers: one object, two connections out and a listener.
+"""The driver conformance suite: the same checks on every driver.
 
-The object listens on a free port, opens two connections to itself, and each
-side talks to the other through the driver: every id, every call and every
-action of the contract goes over real loopback sockets. Deadlines are
-generous and nothing waits on a clock but the test's own bound.
+The first object listens on a free port, opens two connections to itself, and
+each side talks to the other through the driver: every id, every call and
+every action of the contract goes over real loopback sockets. The rest hold
+the drivers to what the contract leaves to them: backpressure, a transport
+that must not leak, an HTTP request that always ends. Deadlines are generous
+and nothing waits on a clock but the test's own bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from qqproto.actions import Connect, Deliver, Disconnect, Listen, SendData, StopListening
+from qqproto.adapters._http import AsyncHttpPool, BlockingHttpPool
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.contract import Driven, Peer
+from qqproto.http import HttpResponse
+
+from .e2e_faults import FLOOD, ConnectTwice, Flooder, FloodPeer, OneRequest, post
+from .e2e_servers import LoopThread
 
 WAIT = 20.0
 
@@ -164,3 +172,99 @@ def test_a_port_in_use_is_a_lost_listener_with_a_reason(run: Callable[[Any], Non
     assert proto.events[0] == ("listening", 1)
     [(_, listener, reason)] = [e for e in proto.events if e[0] == "lost"]
     assert listener == 2 and reason and "in use" in reason.lower()
+
+
+# -- what the shipped drivers add to the contract --------------------------------------------
+
+
+def until_set(kind: str, proto: Driven, event: threading.Event) -> None:
+    """Run ``proto`` on the ``kind`` driver until ``event`` is set, then stop it."""
+    if kind == "threads":
+        threaded = ThreadedDriver(proto)
+        threaded.start()
+        try:
+            assert event.wait(WAIT)
+        finally:
+            threaded.stop()
+        return
+
+    async def main() -> None:
+        driver = AsyncioDriver(proto)
+        task = asyncio.create_task(driver.run())
+        try:
+            assert await asyncio.to_thread(event.wait, WAIT)
+        finally:
+            driver.stop()
+            await task
+
+    asyncio.run(main())
+
+
+SHIPPED = ["asyncio", "threads"]
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    with LoopThread() as thread:
+        yield thread
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_reading_waits_while_the_peer_takes_none_of_our_bytes(kind: str, loop: LoopThread) -> None:
+    """Backpressure: ``b`` is read only once most of the flood ``a`` caused is gone."""
+    peer = loop.run(FloodPeer().__aenter__())
+    try:
+        flooder = Flooder(peer)
+        until_set(kind, flooder, flooder.second)
+    finally:
+        loop.run(peer.__aexit__())
+    (first, _), (second, taken) = flooder.seen[:2]
+    assert (first, second) == (b"a", b"b")
+    assert taken > FLOOD // 2
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_a_second_connect_under_one_id_closes_the_first_transport(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Belt and braces: an object never reuses an id that is open, but a driver
+    told to all the same closes the old transport rather than leak it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(WAIT)
+        host, port = listener.getsockname()[:2]
+        proto = ConnectTwice(f"ws://{host}:{port}/")
+        closed = threading.Event()
+
+        def watch() -> None:
+            with listener.accept()[0] as first, listener.accept()[0]:
+                first.settimeout(WAIT)
+                if first.recv(1) == b"":  # the driver closed the first one
+                    closed.set()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            until_set(kind, proto, closed)
+        finally:
+            watcher.join(WAIT)
+    assert "still open" in caplog.text
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_an_unexpected_error_in_an_http_request_reaches_http_failed(
+    kind: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug below the driver must not leave the object's call pending forever."""
+
+    def broken(*args: Any) -> HttpResponse:
+        raise RuntimeError("a bug")
+
+    async def broken_async(*args: Any) -> HttpResponse:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(BlockingHttpPool, "request", broken)
+    monkeypatch.setattr(AsyncHttpPool, "request", broken_async)
+    proto = OneRequest(post(1, "http://127.0.0.1:1/send"))
+    until_set(kind, proto, proto.done)
+    assert proto.failures == ["RuntimeError: a bug"]
+    assert "a bug" in caplog.text and "Traceback" in caplog.text

@@ -28,13 +28,12 @@ import pytest
 from websockets.asyncio.server import serve
 
 import qqproto.adapters._transport as transport_module
-from qqproto.actions import HttpRequest, StateChanged
+from qqproto.actions import StateChanged
 from qqproto.adapters import DriverClosed, DriverFailed
 from qqproto.adapters._http import BlockingHttpPool
 from qqproto.adapters.serve import ThreadedSimulatorServer
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
-from qqproto.http import HttpResponse
 from qqproto.qq import (
     BotConfig,
     BotProtocol,
@@ -50,11 +49,7 @@ from qqproto.qq.api import get_me
 
 from .e2e_faults import (
     FLOOD,
-    ConnectTwice,
-    Flooder,
-    FloodPeer,
     GoesSilent,
-    OneRequest,
     PushSim,
     Trickle,
     post,
@@ -327,41 +322,6 @@ def test_an_http_answer_that_trickles_in_times_out(loop: LoopThread) -> None:
             driver.stop()
     finally:
         loop.run(server.__aexit__())
-
-
-def test_a_second_connect_closes_the_first_transport(caplog: pytest.LogCaptureFixture) -> None:
-    """Belt and braces: the core asks for one transport at a time, but a driver
-    told to connect again closes the old one rather than leak it."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(WAIT)
-        host, port = listener.getsockname()
-        driver = ThreadedDriver(ConnectTwice(f"ws://{host}:{port}/"))
-        driver.start()
-        try:
-            with listener.accept()[0] as first, listener.accept()[0]:
-                first.settimeout(WAIT)
-                assert first.recv(1) == b""  # the driver closed the first one
-        finally:
-            driver.stop()
-    assert "still open" in caplog.text
-
-
-def test_reading_waits_while_the_peer_takes_none_of_our_bytes(loop: LoopThread) -> None:
-    """Backpressure: ``b`` is read only once most of the flood ``a`` caused is gone."""
-    peer = loop.run(FloodPeer().__aenter__())
-    try:
-        flooder = Flooder(peer)
-        driver = ThreadedDriver(flooder)
-        driver.start()
-        try:
-            assert flooder.second.wait(WAIT)
-        finally:
-            driver.stop()
-    finally:
-        loop.run(peer.__aexit__())
-    (first, _), (second, taken) = flooder.seen[:2]
-    assert (first, second) == (b"a", b"b")
-    assert taken > FLOOD // 2
 
 
 def test_without_a_token_provider_the_application_hears_token_wanted(gw: FakeGateway) -> None:
@@ -734,26 +694,6 @@ def test_run_forever_stops_cleanly_on_sigterm(
     wait_for(loop, gw, lambda g: g.closes == [1000])
     assert bot.state.name == "CLOSED"
     assert "SIGTERM" in caplog.text
-
-
-def test_an_unexpected_error_in_an_http_request_reaches_http_failed(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A bug below the driver must not leave the object's call pending forever."""
-
-    def broken(self: BlockingHttpPool, request: HttpRequest) -> HttpResponse:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(BlockingHttpPool, "request", broken)
-    proto = OneRequest(post(1, "http://127.0.0.1:1/send"))
-    driver = ThreadedDriver(proto)
-    driver.start()
-    try:
-        assert proto.done.wait(WAIT)
-    finally:
-        driver.stop()
-    assert proto.failures == ["RuntimeError: a bug"]
-    assert "a bug" in caplog.text and "Traceback" in caplog.text
 
 
 def test_unread_events_are_bounded_the_oldest_dropped(
