@@ -541,6 +541,21 @@ def test_4004_refreshes_the_token_then_resumes_and_a_second_4004_is_fatal() -> N
     assert h.failed == ["close 4004 (authentication failed) (again, with a fresh token)"]
 
 
+def test_a_good_connection_forgets_a_refused_token() -> None:
+    """4004 is fatal only twice in a row: a connection that reached RESUMED in
+    between starts the count again, so a later refusal gets a fresh token."""
+    h, _ = ready_harness()
+    h.token = "tok-2"
+    h.close_from_server(4004)
+    h.accept()
+    h.hello()
+    h.resumed(2)
+    h.token = "tok-3"
+    h.close_from_server(4004)
+    assert h.proto.state is S.RESUMING and h.failed == []
+    assert h.stale_tokens[-1] is True  # a fresh one was asked for, not the refused one
+
+
 @pytest.mark.parametrize("code", IDENTIFY_CODES)
 def test_session_closes_start_a_new_session_after_a_pause(code: int) -> None:
     h, _ = ready_harness()
@@ -1133,6 +1148,16 @@ def test_a_short_token_keeps_half_its_life_as_margin() -> None:
     assert h.sent()[0]["op"] == 6 and len(h.token_requests) == 1
     h.resumed(2)
     h.advance(0.2)  # 3.9 s left: a new one first
+    h.drop()
+    assert h.token_requests[-1] == "access token missing or about to expire"
+
+
+def test_a_token_with_exactly_its_margin_left_is_renewed_first() -> None:
+    h = Harness(token_life=8.0)  # the margin: 4 s
+    h.accept()
+    h.hello()
+    h.ready()
+    h.advance(4.0)  # exactly the margin left: no longer good enough
     h.drop()
     assert h.token_requests[-1] == "access token missing or about to expire"
 

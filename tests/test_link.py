@@ -52,3 +52,11 @@ def test_good_connections_that_die_young_back_off_after_a_few() -> None:
     assert p.good_one_ended(now) == 0.0
     p.connected(now)
     assert p.good_one_ended(now + 1.0) == 0.0
+
+
+def test_a_connection_that_lived_exactly_the_short_session_time_was_not_short() -> None:
+    p = ReconnectPolicy(random.Random(0), tolerated=0)  # every short one backs off
+    p.connected(now=0.0)
+    assert p.good_one_ended(now=SHORT_SESSION) == 0.0
+    p.connected(now=100.0)
+    assert p.good_one_ended(now=100.0 + SHORT_SESSION - 0.001) > 0.0
