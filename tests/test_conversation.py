@@ -246,3 +246,12 @@ def test_a_subclass_of_a_message_is_answered_as_its_base() -> None:
     call, _ = conversations.begin(mine, "ok", 1.0)
     assert call.path == f"/v2/groups/{GROUP}/messages"
     assert (call.json_body or {}).get("msg_id") == "ROBOT1.0_s"
+
+
+def test_a_media_reply_keeps_its_text_beside_the_media() -> None:
+    conversations = Conversations()
+    event = message(Scene.GROUP, "m1", "E:1")
+    assert conversations.inbound(event, 0.0)
+    call, _ = conversations.begin(event, "look at this", 1.0, media_file_info="FILEINFO")
+    body = call.json_body or {}
+    assert body["content"] == "look at this" and body["media"] == {"file_info": "FILEINFO"}
