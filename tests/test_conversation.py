@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from qqproto.qq.conversation import Conversations
 from qqproto.qq.decode import EventDecoder
-from qqproto.qq.events import GroupAtMessageCreate
+from qqproto.qq.events import Dispatch, GroupAtMessageCreate
 from qqproto.qq.replies import Refusal, ReplyRefused
 from qqproto.qq.scenes import Scene
 
@@ -255,3 +255,38 @@ def test_a_media_reply_keeps_its_text_beside_the_media() -> None:
     call, _ = conversations.begin(event, "look at this", 1.0, media_file_info="FILEINFO")
     body = call.json_body or {}
     assert body["content"] == "look at this" and body["media"] == {"file_info": "FILEINFO"}
+
+
+def test_a_raw_id_that_came_as_two_types_drops_each_types_redelivery() -> None:
+    conversations = Conversations()
+    first, other = Dispatch("X_EVENT", 2, "E1", {}), Dispatch("Y_EVENT", 3, "E1", {})
+    assert conversations.inbound(first, 0.0)
+    assert conversations.inbound(other, 1.0)  # the same id in another type: news
+    assert not conversations.inbound(Dispatch("Y_EVENT", 4, "E1", {}), 2.0)
+    assert not conversations.inbound(Dispatch("X_EVENT", 5, "E1", {}), 3.0)
+    assert conversations.redeliveries == 2
+
+
+def test_an_envelope_that_came_as_two_typed_messages_drops_their_raw_copies() -> None:
+    conversations = Conversations()
+    at = message(Scene.GROUP, "m1", "ENV")  # GROUP_AT_MESSAGE_CREATE, envelope ENV
+    plain = decode(
+        json.dumps(
+            {
+                "op": 0,
+                "s": 3,
+                "t": "GROUP_MESSAGE_CREATE",
+                "id": "ENV",
+                "d": {
+                    "id": "m2",
+                    "content": "hi",
+                    "author": {"member_openid": USER},
+                    "group_openid": GROUP,
+                },
+            }
+        )
+    )[4]
+    assert conversations.inbound(at, 0.0) and conversations.inbound(plain, 1.0)
+    # A raw copy of the second, without d.id, known by its envelope and type.
+    raw = Dispatch("GROUP_MESSAGE_CREATE", 4, "ENV", {"content": "hi"})
+    assert not conversations.inbound(raw, 2.0)
