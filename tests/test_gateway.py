@@ -601,6 +601,26 @@ def test_three_failed_resumes_fall_back_to_identify() -> None:
     assert h.sent()[0]["op"] == 2
 
 
+def test_a_refused_token_after_resumes_that_failed_starts_a_new_session() -> None:
+    """Whatever ends the third failed resume (here close 4004), the session is
+    gone: the next login identifies, and its READY is taken."""
+    h, _ = ready_harness()
+    h.close_from_server(4999)  # unknown: resume
+    for code in (4999, 4999, 4004):
+        h.advance(60)
+        h.accept()
+        h.hello()
+        assert h.sent()[0]["op"] == 6
+        h.close_from_server(code)  # the resume is not honoured
+    assert h.proto.state is S.CONNECTING and h.proto.session is None
+    h.advance(60)
+    h.accept()
+    h.hello()
+    assert h.sent()[0]["op"] == 2  # Identify
+    h.ready()
+    assert h.proto.state is S.READY and h.violations() == []
+
+
 def test_a_resume_that_succeeds_resets_the_count_of_failed_ones() -> None:
     """Two failures, a success, one failure: that is one failure in a row, so resume."""
     h, _ = ready_harness()

@@ -129,6 +129,7 @@ TABLE: Final[Table[GatewayState, Input, Counters]] = Table(
         # A refused token is fetched again once, and the session resumed.
         Row(Input.TOKEN_REFUSED, LIVE, S.FAILED, REFUSED_TWICE),
         Row(Input.TOKEN_REFUSED, TRYING, S.FAILED, SPENT),
+        Row(Input.TOKEN_REFUSED, (S.RESUMING,), S.CONNECTING, RESUMES_FAILED),
         Row(Input.TOKEN_REFUSED, (S.READY, S.RESUMING), S.RESUMING),
         Row(Input.TOKEN_REFUSED, (S.CONNECTING, S.IDENTIFY), S.CONNECTING),
         Row(Input.INTENTS_REFUSED, (S.IDENTIFY,), S.FAILED),
