@@ -7,19 +7,21 @@ gets back what came:
 
 - :class:`Request`: a whole request (head and body), for a route the
   connection was told of and a method that route allows. Answer it with
-  :meth:`HttpServerConnection.respond`; with keep-alive, the next request may
-  follow on the same connection.
-- :class:`Upgrade`: a request to switch to WebSocket. The head is checked
-  like any other (route, method), then the connection stops reading HTTP:
-  the owner checks the request (a token, say) and either refuses it with
-  :meth:`~HttpServerConnection.respond` (401, 403) or hands ``raw`` (every
-  byte read since the request began) to :class:`~qqproto.ws_server.WebSocketServer`.
+  :meth:`HttpServerConnection.respond`, which returns what came after it
+  meanwhile (a client may send its next request before the answer: with
+  keep-alive it follows on the same connection).
+- :class:`Upgrade`: a request to switch to WebSocket, checked like any other
+  (route, method) and as a WebSocket handshake (GET, ``Connection: Upgrade``,
+  a key, version 13), then the connection stops reading HTTP: the owner
+  checks the request (a token, say) and either refuses it with
+  :meth:`~HttpServerConnection.respond` (401, 403) or hands ``raw`` (the
+  request and every byte after it) to :class:`~qqproto.ws_server.WebSocketServer`.
 - :class:`Refused`: what could not be served, already answered here, with
-  the right status: 400 (malformed), 404 (no such route), 405 (with
-  ``Allow``), 413 (body over ``max_body_size``), 431 (head over
-  ``max_header_size``). The answer is queued in :meth:`data_to_send`, and
-  the connection closes after it when the request could not be read to its
-  end (``close`` says so).
+  the right status: 400 (malformed, or a broken handshake), 404 (no such
+  route), 405 (with ``Allow``), 413 (body over ``max_body_size``), 426 (a
+  WebSocket version other than 13), 431 (head over ``max_header_size``). The
+  answer is queued in :meth:`data_to_send`, and the connection closes after
+  it when the request could not be read to its end (``close`` says so).
 
 Nothing here reads a clock or a socket: idle timeouts are the owner's.
 """
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import h11
+
+from .errors import LocalProtocolError
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -53,6 +57,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large",
+    426: "Upgrade Required",
     431: "Request Header Fields Too Large",
 }
 
@@ -84,8 +89,9 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Upgrade:
-    """A request to switch the connection to WebSocket; ``raw`` is every byte
-    read since the request began, for the WebSocket server to read again."""
+    """A request to switch the connection to WebSocket; ``raw`` is the
+    request's bytes and every byte read after it, for the WebSocket server to
+    read again."""
 
     request: Request
     raw: bytes
@@ -122,10 +128,10 @@ class HttpServerConnection:
         self.max_body_size = max_body_size
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._out = bytearray()
-        self._raw = bytearray()  # the bytes of the request being read, for an upgrade
         self._head: h11.Request | None = None
         self._body = bytearray()
-        self._refusing: Refused | None = None  # a body being skipped after a refusal
+        self._answer_due = False  # a Request or Upgrade was handed out, not yet answered
+        self._skipping: int | None = None  # bytes of a refused request's body skipped
         self.upgraded = False  # an Upgrade was given: HTTP is over on this connection
         self.closed = False  # the connection is to be closed after data_to_send()
 
@@ -135,8 +141,11 @@ class HttpServerConnection:
         """Feed what the connection read (``b""`` at EOF); what came, in order."""
         if self.upgraded or self.closed:
             return []
-        self._raw += data
         self._h11.receive_data(data)
+        return self._events()
+
+    def _events(self) -> list[Incoming]:
+        """What h11 holds, as values, until it needs more bytes or our answer."""
         out: list[Incoming] = []
         while not (self.upgraded or self.closed):
             try:
@@ -152,20 +161,27 @@ class HttpServerConnection:
                 break
             if (came := self._on(event)) is not None:
                 out.append(came)
+                if not isinstance(came, Refused):
+                    self._answer_due = True
+                    break  # the next one comes once this one is answered
         return out
 
     def _on(self, event: h11.Event) -> Incoming | None:
         if isinstance(event, h11.Request):
             return self._on_head(event)
         if isinstance(event, h11.Data):
-            if self._refusing is None:
-                self._body += event.data
-                if len(self._body) > self.max_body_size:
-                    return self._refuse(413, f"body over {self.max_body_size} bytes", close=True)
+            if self._skipping is not None:  # a refused request's body: skipped, within bounds
+                self._skipping += len(event.data)
+                if self._skipping > self.max_body_size:
+                    self.closed = True  # no answer is owed: the refusal went out
+                return None
+            self._body += event.data
+            if len(self._body) > self.max_body_size:
+                return self._refuse(413, f"body over {self.max_body_size} bytes", close=True)
             return None
         if isinstance(event, h11.EndOfMessage):
-            if self._refusing is not None:  # the refused request's body is read: carry on
-                self._refusing = None
+            if self._skipping is not None:  # the refused request's body is read: carry on
+                self._skipping = None
                 self._next_cycle()
                 return None
             assert self._head is not None
@@ -181,27 +197,51 @@ class HttpServerConnection:
             return self._refuse(431, f"a head of {size} bytes", close=True)
         target = head.target.decode("ascii", "replace")
         path = urlsplit(target).path
+        length = _header(head, b"content-length")
+        too_big = length is not None and length.isdigit() and int(length) > self.max_body_size
         methods = self.routes.get(path)
         if methods is None:
-            return self._refuse(404, f"no route for {path}", close=False)
+            return self._refuse(404, f"no route for {path}", close=too_big)
         method = head.method.decode("ascii", "replace")
         if method not in methods:
             allow = ", ".join(sorted(methods))
-            return self._refuse(405, f"{method} on {path}", close=False, allow=allow)
-        length = _header(head, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_size:
+            return self._refuse(405, f"{method} on {path}", close=too_big, allow=allow)
+        if too_big:
             return self._refuse(413, f"a {length}-byte body", close=True)
         if (_header(head, b"upgrade") or "").lower() == "websocket":
-            self.upgraded = True
-            raw, self._raw = bytes(self._raw), bytearray()
-            return Upgrade(_request(head, b""), raw)
+            return self._upgrade(head, method)
         self._head = head
         return None
 
-    def _refuse(self, status: int, why: str, *, close: bool, allow: str = "") -> Refused:
+    def _upgrade(self, head: h11.Request, method: str) -> Incoming:
+        """A WebSocket handshake (RFC 6455 4.2.1), or the status that refuses it."""
+        connection = (_header(head, b"connection") or "").lower()
+        if method != "GET" or "upgrade" not in (t.strip() for t in connection.split(",")):
+            return self._refuse(
+                400, "a WebSocket upgrade must be a GET with Connection: Upgrade", close=True
+            )
+        if not _header(head, b"sec-websocket-key"):
+            return self._refuse(400, "a WebSocket upgrade without Sec-WebSocket-Key", close=True)
+        if _header(head, b"sec-websocket-version") != "13":
+            why = "WebSocket version 13 only"
+            return self._refuse(426, why, close=True, extra=[("Sec-WebSocket-Version", "13")])
+        self.upgraded = True
+        rest, _ = self._h11.trailing_data
+        return Upgrade(_request(head, b""), _head_bytes(head) + bytes(rest))
+
+    def _refuse(
+        self,
+        status: int,
+        why: str,
+        *,
+        close: bool,
+        allow: str = "",
+        extra: list[tuple[str, str]] | None = None,
+    ) -> Refused:
         headers = [("Allow", allow)] if allow else []
+        headers += extra or []
         if not close and self._h11.their_state is h11.SEND_BODY:
-            self._refusing = Refused(status, why, close)  # skip its body, then go on
+            self._skipping = 0  # skip its body, then go on
         self._send_answer(status, headers, why.encode(), close=close)
         return Refused(status, why, close)
 
@@ -209,10 +249,19 @@ class HttpServerConnection:
 
     def respond(
         self, status: int, headers: Collection[tuple[str, str]] = (), body: bytes = b""
-    ) -> None:
-        """Answer the last request (or refuse an :class:`Upgrade`: the connection
-        closes after). The bytes wait in :meth:`data_to_send`."""
+    ) -> list[Incoming]:
+        """Answer the request handed out last (or refuse an :class:`Upgrade`: the
+        connection closes after). The bytes wait in :meth:`data_to_send`; what
+        the client sent after that request comes back now, to be answered in turn."""
+        if not self._answer_due:
+            raise LocalProtocolError(
+                "no request is waiting for an answer",
+                expected="a Request or Upgrade from receive_data, answered once",
+                received=f"respond({status})",
+            )
+        self._answer_due = False
         self._send_answer(status, list(headers), body, close=self.upgraded)
+        return [] if self.closed else self._events()
 
     def _send_answer(
         self, status: int, headers: list[tuple[str, str]], body: bytes, *, close: bool
@@ -233,7 +282,6 @@ class HttpServerConnection:
         if close or conn is not self._h11 or conn.our_state is h11.MUST_CLOSE:
             self.closed = True
             return
-        self._raw = bytearray()
         self._next_cycle()
 
     def _next_cycle(self) -> None:
@@ -252,6 +300,13 @@ def _header(head: h11.Request, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _head_bytes(head: h11.Request) -> bytes:
+    """The request line and headers again, as a server reading them needs them."""
+    lines = [b"%s %s HTTP/1.1" % (head.method, head.target)]
+    lines += [name + b": " + value for name, value in head.headers.raw_items()]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def _request(head: h11.Request, body: bytes) -> Request:

@@ -53,8 +53,17 @@ class WebSocketServer:
         self._closed = False
         self._accepted = False
         self.request: Request | None = None
-        self._pending: list[WsEvent] = []
-        self._pending += self._read(raw)
+        # wsproto reads the request and drops what follows it in the same
+        # bytes: the frames a client sent at once are kept for after accept().
+        end = raw.find(b"\r\n\r\n")
+        head, self._early = (raw, b"") if end < 0 else (raw[: end + 4], raw[end + 4 :])
+        try:
+            self._ws.receive_data(head)
+            self.request = next((e for e in self._ws.events() if isinstance(e, Request)), None)
+        except WsprotoError as exc:
+            raise RemoteProtocolError(
+                "bad WebSocket upgrade", expected="a WebSocket handshake", received=str(exc)
+            ) from None
         if self.request is None:
             raise LocalProtocolError(
                 "no WebSocket upgrade request in these bytes",
@@ -74,22 +83,22 @@ class WebSocketServer:
         self._out += self._ws.send(AcceptConnection(subprotocol=subprotocol))
 
     def receive_data(self, data: bytes) -> list[WsEvent]:
-        """Feed the connection's bytes (``b""`` at EOF); whole messages, in order."""
+        """Feed the connection's bytes (``b""`` at EOF); whole messages, in order
+        (the first call gives those that came with the upgrade request too)."""
         if not self._accepted:
             raise LocalProtocolError("data before accept()", expected="accept() first")
-        events, self._pending = self._pending, []
+        early, self._early = self._early, b""
+        events = self._read(early) if early else []
         return events + self._read(data)
 
     def _read(self, data: bytes) -> list[WsEvent]:
         if self._closed:
             return []
-        self._ws.receive_data(data if data else None)
         out: list[WsEvent] = []
         try:
+            self._ws.receive_data(data if data else None)
             for event in self._ws.events():
-                if isinstance(event, Request):
-                    self.request = event
-                elif isinstance(event, Message):
+                if isinstance(event, Message):
                     if (whole := self._message(event)) is not None:
                         out.append(whole)
                 elif isinstance(event, Ping):

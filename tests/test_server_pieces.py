@@ -6,6 +6,8 @@ The peers are other implementations: h11's client role for HTTP, and the
 
 from __future__ import annotations
 
+import contextlib
+
 import h11
 import pytest
 from hypothesis import given
@@ -14,6 +16,7 @@ from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
+from qqproto.errors import LocalProtocolError, RemoteProtocolError
 from qqproto.http_server import HttpServerConnection, Refused, Request, Upgrade
 from qqproto.ws import Closed, TextReceived
 from qqproto.ws_server import WebSocketServer
@@ -33,6 +36,8 @@ def post(path: str = "/webhook", body: bytes = b'{"op":0}', **headers: str) -> b
 
 def answers(data: bytes) -> list[h11.Response]:
     """The responses in ``data``, read by h11's client role."""
+    if not data:
+        return []
     client = h11.Connection(h11.CLIENT)
     client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
     client.send(h11.EndOfMessage())
@@ -198,25 +203,116 @@ def test_any_bytes_give_requests_or_answered_refusals_never_a_crash(
 ) -> None:
     data, cuts = stream
     server = HttpServerConnection(ROUTES, max_header_size=512, max_body_size=256)
-    came = []
+    came: list[object] = []
+    answered: list[int] = []  # every status sent, in order
+
+    def take(events: list[Request | Upgrade | Refused]) -> None:
+        for event in events:
+            came.append(event)
+            if isinstance(event, Refused):
+                answered.append(event.status)
+            elif isinstance(event, Request):
+                answered.append(204)
+                take(server.respond(204))
+            else:  # an Upgrade: its bytes make a WebSocket server, or a typed error
+                with contextlib.suppress(RemoteProtocolError):
+                    WebSocketServer(event.raw).accept()
+
     at = 0
     for cut in [*cuts, len(data)]:
         chunk, at = data[at : at + cut], at + cut
-        for event in server.receive_data(chunk):
-            came.append(event)
-            if isinstance(event, Request):
-                server.respond(204)
+        take(server.receive_data(chunk))
     if eof:
-        server.receive_data(b"")
+        take(server.receive_data(b""))
     for event in came:
-        assert isinstance(event, Request | Upgrade | Refused)
         if isinstance(event, Refused):
-            assert event.status in (400, 404, 405, 413, 431)
+            assert event.status in (400, 404, 405, 413, 426, 431)
     assert sum(isinstance(e, Upgrade) for e in came) <= 1
     if any(isinstance(e, Refused) and e.close for e in came):
         assert server.closed
-    out = server.data_to_send()
-    refusals = [e for e in came if isinstance(e, Refused)]
-    if refusals:  # every refusal was answered, in order, with its status
-        statuses = [r.status_code for r in answers(out)]
-        assert [r.status for r in refusals] == [s for s in statuses if s != 204][: len(refusals)]
+    # Every request and refusal was answered, in order, with its own status.
+    statuses = [r.status_code for r in answers(server.data_to_send())]
+    assert statuses == answered[: len(statuses)] and len(statuses) >= len(answered) - 1
+
+
+def test_pipelined_requests_each_come_once_the_one_before_is_answered() -> None:
+    server = HttpServerConnection(ROUTES)
+    [first] = server.receive_data(post(body=b"1") + post(body=b"2") + post(body=b"3"))
+    assert isinstance(first, Request) and first.body == b"1"
+    [second] = server.respond(200)
+    assert isinstance(second, Request) and second.body == b"2"
+    [third] = server.respond(201)
+    assert isinstance(third, Request) and third.body == b"3"
+    assert server.respond(202) == []
+    assert [r.status_code for r in answers(server.data_to_send())] == [200, 201, 202]
+
+
+def test_an_upgrade_after_a_served_request_keeps_its_own_bytes() -> None:
+    _, upgrade = upgrade_request()
+    masked = bytes(b ^ k for b, k in zip(b"early", b"\1\2\3\4\1", strict=True))
+    early = bytes([0x81, 0x85, 1, 2, 3, 4]) + masked
+    server = HttpServerConnection(ROUTES)
+    [first] = server.receive_data(post() + upgrade + early)  # a frame sent at once
+    assert isinstance(first, Request)
+    [came] = server.respond(204)
+    assert isinstance(came, Upgrade) and came.raw.startswith(b"GET /onebot")
+    ws = WebSocketServer(came.raw)
+    ws.accept()
+    assert ws.receive_data(b"")[:1] == [TextReceived("early")]
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (
+            b"POST /webhook HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\n"
+            b"Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /onebot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /onebot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /onebot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            426,
+        ),
+    ],
+    ids=["a POST", "no key", "no Connection: Upgrade", "version 8"],
+)
+def test_a_broken_handshake_is_refused_before_any_websocket(head: bytes, status: int) -> None:
+    server = HttpServerConnection(ROUTES)
+    [refused] = server.receive_data(head)
+    assert isinstance(refused, Refused) and refused.status == status and server.closed
+    [answer] = answers(server.data_to_send())
+    assert answer.status_code == status
+    if status == 426:
+        assert (b"sec-websocket-version", b"13") in answer.headers
+
+
+def test_an_answer_goes_only_to_a_request_that_waits_for_one() -> None:
+    server = HttpServerConnection(ROUTES)
+    with pytest.raises(LocalProtocolError, match="no request is waiting"):
+        server.respond(200)
+    server.receive_data(post())
+    server.respond(200)
+    with pytest.raises(LocalProtocolError, match="no request is waiting"):
+        server.respond(500)
+    [refused] = server.receive_data(post(path="/nowhere"))
+    assert isinstance(refused, Refused)
+    with pytest.raises(LocalProtocolError):  # a refusal is answered already
+        server.respond(200)
+
+
+def test_the_body_of_a_refused_request_is_not_read_without_bound() -> None:
+    server = HttpServerConnection(ROUTES, max_body_size=100)
+    [refused] = server.receive_data(post(path="/nowhere", body=b"x" * 1000))
+    assert isinstance(refused, Refused) and refused.close and server.closed
