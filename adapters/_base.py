@@ -158,7 +158,10 @@ class DriverBase:
         self._news(lambda now: self.proto.listening(listener, host, port, now))
 
     def _bind_failed(self, listener: int, exc: BaseException) -> None:
-        if self._listeners.pop(listener, 0) is None:  # not stopped meanwhile
+        """``listener`` could not bind, or broke after: lost, unless stopped meanwhile."""
+        if listener in self._listeners:
+            if (server := self._listeners.pop(listener)) is not None:
+                server.close()
             why = describe(exc)
             self._news(lambda now: self.proto.listener_lost(listener, now, why))
 

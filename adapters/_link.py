@@ -47,9 +47,13 @@ class Link:
         self._accepted = accepted
         self._ssl, self._connect_timeout = ssl_context, connect_timeout
         self._on_open, self._on_data, self._on_lost = on_open, on_data, on_lost
-        self._writer: asyncio.StreamWriter | None = None  # once open
+        # Once open: an accepted stream is, at once (the object may write to
+        # it from connection_accepted, before the task first runs).
+        self._writer: asyncio.StreamWriter | None = accepted[1] if accepted else None
         self._closing = False
         self.task = asyncio.get_running_loop().create_task(self._run(), name="qqproto-link")
+        if accepted is not None:  # closed even if given up before its task ever ran
+            self.task.add_done_callback(lambda _: accepted[1].close())
 
     def write(self, data: bytes) -> bool:
         """Queue ``data`` to be written; False while the link is not open (or closing)."""

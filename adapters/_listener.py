@@ -59,7 +59,8 @@ class Listener:
     def _run(self) -> None:
         try:
             try:
-                server = socket.create_server(self._address, backlog=128)
+                family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
+                server = socket.create_server(self._address, family=family, backlog=128)
             except OSError as exc:
                 if not self._closed.is_set():
                     self._on_failed(exc)

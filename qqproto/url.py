@@ -27,6 +27,9 @@ SCHEMES = ("ws", "wss", "http", "https")
 _TLS = ("wss", "https")
 #: A request target goes on the request line as it is: visible ASCII only.
 _REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
+#: A host name (after IDNA) or an IPv4 address; an IPv6 literal, unbracketed.
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?")
 
 
 class BadUrl(LocalProtocolError):
@@ -75,7 +78,10 @@ class Url:
         if type(url) is not str:
             raise BadUrl("URL is not a string", expected="a str", received=url)
         wanted = " or ".join(f"{s}://host/path" for s in schemes)
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed [ of an IPv6 host, say
+            raise BadUrl("bad URL", expected=wanted, received=url) from None
         if parts.scheme not in schemes or not parts.hostname:
             raise BadUrl("bad URL", expected=wanted, received=url)
         if "@" in parts.netloc:
@@ -94,7 +100,9 @@ class Url:
         try:
             host = parts.hostname.encode("idna").decode("ascii")
         except UnicodeError:
-            raise BadUrl("bad URL host", expected="a valid host name", received=url) from None
+            host = ""
+        if not (_HOST.fullmatch(host) or _IPV6.fullmatch(host)):
+            raise BadUrl("bad URL host", expected="a valid host name", received=url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if not _REQUEST_TARGET.fullmatch(target):
             raise BadUrl(

@@ -268,3 +268,91 @@ def test_an_unexpected_error_in_an_http_request_reaches_http_failed(
     until_set(kind, proto, proto.done)
     assert proto.failures == ["RuntimeError: a bug"]
     assert "a bug" in caplog.text and "Traceback" in caplog.text
+
+
+class Greeter(Driven):
+    """Greets each connection it accepts and closes it at once, from
+    connection_accepted: the id is good from there."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__()
+        self.port: int | None = None
+        self.bound = threading.Event()
+        self.lost: list[tuple[int, str | None]] = []
+        self._out.append(Listen(1, host, 0))
+
+    def listening(self, listener: int, host: str, port: int, now: float) -> None:
+        self.port = port
+        self.bound.set()
+
+    def connection_accepted(self, listener: int, conn: int, peer: Peer, now: float) -> None:
+        self._out += [SendData(conn, b"220 hello\r\n"), Disconnect(conn)]
+
+    def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
+        self.lost.append((conn, reason))
+        self._out.append(Deliver("done"))
+
+    def listener_lost(self, listener: int, now: float, reason: str | None = None) -> None:
+        self.bound.set()  # (a failed bind leaves port None)
+
+
+def greeted(host: str, port: int) -> bytes:
+    """What a client reads from the greeter until EOF."""
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        got = b""
+        while chunk := sock.recv(100):
+            got += chunk
+        return got
+
+
+@pytest.mark.parametrize("run", DRIVERS.values(), ids=DRIVERS.keys())
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"], ids=["IPv4", "IPv6"])
+def test_an_accepted_connection_can_be_written_and_closed_at_once(
+    run: Callable[[Any], None], host: str
+) -> None:
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    proto = Greeter(host)
+    result: list[bytes] = []
+
+    def client() -> None:
+        assert proto.bound.wait(WAIT) and proto.port is not None
+        result.append(greeted(host, proto.port))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        run(proto)
+    finally:
+        thread.join(WAIT)
+    assert result == [b"220 hello\r\n"]  # the greeting, then EOF: nothing left open
+    assert len(proto.lost) == 1 and proto.lost[0][0] < 0 and proto.lost[0][1] is None
+
+
+def test_a_listener_that_breaks_after_binding_is_lost_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The threaded driver's listener thread: out of descriptors, say, it ends,
+    and the object hears of it (asyncio's server logs such errors and goes on)."""
+
+    def out_of_descriptors(self: socket.socket) -> Any:
+        raise OSError(24, "Too many open files")
+
+    lost = threading.Event()
+
+    class Listening(Greeter):
+        def listener_lost(self, listener: int, now: float, reason: str | None = None) -> None:
+            self.lost.append((listener, reason))
+            lost.set()
+
+    proto = Listening()
+    monkeypatch.setattr(socket.socket, "accept", out_of_descriptors)
+    driver = ThreadedDriver(proto)
+    driver.start()
+    try:
+        assert proto.bound.wait(WAIT) and proto.port is not None
+        with socket.create_connection(("127.0.0.1", proto.port), timeout=WAIT):
+            assert lost.wait(WAIT)
+    finally:
+        driver.stop()
+    assert proto.lost == [(1, "OSError: [Errno 24] Too many open files")]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qqproto.url import BadUrl, Origin, Url
+from qqproto.url import SCHEMES, BadUrl, Origin, Url
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,9 @@ def test_a_url_splits_into_origin_and_target(
         ("ws://" + "a" * 64 + ".example/", "bad URL host"),
         ("https://h/a b", "bad URL path"),
         ("https://h/空", "bad URL path"),
+        ("ws://[::1/", "bad URL"),
+        ("ws://a b/", "bad URL host"),
+        ("ws://a<b>/", "bad URL host"),
     ],
 )
 def test_a_bad_url_says_which_part_is_wrong(url: str, part: str) -> None:
@@ -74,7 +77,7 @@ def test_only_the_schemes_asked_for_are_taken() -> None:
         Url.parse("ws://h/", ("http", "https"))
 
 
-@given(st.text())
+@given(st.one_of(st.text(), st.builds("{}://{}".format, st.sampled_from(SCHEMES), st.text())))
 def test_any_text_parses_or_is_refused_with_bad_url(text: str) -> None:
     try:
         parsed = Url.parse(text)

@@ -145,7 +145,8 @@ class SelectorsDriver:
 
     def connect(self, conn: int, url: str) -> None:
         origin = Origin.of(url)  # no TLS in this example: ws:// and http:// only
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in origin.host else socket.AF_INET  # no DNS here
+        sock = socket.socket(family, socket.SOCK_STREAM)
         self._watch(conn, sock, opening=True)
         sock.connect_ex((origin.host, origin.port))
 
@@ -167,7 +168,8 @@ class SelectorsDriver:
 
     def listen(self, listener: int, host: str, port: int) -> None:
         try:
-            server = socket.create_server((host, port))
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            server = socket.create_server((host, port), family=family)
         except OSError as exc:
             self.proto.listener_lost(listener, time.monotonic(), str(exc))
             return
