@@ -18,9 +18,9 @@ application's hands, best of R interleaved repeats:
 - floor: a ``websockets`` client (``websockets.asyncio.client.connect``),
   ``json.loads`` of each message: what a hand-written bot on a popular
   library does;
-- ``AsyncioDriver`` driving a bare ``GatewayProtocol`` (token from the
-  token answered at once), counting ``GroupAtMessageCreate`` events in
-  ``on_event``;
+- ``AsyncioDriver`` driving a bare ``GatewayProtocol`` (its ``TokenWanted``
+  answered at once in ``on_event``), counting ``GroupAtMessageCreate``
+  events in ``on_event``;
 - ``QQBot`` (the whole bot: token over HTTP, reply ledger, dedup,
   ``allow_from`` routing), ``gateway_url`` pointed at the server, counting in
   ``async for event in bot.events()``;
