@@ -168,37 +168,54 @@ def carry_out(proto: Driven, executor: Executor, log: logging.Logger | None = No
     and carried out by this same loop, after what was queued before it.
     """
     log = log or logging.getLogger("qqproto.driver")
+    debug = log.isEnabledFor(logging.DEBUG)
     while actions := proto.actions():
         for action in actions:
-            match action:
-                case SendData(conn, data):
-                    log.debug("sending %d bytes on #%d", len(data), conn)  # may hold a token
-                    executor.send(conn, data)
-                case Deliver(event):
+            # The hot path (an event per inbound message): most frequent first,
+            # by exact type, no logging call unless DEBUG is on.
+            kind = type(action)
+            if kind is Deliver:
+                event = action.event  # type: ignore[attr-defined]
+                if debug:
                     log.debug("delivering %s", type(event).__name__)
-                    executor.deliver(event)
-                case HttpRequest():
-                    log.debug("HTTP %s %s (#%d)", action.method, action.url, action.request_id)
-                    executor.http(action)
-                case StateChanged(machine, old, new, why):
-                    log.info("%s: %s -> %s: %s", machine, old, new, why)
-                    executor.state_changed(action)
-                case Connect(conn, url):
-                    log.info("connecting #%d to %s", conn, url)
-                    executor.connect(conn, url)
-                case Disconnect(conn):
-                    log.info("disconnecting #%d", conn)
-                    executor.disconnect(conn)
-                case Listen(listener, host, port):
-                    log.info("listening as #%d on %s:%d", listener, host, port)
-                    executor.listen(listener, host, port)
-                case StopListening(listener):
-                    log.info("no longer listening as #%d", listener)
-                    executor.stop_listening(listener)
-                case Failed(reason):
-                    log.error("gave up: %s", reason)
-                    executor.failed(reason)
-                case _:
-                    raise LocalProtocolError(
-                        "an action no driver knows", expected="a qqproto action", received=action
-                    )
+                executor.deliver(event)
+            elif kind is SendData:
+                conn, data = action.conn, action.data  # type: ignore[attr-defined]
+                if debug:
+                    log.debug("sending %d bytes on #%d", len(data), conn)  # may hold a token
+                executor.send(conn, data)
+            else:
+                _carry_out_rare(action, executor, log)
+
+
+def _carry_out_rare(action: Action, executor: Executor, log: logging.Logger) -> None:
+    match action:
+        case HttpRequest():
+            log.debug("HTTP %s %s (#%d)", action.method, action.url, action.request_id)
+            executor.http(action)
+        case StateChanged(machine, old, new, why):
+            log.info("%s: %s -> %s: %s", machine, old, new, why)
+            executor.state_changed(action)
+        case Connect(conn, url):
+            log.info("connecting #%d to %s", conn, url)
+            executor.connect(conn, url)
+        case Disconnect(conn):
+            log.info("disconnecting #%d", conn)
+            executor.disconnect(conn)
+        case Listen(listener, host, port):
+            log.info("listening as #%d on %s:%d", listener, host, port)
+            executor.listen(listener, host, port)
+        case StopListening(listener):
+            log.info("no longer listening as #%d", listener)
+            executor.stop_listening(listener)
+        case Failed(reason):
+            log.error("gave up: %s", reason)
+            executor.failed(reason)
+        case Deliver(event):  # a subclass of Deliver or SendData: not ours, but served
+            executor.deliver(event)
+        case SendData(conn, data):
+            executor.send(conn, data)
+        case _:
+            raise LocalProtocolError(
+                "an action no driver knows", expected="a qqproto action", received=action
+            )

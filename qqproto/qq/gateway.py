@@ -240,7 +240,12 @@ class GatewayProtocol(Driven):
         # A local, not LinkState.OPEN: cheaper per message, and type checkers
         # do not carry a narrowing of `state` across the calls that change it.
         is_open = LinkState.OPEN
-        for event in link.receive(conn, data):
+        ws = link.ws
+        if link.state is is_open and conn == link.conn and ws is not None:
+            events = ws.receive_data(data)  # the common case, without a call to check it
+        else:
+            events = link.receive(conn, data)  # refuses or ignores what is not ours
+        for event in events:
             if type(event) is TextReceived:
                 self._on_text(event.text, now)
             elif type(event) is Closed:
