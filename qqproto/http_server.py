@@ -222,6 +222,8 @@ class HttpServerConnection:
             )
         if not _header(head, b"sec-websocket-key"):
             return self._refuse(400, "a WebSocket upgrade without Sec-WebSocket-Key", close=True)
+        if not all(value.isascii() for _, value in head.headers):
+            return self._refuse(400, "a WebSocket upgrade with non-ASCII headers", close=True)
         if _header(head, b"sec-websocket-version") != "13":
             why = "WebSocket version 13 only"
             return self._refuse(426, why, close=True, extra=[("Sec-WebSocket-Version", "13")])

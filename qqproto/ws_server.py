@@ -60,7 +60,7 @@ class WebSocketServer:
         try:
             self._ws.receive_data(head)
             self.request = next((e for e in self._ws.events() if isinstance(e, Request)), None)
-        except WsprotoError as exc:
+        except (WsprotoError, UnicodeError, ValueError) as exc:  # wsproto reads heads as ASCII
             raise RemoteProtocolError(
                 "bad WebSocket upgrade", expected="a WebSocket handshake", received=str(exc)
             ) from None

@@ -316,3 +316,16 @@ def test_the_body_of_a_refused_request_is_not_read_without_bound() -> None:
     server = HttpServerConnection(ROUTES, max_body_size=100)
     [refused] = server.receive_data(post(path="/nowhere", body=b"x" * 1000))
     assert isinstance(refused, Refused) and refused.close and server.closed
+
+
+def test_an_upgrade_with_bytes_no_header_may_hold_is_refused_not_crashed_on() -> None:
+    """Found by the fuzz target: a non-ASCII header value made wsproto raise
+    UnicodeDecodeError. The HTTP piece refuses it; the WebSocket piece, given
+    such bytes anyway, raises a typed error."""
+    _, data = upgrade_request()
+    bad = data.replace(b"Host: bot.example", b"Host:\x80bot.example")
+    server = HttpServerConnection(ROUTES)
+    [refused] = server.receive_data(bad)
+    assert isinstance(refused, Refused) and refused.status == 400
+    with pytest.raises(RemoteProtocolError, match="bad WebSocket upgrade"):
+        WebSocketServer(bad)
