@@ -44,6 +44,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_http.py
 	$(BIN)/python fuzz/fuzz_events.py
 	$(BIN)/python fuzz/fuzz_simulator.py
+	$(BIN)/python fuzz/fuzz_server.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py
