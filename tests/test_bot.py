@@ -202,7 +202,7 @@ def test_a_refreshed_token_reaches_the_gateway() -> None:
     w.answer(token_reply("T2"), w.requests.index(refresh))
     gateway = w.bot.gateway
     assert gateway is not None
-    assert gateway._token == "T2"
+    assert gateway._token.usable(w.now) == "T2"
 
 
 def test_close_4004_gets_the_gateway_a_new_token() -> None:

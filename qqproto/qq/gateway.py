@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -32,7 +31,7 @@ import msgspec
 
 from ..actions import Deliver, Failed
 from ..contract import Driven
-from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from ..errors import ConfigError, RemoteProtocolError
 from ..link import LinkState, ReconnectPolicy, WebSocketLink
 from ..ws import (
     BytesReceived,
@@ -49,15 +48,16 @@ from .lifecycle import (
     Counters,
     GatewayState,
     Input,
+    Loss,
+    loss_of_close,
+    loss_of_invalid_session,
 )
 from .payloads import (
-    CloseAction,
-    close_policy,
     encode_heartbeat,
     encode_identify,
     encode_resume,
 )
-from .session import GatewayConfig, Session, TokenWanted
+from .session import AccessToken, GatewayConfig, Session
 
 __all__ = ["GatewayProtocol"]
 
@@ -74,12 +74,8 @@ MAX_HEARTBEAT_MS = 3_600_000
 #: (or negative) one is reported and not counted, as a non-integer one is; it
 #: would otherwise go back out in every heartbeat and Resume.
 MAX_SEQ = 2**63 - 1
-#: The pause after close 4008 ("sending payloads too fast").
-RATE_LIMITED_PAUSE = 60.0
 #: The pause before a new Identify after the server dropped our session.
 NEW_SESSION_PAUSE = (1.0, 5.0)
-#: A token is refreshed this long before it expires (at most half its life).
-TOKEN_MARGIN = 10.0
 
 S = GatewayState
 _TERMINAL = (S.FAILED, S.CLOSED)
@@ -103,16 +99,6 @@ class _Login(Enum):
 
 #: What READY answers, in the states the lifecycle table lets it come in.
 _READY_ANSWERS = {S.IDENTIFY: _Login.IDENTIFY, S.RESUMING: _Login.RESUME}
-
-
-@dataclass(frozen=True, slots=True)
-class _Loss:
-    """Why a connection ended, and what that asks for."""
-
-    input: Input
-    reason: str
-    pause: float = 0.0  # the least wait before the next connection
-    refresh_token: bool = False
 
 
 class GatewayProtocol(Driven):
@@ -169,15 +155,12 @@ class GatewayProtocol(Driven):
         self._decoder = EventDecoder(session.bot_id if session else None)
 
         # The access token.
-        self._token: str | None = None
-        self._token_expires_at = 0.0
-        self._token_margin = 0.0
-        self._token_requested = False
+        self._token = AccessToken(lambda wanted: self._out.append(Deliver(wanted)))
 
         # What belongs to one connection.
         self._reset_connection()
 
-        self._request_token("no access token yet")
+        self._token.want("no access token yet")
         self._link.open(self._gateway_url)
 
     def _reset_connection(self) -> None:
@@ -269,7 +252,7 @@ class GatewayProtocol(Driven):
             return
         what = "could not connect" if was is LinkState.OPENING else "transport lost"
         why = f"{what}: {reason}" if reason else what
-        self._lose(_Loss(Input.LINK_LOST, why), now, transport_gone=True)
+        self._lose(Loss(Input.LINK_LOST, why), now, transport_gone=True)
 
     def handle_timer(self, now: float) -> None:
         if self.state in _TERMINAL:
@@ -282,15 +265,15 @@ class GatewayProtocol(Driven):
             if deadline is not None:
                 if now >= deadline:
                     waited = "Hello" if self._heartbeat_interval is None else "access token"
-                    self._token_requested = False  # ask again on the next connection
+                    self._token.ask_again()  # on the next connection
                     self._lose(
-                        _Loss(Input.LINK_LOST, f"no {waited} within {self.config.hello_timeout} s"),
+                        Loss(Input.LINK_LOST, f"no {waited} within {self.config.hello_timeout} s"),
                         now,
                     )
                 return
             if self._heartbeat_at is not None and now >= self._heartbeat_at:
                 if self._ack_pending:
-                    self._lose(_Loss(Input.LINK_LOST, "heartbeat not acknowledged"), now)
+                    self._lose(Loss(Input.LINK_LOST, "heartbeat not acknowledged"), now)
                     return
                 self._send_text(encode_heartbeat(self._seq))
                 self._ack_pending = True
@@ -301,20 +284,7 @@ class GatewayProtocol(Driven):
 
     def token_received(self, token: str, expires_at: float, now: float) -> None:
         """Hand over an access token valid until ``expires_at`` (driver time)."""
-        if type(token) is not str or not token:
-            raise LocalProtocolError(
-                "bad access token", expected="a non-empty string", received=token
-            )
-        if not expires_at > now:
-            raise LocalProtocolError(
-                "access token already expired",
-                expected=f"expires_at after now ({now})",
-                received=expires_at,
-            )
-        self._token = token
-        self._token_expires_at = expires_at
-        self._token_margin = min(TOKEN_MARGIN, (expires_at - now) / 2)
-        self._token_requested = False
+        self._token.give(token, expires_at, now)
         if self._login is _Login.PENDING and self._link.state is LinkState.OPEN:
             self._log_in(now)
 
@@ -467,10 +437,10 @@ class GatewayProtocol(Driven):
                 )
             )
             self._lose(
-                _Loss(
+                Loss(
                     Input.SESSION_LOST,
                     "READY without a session id",
-                    pause=self._new_session_pause(),
+                    pause=self._pause(),
                 ),
                 now,
             )
@@ -508,7 +478,7 @@ class GatewayProtocol(Driven):
         elif op == 1:
             self._send_text(encode_heartbeat(self._seq))
         elif op == 7:
-            self._lose(_Loss(Input.LINK_LOST, "server asked to reconnect (op 7)"), now)
+            self._lose(Loss(Input.LINK_LOST, "server asked to reconnect (op 7)"), now)
         elif op == 9:
             self._on_invalid_session(d, now)
         else:
@@ -539,53 +509,22 @@ class GatewayProtocol(Driven):
         self._log_in(now)
 
     def _on_invalid_session(self, resumable: Any, now: float) -> None:
-        if self.state is S.IDENTIFY and self._login is _Login.IDENTIFY:
-            # Our Identify is out and the server refuses it: real servers
-            # say so for intents the bot may not use (spec 4.2).
-            self._lose(
-                _Loss(
-                    Input.INTENTS_REFUSED,
-                    "invalid session (op 9) in answer to Identify: "
-                    f"intents {int(self.config.intents)} refused",
-                ),
-                now,
-            )
-        elif resumable is True:
-            self._lose(_Loss(Input.LINK_LOST, "invalid session (op 9), resumable"), now)
-        else:
-            self._lose(
-                _Loss(
-                    Input.SESSION_LOST,
-                    "invalid session (op 9)",
-                    pause=self._new_session_pause(),
-                    refresh_token=True,
-                ),
-                now,
-            )
+        identifying = self.state is S.IDENTIFY and self._login is _Login.IDENTIFY
+        intents = int(self.config.intents)
+        self._lose(loss_of_invalid_session(resumable, identifying, intents, self._pause), now)
 
     def _on_ws_closed(self, event: Closed, now: float) -> None:
         if event.error is not None:
             self._violation(event.error)
-        policy = close_policy(event.code)
-        reason = policy.describe() + (f": {event.reason}" if event.reason else "")
-        action = policy.action
-        if action is CloseAction.RESUME:
-            loss = _Loss(Input.LINK_LOST, reason)
-        elif action is CloseAction.RESUME_LATER:
-            loss = _Loss(Input.LINK_LOST, reason, pause=RATE_LIMITED_PAUSE)
-        elif action is CloseAction.REFRESH_TOKEN:
+        loss = loss_of_close(event.code, event.reason, self._pause)
+        if loss.input is Input.TOKEN_REFUSED:
             self._counters.refused_tokens += 1
-            loss = _Loss(Input.TOKEN_REFUSED, reason, refresh_token=True)
-        elif action is CloseAction.IDENTIFY:
-            loss = _Loss(Input.SESSION_LOST, reason, pause=self._new_session_pause())
-        else:
-            loss = _Loss(Input.FATAL, reason)
         self._lose(loss, now)
 
     # -- logging in and heartbeats ---------------------------------------------------
 
     def _log_in(self, now: float) -> None:
-        token = self._usable_token(now)
+        token = self._token.usable(now)
         if token is None:
             self._login = _Login.PENDING
             return
@@ -611,7 +550,7 @@ class GatewayProtocol(Driven):
 
     # -- the one place a connection ends ---------------------------------------------
 
-    def _lose(self, loss: _Loss, now: float, *, transport_gone: bool = False) -> None:
+    def _lose(self, loss: Loss, now: float, *, transport_gone: bool = False) -> None:
         """Count what the end of this connection means, let the lifecycle table
         decide (resume, new session or give up), and arm one reconnect."""
         if not transport_gone:
@@ -639,8 +578,7 @@ class GatewayProtocol(Driven):
         elif row.when is REFUSED_TWICE:
             reason += " (again, with a fresh token)"
         if loss.refresh_token and row.dest not in _TERMINAL:
-            self._token = None
-            self._request_token(reason, stale=True)
+            self._token.want(reason, stale=True)
         # The server dropped the session, or resuming it keeps failing: it is
         # gone, whether a new one starts or the gateway gives up.
         session_gone = loss.input is Input.SESSION_LOST or RESUMES_FAILED.test(counters)
@@ -662,7 +600,7 @@ class GatewayProtocol(Driven):
 
     def _maybe_connect(self, now: float) -> None:
         if self.state not in _TERMINAL and self._link.due(now):
-            self._usable_token(now)  # fetch it while the socket opens, not after Hello
+            self._token.usable(now)  # fetch it while the socket opens, not after Hello
             self._link.open(self._gateway_url)
 
     # -- small helpers ------------------------------------------------------------------
@@ -672,20 +610,8 @@ class GatewayProtocol(Driven):
         if change is not None:
             self._out.append(change)
 
-    def _usable_token(self, now: float) -> str | None:
-        """The token, while it has its margin left; else ask for a new one."""
-        if self._token is not None and now < self._token_expires_at - self._token_margin:
-            return self._token
-        self._token = None
-        self._request_token("access token missing or about to expire")
-        return None
-
-    def _request_token(self, reason: str, *, stale: bool = False) -> None:
-        if not self._token_requested:
-            self._token_requested = True
-            self._out.append(Deliver(TokenWanted(reason, stale)))
-
-    def _new_session_pause(self) -> float:
+    def _pause(self) -> float:
+        """The pause before a new Identify after the server dropped our session."""
         low, high = NEW_SESSION_PAUSE
         return self._rng.uniform(low, high)
 

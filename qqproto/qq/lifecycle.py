@@ -23,28 +23,36 @@ A gateway session lives through a handful of states:
     Terminal: the application closed the gateway.
 
 Everything that changes the lifecycle is a row of :data:`TABLE` below, built
-with :mod:`qqproto.machine`. The gateway fires an input only for lifecycle
-events, a handful per connection; a heartbeat ACK or a dispatch never fires
-one. The choice between resuming, starting a new session and giving up is
-made by the rows' conditions, which read :class:`Counters`, kept here beside
-the table; the gateway only counts, and acts on the row that fired.
+with :mod:`qqproto.machine`. What each way a connection ends means (a close
+code, op 9) is here too, as the :class:`Loss` it is to the table. The gateway
+fires an input only for lifecycle events, a handful per connection; a
+heartbeat ACK or a dispatch never fires one. The choice between resuming,
+starting a new session and giving up is made by the rows' conditions, which
+read :class:`Counters`, kept here beside the table; the gateway only counts,
+and acts on the row that fired.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
 from ..machine import Guard, Lifecycle, Row, Table
+from .payloads import CloseAction, close_policy
 
 __all__ = [
     "MAX_FAILED_RESUMES",
+    "RATE_LIMITED_PAUSE",
     "TABLE",
     "Counters",
     "GatewayLifecycle",
     "GatewayState",
     "Input",
+    "Loss",
+    "loss_of_close",
+    "loss_of_invalid_session",
 ]
 
 
@@ -140,3 +148,50 @@ TABLE: Final[Table[GatewayState, Input, Counters]] = Table(
 )
 
 GatewayLifecycle = Lifecycle[GatewayState, Input, Counters]
+
+
+#: The pause after close 4008 ("sending payloads too fast").
+RATE_LIMITED_PAUSE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Why a connection ended: the input it is to :data:`TABLE`, and what it asks for."""
+
+    input: Input
+    reason: str
+    pause: float = 0.0  # the least wait before the next connection
+    refresh_token: bool = False
+
+
+def loss_of_close(code: int, text: str, new_session_pause: Callable[[], float]) -> Loss:
+    """What the server's close ``code`` (with its ``text``) asks for (spec 4.1)."""
+    policy = close_policy(code)
+    reason = policy.describe() + (f": {text}" if text else "")
+    action = policy.action
+    if action is CloseAction.RESUME:
+        return Loss(Input.LINK_LOST, reason)
+    if action is CloseAction.RESUME_LATER:
+        return Loss(Input.LINK_LOST, reason, pause=RATE_LIMITED_PAUSE)
+    if action is CloseAction.REFRESH_TOKEN:
+        return Loss(Input.TOKEN_REFUSED, reason, refresh_token=True)
+    if action is CloseAction.IDENTIFY:
+        return Loss(Input.SESSION_LOST, reason, pause=new_session_pause())
+    return Loss(Input.FATAL, reason)
+
+
+def loss_of_invalid_session(
+    resumable: object, identifying: bool, intents: int, new_session_pause: Callable[[], float]
+) -> Loss:
+    """What op 9 asks for: ``resumable`` is its ``d``, ``identifying`` whether
+    our Identify is what it answers."""
+    if identifying:
+        # Real servers refuse an Identify this way for intents the bot may
+        # not use (spec 4.2).
+        why = f"invalid session (op 9) in answer to Identify: intents {intents} refused"
+        return Loss(Input.INTENTS_REFUSED, why)
+    if resumable is True:  # exactly true: 1, "true" and {} are not
+        return Loss(Input.LINK_LOST, "invalid session (op 9), resumable")
+    return Loss(
+        Input.SESSION_LOST, "invalid session (op 9)", pause=new_session_pause(), refresh_token=True
+    )

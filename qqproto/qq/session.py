@@ -1,25 +1,35 @@
-"""What a gateway session is given and what it gives back, as plain values.
+"""What a gateway session is given and what it gives back.
 
 :class:`GatewayConfig` is how to run one session (validated when made);
 :class:`Session` what it takes to resume one, to store between runs;
-:class:`TokenWanted` what a gateway delivers when it needs an access token.
-The protocol that uses them is :mod:`qqproto.qq.gateway`.
+:class:`TokenWanted` what a gateway delivers when it needs an access token,
+and :class:`AccessToken` how it keeps the one it was given. The protocol that
+uses them is :mod:`qqproto.qq.gateway`.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LocalProtocolError
 from ..ws import DEFAULT_MAX_MESSAGE_SIZE, Entropy
 from .payloads import Intents
 
-__all__ = ["DEFAULT_GATEWAY_URL", "GatewayConfig", "Session", "TokenWanted"]
+__all__ = [
+    "DEFAULT_GATEWAY_URL",
+    "TOKEN_MARGIN",
+    "AccessToken",
+    "GatewayConfig",
+    "Session",
+    "TokenWanted",
+]
 
 DEFAULT_GATEWAY_URL = "wss://api.sgroup.qq.com/websocket/"
+#: A token is renewed this long before it expires (at most half its life).
+TOKEN_MARGIN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +148,58 @@ class GatewayConfig:
             )
         if not self.hello_timeout > 0:
             raise ConfigError("hello_timeout", "a positive number of seconds", self.hello_timeout)
+
+
+class AccessToken:
+    """The access token a gateway was given: used while it has its margin
+    left, and asked for once (with ``ask``) when it is missing or old."""
+
+    __slots__ = ("_ask", "_asked", "_expires_at", "_margin", "_value")
+
+    def __init__(self, ask: Callable[[TokenWanted], None]) -> None:
+        self._ask = ask
+        self._value: str | None = None
+        self._expires_at = self._margin = 0.0
+        self._asked = False  # a TokenWanted is out and not answered yet
+
+    def give(self, token: str, expires_at: float, now: float) -> None:
+        """A token valid until ``expires_at``; its margin is at most half its life."""
+        if type(token) is not str or not token:
+            raise LocalProtocolError(
+                "bad access token", expected="a non-empty string", received=token
+            )
+        if not expires_at > now:
+            raise LocalProtocolError(
+                "access token already expired",
+                expected=f"expires_at after now ({now})",
+                received=expires_at,
+            )
+        self._value, self._expires_at = token, expires_at
+        self._margin = min(TOKEN_MARGIN, (expires_at - now) / 2)
+        self._asked = False
+
+    def usable(self, now: float) -> str | None:
+        """The token, while it has its margin left; else None, and one is asked for."""
+        if self._value is not None and now < self._expires_at - self._margin:
+            return self._value
+        self._value = None
+        self.want("access token missing or about to expire")
+        return None
+
+    def want(self, reason: str, *, stale: bool = False) -> None:
+        """Ask for a token, unless one is asked for already; ``stale``: this
+        one was refused, so drop it."""
+        if stale:
+            self._value = None
+        if not self._asked:
+            self._asked = True
+            self._ask(TokenWanted(reason, stale))
+
+    def __repr__(self) -> str:  # never the token itself
+        held = "none" if self._value is None else f"one until {self._expires_at}"
+        return f"AccessToken({held}, asked={self._asked})"
+
+    def ask_again(self) -> None:
+        """The last ask went unanswered (a connection ended waiting): the
+        next one goes out."""
+        self._asked = False
