@@ -39,7 +39,14 @@ from .._json import loads as _loads
 from ..errors import RemoteProtocolError
 from .events import _DECODE_ERRORS, _EVENTS, Dispatch, Event, Resumed
 
-__all__ = ["MISSING", "Decoded", "EventDecodeError", "EventDecoder", "json_value"]
+__all__ = [
+    "MISSING",
+    "Decoded",
+    "EventDecodeError",
+    "EventDecoder",
+    "json_value",
+    "untyped_event",
+]
 
 
 def _text(data: bytes | str | msgspec.Raw) -> bytes | str:
@@ -325,3 +332,36 @@ class EventDecoder:
         if event._WANTS_BOT_ID and self.bot_id:
             force_setattr(event, "bot_id", self.bot_id)
         return event
+
+
+def untyped_event(
+    decoder: EventDecoder,
+    seq: int | None,
+    t: Any,
+    event_id: Any,
+    body: EventDecodeError | msgspec.Raw,
+) -> tuple[Event | Dispatch | None, RemoteProtocolError | None]:
+    """What an op 0 frame becomes when :meth:`EventDecoder.decode_frame` left it
+    without a good typed event: a type without a class, a typed one whose
+    payload broke its type, or one without ``t`` or ``d``.
+
+    Returns the value to deliver (None: nothing can be) and the problem to
+    report (None: there is none). Nothing is lost: a payload that broke its
+    type is delivered raw, as a :class:`Dispatch`, beside its report.
+    """
+    if type(event_id) is not str:
+        event_id = None
+    if type(t) is not str or (type(body) is msgspec.Raw and not body):
+        what, expected = (
+            ("an event type", "a string t") if type(t) is not str else ("d", "a d field")
+        )
+        received = {"op": 0, "s": seq, "t": t, "id": event_id}
+        return None, RemoteProtocolError(
+            f"dispatch without {what}", expected=expected, received=received
+        )
+    if isinstance(body, EventDecodeError):  # a typed event with a bad field
+        return Dispatch(t, seq, event_id, body.data), body
+    try:  # a type without a class: d decoded as JSON
+        return decoder.decode(t, seq, event_id, body), None
+    except EventDecodeError as exc:
+        return Dispatch(t, seq, event_id, exc.data), exc

@@ -38,8 +38,8 @@ from ..ws import (
     Closed,
     TextReceived,
 )
-from .decode import EventDecodeError, EventDecoder, json_value
-from .events import Dispatch, Event, ProtocolViolation
+from .decode import EventDecodeError, EventDecoder, json_value, untyped_event
+from .events import Event, ProtocolViolation
 from .lifecycle import (
     REFUSED_TWICE,
     RESUMES_FAILED,
@@ -360,37 +360,13 @@ class GatewayProtocol(Driven):
         body: EventDecodeError | msgspec.Raw,
         now: float,
     ) -> bool:
-        """A dispatch of a type without a class, a typed one whose payload broke
-        its type, or one without ``t`` or ``d``. False when its seq must not count."""
-        if type(event_id) is not str:
-            event_id = None
-        if type(t) is not str:
-            self._violation(
-                RemoteProtocolError(
-                    "dispatch without an event type",
-                    expected="a string t",
-                    received={"op": 0, "s": seq, "t": t, "id": event_id},
-                )
-            )
+        """A dispatch without a good typed event (:func:`untyped_event` says
+        which); False when its seq must not count."""
+        event, problem = untyped_event(self._decoder, seq, t, event_id, body)
+        if event is None:  # no t or no d: said, and its seq counts
+            assert problem is not None
+            self._violation(problem)
             return True
-        if type(body) is msgspec.Raw and not body:
-            self._violation(
-                RemoteProtocolError(
-                    "dispatch without d",
-                    expected="a d field",
-                    received={"op": 0, "s": seq, "t": t, "id": event_id},
-                )
-            )
-            return True
-        event: Event | Dispatch
-        problem: EventDecodeError | None = None
-        if isinstance(body, EventDecodeError):  # a typed event with a bad field
-            problem, event = body, Dispatch(t, seq, event_id, body.data)
-        else:  # a type without a class: d decoded as JSON
-            try:
-                event = self._decoder.decode(t, seq, event_id, body)
-            except EventDecodeError as exc:
-                problem, event = exc, Dispatch(t, seq, event_id, exc.data)
         if t in _LIFECYCLE_EVENTS:
             data = event.raw if isinstance(event, Event) else event.data
             if not self._on_lifecycle_event(t, data, now):
