@@ -24,7 +24,6 @@ import pytest
 
 from qqproto.actions import StateChanged
 from qqproto.adapters import DriverClosed, DriverFailed
-from qqproto.adapters._http import AsyncHttpPool
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.bot import QQBot
 from qqproto.adapters.threaded_bot import ThreadedQQBot
@@ -43,9 +42,7 @@ from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import SANDBOX_BASE_URL, get_me
 
 from .e2e_faults import (
-    GoesSilent,
     Trickle,
-    post,
 )
 from .e2e_servers import (
     GROUP,
@@ -562,39 +559,6 @@ def test_qqbot_http_failures_reach_http_failed() -> None:
 
 
 # -- review fixes ------------------------------------------------------------------------------
-
-
-def test_a_request_that_times_out_on_a_reused_connection_is_not_sent_again() -> None:
-    """The server may be processing it: a second copy would be a duplicate message."""
-
-    async def main() -> None:
-        async with GoesSilent() as server:
-            pool = AsyncHttpPool(ssl.create_default_context, io_timeout=0.5)
-            try:
-                assert (await pool.request(post(1, f"{server.url}/send"))).status == 200
-                started = asyncio.get_running_loop().time()
-                with pytest.raises(TimeoutError):
-                    await pool.request(post(2, f"{server.url}/send"))  # the reused connection
-                assert asyncio.get_running_loop().time() - started < 1.0  # one io_timeout
-            finally:
-                await pool.aclose()
-            assert server.requests == [(0, "POST", "/send"), (0, "POST", "/send")]
-
-    run(main())
-
-
-def test_a_connection_the_server_closed_while_idle_costs_no_request() -> None:
-    async def main() -> None:
-        async with GoesSilent(close_idle=True) as server:
-            pool = AsyncHttpPool(ssl.create_default_context, io_timeout=5)
-            try:
-                for n in range(3):
-                    assert (await pool.request(post(n, f"{server.url}/send"))).status == 200
-            finally:
-                await pool.aclose()
-            assert server.requests == [(n, "POST", "/send") for n in range(3)]
-
-    run(main())
 
 
 def test_calls_after_the_bot_gave_up_raise_why() -> None:

@@ -13,21 +13,31 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qqproto.actions import Connect, Deliver, Disconnect, Listen, SendData, StopListening
+from qqproto.actions import (
+    Connect,
+    Deliver,
+    Disconnect,
+    HttpRequest,
+    Listen,
+    SendData,
+    StopListening,
+)
 from qqproto.adapters._http import AsyncHttpPool, BlockingHttpPool
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.contract import Driven, Peer
 from qqproto.http import HttpResponse
 
-from .e2e_faults import FLOOD, ConnectTwice, Flooder, FloodPeer, OneRequest, post
+from .e2e_faults import FLOOD, ConnectTwice, Flooder, FloodPeer, GoesSilent, OneRequest, post
 from .e2e_servers import LoopThread
 
 WAIT = 20.0
@@ -356,3 +366,66 @@ def test_a_listener_that_breaks_after_binding_is_lost_with_its_reason(
     finally:
         driver.stop()
     assert proto.lost == [(1, "OSError: [Errno 24] Too many open files")]
+
+
+# -- the HTTP pools the drivers carry REST calls on ----------------------------------------
+
+
+class Pool:
+    """Either driver's pool, used from the test's thread."""
+
+    def __init__(self, kind: str, loop: LoopThread, io_timeout: float) -> None:
+        self.kind, self.loop = kind, loop
+        if kind == "threads":
+            self.blocking = BlockingHttpPool(ssl.create_default_context, io_timeout=io_timeout)
+        else:
+            self.asynchronous = loop.run(self._make_async(io_timeout))
+
+    @staticmethod
+    async def _make_async(io_timeout: float) -> AsyncHttpPool:
+        return AsyncHttpPool(ssl.create_default_context, io_timeout=io_timeout)
+
+    def request(self, request: HttpRequest) -> HttpResponse:
+        if self.kind == "threads":
+            return self.blocking.request(request)
+        return self.loop.run(self.asynchronous.request(request))
+
+    def close(self) -> None:
+        if self.kind == "threads":
+            self.blocking.close()
+        else:
+            self.loop.run(self.asynchronous.aclose())
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_a_request_that_times_out_on_a_reused_connection_is_not_sent_again(
+    kind: str, loop: LoopThread
+) -> None:
+    """The server may be processing it: a second copy would be a duplicate message."""
+    server = loop.run(GoesSilent().__aenter__())
+    pool = Pool(kind, loop, io_timeout=0.5)
+    try:
+        assert pool.request(post(1, f"{server.url}/send")).status == 200
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            pool.request(post(2, f"{server.url}/send"))  # the reused connection
+        assert time.monotonic() - started < WAIT  # one io_timeout, not a hang
+    finally:
+        pool.close()
+        loop.run(server.__aexit__())
+    assert server.requests == [(0, "POST", "/send"), (0, "POST", "/send")]
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_a_connection_the_server_closed_while_idle_costs_no_request(
+    kind: str, loop: LoopThread
+) -> None:
+    server = loop.run(GoesSilent(close_idle=True).__aenter__())
+    pool = Pool(kind, loop, io_timeout=5)
+    try:
+        for n in range(3):
+            assert pool.request(post(n, f"{server.url}/send")).status == 200
+    finally:
+        pool.close()
+        loop.run(server.__aexit__())
+    assert server.requests == [(n, "POST", "/send") for n in range(3)]

@@ -30,7 +30,6 @@ from websockets.asyncio.server import serve
 import qqproto.adapters._transport as transport_module
 from qqproto.actions import StateChanged
 from qqproto.adapters import DriverClosed, DriverFailed
-from qqproto.adapters._http import BlockingHttpPool
 from qqproto.adapters.serve import ThreadedSimulatorServer
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
@@ -49,10 +48,8 @@ from qqproto.qq.api import get_me
 
 from .e2e_faults import (
     FLOOD,
-    GoesSilent,
     PushSim,
     Trickle,
-    post,
 )
 from .e2e_servers import (
     MEMBER,
@@ -532,36 +529,6 @@ def test_bot_wrong_secret_fails_with_the_reason(rest: FakeRest) -> None:
 
 
 # -- review fixes ------------------------------------------------------------------------------
-
-
-def test_a_request_that_times_out_on_a_reused_connection_is_not_sent_again(
-    loop: LoopThread,
-) -> None:
-    """The server may be processing it: a second copy would be a duplicate message."""
-    server = loop.run(GoesSilent().__aenter__())
-    pool = BlockingHttpPool(ssl.create_default_context, io_timeout=0.5)
-    try:
-        assert pool.request(post(1, f"{server.url}/send")).status == 200
-        started = time.monotonic()
-        with pytest.raises(TimeoutError):
-            pool.request(post(2, f"{server.url}/send"))  # the reused connection
-        assert time.monotonic() - started < 1.0  # one io_timeout
-    finally:
-        pool.close()
-        loop.run(server.__aexit__())
-    assert server.requests == [(0, "POST", "/send"), (0, "POST", "/send")]
-
-
-def test_a_connection_the_server_closed_while_idle_costs_no_request(loop: LoopThread) -> None:
-    server = loop.run(GoesSilent(close_idle=True).__aenter__())
-    pool = BlockingHttpPool(ssl.create_default_context, io_timeout=5)
-    try:
-        for n in range(3):
-            assert pool.request(post(n, f"{server.url}/send")).status == 200
-    finally:
-        pool.close()
-        loop.run(server.__aexit__())
-    assert server.requests == [(n, "POST", "/send") for n in range(3)]
 
 
 def test_calls_after_the_bot_gave_up_raise_why(rest: FakeRest) -> None:
