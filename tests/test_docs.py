@@ -52,3 +52,20 @@ def test_every_test_the_quirk_checklist_names_exists() -> None:
     for module, test in re.findall(r"`(test_\w+\.py)::(test_\w+)`", page):
         source = (ROOT / "tests" / module).read_text(encoding="utf-8")
         assert re.search(rf"^def {test}\(", source, re.M), f"{module}::{test} is gone"
+
+
+#: A file path in a docstring or comment: docs/..., qqproto/..., tests/... and so on.
+CITED = re.compile(
+    r"\b((?:docs|qqproto|adapters|tests|fuzz|benchmarks|tools|spec)/[\w./-]+\.(?:py|md))"
+)
+
+
+def test_the_code_cites_only_files_in_the_repository() -> None:
+    sources = [*(ROOT / "qqproto").rglob("*.py"), *(ROOT / "adapters").rglob("*.py")]
+    missing = {
+        f"{path.relative_to(ROOT)}: {cited}"
+        for path in sources
+        for cited in CITED.findall(path.read_text(encoding="utf-8"))
+        if not (ROOT / cited).exists()
+    }
+    assert missing == set()

@@ -9,8 +9,9 @@ never shows in a repr. The answer goes back through :meth:`ApiCall.parse`:
 a typed result, or an :class:`ApiError` (from :mod:`qqproto.qq.codes`) that
 says what the platform refused and whether trying again can help.
 
-Spec: ``spec/qq-official.md`` sections 1 (hosts, headers, gateway), 7
-(sending), 8 (media upload), 9 (errors) and 13 (other calls).
+Spec: the QQ Official Bot API v2 reference (the "spec" of these modules'
+comments), sections 1 (hosts, headers, gateway), 7 (sending), 8 (media
+upload), 9 (errors) and 13 (other calls).
 """
 
 from __future__ import annotations

@@ -511,7 +511,7 @@ class BotProtocol(Driven):
         assert job.call is not None
         if job.ticket is not None and error is None and result is not None:
             self.conversations.delivered(job.ticket, result, now)
-        elif error is None:  # a proactive send's id is the bot's own too (seed 003)
+        elif error is None:  # a proactive send's id is the bot's own too (AstrBot #6931)
             self.conversations.sent(result, now)
         outcome = ApiResult(pending.id, job.call, result, error, delivered_earlier)
         self._out.append(Deliver(outcome))

@@ -6,8 +6,8 @@ keeps both and :meth:`ApiError.matches` checks either. :func:`check_response`
 tells a failed answer from a good one (spec 9: 201/202 and a 2xx body with a
 nonzero ``err_code`` are failures). :mod:`qqproto.qq.api` re-exports both.
 
-Every row is in the protocol reference (``spec/qq-official.md`` sections 1.2,
-7.3, 7.4, 8 and 9). The names follow the official table's names where it has
+Every row is in the protocol reference (the QQ Official Bot API v2 "spec",
+sections 1.2, 7.3, 7.4, 8 and 9). The names follow the official table's names where it has
 one (``PUSH_MSG_ASYNC_OK``); where the reference lumps several codes under one
 meaning and no source tells them apart, the names carry the number instead of
 an invented distinction.

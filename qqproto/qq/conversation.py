@@ -283,7 +283,7 @@ class Conversations:
                 return True  # inbound() would refuse it: deliver it, but no replies
             if isinstance(event, GuildMessage) and _written_by_the_bot(event):
                 # An echo of the bot's own message, which may come before the
-                # answer to the send: never a reply target (seed 003).
+                # answer to the send: never a reply target (AstrBot #6931).
                 self.tracker.sent(ident, now)
                 return True
             try:
