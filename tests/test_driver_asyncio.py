@@ -36,7 +36,6 @@ from qqproto.qq import (
     InteractionCreate,
     ProtocolViolation,
     Ready,
-    TokenWanted,
 )
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import SANDBOX_BASE_URL, get_me
@@ -156,62 +155,6 @@ def test_messages_arrive_typed_in_order() -> None:
     run(main())
 
 
-def test_a_tcp_drop_resumes_and_delivers_each_event_once() -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw, Client(gw.url) as client:
-            await client.next(Ready)
-            await gw.message(1)
-            await client.messages(1)
-            first = gw.current
-            gw.seq += 1  # a message we will miss: the resume replays it
-            missed = group_message(2)
-            gw.history.append(
-                {"op": 0, "s": gw.seq, "t": "GROUP_AT_MESSAGE_CREATE", "id": "m2", "d": missed}
-            )
-            gw.drop()
-            await gw.wait_for(lambda g: len(g.ops(6)) == 1)
-            assert gw.current is not first
-            [resume] = gw.ops(6)
-            assert resume["d"]["seq"] == 2 and resume["d"]["session_id"] == "sess-1"
-            await gw.message(3)
-            got = await client.messages(2)
-            assert [m.text for m in got] == ["hello 2", "hello 3"]
-            await gw.message(4)  # nothing came twice: the next message is the new one
-            assert (await client.messages(1))[0].text == "hello 4"
-            assert len(gw.ops(2)) == 1  # one Identify: the session went on
-
-    run(main())
-
-
-@pytest.mark.parametrize(
-    ("what", "new_session"),
-    [("op7", False), ("op9", True), ("4009", False), ("4006", True), ("lost-acks", False)],
-)
-def test_the_session_comes_back(what: str, new_session: bool) -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw, Client(gw.url) as client:
-            await client.next(Ready)
-            if what == "op7":
-                await gw.send_raw({"op": 7})
-            elif what == "op9":
-                await gw.send_raw({"op": 9, "d": False})
-            elif what == "lost-acks":
-                gw.lose_acks = 1
-            else:
-                await gw.close(int(what))
-            await gw.wait_for(lambda g: len(g.connections) == 2)
-            if new_session:
-                await gw.wait_for(lambda g: len(g.ops(2)) == 2)
-                assert (await client.next(Ready)).session_id == "sess-2"
-            else:
-                await gw.wait_for(lambda g: len(g.ops(6)) == 1)
-                assert len(gw.ops(2)) == 1
-            await gw.message(9)
-            assert (await client.messages(1))[0].text == "hello 9"
-
-    run(main())
-
-
 def test_a_fatal_close_code_ends_run_with_the_reason() -> None:
     async def main() -> None:
         async with FakeGateway() as gw:
@@ -303,23 +246,6 @@ def test_cancelling_run_closes_too() -> None:
             await gw.wait_for(lambda g: g.closes == [1000])
             assert ended == [None]
             assert not client.driver.running
-
-    run(main())
-
-
-def test_without_a_token_provider_the_application_hears_token_wanted() -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw:
-            proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
-            events: asyncio.Queue[object] = asyncio.Queue()
-            driver = AsyncioDriver(proto, on_event=events.put_nowait)
-            task = asyncio.create_task(driver.run())
-            wanted = await asyncio.wait_for(events.get(), WAIT)
-            assert wanted == TokenWanted("no access token yet")
-            driver.call(lambda now: proto.token_received("tok", now + 60, now))
-            assert isinstance(await asyncio.wait_for(events.get(), WAIT), Ready)
-            driver.stop()
-            await task
 
     run(main())
 

@@ -41,7 +41,6 @@ from qqproto.qq import (
     GatewayProtocol,
     GroupAtMessageCreate,
     Ready,
-    TokenWanted,
 )
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import get_me
@@ -182,40 +181,6 @@ def test_handshake_messages_and_heartbeats(loop: LoopThread, gw: FakeGateway) ->
     wait_for(loop, gw, lambda g: g.closes == [1000])
 
 
-def test_a_tcp_drop_resumes_and_delivers_each_event_once(loop: LoopThread, gw: FakeGateway) -> None:
-    with Client(gw.url) as client:
-        client.next(Ready)
-        loop.run(gw.message(1))
-        client.next(GroupAtMessageCreate)
-        loop.run(_drop(gw))
-        wait_for(loop, gw, lambda g: len(g.ops(6)) == 1)
-        assert gw.ops(6)[0]["d"]["seq"] == 2
-        loop.run(gw.message(3))
-        assert client.next(GroupAtMessageCreate).text == "hello 3"
-        assert len(gw.ops(2)) == 1
-
-
-@pytest.mark.parametrize("what", ["op7", "op9", "4009", "lost-acks"])
-def test_the_session_comes_back(loop: LoopThread, gw: FakeGateway, what: str) -> None:
-    with Client(gw.url) as client:
-        client.next(Ready)
-        if what == "op7":
-            loop.run(gw.send_raw({"op": 7}))
-        elif what == "op9":
-            loop.run(gw.send_raw({"op": 9, "d": False}))
-        elif what == "lost-acks":
-            gw.lose_acks = 1
-        else:
-            loop.run(gw.close(4009))
-        wait_for(loop, gw, lambda g: len(g.connections) == 2)
-        if what == "op9":
-            assert client.next(Ready).session_id == "sess-2"
-        else:
-            wait_for(loop, gw, lambda g: len(g.ops(6)) == 1)
-        loop.run(gw.message(9))
-        assert client.next(GroupAtMessageCreate).text == "hello 9"
-
-
 def test_a_fatal_close_code_ends_the_driver(loop: LoopThread, gw: FakeGateway) -> None:
     with Client(gw.url) as client:
         client.next(Ready)
@@ -319,19 +284,6 @@ def test_an_http_answer_that_trickles_in_times_out(loop: LoopThread) -> None:
             driver.stop()
     finally:
         loop.run(server.__aexit__())
-
-
-def test_without_a_token_provider_the_application_hears_token_wanted(gw: FakeGateway) -> None:
-    proto = GatewayProtocol(GatewayConfig("102000000", gateway_url=gw.url))
-    events: queue.Queue[object] = queue.Queue()
-    driver = ThreadedDriver(proto, on_event=events.put)
-    driver.start()
-    try:
-        assert events.get(timeout=WAIT) == TokenWanted("no access token yet")
-        driver.call(lambda now: proto.token_received("tok", now + 60, now))
-        assert isinstance(events.get(timeout=WAIT), Ready)
-    finally:
-        driver.stop()
 
 
 def test_stop_mid_send_joins_everything(loop: LoopThread, gw: FakeGateway) -> None:
