@@ -108,7 +108,9 @@ class Calls(Generic[T]):
         self._rng = rng
         self.max_attempts = max_attempts
         self._backoff = (backoff_base, backoff_cap)
-        Backoff(rng, base=backoff_base, cap=backoff_cap, max_attempts=max_attempts)  # checks
+        # Each call gets a Backoff of its own; this one only checks the settings now,
+        # rather than at the first retry.
+        Backoff(rng, base=backoff_base, cap=backoff_cap, max_attempts=max_attempts)
         self._ids = itertools.count(1)
         self._in_flight: dict[Hashable, Call[T]] = {}
         self._held: list[Call[T]] = []
@@ -215,13 +217,6 @@ class Calls(Generic[T]):
         unsent = self._held + self._waiting
         self._held, self._waiting = [], []
         return unsent
-
-    def drop(self, key: Hashable) -> Call[T] | None:
-        """Stop waiting for the answer under ``key`` (the owner gave up on it)."""
-        call = self._in_flight.get(key)
-        if call is not None:
-            self._retire(call, "was given up")
-        return call
 
     def drop_all(self) -> list[Call[T]]:
         """End every pending call at once (its link went, or the owner stopped)."""

@@ -271,17 +271,14 @@ class HttpServerConnection:
         fields = [*headers, ("Content-Length", str(len(body)))]
         if close:
             fields.append(("Connection", "close"))
+        # h11 lets a server answer a request it could not read (its state for
+        # the client is then ERROR) as it answers any other.
         conn = self._h11
-        if conn.our_state is not h11.SEND_RESPONSE:
-            # An error before a request head was whole: answer on a fresh h11.
-            conn = h11.Connection(h11.SERVER)
-            conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            conn.next_event()
         reason = _REASONS.get(status, "").encode()
         self._out += conn.send(h11.Response(status_code=status, headers=fields, reason=reason))
         self._out += conn.send(h11.Data(data=body)) if body else b""
         self._out += conn.send(h11.EndOfMessage())
-        if close or conn is not self._h11 or conn.our_state is h11.MUST_CLOSE:
+        if close or conn.our_state is h11.MUST_CLOSE:
             self.closed = True
             return
         self._next_cycle()

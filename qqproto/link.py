@@ -156,7 +156,6 @@ class WebSocketLink:
         "_max_message_size",
         "_out",
         "conn",
-        "policy",
         "reconnect_at",
         "state",
         "ws",
@@ -167,13 +166,11 @@ class WebSocketLink:
         out: Callable[[Action], None],
         ids: Iterator[int],
         entropy: Entropy,
-        policy: ReconnectPolicy,
         *,
         max_message_size: int,
     ) -> None:
         self._out, self._ids, self._entropy = out, ids, entropy
         self._max_message_size = max_message_size
-        self.policy = policy
         self.state = LinkState.IDLE
         self.conn = 0  # the id of the transport (none while IDLE)
         self.ws: WebSocketClient | None = None

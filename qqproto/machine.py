@@ -159,8 +159,7 @@ class Table(Generic[St, In, Ctx]):
             self._machine.events[trigger.value].trigger(model, context=context)
         except (MachineError, KeyError):
             raise self._refused(model.state, trigger) from None
-        if model.last is None:  # every condition failed: _check makes this impossible
-            raise self._refused(model.state, trigger)  # pragma: no cover
+        # Some row fired: _check gives every listed pair a last row without a condition.
 
     def _remember_row(self, event: Any) -> None:
         """finalize_event: note on the model which row fired, if one did."""

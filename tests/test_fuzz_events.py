@@ -6,18 +6,15 @@ inputs through the decoder the atheris target uses, and the seed corpus.
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz import fuzz_events as fz
 from qqproto.qq.events import EVENT_TYPES
 
-QUICK = settings(
-    max_examples=200,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from .quick import quick
+
+QUICK = quick(200)
 
 
 @QUICK

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz import fuzz_gateway as fz
@@ -23,13 +23,10 @@ from qqproto.qq.lifecycle import GatewayState
 from qqproto.ws import WebSocketClient
 
 from .gateway_harness import ServerEnd
+from .quick import quick
 
 S = GatewayState
-QUICK = settings(
-    max_examples=250,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+QUICK = quick(250, keep_failures=True)
 
 
 def close_sent(actions: list[Action]) -> int:

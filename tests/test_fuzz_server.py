@@ -7,17 +7,14 @@ inputs through the decoder the atheris target uses, and the seed corpus.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz import fuzz_server as fz
 
-QUICK = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from .quick import quick
+
+QUICK = quick(300)
 
 
 @QUICK

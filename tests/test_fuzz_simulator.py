@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz import fuzz_simulator as fz
@@ -27,12 +27,9 @@ from fuzz.sim_traffic import (
     text,
 )
 
-QUICK = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+from .quick import quick
+
+QUICK = quick(300)
 
 
 @QUICK

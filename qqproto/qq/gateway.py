@@ -138,7 +138,6 @@ class GatewayProtocol(Driven):
             lambda action: self._out.append(action),
             self._ids,
             config.entropy or self._rng.randbytes,
-            self._policy,
             max_message_size=config.max_message_size,
         )
         self._lifecycle = TABLE.lifecycle(S.RESUMING if session else S.CONNECTING)
