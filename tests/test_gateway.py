@@ -25,7 +25,8 @@ from qqproto.qq.events import (
     Ready,
     Resumed,
 )
-from qqproto.qq.gateway import MAX_HEARTBEAT_MS, MAX_SEQ, GatewayProtocol
+from qqproto.qq.gateway import MAX_SEQ, GatewayProtocol
+from qqproto.qq.heartbeat import MAX_HEARTBEAT_MS
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
 from qqproto.qq.session import GatewayConfig, Session, TokenWanted

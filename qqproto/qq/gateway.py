@@ -3,8 +3,10 @@
 The object is given bytes, the time and access tokens; it answers with
 actions (``qqproto.actions``). Its lifecycle is the table in
 ``lifecycle.py``; this module decides *when* to fire an input, and what to
-send, and owns everything per connection that the table does not need:
-heartbeats, the sequence number, the token, the backoff.
+send. It owns the session (its id and sequence number) and hands each other
+job to one helper: the heartbeat clock (``heartbeat.py``), the login and its
+answers (``login.py``), the token (``session.py``), the transport and the
+backoff (``qqproto/link.py``).
 
 Every text frame goes through one :class:`~qqproto.qq.decode.EventDecoder`,
 which reads the envelope and, for a typed dispatch, builds its event in the
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from enum import Enum
 from typing import Any
 
 import msgspec
@@ -40,23 +41,20 @@ from ..ws import (
 )
 from .decode import EventDecodeError, EventDecoder, json_value, untyped_event
 from .events import Event, ProtocolViolation
+from .heartbeat import Heartbeat, Tick
 from .lifecycle import (
-    REFUSED_TWICE,
     RESUMES_FAILED,
-    SPENT,
     TABLE,
     Counters,
     GatewayState,
     Input,
     Loss,
+    explain,
     loss_of_close,
     loss_of_invalid_session,
 )
-from .payloads import (
-    encode_heartbeat,
-    encode_identify,
-    encode_resume,
-)
+from .login import Login, login_frame, out_of_turn, read_ready, ready_to_resume
+from .payloads import encode_heartbeat
 from .session import AccessToken, GatewayConfig, Session
 
 __all__ = ["GatewayProtocol"]
@@ -64,12 +62,6 @@ __all__ = ["GatewayProtocol"]
 #: The close code we send when we mean to resume. 1000 and 1001 tell a
 #: server the session is over; a 3xxx code does not.
 RESUMABLE_CLOSE_CODE = 3000
-#: Heartbeat interval (ms) to use when Hello does not carry a usable one.
-FALLBACK_HEARTBEAT_MS = 41_250
-#: The longest heartbeat interval (ms) a Hello may ask for (real ones: 45 s).
-#: A longer one is out of range, as a missing one is, and falls back: past
-#: about 10**308 ms it would not even fit a float.
-MAX_HEARTBEAT_MS = 3_600_000
 #: The largest ``s`` a dispatch may carry: servers count in int64. A larger
 #: (or negative) one is reported and not counted, as a non-integer one is; it
 #: would otherwise go back out in every heartbeat and Resume.
@@ -88,17 +80,6 @@ _LIFECYCLE_EVENTS = frozenset({"READY", "RESUMED"})
 def _is_lifecycle(t: object) -> bool:
     """Whether ``t`` (the JSON value a frame's ``t`` held: maybe a list) names one."""
     return type(t) is str and t in _LIFECYCLE_EVENTS
-
-
-class _Login(Enum):
-    NONE = "none"
-    PENDING = "waiting for a token"
-    IDENTIFY = "identify sent"
-    RESUME = "resume sent"
-
-
-#: What READY answers, in the states the lifecycle table lets it come in.
-_READY_ANSWERS = {S.IDENTIFY: _Login.IDENTIFY, S.RESUMING: _Login.RESUME}
 
 
 class GatewayProtocol(Driven):
@@ -157,17 +138,15 @@ class GatewayProtocol(Driven):
         self._token = AccessToken(lambda wanted: self._out.append(Deliver(wanted)))
 
         # What belongs to one connection.
+        self._beat = Heartbeat()
         self._reset_connection()
 
         self._token.want("no access token yet")
         self._link.open(self._gateway_url)
 
     def _reset_connection(self) -> None:
-        self._hello_deadline: float | None = None
-        self._heartbeat_interval: float | None = None
-        self._heartbeat_at: float | None = None
-        self._ack_pending = False
-        self._login = _Login.NONE
+        self._beat.reset()
+        self._login = Login.NONE
         self._good = False  # reached READY or RESUMED on this connection
 
     # -- what the embedder reads ----------------------------------------------
@@ -206,16 +185,14 @@ class GatewayProtocol(Driven):
         if link is LinkState.IDLE:
             return self._link.reconnect_at
         if link is LinkState.OPEN:
-            if self._hello_deadline is not None:
-                return self._hello_deadline
-            return self._heartbeat_at
+            return self._beat.deadline
         return None
 
     # -- the driver contract --------------------------------------------------
 
     def connection_made(self, conn: int, now: float) -> None:
         self._link.made(conn)
-        self._hello_deadline = now + self.config.hello_timeout
+        self._beat.opened(now, self.config.hello_timeout)
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
         link = self._link
@@ -260,31 +237,22 @@ class GatewayProtocol(Driven):
         if link is LinkState.IDLE:
             self._maybe_connect(now)
         elif link is LinkState.OPEN:
-            deadline = self._hello_deadline
-            if deadline is not None:
-                if now >= deadline:
-                    waited = "Hello" if self._heartbeat_interval is None else "access token"
-                    self._token.ask_again()  # on the next connection
-                    self._lose(
-                        Loss(Input.LINK_LOST, f"no {waited} within {self.config.hello_timeout} s"),
-                        now,
-                    )
-                return
-            if self._heartbeat_at is not None and now >= self._heartbeat_at:
-                if self._ack_pending:
-                    self._lose(Loss(Input.LINK_LOST, "heartbeat not acknowledged"), now)
-                    return
+            tick = self._beat.tick(now)
+            if tick is Tick.BEAT:
                 self._send_text(encode_heartbeat(self._seq))
-                self._ack_pending = True
-                assert self._heartbeat_interval is not None
-                self._heartbeat_at = now + self._heartbeat_interval
+            elif tick is Tick.ACK_MISSED:
+                self._lose(Loss(Input.LINK_LOST, tick.value), now)
+            elif tick is not Tick.NOTHING:  # Hello, or a token after it, came too late
+                self._token.ask_again()  # on the next connection
+                why = f"no {tick.value} within {self.config.hello_timeout} s"
+                self._lose(Loss(Input.LINK_LOST, why), now)
 
     # -- inputs beyond the contract ---------------------------------------------
 
     def token_received(self, token: str, expires_at: float, now: float) -> None:
         """Hand over an access token valid until ``expires_at`` (driver time)."""
         self._token.give(token, expires_at, now)
-        if self._login is _Login.PENDING and self._link.state is LinkState.OPEN:
+        if self._login is Login.PENDING and self._link.state is LinkState.OPEN:
             self._log_in(now)
 
     def close(self, now: float, code: int = 1000) -> None:
@@ -303,7 +271,7 @@ class GatewayProtocol(Driven):
         if op == 0 and type(op) is int:
             self._on_dispatch(s, t, event_id, body, now)
         elif op == 11 and type(op) is int:
-            self._ack_pending = False
+            self._beat.acked()
         else:  # a control frame: its d is never typed, and comes undecoded
             try:
                 d = json_value(body) if type(body) is msgspec.Raw and body else None
@@ -376,69 +344,23 @@ class GatewayProtocol(Driven):
         return True
 
     def _on_lifecycle_event(self, t: str, data: Any, now: float) -> bool:
-        """READY or RESUMED, ``d`` as plain values; False when it came out of turn."""
+        """READY or RESUMED, ``d`` as plain values; False when it does not count."""
+        problem = out_of_turn(t, self._login, self.state)
+        if problem is not None:
+            self._violation(problem)
+            return False
         if t == "READY":
-            return self._on_ready(data, now)
-        return self._on_resumed(now)
-
-    def _on_ready(self, data: Any, now: float) -> bool:
-        login, state = self._login, self.state
-        if login is not _READY_ANSWERS.get(state) or not TABLE.allowed(state, Input.READY):
-            self._violation(
-                RemoteProtocolError(
-                    "READY out of turn",
-                    expected="READY after Identify (or Resume)",
-                    received=self.state.name,
-                )
-            )
-            return False
-        if login is _Login.RESUME:
-            # Not what the spec says a server does, but some do: the READY
-            # starts a new session, whose events then come (numbered anew).
-            # What the old session sent after our seq is lost, and said so.
-            self._violation(
-                RemoteProtocolError(
-                    "READY in answer to Resume: a new session starts, and the events of"
-                    f" session {self._session_id} after seq {self._seq} are not replayed",
-                    expected="RESUMED after Resume",
-                    received="READY",
-                )
-            )
-        session_id = data.get("session_id") if type(data) is dict else None
-        if type(session_id) is not str or not session_id:
-            self._violation(
-                RemoteProtocolError(
-                    "READY without a session id", expected="d.session_id", received=data
-                )
-            )
-            self._lose(
-                Loss(
-                    Input.SESSION_LOST,
-                    "READY without a session id",
-                    pause=self._pause(),
-                ),
-                now,
-            )
-            return False
-        self._session_id = session_id
-        self._seq = None  # a new session numbers from the start
-        user = self.bot_user = data.get("user")
-        # Guild messages mention the bot by this id; their text loses it.
-        bot_id = user.get("id") if type(user) is dict else None
-        self._decoder.bot_id = bot_id if type(bot_id) is str and bot_id else None
-        self._fire(Input.READY, "READY")
-        self._connection_good(now)
-        return True
-
-    def _on_resumed(self, now: float) -> bool:
-        if not TABLE.allowed(self.state, Input.RESUMED) or self._login is not _Login.RESUME:
-            self._violation(
-                RemoteProtocolError(
-                    "RESUMED out of turn", expected="RESUMED after Resume", received=self.state.name
-                )
-            )
-            return False
-        self._fire(Input.RESUMED, "RESUMED")
+            if self._login is Login.RESUME:
+                self._violation(ready_to_resume(self._session_id, self._seq))
+            ready = read_ready(data)
+            if isinstance(ready, RemoteProtocolError):
+                self._violation(ready)
+                why = "READY without a session id"
+                self._lose(Loss(Input.SESSION_LOST, why, pause=self._pause()), now)
+                return False
+            self._session_id, self.bot_user, self._decoder.bot_id = ready
+            self._seq = None  # a new session numbers from the start
+        self._fire(Input.READY if t == "READY" else Input.RESUMED, t)
         self._connection_good(now)
         return True
 
@@ -462,29 +384,17 @@ class GatewayProtocol(Driven):
             )
 
     def _on_hello(self, data: Any, now: float) -> None:
-        if self._heartbeat_interval is not None:
-            self._violation(
-                RemoteProtocolError(
-                    "second Hello", expected="one Hello per connection", received=data
-                )
-            )
+        second = self._beat.interval is not None
+        problem = self._beat.hello(data)
+        if problem is not None:
+            self._violation(problem)
+        if second:
             return
-        interval = data.get("heartbeat_interval") if type(data) is dict else None
-        if type(interval) is not int or not 0 < interval <= MAX_HEARTBEAT_MS:
-            self._violation(
-                RemoteProtocolError(
-                    "Hello without a usable heartbeat interval",
-                    expected=f"d.heartbeat_interval in ms, from 1 to {MAX_HEARTBEAT_MS}",
-                    received=data,
-                )
-            )
-            interval = FALLBACK_HEARTBEAT_MS
-        self._heartbeat_interval = interval / 1000
         self._fire(Input.HELLO, "Hello")
         self._log_in(now)
 
     def _on_invalid_session(self, resumable: Any, now: float) -> None:
-        identifying = self.state is S.IDENTIFY and self._login is _Login.IDENTIFY
+        identifying = self.state is S.IDENTIFY and self._login is Login.IDENTIFY
         intents = int(self.config.intents)
         self._lose(loss_of_invalid_session(resumable, identifying, intents, self._pause), now)
 
@@ -501,21 +411,13 @@ class GatewayProtocol(Driven):
     def _log_in(self, now: float) -> None:
         token = self._token.usable(now)
         if token is None:
-            self._login = _Login.PENDING
+            self._login = Login.PENDING
             return
-        if self.state is S.RESUMING and self._session_id is not None:
-            self._send_text(encode_resume(token, self._session_id, self._seq))
-            self._login = _Login.RESUME
-        else:
-            config = self.config
-            self._send_text(
-                encode_identify(token, config.intents, config.shard, dict(config.properties or {}))
-            )
-            self._login = _Login.IDENTIFY
-        self._hello_deadline = None
-        assert self._heartbeat_interval is not None
-        self._heartbeat_at = now + self._heartbeat_interval
-        self._ack_pending = False
+        frame, self._login = login_frame(
+            self.state, token, self._session_id, self._seq, self.config
+        )
+        self._send_text(frame)
+        self._beat.logged_in(now)
 
     def _connection_good(self, now: float) -> None:
         self._good = True
@@ -532,7 +434,7 @@ class GatewayProtocol(Driven):
             self._link.close(RESUMABLE_CLOSE_CODE)
 
         counters = self._counters
-        if self._login is _Login.RESUME and not self._good:
+        if self._login is Login.RESUME and not self._good:
             counters.failed_resumes += 1
         counters.has_session = self._session_id is not None
         delay = loss.pause
@@ -544,14 +446,7 @@ class GatewayProtocol(Driven):
             delay = max(delay, self._policy.good_one_ended(now))
 
         row = TABLE.row(self.state, loss.input, counters)
-        reason = loss.reason
-        if row.when is SPENT:
-            failures = self._policy.attempts.failures
-            reason = f"gave up after {failures} failed attempts; last: {reason}"
-        elif row.when is RESUMES_FAILED:
-            reason += f"; {counters.failed_resumes} resumes failed, starting a new session"
-        elif row.when is REFUSED_TWICE:
-            reason += " (again, with a fresh token)"
+        reason = explain(row, loss.reason, counters, self._policy.attempts.failures)
         if loss.refresh_token and row.dest not in _TERMINAL:
             self._token.want(reason, stale=True)
         # The server dropped the session, or resuming it keeps failing: it is

@@ -51,6 +51,7 @@ __all__ = [
     "GatewayState",
     "Input",
     "Loss",
+    "explain",
     "loss_of_close",
     "loss_of_invalid_session",
 ]
@@ -148,6 +149,22 @@ TABLE: Final[Table[GatewayState, Input, Counters]] = Table(
 )
 
 GatewayLifecycle = Lifecycle[GatewayState, Input, Counters]
+
+
+def explain(
+    row: Row[GatewayState, Input, Counters], reason: str, counters: Counters, failures: int
+) -> str:
+    """``reason`` for a loss, with what the condition that picked ``row`` adds.
+
+    ``failures`` is how many attempts in a row failed, the last included.
+    """
+    if row.when is SPENT:
+        return f"gave up after {failures} failed attempts; last: {reason}"
+    if row.when is RESUMES_FAILED:
+        return f"{reason}; {counters.failed_resumes} resumes failed, starting a new session"
+    if row.when is REFUSED_TWICE:
+        return f"{reason} (again, with a fresh token)"
+    return reason
 
 
 #: The pause after close 4008 ("sending payloads too fast").
