@@ -44,10 +44,10 @@ from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
 from qqproto.actions import Deliver, SendData
+from qqproto.qq.config import GatewayConfig
 from qqproto.qq.events import GroupAtMessageCreate
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
-from qqproto.qq.session import GatewayConfig
 
 NOW = 1000.0
 CHUNK = 100  # frames per call in the chunked mode

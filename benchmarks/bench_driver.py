@@ -67,8 +67,8 @@ from qqproto.adapters.bot import QQBot
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
 from qqproto.qq import GroupAtMessageCreate, Ready, TokenWanted
+from qqproto.qq.config import GatewayConfig
 from qqproto.qq.gateway import GatewayProtocol
-from qqproto.qq.session import GatewayConfig
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_dispatch import dispatch_payloads, server_frame, switching_protocols, text

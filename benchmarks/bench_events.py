@@ -76,6 +76,7 @@ from wsproto.events import TextMessage
 
 from qqproto.actions import Deliver, SendData
 from qqproto.errors import RemoteProtocolError
+from qqproto.qq.config import GatewayConfig
 from qqproto.qq.decode import EventDecoder
 from qqproto.qq.events import (
     AtMessageCreate,
@@ -89,7 +90,6 @@ from qqproto.qq.events import (
 )
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
-from qqproto.qq.session import GatewayConfig
 from qqproto.qq.text import clean_content, with_scheme
 from qqproto.ws import Closed, TextReceived, WebSocketClient
 

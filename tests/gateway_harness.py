@@ -25,10 +25,11 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
+from qqproto.qq.config import GatewayConfig
 from qqproto.qq.events import Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
-from qqproto.qq.session import GatewayConfig, Session, TokenWanted
+from qqproto.qq.session import Session, TokenWanted
 
 from .timers import fire_deadlines
 

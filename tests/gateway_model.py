@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from qqproto.qq.session import GatewayConfig
+from qqproto.qq.config import GatewayConfig
 
 # The GatewayConfig the client under test runs with (client_config).
 MAX_ATTEMPTS = 5

@@ -37,10 +37,11 @@ from qqproto.actions import (
     StateChanged,
 )
 from qqproto.link import Retry
+from qqproto.qq.config import GatewayConfig
 from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
-from qqproto.qq.session import GatewayConfig, Session, TokenWanted
+from qqproto.qq.session import Session, TokenWanted
 
 from .gateway_model import ClientModel, ServerSession, ServerState, close_cause
 

@@ -22,22 +22,16 @@ from hypothesis import strategies as st
 
 from qqproto.errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq import ReplyTracker, Scene, api
-from qqproto.qq.api import (
-    ApiCall,
-    ApiConfig,
-    FileType,
+from qqproto.qq import ReplyTracker, Scene, api, results
+from qqproto.qq.api import ApiCall, ApiConfig, FileType, InteractionCode, MsgType, ReplyTo, Target
+from qqproto.qq.codes import CODES, ApiCode, ApiError, CodeFlag, as_int, lookup
+from qqproto.qq.results import (
     GatewayInfo,
-    InteractionCode,
-    MsgType,
-    ReplyTo,
     SentMessage,
     SessionLimitExceeded,
     SessionStartLimit,
-    Target,
     UploadedMedia,
 )
-from qqproto.qq.codes import CODES, ApiCode, ApiError, CodeFlag, as_int, lookup
 
 TOKEN = "tok-Secret-0123"
 CONFIG = ApiConfig("102000000")
@@ -400,7 +394,7 @@ def test_get_me() -> None:
     me = call.parse(
         answer(200, {"id": "1234", "username": "bot", "avatar": "https://a/b", "union_openid": ""})
     )
-    assert me == api.BotUser("1234", "bot", "https://a/b", "", None)
+    assert me == results.BotUser("1234", "bot", "https://a/b", "", None)
 
 
 # -- answers --------------------------------------------------------------------------------
@@ -486,10 +480,10 @@ def test_the_docs_broken_gateway_example_is_an_error() -> None:
 
 def test_session_budget() -> None:
     info = api.get_gateway_bot().parse(answer(200, GATEWAY_BOT))
-    api.check_session_budget(info)
-    api.check_session_budget(info, 999)
+    results.check_session_budget(info)
+    results.check_session_budget(info, 999)
     with pytest.raises(SessionLimitExceeded) as exc:
-        api.check_session_budget(info, 1000)
+        results.check_session_budget(info, 1000)
     assert isinstance(exc.value, ProtocolError)
     assert (exc.value.shards, exc.value.limit.remaining) == (1000, 999)
     assert "at most 999 shards" in str(exc.value) and "resets in 14400 s" in str(exc.value)
@@ -498,9 +492,9 @@ def test_session_budget() -> None:
 def test_no_session_start_left_refuses_even_one_shard() -> None:
     empty = GatewayInfo("wss://x/", 1, SessionStartLimit(1000, 0, 5000, 1))
     with pytest.raises(SessionLimitExceeded):
-        api.check_session_budget(empty)
+        results.check_session_budget(empty)
     with pytest.raises(SessionLimitExceeded):
-        api.check_session_budget(GatewayInfo("wss://x/", 4, SessionStartLimit(1000, 3, 1, 1)))
+        results.check_session_budget(GatewayInfo("wss://x/", 4, SessionStartLimit(1000, 3, 1, 1)))
 
 
 @pytest.mark.parametrize("number", ["1" + "0" * 400, str(2**63), "9" * 5000])
@@ -519,7 +513,7 @@ def test_the_largest_numbers_of_a_session_budget_are_taken() -> None:
     big = dict.fromkeys(("total", "remaining", "reset_after", "max_concurrency"), 2**63 - 1)
     info = api.get_gateway_bot().parse(answer(200, {**GATEWAY_BOT, "session_start_limit": big}))
     with pytest.raises(SessionLimitExceeded, match="resets in 9223372036854776 s"):
-        api.check_session_budget(info, 2**63)
+        results.check_session_budget(info, 2**63)
 
 
 @pytest.mark.parametrize("number", ["1" + "0" * 400, str(2**63), "9" * 5000])
@@ -534,9 +528,9 @@ def test_an_error_code_out_of_range_is_no_code(number: str) -> None:
 
 def test_the_budget_needs_gateway_bot_and_a_shard_count() -> None:
     with pytest.raises(LocalProtocolError, match="/gateway/bot"):
-        api.check_session_budget(GatewayInfo("wss://x/"), 1)
+        results.check_session_budget(GatewayInfo("wss://x/"), 1)
     with pytest.raises(LocalProtocolError, match="shard count"):
-        api.check_session_budget(GatewayInfo("wss://x/", 1, SessionStartLimit(1, 1, 1, 1)), 0)
+        results.check_session_budget(GatewayInfo("wss://x/", 1, SessionStartLimit(1, 1, 1, 1)), 0)
 
 
 # -- errors ----------------------------------------------------------------------------------

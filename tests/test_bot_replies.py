@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from qqproto.errors import LocalProtocolError
-from qqproto.qq.api import SentMessage, Target, send_text
+from qqproto.qq.api import Target, send_text
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import (
     AtMessageCreate,
@@ -17,6 +17,7 @@ from qqproto.qq.events import (
     MessageCreate,
 )
 from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
+from qqproto.qq.results import SentMessage
 from qqproto.qq.scenes import Scene
 
 from .bot_world import (

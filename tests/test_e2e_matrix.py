@@ -36,9 +36,10 @@ from qqproto.qq import (
     Target,
 )
 from qqproto.qq import gateway as gateway_module
-from qqproto.qq.api import ReplyTo, SentMessage, send_text
+from qqproto.qq.api import ReplyTo, send_text
 from qqproto.qq.codes import ApiError
 from qqproto.qq.replies import Refusal, ReplyRefused
+from qqproto.qq.results import SentMessage
 from qqproto.testing import SimulatorConfig
 
 from .e2e_bots import APP_ID, HARNESSES, SECRET, Harness, TappedSimulator

@@ -15,6 +15,7 @@ from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSo
 from qqproto.http import HttpResponse
 from qqproto.link import SHORT_SESSION, LinkState, Retry
 from qqproto.qq import lifecycle
+from qqproto.qq.config import GatewayConfig
 from qqproto.qq.decode import EventDecodeError
 from qqproto.qq.events import (
     AtMessageCreate,
@@ -29,7 +30,7 @@ from qqproto.qq.gateway import MAX_SEQ, GatewayProtocol
 from qqproto.qq.heartbeat import MAX_HEARTBEAT_MS
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
-from qqproto.qq.session import GatewayConfig, Session, TokenWanted
+from qqproto.qq.session import Session, TokenWanted
 
 from .gateway_harness import BOT_ID, GROUP, MEMBER, Harness, ServerEnd
 

@@ -19,9 +19,9 @@ from qqproto.qq.api import (
     send_text,
     upload_media,
 )
-from qqproto.qq.bot import ApiResult
 from qqproto.qq.codes import ApiError
 from qqproto.qq.events import InteractionCreate, Message, Ready, Resumed
+from qqproto.qq.results import ApiResult
 from qqproto.testing import HttpLatency, MemoryNetwork, QQSimulator, SimulatorConfig
 
 ORIGIN = "http://127.0.0.1:1"

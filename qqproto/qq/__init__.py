@@ -2,8 +2,9 @@
 
 from .api import ApiCall, ApiConfig, Target
 from .auth import AuthConfig, Token, TokenError, TokenManager
-from .bot import ApiResult, BotConfig, BotProtocol
+from .bot import BotProtocol
 from .codes import ApiError
+from .config import DEFAULT_GATEWAY_URL, BotConfig, GatewayConfig
 from .decode import EventDecodeError
 from .events import (
     EVENT_TYPES,
@@ -55,8 +56,9 @@ from .parts import (
 from .payloads import CloseAction, ClosePolicy, Intents, Opcode, close_policy
 from .phases import BotPhase, TokenPhase
 from .replies import ReplyContext, ReplyPolicy, ReplyRefused, ReplyTicket, ReplyTracker
+from .results import ApiResult
 from .scenes import Scene
-from .session import DEFAULT_GATEWAY_URL, GatewayConfig, Session, TokenWanted
+from .session import Session, TokenWanted
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",

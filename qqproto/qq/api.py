@@ -1,4 +1,4 @@
-"""The QQ OpenAPI (REST) as values: calls to make, and what their answers mean.
+"""The QQ OpenAPI (REST) as values: the calls to make.
 
 A builder (:func:`send_text`, :func:`upload_media`, :func:`get_gateway_bot`,
 ...) returns an :class:`ApiCall`: method, path and JSON body, and the parser
@@ -6,8 +6,9 @@ of its answer. Nothing here knows the access token or performs the call, so
 a call can be built, logged, compared and retried freely; the token joins only
 in :meth:`ApiCall.to_request`, which makes the ``HttpRequest`` action, and it
 never shows in a repr. The answer goes back through :meth:`ApiCall.parse`:
-a typed result, or an :class:`ApiError` (from :mod:`qqproto.qq.codes`) that
-says what the platform refused and whether trying again can help.
+a typed result (from :mod:`qqproto.qq.results`), or an :class:`ApiError`
+(from :mod:`qqproto.qq.codes`) that says what the platform refused and
+whether trying again can help.
 
 Spec: the QQ Official Bot API v2 reference (the "spec" of these modules'
 comments), sections 1 (hosts, headers, gateway), 7 (sending), 8 (media
@@ -25,9 +26,20 @@ from typing import Any, Generic, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 from ..actions import HttpRequest
-from ..errors import ConfigError, LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..errors import ConfigError, LocalProtocolError
 from ..http import HttpResponse
-from .codes import as_int, check_response
+from .codes import check_response
+from .results import (
+    BotUser,
+    GatewayInfo,
+    SentMessage,
+    UploadedMedia,
+    bot_user,
+    gateway_info,
+    nothing,
+    sent_message,
+    uploaded_media,
+)
 from .scenes import Scene
 
 __all__ = [
@@ -35,20 +47,13 @@ __all__ = [
     "SANDBOX_BASE_URL",
     "ApiCall",
     "ApiConfig",
-    "BotUser",
     "FileType",
-    "GatewayInfo",
     "InteractionCode",
     "MsgType",
     "ReplyTicketLike",
     "ReplyTo",
-    "SentMessage",
-    "SessionLimitExceeded",
-    "SessionStartLimit",
     "Target",
-    "UploadedMedia",
     "acknowledge_interaction",
-    "check_session_budget",
     "get_gateway",
     "get_gateway_bot",
     "get_me",
@@ -235,158 +240,6 @@ class ReplyTo:
     msg_seq: int | None = 1
 
 
-# -- results ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SentMessage:
-    """A send's answer. ``id`` is for recall and ``ref_idx`` for quoting: never
-    use either as a reply's ``msg_id`` (spec 7.4). ``timestamp`` comes as an
-    ISO string or as an int, and is kept as it came. ``raw`` is the whole
-    body (a guild send answers with a full Message object)."""
-
-    id: str
-    timestamp: str | int | None = None
-    ref_idx: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class UploadedMedia:
-    """An upload's answer: send ``file_info`` with :func:`send_media` within ``ttl``
-    seconds (0: long-lived); ``id`` is set when the platform sent it itself."""
-
-    file_uuid: str
-    file_info: str
-    ttl: int
-    id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionStartLimit:
-    """How many gateway sessions may still start; ``reset_after`` is in **ms**,
-    ``max_concurrency`` sessions may start per 5 s."""
-
-    total: int
-    remaining: int
-    reset_after: int
-    max_concurrency: int
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayInfo:
-    """``/gateway`` (url only) or ``/gateway/bot`` (with shards and the start budget)."""
-
-    url: str
-    shards: int | None = None
-    session_start_limit: SessionStartLimit | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BotUser:
-    """``GET /users/@me``: the bot's own identity."""
-
-    id: str
-    username: str = ""
-    avatar: str = ""
-    union_openid: str | None = None
-    union_user_account: str | None = None
-
-
-class SessionLimitExceeded(ProtocolError):
-    """More shards were asked to start than ``session_start_limit.remaining`` allows."""
-
-    def __init__(self, shards: int, limit: SessionStartLimit):
-        self.shards = shards
-        self.limit = limit
-        super().__init__(
-            f"not enough gateway session starts left ({limit.remaining} of {limit.total}; "
-            f"the count resets in {limit.reset_after / 1000:.0f} s)",
-            expected=f"at most {limit.remaining} shards",
-            received=f"{shards} shards",
-        )
-
-
-def check_session_budget(info: GatewayInfo, shards: int | None = None) -> None:
-    """Raise :class:`SessionLimitExceeded` unless ``shards`` sessions may start now.
-
-    ``shards`` defaults to the count the platform recommends. A remaining
-    count of 0 refuses even one shard (nonebot-adapter-qq lets that through).
-    """
-    limit = info.session_start_limit
-    if limit is None:
-        _refuse("no session start budget", "a GET /gateway/bot result", "a /gateway result")
-    wanted = info.shards if shards is None else shards
-    if not isinstance(wanted, int) or wanted < 1:
-        _refuse("bad shard count", "at least 1", wanted)
-    if wanted > limit.remaining:
-        raise SessionLimitExceeded(wanted, limit)
-
-
-def _need(body: dict[str, Any], key: str, what: str, kind: type[str | int] = str) -> Any:
-    value = as_int(body.get(key)) if kind is int else body.get(key)
-    if not isinstance(value, kind):
-        expected = f"{'an integer' if kind is int else 'a string'} {key!r}"
-        raise RemoteProtocolError(f"bad {what}", expected=expected, received=body)
-    return value
-
-
-def _object(data: object, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise RemoteProtocolError(f"bad {what}", expected="a JSON object", received=data)
-    return data
-
-
-def _maybe(body: object, key: str) -> str | None:
-    value = body.get(key) if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _sent_message(data: object) -> SentMessage:
-    body = _object(data, "send response")
-    stamp = body.get("timestamp")
-    if isinstance(stamp, bool) or not isinstance(stamp, str | int):
-        stamp = None
-    ref_idx = _maybe(body.get("ext_info"), "ref_idx")
-    return SentMessage(_need(body, "id", "send response"), stamp, ref_idx, body)
-
-
-def _uploaded(data: object) -> UploadedMedia:
-    body, what = _object(data, "upload response"), "upload response"
-    return UploadedMedia(
-        _need(body, "file_uuid", what),
-        _need(body, "file_info", what),
-        _need(body, "ttl", what, int),
-        _maybe(body, "id") or None,
-    )
-
-
-def _gateway(data: object) -> GatewayInfo:
-    body, what = _object(data, "gateway response"), "gateway response"
-    url = _need(body, "url", what)
-    if "session_start_limit" not in body and "shards" not in body:
-        return GatewayInfo(url)  # GET /gateway
-    limit = _object(body.get("session_start_limit"), "session_start_limit")
-    keys = ("total", "remaining", "reset_after", "max_concurrency")
-    numbers = (_need(limit, key, "session_start_limit", int) for key in keys)
-    return GatewayInfo(url, _need(body, "shards", what, int), SessionStartLimit(*numbers))
-
-
-def _bot_user(data: object) -> BotUser:
-    body = _object(data, "users/@me response")
-    return BotUser(
-        _need(body, "id", "users/@me response"),
-        _maybe(body, "username") or "",
-        _maybe(body, "avatar") or "",
-        _maybe(body, "union_openid"),
-        _maybe(body, "union_user_account"),
-    )
-
-
-def _nothing(data: object) -> None:
-    return None
-
-
 # -- the call value ------------------------------------------------------------------------
 
 
@@ -439,17 +292,17 @@ class ApiCall(Generic[T]):
 
 def get_gateway() -> ApiCall[GatewayInfo]:
     """``GET /gateway``: the WebSocket URL."""
-    return ApiCall("GET", "/gateway", None, _gateway)
+    return ApiCall("GET", "/gateway", None, gateway_info)
 
 
 def get_gateway_bot() -> ApiCall[GatewayInfo]:
     """``GET /gateway/bot``: the URL, recommended shards and the session start budget."""
-    return ApiCall("GET", "/gateway/bot", None, _gateway)
+    return ApiCall("GET", "/gateway/bot", None, gateway_info)
 
 
 def get_me() -> ApiCall[BotUser]:
     """``GET /users/@me``: the bot's identity."""
-    return ApiCall("GET", "/users/@me", None, _bot_user)
+    return ApiCall("GET", "/users/@me", None, bot_user)
 
 
 def _reply_fields(to: Target, reply: ReplyTicketLike) -> dict[str, Any]:
@@ -536,7 +389,7 @@ def send_message(
         body[key] = value
     if not v2 and not any(body.get(key) for key in _GUILD_PAYLOAD):
         _refuse("empty guild message", "content, embed, ark, image or markdown", sorted(body))
-    return ApiCall("POST", f"{to.path}/messages", body, _sent_message)
+    return ApiCall("POST", f"{to.path}/messages", body, sent_message)
 
 
 def send_text(
@@ -608,7 +461,7 @@ def upload_media(
     body["srv_send_msg"] = bool(srv_send_msg)
     if file_name is not None:
         body["file_name"] = file_name
-    return ApiCall("POST", f"{to.path}/files", body, _uploaded)
+    return ApiCall("POST", f"{to.path}/files", body, uploaded_media)
 
 
 def recall_message(to: Target, message_id: str, *, hidetip: bool = False) -> ApiCall[None]:
@@ -617,7 +470,7 @@ def recall_message(to: Target, message_id: str, *, hidetip: bool = False) -> Api
     path = f"{to.path}/messages/{_segment(message_id, 'message id')}"
     if to.scene is Scene.GUILD_CHANNEL:
         path += f"?hidetip={'true' if hidetip else 'false'}"
-    return ApiCall("DELETE", path, None, _nothing)
+    return ApiCall("DELETE", path, None, nothing)
 
 
 def acknowledge_interaction(
@@ -625,4 +478,4 @@ def acknowledge_interaction(
 ) -> ApiCall[None]:
     """``PUT /interactions/<id>``: until it is acknowledged, the user's client spins."""
     path = f"/interactions/{_segment(interaction_id, 'interaction id')}"
-    return ApiCall("PUT", path, {"code": _member(InteractionCode, code)}, _nothing)
+    return ApiCall("PUT", path, {"code": _member(InteractionCode, code)}, nothing)

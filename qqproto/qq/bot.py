@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from ..actions import Deliver, Failed, HttpRequest
 from ..backoff import Backoff
@@ -34,100 +34,24 @@ from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
-from ..ws import Entropy
-from .api import (
-    PRODUCTION_BASE_URL,
-    SANDBOX_BASE_URL,
-    ApiCall,
-    ApiConfig,
-    GatewayInfo,
-    check_session_budget,
-    get_gateway_bot,
-)
-from .auth import DEFAULT_TOKEN_URL, AuthConfig, TokenError, TokenManager
+from .api import ApiCall, ApiConfig, get_gateway_bot
+from .auth import AuthConfig, TokenError, TokenManager
 from .codes import ApiError
+from .config import BotConfig, GatewayConfig
 from .conversation import Conversations, reply_code
 from .events import ProtocolViolation
 from .gateway import GatewayProtocol
-from .payloads import Intents
 from .phases import BOT_TABLE, BotInput, BotPhase
-from .replies import Outcome, ReplyPolicy, ReplyRefused, ReplyTicket
-from .scenes import Scene
-from .session import GatewayConfig, Session, TokenWanted
+from .replies import Outcome, ReplyRefused, ReplyTicket
+from .results import ApiResult, GatewayInfo, check_session_budget
+from .session import Session, TokenWanted
 
-__all__ = ["ApiResult", "BotConfig", "BotProtocol"]
-
-T = TypeVar("T")
+__all__ = ["BotProtocol"]
 
 #: A token the gateway gets must still live this long (its own margin is 10 s).
 GATEWAY_TOKEN_MARGIN = 15.0
 #: How often a REST call is tried when the platform says "later" (429, 5xx).
 REST_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class BotConfig:
-    """Everything a bot needs. ``secret`` never shows in a repr."""
-
-    app_id: str
-    secret: str = field(repr=False)
-    intents: Intents | int = field(default_factory=Intents.default)
-    shard: tuple[int, int] = (0, 1)
-    api_base: str = PRODUCTION_BASE_URL
-    token_url: str = DEFAULT_TOKEN_URL
-    #: Skip discovery and connect here (a custom or test endpoint).
-    gateway_url: str | None = None
-    max_attempts: int = 30
-    #: Reconnect and discovery backoff: the first wait and the longest (seconds).
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
-    seed: int = 0
-    rng: random.Random | None = field(default=None, compare=False, repr=False)
-    entropy: Entropy | None = field(default=None, compare=False, repr=False)
-    #: Passive-reply windows and budgets by scene, over ``replies.DEFAULT_POLICIES``.
-    reply_policies: Mapping[Scene, ReplyPolicy] | None = field(default=None, compare=False)
-    #: How long an inbound id is remembered to drop its redeliveries.
-    dedup_ttl: float = 600.0
-
-    @classmethod
-    def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
-        return cls(app_id, secret, api_base=SANDBOX_BASE_URL, **kwargs)
-
-    def __post_init__(self) -> None:
-        # The pieces validate their own parts; fail here, before anything runs.
-        AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)
-        ApiConfig(self.app_id, self.api_base)
-        GatewayConfig(
-            self.app_id,
-            self.intents,
-            self.shard,
-            self.gateway_url or "wss://x/",
-            backoff_base=self.backoff_base,
-            backoff_cap=self.backoff_cap,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ApiResult(Generic[T]):
-    """What became of a REST call started with :meth:`BotProtocol.call`.
-
-    ``delivered_earlier`` is True for a reply whose retry was answered with
-    40054005 (that ``msg_id`` and ``msg_seq`` were used): an earlier attempt,
-    whose answer never came, posted it. The call succeeded (``ok``), but the
-    platform answered with no message, so ``result`` is None: the id of the
-    message that landed is unknown. Otherwise ``result`` is what the call's
-    answer parsed to, and None only on an error.
-    """
-
-    request_id: int
-    call: ApiCall[T]
-    result: T | None = None
-    error: ProtocolError | None = None
-    delivered_earlier: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 #: The phases a bot never leaves: nothing opens, and no request goes out, once in one.

@@ -40,15 +40,7 @@ from typing import Any
 
 from ..errors import LocalProtocolError
 from ..ttl import TTLMap
-from .api import (
-    ApiCall,
-    SentMessage,
-    Target,
-    UploadedMedia,
-    send_markdown,
-    send_media,
-    send_text,
-)
+from .api import ApiCall, Target, send_markdown, send_media, send_text
 from .codes import ApiError
 from .events import (
     EVENT_TYPES,
@@ -78,6 +70,7 @@ from .replies import (
     ReplyTracker,
     _LedgerEntry,
 )
+from .results import SentMessage, UploadedMedia
 from .scenes import Scene
 
 __all__ = ["Conversations", "reply_code"]

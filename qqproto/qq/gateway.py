@@ -39,6 +39,7 @@ from ..ws import (
     Closed,
     TextReceived,
 )
+from .config import GatewayConfig
 from .decode import EventDecodeError, EventDecoder, json_value, untyped_event
 from .events import Event, ProtocolViolation
 from .heartbeat import Heartbeat, Tick
@@ -55,7 +56,7 @@ from .lifecycle import (
 )
 from .login import Login, login_frame, out_of_turn, read_ready, ready_to_resume
 from .payloads import encode_heartbeat
-from .session import AccessToken, GatewayConfig, Session
+from .session import AccessToken, Session
 
 __all__ = ["GatewayProtocol"]
 

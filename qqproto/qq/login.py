@@ -13,9 +13,9 @@ from enum import Enum
 from typing import Any
 
 from ..errors import RemoteProtocolError
+from .config import GatewayConfig
 from .lifecycle import TABLE, GatewayState, Input
 from .payloads import encode_identify, encode_resume
-from .session import GatewayConfig
 
 __all__ = ["Login", "Ready", "login_frame", "out_of_turn", "read_ready", "ready_to_resume"]
 

@@ -1,0 +1,126 @@
+"""How to run a bot, and one gateway session: every value checked when made.
+
+:class:`BotConfig` is what :class:`~qqproto.qq.bot.BotProtocol` needs (the
+credentials, the intents and shard, the endpoints, the backoff and the reply
+policies); :class:`GatewayConfig` is what one
+:class:`~qqproto.qq.gateway.GatewayProtocol` needs, and a bot builds one for
+its gateway from its own. A bad value raises :class:`ConfigError` here,
+before any protocol runs, naming the field, what it allows and what came.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..ws import DEFAULT_MAX_MESSAGE_SIZE, Entropy
+from .api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ApiConfig
+from .auth import DEFAULT_TOKEN_URL, AuthConfig
+from .payloads import Intents
+from .replies import ReplyPolicy
+from .scenes import Scene
+
+__all__ = ["DEFAULT_GATEWAY_URL", "BotConfig", "GatewayConfig"]
+
+DEFAULT_GATEWAY_URL = "wss://api.sgroup.qq.com/websocket/"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """How to run one gateway session. Validated on construction."""
+
+    app_id: str
+    intents: Intents | int = field(default_factory=Intents.default)
+    shard: tuple[int, int] = (0, 1)
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    #: Consecutive connection attempts that may fail to reach READY/RESUMED.
+    max_attempts: int = 30
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    #: Seconds from connection_made until Hello and a login must have happened.
+    hello_timeout: float = 30.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Sent as Identify's ``properties`` when given (the server ignores them).
+    properties: Mapping[str, str] | None = None
+    #: Jitter comes from ``rng`` when given, else from ``random.Random(seed)``.
+    #: Drivers pass an OS-seeded ``random.Random()``; tests pass a seed.
+    seed: int = 0
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
+    #: WebSocket masking keys and handshake nonces: ``os.urandom`` in drivers;
+    #: when None, bytes from the jitter RNG, so runs are reproducible.
+    entropy: Entropy | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if type(self.app_id) is not str or not self.app_id:
+            raise ConfigError("app_id", "a non-empty string", self.app_id)
+        intents = int(self.intents)
+        if not 0 <= intents < 1 << 31:
+            raise ConfigError("intents", "a bit mask from 0 to 2**31 - 1", self.intents)
+        shard = self.shard
+        if not (
+            isinstance(shard, tuple)
+            and len(shard) == 2
+            and all(type(n) is int for n in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            raise ConfigError("shard", "(shard_id, shard_count) with 0 <= id < count", shard)
+        if not self.gateway_url.startswith(("ws://", "wss://")):
+            raise ConfigError("gateway_url", "a ws:// or wss:// URL", self.gateway_url)
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts", "an integer >= 1", self.max_attempts)
+        # Backoff would refuse these too, but only once a protocol object is built.
+        if not self.backoff_base > 0:
+            raise ConfigError("backoff_base", "a positive number of seconds", self.backoff_base)
+        if not self.backoff_cap >= self.backoff_base:
+            raise ConfigError(
+                "backoff_cap",
+                f"a number of seconds >= backoff_base ({self.backoff_base})",
+                self.backoff_cap,
+            )
+        if not self.hello_timeout > 0:
+            raise ConfigError("hello_timeout", "a positive number of seconds", self.hello_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    """Everything a bot needs. ``secret`` never shows in a repr."""
+
+    app_id: str
+    secret: str = field(repr=False)
+    intents: Intents | int = field(default_factory=Intents.default)
+    shard: tuple[int, int] = (0, 1)
+    api_base: str = PRODUCTION_BASE_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    #: Skip discovery and connect here (a custom or test endpoint).
+    gateway_url: str | None = None
+    max_attempts: int = 30
+    #: Reconnect and discovery backoff: the first wait and the longest (seconds).
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    seed: int = 0
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
+    entropy: Entropy | None = field(default=None, compare=False, repr=False)
+    #: Passive-reply windows and budgets by scene, over ``replies.DEFAULT_POLICIES``.
+    reply_policies: Mapping[Scene, ReplyPolicy] | None = field(default=None, compare=False)
+    #: How long an inbound id is remembered to drop its redeliveries.
+    dedup_ttl: float = 600.0
+
+    @classmethod
+    def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
+        return cls(app_id, secret, api_base=SANDBOX_BASE_URL, **kwargs)
+
+    def __post_init__(self) -> None:
+        # The pieces validate their own parts; fail here, before anything runs.
+        AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)
+        ApiConfig(self.app_id, self.api_base)
+        GatewayConfig(
+            self.app_id,
+            self.intents,
+            self.shard,
+            self.gateway_url or "wss://x/",
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+        )
