@@ -17,10 +17,10 @@ from qqproto.actions import (
     StateChanged,
 )
 from qqproto.http import HttpResponse
+from qqproto.qq.api import ApiResult
 from qqproto.qq.bot import BotProtocol
 from qqproto.qq.config import BotConfig
 from qqproto.qq.events import C2CMessageCreate, Dispatch, GroupAtMessageCreate, ProtocolViolation
-from qqproto.qq.results import ApiResult
 from qqproto.testing import FakeServer
 
 from .timers import fire_deadlines

@@ -13,13 +13,13 @@ from qqproto.actions import (
 )
 from qqproto.errors import ConfigError, LocalProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq.api import Target, get_me, send_text
+from qqproto.qq.api import ApiResult, Target, get_me, send_text
 from qqproto.qq.config import BotConfig
 from qqproto.qq.events import (
     ProtocolViolation,
 )
 from qqproto.qq.phases import BotPhase
-from qqproto.qq.results import ApiResult, SentMessage
+from qqproto.qq.results import SentMessage
 
 from .bot_world import GATEWAY_BOT, SECRET, World, reply, token_reply
 

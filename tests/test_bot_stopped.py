@@ -32,12 +32,11 @@ from qqproto.actions import (
 )
 from qqproto.errors import LocalProtocolError
 from qqproto.http import HttpResponse
-from qqproto.qq.api import Target, send_text
+from qqproto.qq.api import ApiResult, Target, send_text
 from qqproto.qq.bot import BotProtocol
 from qqproto.qq.codes import ApiError
 from qqproto.qq.config import BotConfig
 from qqproto.qq.phases import BotPhase
-from qqproto.qq.results import ApiResult
 from qqproto.testing import FakeServer
 
 from .bot_world import GATEWAY_BOT, SECRET

@@ -11,6 +11,7 @@ from qqproto.errors import LocalProtocolError
 from qqproto.qq import BotConfig, BotPhase, BotProtocol, GatewayState, Target
 from qqproto.qq.api import (
     ApiCall,
+    ApiResult,
     FileType,
     ReplyTo,
     acknowledge_interaction,
@@ -21,7 +22,6 @@ from qqproto.qq.api import (
 )
 from qqproto.qq.codes import ApiError
 from qqproto.qq.events import InteractionCreate, Message, Ready, Resumed
-from qqproto.qq.results import ApiResult
 from qqproto.testing import HttpLatency, MemoryNetwork, QQSimulator, SimulatorConfig
 
 ORIGIN = "http://127.0.0.1:1"

@@ -1,6 +1,6 @@
 """The QQ Official Bot Platform API v2: the gateway session, its events and its pieces."""
 
-from .api import ApiCall, ApiConfig, Target
+from .api import ApiCall, ApiConfig, ApiResult, Target
 from .auth import AuthConfig, Token, TokenError, TokenManager
 from .bot import BotProtocol
 from .codes import ApiError
@@ -56,7 +56,6 @@ from .parts import (
 from .payloads import CloseAction, ClosePolicy, Intents, Opcode, close_policy
 from .phases import BotPhase, TokenPhase
 from .replies import ReplyContext, ReplyPolicy, ReplyRefused, ReplyTicket, ReplyTracker
-from .results import ApiResult
 from .scenes import Scene
 from .session import Session, TokenWanted
 

@@ -26,7 +26,7 @@ from typing import Any, Generic, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 from ..actions import HttpRequest
-from ..errors import ConfigError, LocalProtocolError
+from ..errors import ConfigError, LocalProtocolError, ProtocolError
 from ..http import HttpResponse
 from .codes import check_response
 from .results import (
@@ -47,6 +47,7 @@ __all__ = [
     "SANDBOX_BASE_URL",
     "ApiCall",
     "ApiConfig",
+    "ApiResult",
     "FileType",
     "InteractionCode",
     "MsgType",
@@ -285,6 +286,29 @@ class ApiCall(Generic[T]):
 
     def __repr__(self) -> str:
         return f"ApiCall({self.method} {self.path}, body=<{len(self.body)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResult(Generic[T]):
+    """What became of a REST call started with :meth:`BotProtocol.call`.
+
+    ``delivered_earlier`` is True for a reply whose retry was answered with
+    40054005 (that ``msg_id`` and ``msg_seq`` were used): an earlier attempt,
+    whose answer never came, posted it. The call succeeded (``ok``), but the
+    platform answered with no message, so ``result`` is None: the id of the
+    message that landed is unknown. Otherwise ``result`` is what the call's
+    answer parsed to, and None only on an error.
+    """
+
+    request_id: int
+    call: ApiCall[T]
+    result: T | None = None
+    error: ProtocolError | None = None
+    delivered_earlier: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 # -- builders ------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
-from .api import ApiCall, ApiConfig, get_gateway_bot
+from .api import ApiCall, ApiConfig, ApiResult, get_gateway_bot
 from .auth import AuthConfig, TokenError, TokenManager
 from .codes import ApiError
 from .config import BotConfig, GatewayConfig
@@ -43,7 +43,7 @@ from .events import ProtocolViolation
 from .gateway import GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .replies import Outcome, ReplyRefused, ReplyTicket
-from .results import ApiResult, GatewayInfo, check_session_budget
+from .results import GatewayInfo, check_session_budget
 from .session import Session, TokenWanted
 
 __all__ = ["BotProtocol"]

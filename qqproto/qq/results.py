@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any
 
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .codes import as_int
 
-if TYPE_CHECKING:  # api.py builds its calls with the parsers below
-    from .api import ApiCall
-
 __all__ = [
-    "ApiResult",
     "BotUser",
     "GatewayInfo",
     "SentMessage",
@@ -33,8 +29,6 @@ __all__ = [
     "UploadedMedia",
     "check_session_budget",
 ]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,29 +118,6 @@ def check_session_budget(info: GatewayInfo, shards: int | None = None) -> None:
         raise LocalProtocolError("bad shard count", expected="at least 1", received=wanted)
     if wanted > limit.remaining:
         raise SessionLimitExceeded(wanted, limit)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiResult(Generic[T]):
-    """What became of a REST call started with :meth:`BotProtocol.call`.
-
-    ``delivered_earlier`` is True for a reply whose retry was answered with
-    40054005 (that ``msg_id`` and ``msg_seq`` were used): an earlier attempt,
-    whose answer never came, posted it. The call succeeded (``ok``), but the
-    platform answered with no message, so ``result`` is None: the id of the
-    message that landed is unknown. Otherwise ``result`` is what the call's
-    answer parsed to, and None only on an error.
-    """
-
-    request_id: int
-    call: ApiCall[T]
-    result: T | None = None
-    error: ProtocolError | None = None
-    delivered_earlier: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 # -- the parsers the builders of api.py attach -----------------------------------------------
