@@ -40,6 +40,7 @@ from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
 from qqproto.adapters.threaded_bot import ThreadedQQBot
 from qqproto.qq import ApiCall, ApiResult, BotPhase, GroupAtMessageCreate
 from qqproto.testing import QQSimulator, SimConnection, SimulatorConfig
+from qqproto.testing._sim_state import SimState
 
 __all__ = [
     "APP_ID",
@@ -66,8 +67,8 @@ POLL = 0.005  # how often wait_until looks at its condition (a poll with a deadl
 class TapConnection(SimConnection):
     """A simulator connection that also decodes what the client sends once upgraded."""
 
-    def __init__(self, sim: TappedSimulator, now: float) -> None:
-        super().__init__(sim, now)
+    def __init__(self, state: SimState, sim: TappedSimulator, now: float) -> None:
+        super().__init__(state, now)
         self._tapped = sim
         self._decoder: Connection | None = None  # wsproto's frame layer, once upgraded
         self._upgraded = False
@@ -112,7 +113,7 @@ class TappedSimulator(QQSimulator):
         self.client_closes: list[int] = []
 
     def accept(self, now: float) -> SimConnection:
-        return TapConnection(self, now)
+        return TapConnection(self._state, self, now)
 
     def ops(self, op: int) -> list[dict[str, Any]]:
         """The payloads with ``op`` that clients sent, in order."""

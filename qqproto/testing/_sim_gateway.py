@@ -1,8 +1,8 @@
 """The simulator's WebSocket gateway: sessions, their dispatch logs, one link per connection.
 
-Theory of operation. A :class:`Session` outlives connections: it numbers its
+Theory of operation. A session (``_sim_state.Session``) outlives connections: it numbers its
 dispatches (``s``) and keeps them in a log, so a Resume can replay what came
-after the client's seq. A :class:`Stream` is a shard's delivery point: its
+after the client's seq. A stream (``_sim_state.Stream``) is a shard's delivery point: its
 current session, and the dispatches that arrived while it had none (before
 the first READY, or between two sessions), which the next session gets right
 after READY. A :class:`GatewayLink` is one
@@ -30,92 +30,30 @@ Rules chosen where the spec is silent (docs/testing.md lists them):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from ._sim_common import Heartbeat, SimDelivered, SimIdentify, SimResume, dumps, uuid_like
+from ._sim_state import Entry, Session, SimState
 
-if TYPE_CHECKING:
-    from .simulator import QQSimulator
-
-__all__ = ["KILLING_CLOSE_CODES", "GatewayLink", "Session", "Stream"]
+__all__ = ["KILLING_CLOSE_CODES", "GatewayLink"]
 
 #: Close codes after which the platform will not resume the session (spec 4.1).
 KILLING_CLOSE_CODES = frozenset(
     {4001, 4002, 4003, 4005, 4006, 4007, 4010, 4011, 4012, 4013, 4014, 4914, 4915}
     | set(range(4900, 4914))
 )
-#: How many dispatches a session keeps for replay.
-REPLAY_LOG = 10_000
 #: The largest text message the gateway accepts from a client.
 MAX_CLIENT_MESSAGE = 1 << 20
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """One dispatch in a session's log."""
-
-    seq: int
-    t: str
-    d: Any
-    id: str | None
-    session: Session
-    written: bool = False  # in some connection's output (a drop takes that back)
-    flushed: bool = False  # left the simulator at least once
-    written_at: float = 0.0
-
-    def frame(self) -> str:
-        envelope: dict[str, Any] = {"op": 0, "s": self.seq, "t": self.t, "d": self.d}
-        if self.id is not None:
-            envelope["id"] = self.id
-        return dumps(envelope)
-
-
-@dataclass(slots=True, eq=False)
-class Session:
-    id: str
-    shard: tuple[int, int]
-    intents: int
-    seq: int = 0
-    log: list[Entry] = field(default_factory=list)
-    link: GatewayLink | None = None
-    detached_at: float | None = None
-    dead: bool = False
-    #: The lowest seq a Resume may name: older dispatches left the log.
-    floor: int = 0
-
-    def append(self, t: str, d: Any, event_id: str | None) -> Entry:
-        self.seq += 1
-        entry = Entry(self.seq, t, d, event_id, self)
-        self.log.append(entry)
-        if len(self.log) > REPLAY_LOG:
-            del self.log[: len(self.log) - REPLAY_LOG]
-            self.floor = self.log[0].seq - 1
-        return entry
-
-    def resumable(self, now: float, window: float) -> bool:
-        if self.dead:
-            return False
-        return self.detached_at is None or now - self.detached_at <= window
-
-
-@dataclass(slots=True, eq=False)
-class Stream:
-    """One shard's delivery point."""
-
-    session: Session | None = None
-    #: (t, d, envelope id) waiting for a session, oldest first.
-    pending: list[tuple[str, Any, str | None]] = field(default_factory=list)
 
 
 class GatewayLink:
     """The gateway on one upgraded connection (wsproto's server frame layer)."""
 
-    def __init__(self, sim: QQSimulator, owner: object, now: float) -> None:
-        self._sim = sim
+    def __init__(self, state: SimState, owner: object, now: float) -> None:
+        self._state = state
         self._owner = owner  # the SimConnection, for wakeup bookkeeping
         self._ws = Connection(ConnectionType.SERVER)
         self._text: list[str] = []
@@ -128,8 +66,8 @@ class GatewayLink:
         self.dismissed = False
         self._dismiss_at: float | None = None
         self._dismiss_code = 4009
-        self._silence_at = now + sim.config.heartbeat_deadline
-        self._send({"op": 10, "d": {"heartbeat_interval": sim.config.heartbeat_interval_ms}})
+        self._silence_at = now + state.config.heartbeat_deadline
+        self._send({"op": 10, "d": {"heartbeat_interval": state.config.heartbeat_interval_ms}})
 
     # -- what the connection and the simulator call -------------------------------------------
 
@@ -138,7 +76,7 @@ class GatewayLink:
         for entry in self._written:
             if not entry.flushed:
                 entry.flushed = True
-                self._sim.delivered.append(
+                self._state.delivered.append(
                     SimDelivered(
                         entry.written_at, entry.seq, entry.t, entry.d, entry.id, entry.session.id
                     )
@@ -208,7 +146,7 @@ class GatewayLink:
             return
         self._send({"op": op, "d": d})
         self.dismissed = True
-        self._dismiss_at = now + self._sim.config.dismiss_grace
+        self._dismiss_at = now + self._state.config.dismiss_grace
         self._dismiss_code = 4006 if kill else 4009
         self._detach(now, kill=kill)
 
@@ -234,7 +172,7 @@ class GatewayLink:
         self.ended = True
         self.ready = False
         self._detach(now, kill=kill)
-        self._sim._link_ended(self)
+        self._state.link_ended(self, self._owner)
 
     # -- payloads -----------------------------------------------------------------------------
 
@@ -259,27 +197,27 @@ class GatewayLink:
             self.close(4001, "invalid opcode", now)
 
     def _on_heartbeat(self, d: Any, now: float) -> None:
-        self._silence_at = now + self._sim.config.heartbeat_deadline
+        self._silence_at = now + self._state.config.heartbeat_deadline
         beat = Heartbeat(now, d)
-        self._sim.heartbeats.append(beat)
-        if not self._sim._take_ack():
-            self._sim.unacked.append(beat)
+        self._state.heartbeats.append(beat)
+        if not self._state.take_ack():
+            self._state.unacked.append(beat)
         else:
             self._send({"op": 11})
 
     def _on_identify(self, d: Any, now: float) -> None:
-        sim, config = self._sim, self._sim.config
+        state, config = self._state, self._state.config
         intents = d.get("intents") if isinstance(d, dict) else None
         shard: Any = d.get("shard", [0, 1]) if isinstance(d, dict) else None
 
         def refuse(outcome: str) -> None:
-            sim.identifies.append(SimIdentify(now, intents, shard, outcome))
+            state.identifies.append(SimIdentify(now, intents, shard, outcome))
 
         if self.session is not None or self.dismissed:
             refuse("4005 already authenticated")
             self.close(4005, "already authenticated", now)
             return
-        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now):
+        if not isinstance(d, dict) or not state.token_ok(d.get("token"), now):
             refuse("4004 authentication failed")
             self.close(4004, "authentication failed", now)
             return
@@ -305,21 +243,21 @@ class GatewayLink:
             refuse("op 9: intents not permitted")
             self.dismiss(9, False, now, kill=True)
             return
-        if sim._session_starts <= 0:
+        if state.session_starts <= 0:
             refuse("op 9: no session starts left")
             self.dismiss(9, False, now, kill=True)
             return
-        sim._session_starts -= 1
-        session = Session(uuid_like(sim._rng), (shard[0], shard[1]), intents)
-        sim._sessions[session.id] = session
-        stream = sim._stream(shard[0])
+        state.session_starts -= 1
+        session = Session(uuid_like(state.rng), (shard[0], shard[1]), intents)
+        state.sessions[session.id] = session
+        stream = state.stream(shard[0])
         old = stream.session
         if old is not None:
-            sim._retire(old, now)
+            state.retire(old, now)
             if old.link is not None and old.link is not self:
                 old.link.close(4006, "session replaced by a new Identify", now)
         stream.session = session
-        sim.identifies.append(SimIdentify(now, intents, shard, "READY", session.id))
+        state.identifies.append(SimIdentify(now, intents, shard, "READY", session.id))
         self._attach(session, now)
         session.seq += 1
         ready = {
@@ -335,29 +273,29 @@ class GatewayLink:
             self.send_entry(session.append(t, data, event_id), now)
 
     def _on_resume(self, d: Any, now: float) -> None:
-        sim = self._sim
+        state = self._state
         session_id = d.get("session_id") if isinstance(d, dict) else None
         seq = d.get("seq") if isinstance(d, dict) else None
         record = SimResume
         if self.session is not None or self.dismissed:
-            sim.resumes.append(record(now, session_id, seq, "4005 already authenticated"))
+            state.resumes.append(record(now, session_id, seq, "4005 already authenticated"))
             self.close(4005, "already authenticated", now)
             return
-        if not isinstance(d, dict) or not sim._token_ok(d.get("token"), now):
-            sim.resumes.append(record(now, session_id, seq, "4004 authentication failed"))
+        if not isinstance(d, dict) or not state.token_ok(d.get("token"), now):
+            state.resumes.append(record(now, session_id, seq, "4004 authentication failed"))
             self.close(4004, "authentication failed", now)
             return
-        session = sim._sessions.get(session_id) if type(session_id) is str else None
-        if session is not None and not session.resumable(now, sim.config.resume_window):
-            sim._retire(session, now)
+        session = state.sessions.get(session_id) if type(session_id) is str else None
+        if session is not None and not session.resumable(now, state.config.resume_window):
+            state.retire(session, now)
             session = None
         if session is None:
-            sim.resumes.append(record(now, session_id, seq, "op 9: unknown or expired session"))
+            state.resumes.append(record(now, session_id, seq, "op 9: unknown or expired session"))
             self.dismiss(9, False, now)
             return
         last = 0 if seq is None else seq
         if type(last) is not int or not session.floor <= last <= session.seq:
-            sim.resumes.append(record(now, session_id, seq, "4007 invalid seq"))
+            state.resumes.append(record(now, session_id, seq, "4007 invalid seq"))
             self.close(4007, "invalid seq", now)
             return
         if session.link is not None:
@@ -369,7 +307,7 @@ class GatewayLink:
         session.seq += 1
         self._send({"op": 0, "s": session.seq, "t": "RESUMED", "d": ""})
         self.ready = True
-        sim.resumes.append(record(now, session_id, seq, "RESUMED", len(replay)))
+        state.resumes.append(record(now, session_id, seq, "RESUMED", len(replay)))
 
     def _on_close(self, event: CloseConnection, now: float) -> None:
         if self._ws.state is ConnectionState.REMOTE_CLOSING:
@@ -391,7 +329,7 @@ class GatewayLink:
         self.session = session
         session.link = self
         session.detached_at = None
-        self._silence_at = now + self._sim.config.heartbeat_deadline
+        self._silence_at = now + self._state.config.heartbeat_deadline
 
     def _detach(self, now: float, *, kill: bool) -> None:
         self.ready = False
@@ -402,7 +340,7 @@ class GatewayLink:
             session.link = None
             session.detached_at = now
         if kill:
-            self._sim._retire(session, now)
+            self._state.retire(session, now)
 
     def _send(self, payload: dict[str, Any]) -> None:
         self._write_text(dumps(payload))
@@ -414,4 +352,4 @@ class GatewayLink:
     def _write(self, data: bytes) -> None:
         if data:
             self.out += data
-            self._sim._output_pending(self._owner)
+            self._state.output_pending(self._owner)

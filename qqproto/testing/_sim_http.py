@@ -10,16 +10,13 @@ wsproto's server frame layer under it. Bad bytes never raise: they get a 400
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import h11
 from wsproto.utilities import generate_accept_token
 
 from ._sim_gateway import GatewayLink
 from ._sim_rest import BAD_REQUEST, Reply, handle
-
-if TYPE_CHECKING:
-    from .simulator import QQSimulator
+from ._sim_state import SimState
 
 __all__ = ["SimConnection"]
 
@@ -38,8 +35,8 @@ class SimConnection:
     EOF or a close frame).
     """
 
-    def __init__(self, sim: QQSimulator, now: float) -> None:
-        self._sim = sim
+    def __init__(self, state: SimState, now: float) -> None:
+        self._state = state
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self._out = bytearray()
         self._request: h11.Request | None = None
@@ -69,7 +66,7 @@ class SimConnection:
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes from the client; ``b""`` means it closed its side (EOF)."""
-        with self._sim._entered(self):
+        with self._state.entered(self):
             if self.gateway is not None:
                 self.gateway.receive(data, now)
             elif not self._closed:
@@ -77,7 +74,7 @@ class SimConnection:
 
     def connection_lost(self, now: float) -> None:
         """The socket is gone (closed by either side, or broken)."""
-        with self._sim._entered(self):
+        with self._state.entered(self):
             if self.gateway is not None:
                 self.gateway.end(now)
             self._closed = True
@@ -124,7 +121,7 @@ class SimConnection:
         if target.split("?", 1)[0] in _GATEWAY_PATHS:
             self._upgrade(method, headers, now)
         else:
-            self._respond(handle(self._sim, method, target, headers, body, now))
+            self._respond(handle(self._state, method, target, headers, body, now))
 
     def _upgrade(self, method: str, headers: dict[str, str], now: float) -> None:
         key = headers.get("sec-websocket-key", "")
@@ -153,7 +150,10 @@ class SimConnection:
             self._respond(Reply(400, {"code": BAD_REQUEST, "message": "no Connection: Upgrade"}))
             return
         trailing, _ = self._h11.trailing_data
-        self.gateway = self._sim._open_gateway(self, bytes(trailing), now)
+        gateway = self.gateway = GatewayLink(self._state, self, now)
+        self._state.links.append(gateway)
+        if trailing:
+            gateway.receive(bytes(trailing), now)
 
     def _respond(self, reply: Reply) -> None:
         headers = [(b"Server", b"qqproto-simulator")]

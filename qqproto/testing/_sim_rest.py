@@ -23,8 +23,8 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from ..qq.scenes import Scene
@@ -37,11 +37,9 @@ from ._sim_common import (
     rfc3339,
     robot_id,
 )
+from ._sim_state import Inbound, Own, SimState
 
-if TYPE_CHECKING:
-    from .simulator import QQSimulator
-
-__all__ = ["BAD_REQUEST", "Inbound", "Own", "Reply", "handle", "remember"]
+__all__ = ["BAD_REQUEST", "Reply", "handle", "remember"]
 
 #: The code of a malformed request the spec has no code for (a simulator code).
 BAD_REQUEST = 40000
@@ -69,52 +67,29 @@ class Refused(Exception):
         super().__init__(message)
 
 
-@dataclass(slots=True)
-class Inbound:
-    """An id the platform delivered: a user message (``msg_id``) or an event (``event_id``)."""
-
-    scene: Scene | None
-    target: str | None
-    at: float
-    kind: str  # "msg_id" or "event_id"
-    replyable: bool = True
-    replies: int = 0
-    seqs: set[int] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class Own:
-    """An id one of the bot's sends got back."""
-
-    scene: Scene
-    target: str
-    at: float
-    recalled: bool = False
-
-
 def handle(
-    sim: QQSimulator, method: str, target: str, headers: dict[str, str], body: bytes, now: float
+    state: SimState, method: str, target: str, headers: dict[str, str], body: bytes, now: float
 ) -> Reply:
-    """Answer one request; refusals are recorded in ``sim.rejected``."""
+    """Answer one request; refusals are recorded in ``state.rejected``."""
     path = target.split("?", 1)[0]
     try:
         if path == "/app/getAppAccessToken":
-            return _token(sim, method, body, now)
-        _authenticate(sim, headers, now)
-        return _route(sim, method, path, headers, body, now)
+            return _token(state, method, body, now)
+        _authenticate(state, headers, now)
+        return _route(state, method, path, headers, body, now)
     except Refused as refused:
         try:
             request: object = json.loads(body) if body else None
         except (ValueError, RecursionError):
             request = body[:200]
-        sim.rejected.append(
+        state.rejected.append(
             SimRejected(now, method, path, refused.status, refused.code, refused.message, request)
         )
         payload = {
             "message": refused.message,
             "code": refused.code,
             "err_code": refused.err_code,
-            "trace_id": hex_id(sim._rng),
+            "trace_id": hex_id(state.rng),
         }
         return Reply(refused.status, payload)
 
@@ -129,31 +104,31 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _token(sim: QQSimulator, method: str, body: bytes, now: float) -> Reply:
+def _token(state: SimState, method: str, body: bytes, now: float) -> Reply:
     if method != "POST":
         raise Refused(405, BAD_REQUEST, "method not allowed")
     data = _json_body(body)
-    config = sim.config
+    config = state.config
     if data.get("appId") != config.app_id or data.get("clientSecret") != config.secret:
-        sim.token_requests.append((now, False))
+        state.token_requests.append((now, False))
         return Reply(200, {"code": 100016, "message": "invalid appid or secret"})
-    sim.token_requests.append((now, True))
-    token, expires_at = sim.issue_token(now)
+    state.token_requests.append((now, True))
+    token, expires_at = state.issue_token(now)
     return Reply(200, {"access_token": token, "expires_in": str(int(expires_at - now))})
 
 
-def _authenticate(sim: QQSimulator, headers: dict[str, str], now: float) -> None:
-    if not sim._token_ok(headers.get("authorization"), now):
+def _authenticate(state: SimState, headers: dict[str, str], now: float) -> None:
+    if not state.token_ok(headers.get("authorization"), now):
         raise Refused(401, 11244, "token not exist or expire")
     appid = headers.get("x-union-appid")
-    if appid is not None and appid != sim.config.app_id:
+    if appid is not None and appid != state.config.app_id:
         raise Refused(400, 11251, "appid is wrong")
 
 
 def _route(
-    sim: QQSimulator, method: str, path: str, headers: dict[str, str], body: bytes, now: float
+    state: SimState, method: str, path: str, headers: dict[str, str], body: bytes, now: float
 ) -> Reply:
-    config = sim.config
+    config = state.config
     if path in ("/gateway", "/gateway/bot"):
         if method != "GET":
             raise Refused(405, BAD_REQUEST, "method not allowed")
@@ -162,7 +137,7 @@ def _route(
             return Reply(200, {"url": url})
         limit = {
             "total": config.session_start_total,
-            "remaining": sim._session_starts,
+            "remaining": state.session_starts,
             "reset_after": config.session_start_reset_after_ms,
             "max_concurrency": config.max_concurrency,
         }
@@ -181,17 +156,17 @@ def _route(
     if path.startswith("/interactions/") and path.count("/") == 2:
         if method != "PUT":
             raise Refused(405, BAD_REQUEST, "method not allowed")
-        return _ack_interaction(sim, unquote(path[len("/interactions/") :]), body, now)
+        return _ack_interaction(state, unquote(path[len("/interactions/") :]), body, now)
     match = _CONVERSATION.fullmatch(path)
     if match is None:
         raise Refused(404, BAD_REQUEST, f"no such API: {method} {path}")
     scene, target = _PREFIX[match[1]], unquote(match[2])
     if match[3] == "files" and match[4] is None and scene in _V2 and method == "POST":
-        return _upload(sim, scene, target, _json_body(body), now)
+        return _upload(state, scene, target, _json_body(body), now)
     if match[3] == "messages" and match[4] is None and method == "POST":
-        return _send(sim, scene, target, _json_body(body), now)
+        return _send(state, scene, target, _json_body(body), now)
     if match[3] == "messages" and match[4] is not None and method == "DELETE":
-        return _recall(sim, scene, target, unquote(match[4]), now)
+        return _recall(state, scene, target, unquote(match[4]), now)
     raise Refused(
         405 if match[3] == "messages" else 404, BAD_REQUEST, f"no such API: {method} {path}"
     )
@@ -226,7 +201,7 @@ def _field(d: Any, dotted: str) -> str | None:
     return d if isinstance(d, str) and d else None
 
 
-def remember(sim: QQSimulator, t: str, d: Any, eid: str, now: float) -> None:
+def remember(state: SimState, t: str, d: Any, eid: str, now: float) -> None:
     """Note the ids a passive reply may name: a message's ``d.id``, an event's envelope id.
 
     The platform may deliver one message twice (same ``d.id``, a new envelope;
@@ -235,60 +210,60 @@ def remember(sim: QQSimulator, t: str, d: Any, eid: str, now: float) -> None:
     """
     if t in _MESSAGE_SCENES and isinstance(d, dict) and isinstance(d.get("id"), str):
         scene, path = _MESSAGE_SCENES[t]
-        if d["id"] not in sim._inbound:
-            sim._inbound[d["id"]] = Inbound(scene, _field(d, path), now, "msg_id")
+        if d["id"] not in state.inbound:
+            state.inbound[d["id"]] = Inbound(scene, _field(d, path), now, "msg_id")
     where = _EVENT_SCENES.get(t)
     if t == "INTERACTION_CREATE" and isinstance(d, dict):
         where = _INTERACTION_SCENES.get(d.get("chat_type", -1))
         if isinstance(d.get("id"), str):
-            sim._interactions.add(d["id"])
-    if eid in sim._inbound:  # the same envelope again (a retry): the first record stays
+            state.interactions.add(d["id"])
+    if eid in state.inbound:  # the same envelope again (a retry): the first record stays
         return
     if where is not None:
-        sim._inbound[eid] = Inbound(where[0], _field(d, where[1]), now, "event_id")
+        state.inbound[eid] = Inbound(where[0], _field(d, where[1]), now, "event_id")
     else:
-        sim._inbound[eid] = Inbound(None, None, now, "event_id", replyable=False)
+        state.inbound[eid] = Inbound(None, None, now, "event_id", replyable=False)
 
 
 # -- sending, and the passive-reply rules -----------------------------------------------------
 
 
-def _send(sim: QQSimulator, scene: Scene, target: str, body: dict[str, Any], now: float) -> Reply:
-    msg_type = _check_body(sim, scene, body, now)
+def _send(state: SimState, scene: Scene, target: str, body: dict[str, Any], now: float) -> Reply:
+    msg_type = _check_body(state, scene, body, now)
     msg_id, event_id, seq = body.get("msg_id"), body.get("event_id"), body.get("msg_seq", 1)
     if scene not in _V2:
         seq = None
     elif type(seq) is not int or seq < 1:
         raise Refused(400, BAD_REQUEST, "msg_seq must be an integer >= 1")
     if msg_id not in (None, "") or event_id not in (None, ""):
-        _check_reply(sim, scene, target, msg_id, event_id, seq, now)
-    elif not sim.config.proactive:
+        _check_reply(state, scene, target, msg_id, event_id, seq, now)
+    elif not state.config.proactive:
         raise Refused(400, 40034105, "主动消息失败, 无权限")
-    return _accept(sim, scene, target, body, msg_type, now)
+    return _accept(state, scene, target, body, msg_type, now)
 
 
 def _accept(
-    sim: QQSimulator,
+    state: SimState,
     scene: Scene,
     target: str,
     body: dict[str, Any],
     msg_type: int | None,
     now: float,
 ) -> Reply:
-    rng = sim._rng
+    rng = state.rng
     msg_id, event_id = body.get("msg_id") or None, body.get("event_id") or None
     seq = body.get("msg_seq", 1) if scene in _V2 and (msg_id or event_id) else None
     message_id = robot_id(rng) if scene in _V2 else guild_message_id(rng)
-    sim._own[message_id] = Own(scene, target, now)
+    state.own[message_id] = Own(scene, target, now)
     content = body.get("content") if isinstance(body.get("content"), str) else None
-    sim.sent.append(
+    state.sent.append(
         SimSent(now, scene, target, message_id, content, msg_id, event_id, seq, msg_type, body)
     )
-    stamp = rfc3339(sim.config.epoch + now)
+    stamp = rfc3339(state.config.epoch + now)
     if scene in _V2:
         ref = f"REFIDX_{pick(rng, '0123456789ABCDEFabcdef', 24)}"
         return Reply(200, {"id": message_id, "timestamp": stamp, "ext_info": {"ref_idx": ref}})
-    config = sim.config
+    config = state.config
     return Reply(
         200,
         {
@@ -302,7 +277,7 @@ def _accept(
     )
 
 
-def _check_body(sim: QQSimulator, scene: Scene, body: dict[str, Any], now: float) -> int | None:
+def _check_body(state: SimState, scene: Scene, body: dict[str, Any], now: float) -> int | None:
     content = body.get("content")
     if content is not None and not isinstance(content, str):
         raise Refused(400, BAD_REQUEST, "content must be a string")
@@ -325,14 +300,14 @@ def _check_body(sim: QQSimulator, scene: Scene, body: dict[str, Any], now: float
         if not content:
             raise Refused(400, 50006, "a media message needs content (send ' ')")
         info = body["media"].get("file_info")
-        media = sim._media.get(info) if isinstance(info, str) else None
+        media = state.media.get(info) if isinstance(info, str) else None
         if media is None or media[0] is not scene or now > media[1]:
             raise Refused(400, BAD_REQUEST, "media.file_info unknown, expired or of another kind")
     return msg_type
 
 
 def _check_reply(
-    sim: QQSimulator,
+    state: SimState,
     scene: Scene,
     target: str,
     msg_id: Any,
@@ -341,22 +316,22 @@ def _check_reply(
     now: float,
 ) -> None:
     v2 = scene in _V2
-    config = sim.config
+    config = state.config
     if msg_id not in (None, ""):
         kind = "msg_id"
-        inbound = sim._inbound.get(msg_id)
+        inbound = state.inbound.get(msg_id)
         if (
             inbound is None
             or inbound.kind != kind
             or (inbound.scene, inbound.target) != (scene, target)
         ):
-            if not v2 and msg_id in sim._own:
+            if not v2 and msg_id in state.own:
                 raise Refused(400, 50045, "cannot reply to the bot's own message")
             raise Refused(400, 40034024 if v2 else 304026, "请求参数msg_id无效或越权")
         expired = (40034005, "reply msg_id expired") if v2 else (304027, "message expired")
     else:
         kind = "event_id"
-        inbound = sim._inbound.get(event_id)
+        inbound = state.inbound.get(event_id)
         if inbound is None or inbound.kind != kind:
             raise Refused(400, 40034025, "event_id invalid")
         if not inbound.replyable:
@@ -382,7 +357,7 @@ def _check_reply(
 # -- media, recall, interactions ------------------------------------------------------------
 
 
-def _upload(sim: QQSimulator, scene: Scene, target: str, body: dict[str, Any], now: float) -> Reply:
+def _upload(state: SimState, scene: Scene, target: str, body: dict[str, Any], now: float) -> Reply:
     file_type = body.get("file_type")
     if type(file_type) is not int or file_type not in (1, 2, 3, 4):
         raise Refused(400, BAD_REQUEST, "file_type must be 1, 2, 3 or 4")
@@ -399,35 +374,35 @@ def _upload(sim: QQSimulator, scene: Scene, target: str, body: dict[str, Any], n
         if not ok:
             raise Refused(400, 850026, "富媒体文件下载失败", err_code=40034001)
     send = body.get("srv_send_msg") is True
-    if send and not sim.config.proactive:
+    if send and not state.config.proactive:
         raise Refused(400, 40034105, "主动消息失败, 无权限")
-    rng, ttl = sim._rng, 3600
+    rng, ttl = state.rng, 3600
     info = pick(rng, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 64)
-    sim._media[info] = (scene, now + ttl)
+    state.media[info] = (scene, now + ttl)
     reply: dict[str, Any] = {"file_uuid": hex_id(rng, 32), "file_info": info, "ttl": ttl}
     if send:
-        sent = _accept(sim, scene, target, {"msg_type": 7, "media": {"file_info": info}}, 7, now)
+        sent = _accept(state, scene, target, {"msg_type": 7, "media": {"file_info": info}}, 7, now)
         reply["id"] = sent.payload["id"]
     return Reply(200, reply)
 
 
-def _recall(sim: QQSimulator, scene: Scene, target: str, message_id: str, now: float) -> Reply:
-    own = sim._own.get(message_id)
+def _recall(state: SimState, scene: Scene, target: str, message_id: str, now: float) -> Reply:
+    own = state.own.get(message_id)
     if own is None or own.recalled or (own.scene, own.target) != (scene, target):
         raise Refused(404, BAD_REQUEST, "no such message of this bot here")
-    if scene in _V2 and now - own.at > sim.config.recall_window:
+    if scene in _V2 and now - own.at > state.config.recall_window:
         raise Refused(400, BAD_REQUEST, "too late to recall (2 minutes)")
     own.recalled = True
-    sim.recalled.append((now, scene, target, message_id))
+    state.recalled.append((now, scene, target, message_id))
     return Reply(204)
 
 
-def _ack_interaction(sim: QQSimulator, interaction_id: str, body: bytes, now: float) -> Reply:
+def _ack_interaction(state: SimState, interaction_id: str, body: bytes, now: float) -> Reply:
     data = _json_body(body)
     code = data.get("code")
     if type(code) is not int or not 0 <= code <= 5:
         raise Refused(400, BAD_REQUEST, "code must be 0 to 5")
-    if interaction_id not in sim._interactions:
+    if interaction_id not in state.interactions:
         raise Refused(404, BAD_REQUEST, "no such interaction")
-    sim.interaction_acks.append((now, interaction_id, code))
+    state.interaction_acks.append((now, interaction_id, code))
     return Reply(204)

@@ -15,40 +15,30 @@ No sockets, no clock, no threads: time comes in as ``now``, randomness from
 ``wakeup`` is called, once, at the end of any call into the simulator that
 left output pending (or a connection wanting to close) on a connection other
 than the one whose ``receive_data`` is running: scripted messages and faults,
-timers, a Resume that pushes an older connection out. ``_entered`` and
-``_output_pending`` are the one place that decides it.
+timers, a Resume that pushes an older connection out. The parts share one
+:class:`~qqproto.testing._sim_state.SimState`, which decides it.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import LocalProtocolError
-from ..qq.scenes import Scene
 from ._sim_common import (
-    Heartbeat,
-    SimDelivered,
-    SimIdentify,
-    SimLost,
-    SimRejected,
-    SimResume,
-    SimSent,
     SimulatorConfig,
     event_id,
     guild_message_id,
     openid,
-    pick,
     rfc3339,
     robot_id,
     snowflake,
     uuid_like,
 )
-from ._sim_gateway import KILLING_CLOSE_CODES, GatewayLink, Session, Stream
+from ._sim_gateway import KILLING_CLOSE_CODES
 from ._sim_http import SimConnection
-from ._sim_rest import Inbound, Own, remember
+from ._sim_rest import remember
+from ._sim_state import SimState
 from .faults import (
     AskHeartbeat,
     CloseWith,
@@ -70,10 +60,9 @@ class QQSimulator:
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config = config or SimulatorConfig()
-        self._rng = random.Random(config.seed)
-        #: Set by a server helper; see the module docstring.
-        self.wakeup: Callable[[], None] | None = None
-        rng = self._rng
+        #: The platform's state, which every part of the simulator shares.
+        self._state = state = SimState(config)
+        rng = state.rng
         #: Default conversations of the scripting methods.
         self.group_openid, self.member_openid, self.user_openid = (
             openid(rng),
@@ -82,56 +71,50 @@ class QQSimulator:
         )
         self.guild_id, self.channel_id = snowflake(rng), snowflake(rng)
         self.dm_guild_id, self.guild_user_id = snowflake(rng), snowflake(rng)
-        # -- what tests read ----------------------------------------------------------
-        self.identifies: list[SimIdentify] = []
-        self.resumes: list[SimResume] = []
-        self.heartbeats: list[Heartbeat] = []
+        # -- what tests read: the state's own lists, which the parts append to --------
+        self.identifies = state.identifies
+        self.resumes = state.resumes
+        self.heartbeats = state.heartbeats
         #: The heartbeats that got no ACK (``lose_acks``).
-        self.unacked: list[Heartbeat] = []
-        self.sent: list[SimSent] = []
-        self.rejected: list[SimRejected] = []
-        self.delivered: list[SimDelivered] = []
+        self.unacked = state.unacked
+        self.sent = state.sent
+        self.rejected = state.rejected
+        self.delivered = state.delivered
         #: Dispatches lost because their session ended before they left the
         #: simulator (none with ``config.carry_over_undelivered``).
-        self.lost: list[SimLost] = []
+        self.lost = state.lost
         #: (now, t, d, envelope id) of every dispatch a test pushed, in order.
-        self.scripted: list[tuple[float, str, Any, str]] = []
+        self.scripted = state.scripted
         #: (now, ok) for every token request.
-        self.token_requests: list[tuple[float, bool]] = []
+        self.token_requests = state.token_requests
         #: (now, scene, target, message id) of every recall.
-        self.recalled: list[tuple[float, Scene, str, str]] = []
+        self.recalled = state.recalled
         #: (now, interaction id, code) of every interaction acknowledgement.
-        self.interaction_acks: list[tuple[float, str, int]] = []
-        # -- state ----------------------------------------------------------------------
-        self._tokens: dict[str, float] = {}  # token -> expires_at
-        self._current_token: str | None = None
-        self._session_starts = config.session_start_remaining
-        self._sessions: dict[str, Session] = {}
-        self._streams: dict[int, Stream] = {}
-        self._links: list[GatewayLink] = []
-        self._lost_acks = 0
-        self._inbound: dict[str, Inbound] = {}
-        self._own: dict[str, Own] = {}
-        self._media: dict[str, tuple[Scene, float]] = {}
-        self._interactions: set[str] = set()
-        self._depth = 0
-        self._receiving: object = None
-        self._dirty = False
+        self.interaction_acks = state.interaction_acks
+
+    @property
+    def wakeup(self) -> Callable[[], None] | None:
+        """Set by a server helper; see the module docstring."""
+        return self._state.wakeup
+
+    @wakeup.setter
+    def wakeup(self, wakeup: Callable[[], None] | None) -> None:
+        self._state.wakeup = wakeup
 
     # -- the transport side --------------------------------------------------------------------
 
     def accept(self, now: float) -> SimConnection:
         """A new TCP connection was accepted: bytes go through the returned object."""
-        return SimConnection(self, now)
+        return SimConnection(self._state, now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must run next (heartbeat watchdogs, grace periods)."""
-        times = [t for link in self._links if (t := link.next_deadline()) is not None]
+        times = [t for link in self._state.links if (t := link.next_deadline()) is not None]
         return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
-        with self._entered(None):
-            for link in list(self._links):
+        with self._state.entered(None):
+            for link in list(self._state.links):
                 link.handle_timer(now)
 
     # -- what tests read ---------------------------------------------------------------------
@@ -139,30 +122,22 @@ class QQSimulator:
     @property
     def live(self) -> bool:
         """True while some connection carries a READY (or resumed) session."""
-        return any(link.ready for link in self._links)
+        return any(link.ready for link in self._state.links)
 
     @property
     def session_starts_remaining(self) -> int:
-        return self._session_starts
+        return self._state.session_starts
 
     def session_id(self, shard: int = 0) -> str | None:
         """The current session of ``shard``, if there is one."""
-        stream = self._streams.get(shard)
+        stream = self._state.streams.get(shard)
         session = stream.session if stream else None
         return session.id if session is not None else None
 
     def issue_token(self, now: float) -> tuple[str, float]:
         """An access token and when it expires, as the token endpoint hands them out:
         the current token until it is within 60 s of expiry, then a new one (spec 1.2)."""
-        token = self._current_token
-        if token is not None and self._tokens[token] - now > 60:
-            return token, self._tokens[token]
-        token = pick(
-            self._rng, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 48
-        )
-        self._tokens[token] = now + self.config.token_ttl
-        self._current_token = token
-        return token, self._tokens[token]
+        return self._state.issue_token(now)
 
     # -- scripting: users ----------------------------------------------------------------------
 
@@ -180,7 +155,7 @@ class QQSimulator:
         group = group_openid or self.group_openid
         member = member_openid or self.member_openid
         d = {
-            "id": robot_id(self._rng),
+            "id": robot_id(self._state.rng),
             "content": f" {content}",
             "timestamp": self._stamp(now),
             "author": {"id": member, "member_openid": member, "union_openid": member},
@@ -198,7 +173,7 @@ class QQSimulator:
         """A user writes to the bot one-to-one; returns ``d``."""
         user = user_openid or self.user_openid
         d = {
-            "id": robot_id(self._rng),
+            "id": robot_id(self._state.rng),
             "content": content,
             "timestamp": self._stamp(now),
             "author": {"id": user, "user_openid": user, "union_openid": user},
@@ -278,12 +253,12 @@ class QQSimulator:
         ``shard``, it waits for the next one (delivered right after its READY)."""
         if type(t) is not str or not t:
             raise LocalProtocolError("bad dispatch type", expected="a non-empty t", received=t)
-        eid = envelope_id or event_id(self._rng, t)
-        remember(self, t, d, eid, now)
+        eid = envelope_id or event_id(self._state.rng, t)
+        remember(self._state, t, d, eid, now)
         self.scripted.append((now, t, d, eid))
-        with self._entered(None):
-            stream = self._stream(shard)
-            session = self._current(stream, now)
+        with self._state.entered(None):
+            stream = self._state.stream(shard)
+            session = self._state.current(stream, now)
             if session is None:
                 stream.pending.append((t, d, eid))
             else:
@@ -296,25 +271,25 @@ class QQSimulator:
 
     def drop(self, now: float) -> None:
         """Every gateway connection dies without a close frame (TCP drop)."""
-        with self._entered(None):
-            for link in list(self._links):
+        with self._state.entered(None):
+            for link in list(self._state.links):
                 link.drop(now)
 
     def reconnect(self, now: float) -> None:
         """op 7 on every gateway connection."""
-        with self._entered(None):
-            for link in list(self._links):
+        with self._state.entered(None):
+            for link in list(self._state.links):
                 link.dismiss(7, None, now)
 
     def invalid_session(self, resumable: bool, now: float) -> None:
         """op 9 on every gateway connection; ``False`` ends the sessions too."""
-        with self._entered(None):
-            for link in list(self._links):
+        with self._state.entered(None):
+            for link in list(self._state.links):
                 link.dismiss(9, bool(resumable), now, kill=not resumable)
             if not resumable:
-                for stream in self._streams.values():
+                for stream in self._state.streams.values():
                     if stream.session is not None:
-                        self._retire(stream.session, now)
+                        self._state.retire(stream.session, now)
 
     def close(self, code: int, now: float, reason: str = "") -> None:
         """Close every gateway connection with ``code``; the codes that forbid
@@ -323,36 +298,34 @@ class QQSimulator:
             raise LocalProtocolError(
                 "bad close code", expected="1000-4999, sendable", received=code
             )
-        with self._entered(None):
-            for link in list(self._links):
+        with self._state.entered(None):
+            for link in list(self._state.links):
                 link.close(code, reason, now)
             if code in KILLING_CLOSE_CODES:
-                for stream in self._streams.values():
+                for stream in self._state.streams.values():
                     if stream.session is not None:
-                        self._retire(stream.session, now)
+                        self._state.retire(stream.session, now)
 
     def lose_acks(self, n: int) -> None:
         """The next ``n`` heartbeats get no ACK."""
         if type(n) is not int or n < 0:
             raise LocalProtocolError("bad count", expected="an integer >= 0", received=n)
-        self._lost_acks += n
+        self._state.lost_acks += n
 
     def expire_tokens(self, now: float) -> None:
         """Every token issued so far stops working now. Connected sessions stay."""
-        for token in self._tokens:
-            self._tokens[token] = min(self._tokens[token], now)
-        self._current_token = None
+        self._state.expire_tokens(now)
 
     def send_garbage(self, text: str, now: float) -> None:
         """A text frame that is not a JSON payload, on every gateway connection."""
-        with self._entered(None):
-            for link in self._links:
+        with self._state.entered(None):
+            for link in self._state.links:
                 link.send_raw(text)
 
     def ask_heartbeat(self, now: float) -> None:
         """op 1 from the server on every gateway connection."""
-        with self._entered(None):
-            for link in self._links:
+        with self._state.entered(None):
+            for link in self._state.links:
                 link.send_raw('{"op":1,"d":null}')
 
     def apply(self, fault: Fault, now: float) -> None:
@@ -392,113 +365,30 @@ class QQSimulator:
                 "bad scene", expected="group, c2c, guild or dm", received=fault
             )
 
-    # -- for the parts (_sim_gateway, _sim_rest, _sim_http) --------------------------------------
-
-    @contextmanager
-    def _entered(self, receiving: object) -> Iterator[None]:
-        """Wrap every entry point: ``wakeup`` fires once, at the end of the outermost one."""
-        outer = self._depth == 0
-        if outer:
-            self._receiving = receiving
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-            if outer:
-                self._receiving = None
-                if self._dirty:
-                    self._dirty = False
-                    if self.wakeup is not None:
-                        self.wakeup()
-
-    def _output_pending(self, connection: object) -> None:
-        """The one place that decides whether a helper must be woken up."""
-        if connection is not self._receiving:
-            self._dirty = True
-            if self._depth == 0 and self.wakeup is not None:  # pragma: no cover - defensive
-                self._dirty = False
-                self.wakeup()
-
-    def _open_gateway(self, connection: SimConnection, trailing: bytes, now: float) -> GatewayLink:
-        link = GatewayLink(self, connection, now)
-        self._links.append(link)
-        if trailing:
-            link.receive(trailing, now)
-        return link
-
-    def _link_ended(self, link: GatewayLink) -> None:
-        if link in self._links:
-            self._links.remove(link)
-        self._output_pending(link._owner)  # it wants closing
-
-    def _token_ok(self, value: object, now: float) -> bool:
-        """``value`` is ``QQBot <token>`` with a live token: REST, Identify and Resume
-        alike (spec 1.3; a bare token on Resume is one SDK's bug, not the platform's)."""
-        if type(value) is not str or not value.startswith("QQBot "):
-            return False
-        expires_at = self._tokens.get(value[len("QQBot ") :])
-        return expires_at is not None and now < expires_at
-
-    def _take_ack(self) -> bool:
-        if self._lost_acks > 0:
-            self._lost_acks -= 1
-            return False
-        return True
-
-    def _stream(self, shard: int) -> Stream:
-        stream = self._streams.get(shard)
-        if stream is None:
-            stream = self._streams[shard] = Stream()
-        return stream
-
-    def _current(self, stream: Stream, now: float) -> Session | None:
-        session = stream.session
-        if session is not None and not session.resumable(now, self.config.resume_window):
-            self._retire(session, now)
-            return None
-        return session
-
-    def _retire(self, session: Session, now: float) -> None:
-        """End ``session``. Its dispatches that never left the simulator are lost
-        (recorded in :attr:`lost`), or, with ``config.carry_over_undelivered``,
-        go to the next session. (Those already written to a connection that is
-        still open leave with it, before its close frame.)"""
-        if session.dead:
-            return
-        session.dead = True
-        stream = self._stream(session.shard[0])
-        unsent = [e for e in session.log if not (e.written or e.flushed)]
-        if stream.session is session:
-            stream.session = None
-        if self.config.carry_over_undelivered:
-            stream.pending[:0] = [(e.t, e.d, e.id) for e in unsent]
-        else:
-            self.lost.extend(SimLost(now, e.seq, e.t, e.d, e.id, session.id) for e in unsent)
-        session.log.clear()
+    # -- helpers ---------------------------------------------------------------------------------
 
     def _guild_message(
         self, content: str, now: float, channel: str, guild: str, author: str | None
     ) -> dict[str, Any]:
         return {
-            "id": guild_message_id(self._rng),
+            "id": guild_message_id(self._state.rng),
             "content": content,
             "timestamp": self._stamp(now),
             "channel_id": channel,
             "guild_id": guild,
             "author": {"id": author or self.guild_user_id, "username": "user", "bot": False},
             "member": {"joined_at": self._stamp(0), "roles": ["1"]},
-            "seq": len(self._inbound),
+            "seq": len(self._state.inbound),
         }
 
     def _stamp(self, now: float) -> str:
         return rfc3339(self.config.epoch + now)
 
     def _uuid(self) -> str:
-        return uuid_like(self._rng)
+        return uuid_like(self._state.rng)
 
     def __repr__(self) -> str:
         return (
             f"QQSimulator(app_id={self.config.app_id!r}, live={self.live}, "
-            f"sessions={len(self._sessions)}, sent={len(self.sent)})"
+            f"sessions={len(self._state.sessions)}, sent={len(self.sent)})"
         )
