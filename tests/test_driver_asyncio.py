@@ -10,23 +10,19 @@ nothing sleeps to synchronise. Warnings are errors (pyproject), which covers
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import gc
 import logging
 import random
-import signal
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from qqproto.actions import StateChanged
-from qqproto.adapters import DriverClosed, DriverFailed
+from qqproto.adapters import DriverFailed
 from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.bot import QQBot
-from qqproto.adapters.threaded_bot import ThreadedQQBot
 from qqproto.qq import (
     BotConfig,
     Dispatch,
@@ -38,7 +34,6 @@ from qqproto.qq import (
     Ready,
 )
 from qqproto.qq import gateway as gateway_module
-from qqproto.qq.api import SANDBOX_BASE_URL, get_me
 
 from .e2e_faults import (
     Trickle,
@@ -49,7 +44,6 @@ from .e2e_servers import (
     WAIT,
     FakeGateway,
     FakeRest,
-    LoopThread,
     group_message,
 )
 from .tokens import answering_tokens
@@ -453,21 +447,6 @@ def test_qqbot_handlers_skip_empty_messages_and_survive_errors(
     assert "handler bug" in caplog.text
 
 
-def test_qqbot_wrong_secret_fails_with_the_reason() -> None:
-    async def main() -> None:
-        async with (
-            FakeGateway() as gw,
-            FakeRest(gw.url) as rest,
-            QQBot("102000000", "wrong", **rest.options()) as bot,
-        ):
-            with pytest.raises(DriverFailed, match=r"100016|appid"):
-                async for _ in bot.events():
-                    pass
-            assert bot.state.name == "FAILED" and bot.failure_reason
-
-    run(main())
-
-
 def test_qqbot_http_failures_reach_http_failed() -> None:
     async def main() -> None:
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
@@ -482,103 +461,3 @@ def test_qqbot_http_failures_reach_http_failed() -> None:
                     pass
 
     run(main())
-
-
-# -- review fixes ------------------------------------------------------------------------------
-
-
-def test_calls_after_the_bot_gave_up_raise_why() -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
-            async with QQBot("102000000", "wrong", **rest.options()) as bot:
-                with pytest.raises(DriverFailed):
-                    async for _ in bot.events():
-                        pass
-                with pytest.raises(DriverFailed, match=r"100016|appid") as failed:
-                    await bot.call(get_me())
-                assert failed.value.reason
-            async with QQBot("102000000", rest.secret, **rest.options()) as bot:
-                assert isinstance(await anext(bot.events()), Ready)
-            with pytest.raises(DriverClosed):  # closed, not failed
-                await bot.call(get_me())
-
-    run(main())
-
-
-class Unhandled(BaseException):
-    """Raised by the SIGTERM handler a test installs: run_forever() must replace it."""
-
-
-@contextlib.contextmanager
-def sigterm_refused() -> Iterator[None]:
-    """SIGTERM raises :class:`Unhandled` unless someone else handles it; afterwards
-    the handler must be ours again."""
-
-    def refuse(signum: int, frame: object) -> None:
-        raise Unhandled("SIGTERM reached the handler run_forever() should have replaced")
-
-    previous = signal.signal(signal.SIGTERM, refuse)
-    try:
-        yield
-    finally:
-        assert signal.signal(signal.SIGTERM, previous) is refuse  # put back after the run
-
-
-def test_run_forever_closes_cleanly_on_sigterm(quiet_logs: pytest.LogCaptureFixture) -> None:
-    with LoopThread() as loop:
-        gw = FakeGateway()
-        loop.run(gw.__aenter__())
-        rest = FakeRest(gw.url)
-        loop.run(rest.__aenter__())
-        try:
-            bot = QQBot("102000000", rest.secret, **rest.options())
-
-            def ready(event: Ready) -> None:
-                signal.raise_signal(signal.SIGTERM)  # docker stop
-
-            bot.on(Ready)(ready)
-            with sigterm_refused():
-                bot.run_forever()
-            loop.run(gw.wait_for(lambda g: g.closes == [1000]))
-            assert bot.state.name == "CLOSED"
-            assert "SIGTERM" in quiet_logs.text
-        finally:
-            loop.run(rest.__aexit__())
-            loop.run(gw.__aexit__())
-
-
-def test_unread_events_are_bounded_the_oldest_dropped(caplog: pytest.LogCaptureFixture) -> None:
-    """A bot that only sends never reads events(): its queue must not grow forever."""
-
-    async def main() -> None:
-        async with FakeGateway() as gw, FakeRest(gw.url) as rest:
-            bot = QQBot("102000000", rest.secret, **rest.options())
-            bot.max_queued_events = 3
-            async with bot:
-                await gw.wait_for(lambda g: len(g.ops(2)) == 1)  # Identify: READY is s=1
-                for n in range(1, 7):  # s=2..7
-                    await gw.message(n)
-                await gw.wait_for(lambda g: any(p["d"] == 7 for p in g.ops(1)))  # all taken
-                assert bot.events_dropped == 4  # READY and messages 1-3
-                events = bot.events()
-                kept = [await anext(events) for _ in range(3)]
-                texts = [e.text for e in kept if isinstance(e, GroupAtMessageCreate)]
-                assert texts == ["hello 4", "hello 5", "hello 6"]
-
-    run(main())
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "unread" in r.message]
-    assert len(warnings) == 1  # once; the rest at DEBUG
-
-
-def test_bots_from_one_config_draw_their_own_randomness() -> None:
-    """Jitter and WebSocket masking keys (RFC 6455 5.3) differ between processes."""
-    config = BotConfig.sandbox("102000000", "s")  # no rng, no entropy
-    one, two = QQBot.from_config(config), ThreadedQQBot.from_config(config)
-    assert one.config.rng is not None and two.config.rng is not None
-    assert one.config.rng.random() != two.config.rng.random()
-    assert one.config.entropy is not None and two.config.entropy is not None
-    assert one.config.entropy(16) != two.config.entropy(16)
-    assert one.config.api_base == SANDBOX_BASE_URL
-    rng = random.Random(5)
-    fixed = QQBot.from_config(dataclasses.replace(config, rng=rng, entropy=rng.randbytes))
-    assert fixed.config.rng is rng  # a deterministic run stays possible

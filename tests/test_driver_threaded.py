@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import queue
 import random
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -29,7 +27,7 @@ from websockets.asyncio.server import serve
 
 import qqproto.adapters._transport as transport_module
 from qqproto.actions import StateChanged
-from qqproto.adapters import DriverClosed, DriverFailed
+from qqproto.adapters import DriverFailed
 from qqproto.adapters.serve import ThreadedSimulatorServer
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.adapters.threaded_bot import ThreadedQQBot
@@ -43,7 +41,6 @@ from qqproto.qq import (
     Ready,
 )
 from qqproto.qq import gateway as gateway_module
-from qqproto.qq.api import get_me
 
 from .e2e_faults import (
     FLOOD,
@@ -473,27 +470,7 @@ def test_bot_options_are_checked() -> None:
     assert bot.driver.on_state is print and bot.driver.pool_size == 1
 
 
-def test_bot_wrong_secret_fails_with_the_reason(rest: FakeRest) -> None:
-    with ThreadedQQBot("102000000", "wrong", **rest.options()) as bot:
-        with pytest.raises(DriverFailed, match=r"100016|appid"):
-            list(bot.events())
-        assert bot.state.name == "FAILED"
-
-
 # -- review fixes ------------------------------------------------------------------------------
-
-
-def test_calls_after_the_bot_gave_up_raise_why(rest: FakeRest) -> None:
-    with ThreadedQQBot("102000000", "wrong", **rest.options()) as bot:
-        with pytest.raises(DriverFailed):
-            list(bot.events())
-        with pytest.raises(DriverFailed, match=r"100016|appid") as failed:
-            bot.call(get_me())
-        assert failed.value.reason
-    with ThreadedQQBot("102000000", rest.secret, **rest.options()) as bot:
-        assert isinstance(next(bot.events()), Ready)
-    with pytest.raises(DriverClosed):  # stopped, not failed
-        bot.call(get_me())
 
 
 class ContendedLock:
@@ -586,53 +563,6 @@ def test_a_second_stop_waits_until_the_first_has_joined_everything(
         assert isinstance(next(bot.events()), Ready)
         assert in_threads(bot.stop, second) == []
     assert seen_by_second == [True]
-
-
-class Unhandled(BaseException):
-    """Raised by the SIGTERM handler a test installs: run_forever() must replace it."""
-
-
-def test_run_forever_stops_cleanly_on_sigterm(
-    loop: LoopThread, gw: FakeGateway, rest: FakeRest, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="qqproto")
-    bot = ThreadedQQBot("102000000", rest.secret, **rest.options())
-
-    def ready(event: Ready) -> None:
-        signal.raise_signal(signal.SIGTERM)  # docker stop; the handler runs in this thread
-
-    def refuse(signum: int, frame: object) -> None:
-        raise Unhandled("SIGTERM reached the handler run_forever() should have replaced")
-
-    bot.on(Ready)(ready)
-    previous = signal.signal(signal.SIGTERM, refuse)
-    try:
-        bot.run_forever()
-    finally:
-        assert signal.signal(signal.SIGTERM, previous) is refuse  # put back after the run
-    wait_for(loop, gw, lambda g: g.closes == [1000])
-    assert bot.state.name == "CLOSED"
-    assert "SIGTERM" in caplog.text
-
-
-def test_unread_events_are_bounded_the_oldest_dropped(
-    loop: LoopThread, gw: FakeGateway, rest: FakeRest, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A bot that only sends never reads events(): its queue must not grow forever."""
-    bot = ThreadedQQBot("102000000", rest.secret, **rest.options())
-    bot.max_queued_events = 3
-    with bot:
-        wait_for(loop, gw, lambda g: len(g.ops(2)) == 1)  # Identify: READY is s=1
-        for n in range(1, 7):  # s=2..7
-            loop.run(gw.message(n))
-        wait_for(loop, gw, lambda g: any(p["d"] == 7 for p in g.ops(1)))  # all taken
-        assert bot.events_dropped == 4  # READY and messages 1-3
-        events = bot.events()
-        kept = [next(events) for _ in range(3)]
-        texts = [e.text for e in kept if isinstance(e, GroupAtMessageCreate)]
-        assert texts == ["hello 4", "hello 5", "hello 6"]
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "unread" in r.message]
-    assert len(warnings) == 1  # once; the rest at DEBUG
 
 
 @pytest.mark.parametrize("ending", ["write_timeout", "exit"])
