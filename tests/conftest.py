@@ -1,14 +1,23 @@
-"""Hypothesis profiles: ``dev`` by default, ``ci`` when CI=true, ``soak`` on request.
+"""Hypothesis profiles, and the loopback platform the driver suites share.
 
+Profiles: ``dev`` by default, ``ci`` when CI=true, ``soak`` on request.
 HYPOTHESIS_PROFILE names a profile outright and wins over CI. ``make soak``
 runs the gateway state machine with ``HYPOTHESIS_PROFILE=soak``.
+
+Fixtures: ``loop`` (an event loop in a thread of its own), and on it ``gw``
+(the ``websockets`` gateway) and ``rest`` (the h11 REST server) of
+tests/e2e_servers.py, each started for the test that asks and stopped after.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from .e2e_servers import FakeGateway, FakeRest, LoopThread
 
 settings.register_profile(
     "dev",
@@ -29,3 +38,25 @@ def _profile() -> str:
 
 
 settings.load_profile(_profile())
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    with LoopThread() as thread:
+        yield thread
+
+
+@pytest.fixture
+def gw(loop: LoopThread) -> Iterator[FakeGateway]:
+    gateway = FakeGateway()
+    loop.run(gateway.__aenter__())
+    yield gateway
+    loop.run(gateway.__aexit__())
+
+
+@pytest.fixture
+def rest(loop: LoopThread, gw: FakeGateway) -> Iterator[FakeRest]:
+    server = FakeRest(gw.url)
+    loop.run(server.__aenter__())
+    yield server
+    loop.run(server.__aexit__())

@@ -39,28 +39,6 @@ def quick_new_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gateway_module, "NEW_SESSION_PAUSE", (0.0, 0.01))
 
 
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    with LoopThread() as thread:
-        yield thread
-
-
-@pytest.fixture
-def gw(loop: LoopThread) -> Iterator[FakeGateway]:
-    gateway = FakeGateway()
-    loop.run(gateway.__aenter__())
-    yield gateway
-    loop.run(gateway.__aexit__())
-
-
-@pytest.fixture
-def rest(loop: LoopThread, gw: FakeGateway) -> Iterator[FakeRest]:
-    server = FakeRest(gw.url)
-    loop.run(server.__aenter__())
-    yield server
-    loop.run(server.__aexit__())
-
-
 def make_bot(kind: str, secret: str, rest: FakeRest) -> QQBot | ThreadedQQBot:
     bot_class = QQBot if kind == "asyncio" else ThreadedQQBot
     return bot_class("102000000", secret, **rest.options())

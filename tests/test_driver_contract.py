@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,12 +215,6 @@ def until_set(kind: str, proto: Driven, event: threading.Event) -> None:
 
 
 SHIPPED = ["asyncio", "threads"]
-
-
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    with LoopThread() as thread:
-        yield thread
 
 
 @pytest.mark.parametrize("kind", SHIPPED)
@@ -479,13 +473,6 @@ class GatewayOn:
         else:
             self.loop.loop.call_soon_threadsafe(self.driver.stop)
             self.running.result(WAIT)
-
-
-@pytest.fixture
-def gw(loop: LoopThread) -> Iterator[FakeGateway]:
-    served = loop.run(FakeGateway().__aenter__())
-    yield served
-    loop.run(served.__aexit__(None, None, None))
 
 
 @pytest.mark.parametrize("kind", SHIPPED)

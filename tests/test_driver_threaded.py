@@ -69,28 +69,6 @@ def no_leaked_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     assert not leaked, leaked
 
 
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    with LoopThread() as thread:
-        yield thread
-
-
-@pytest.fixture
-def gw(loop: LoopThread) -> Iterator[FakeGateway]:
-    gateway = FakeGateway()
-    loop.run(gateway.__aenter__())
-    yield gateway
-    loop.run(gateway.__aexit__())
-
-
-@pytest.fixture
-def rest(loop: LoopThread, gw: FakeGateway) -> Iterator[FakeRest]:
-    server = FakeRest(gw.url)
-    loop.run(server.__aenter__())
-    yield server
-    loop.run(server.__aexit__())
-
-
 class SocketThreads:
     """Which threads call methods of each TCP socket (``socket`` and ``SSLSocket``, patched)."""
 
