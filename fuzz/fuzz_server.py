@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from fuzz import engine
 from qqproto.errors import RemoteProtocolError
-from qqproto.http_server import HttpServerConnection, Refused, Request, Upgrade
+from qqproto.http_server import Dropped, HttpServerConnection, Incoming, Refused, Request
 from qqproto.ws import Closed
 from qqproto.ws_server import WebSocketServer
 
@@ -73,6 +73,9 @@ SEEDS: Final = (
     UPGRADE.replace(b"13", b"8"),
     b"GET / HTTP/1.0\r\n\r\n",
     b"garbage\r\n\r\n",
+    # A refused request whose skipped body breaks off, or is not chunked right.
+    b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+    b"PUT /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbad\r\n",
 )
 
 
@@ -106,12 +109,15 @@ def run_case(case: Case) -> str:
     ws_events: list[object] = []
     refusals: list[int] = []
 
-    def take(events: list[Request | Upgrade | Refused]) -> None:
+    def take(events: list[Incoming]) -> None:
         nonlocal ws
         for event in events:
-            if server.closed and not isinstance(event, Refused):
+            if server.closed and not isinstance(event, Refused | Dropped):
                 raise ContractViolation(f"{event!r} after the connection closed")
-            if isinstance(event, Refused):
+            if isinstance(event, Dropped):
+                if not server.closed or event is not events[-1]:
+                    raise ContractViolation(f"{event!r} without the connection closing")
+            elif isinstance(event, Refused):
                 if event.status not in STATUSES:
                     raise ContractViolation(f"refused with {event.status}")
                 refusals.append(event.status)

@@ -39,12 +39,17 @@ from .errors import LocalProtocolError
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_HEADER_SIZE",
+    "Dropped",
     "HttpServerConnection",
+    "Incoming",
     "Refused",
     "Request",
     "Upgrade",
 ]
 
+#: Our states in which a request is still to be answered: a server may answer
+#: one it could not read (IDLE: h11 never saw it whole) as any other.
+_MAY_ANSWER = (h11.IDLE, h11.SEND_RESPONSE)
 #: The largest request head (request line and headers) read by default.
 DEFAULT_MAX_HEADER_SIZE = 16 * 1024
 #: The largest request body read by default.
@@ -107,7 +112,16 @@ class Refused:
     close: bool
 
 
-Incoming = Request | Upgrade | Refused
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """The connection ends with no answer: the client broke HTTP, or hung up,
+    inside the body of a request that was answered already (a refused one,
+    whose body is being skipped). ``why`` is what h11 found."""
+
+    why: str
+
+
+Incoming = Request | Upgrade | Refused | Dropped
 
 
 class HttpServerConnection:
@@ -151,8 +165,13 @@ class HttpServerConnection:
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
+                why = str(exc) or "malformed request"
+                if self._h11.our_state not in _MAY_ANSWER:  # answered already: nothing to say
+                    self.closed = True
+                    out.append(Dropped(why))
+                    break
                 status = exc.error_status_hint if exc.error_status_hint in (413, 431) else 400
-                out.append(self._refuse(status, str(exc) or "malformed request", close=True))
+                out.append(self._refuse(status, why, close=True))
                 break
             if isinstance(event, h11.ConnectionClosed):
                 self.closed = True
@@ -161,7 +180,7 @@ class HttpServerConnection:
                 break
             if (came := self._on(event)) is not None:
                 out.append(came)
-                if not isinstance(came, Refused):
+                if isinstance(came, Request | Upgrade):
                     self._answer_due = True
                     break  # the next one comes once this one is answered
         return out

@@ -17,7 +17,7 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from qqproto.errors import LocalProtocolError, RemoteProtocolError
-from qqproto.http_server import HttpServerConnection, Refused, Request, Upgrade
+from qqproto.http_server import Dropped, HttpServerConnection, Incoming, Refused, Request, Upgrade
 from qqproto.ws import Closed, TextReceived
 from qqproto.ws_server import WebSocketServer
 
@@ -206,10 +206,12 @@ def test_any_bytes_give_requests_or_answered_refusals_never_a_crash(
     came: list[object] = []
     answered: list[int] = []  # every status sent, in order
 
-    def take(events: list[Request | Upgrade | Refused]) -> None:
+    def take(events: list[Incoming]) -> None:
         for event in events:
             came.append(event)
-            if isinstance(event, Refused):
+            if isinstance(event, Dropped):
+                assert server.closed and event is events[-1]
+            elif isinstance(event, Refused):
                 answered.append(event.status)
             elif isinstance(event, Request):
                 answered.append(204)
@@ -233,6 +235,32 @@ def test_any_bytes_give_requests_or_answered_refusals_never_a_crash(
     # Every request and refusal was answered, in order, with its own status.
     statuses = [r.status_code for r in answers(server.data_to_send())]
     assert statuses == answered[: len(statuses)] and len(statuses) >= len(answered) - 1
+
+
+@pytest.mark.parametrize("request_", ["POST /nowhere", "PUT /webhook"])  # 404, 405
+def test_a_client_that_hangs_up_in_a_refused_requests_body_is_dropped_unanswered(
+    request_: str,
+) -> None:
+    """Its request was answered already: there is no second answer to give, and
+    nothing the client does then makes the piece raise."""
+    server = HttpServerConnection(ROUTES)
+    head = f"{request_} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n".encode()
+    [refused] = server.receive_data(head)
+    assert isinstance(refused, Refused) and not refused.close
+    assert server.receive_data(b"abc") == []  # skipped
+    [dropped] = server.receive_data(b"")
+    assert isinstance(dropped, Dropped) and "expected 10" in dropped.why and server.closed
+    assert [r.status_code for r in answers(server.data_to_send())] == [refused.status]
+
+
+def test_a_malformed_chunk_in_a_skipped_body_is_dropped_unanswered() -> None:
+    server = HttpServerConnection(ROUTES)
+    head = b"POST /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert [type(e) for e in server.receive_data(head)] == [Refused]
+    [dropped] = server.receive_data(b"zz\r\nbad\r\n")
+    assert isinstance(dropped, Dropped) and "chunk" in dropped.why and server.closed
+    assert server.receive_data(b"more") == []
+    assert [r.status_code for r in answers(server.data_to_send())] == [404]
 
 
 def test_pipelined_requests_each_come_once_the_one_before_is_answered() -> None:
