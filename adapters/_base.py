@@ -196,7 +196,7 @@ class DriverBase:
     # -- what needs no I/O -----------------------------------------------------------------
 
     def deliver(self, event: object) -> None:
-        if isinstance(event, Retry):  # a failed connection attempt is never silent
+        if isinstance(event, Retry):  # a failed attempt is never silent
             log.warning("%s", event)
         if self.on_event is not None:
             try:

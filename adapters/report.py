@@ -130,6 +130,7 @@ class JsonReport(Report):
             of=retry.of,
             delay=round(retry.delay, 3),
             reason=retry.reason,
+            what=retry.what,
         )
 
     def reply(self, to: str, code: int | str | None) -> None:

@@ -55,28 +55,47 @@ SHORT_SESSIONS_TOLERATED = 2
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """A connection attempt failed, and another comes after ``delay`` seconds.
+    """An attempt failed, and another comes after ``delay`` seconds.
 
-    ``attempt`` counts the failed attempts in a row, as ``max_attempts``
-    does; ``of`` is that cap (None when there is none). The attempt that
-    spends the budget is no Retry: the object fails instead.
+    ``what`` names what was attempted: ``"gateway"`` (a connection), and for
+    a bot also ``"discovery"`` (``GET /gateway/bot``) and ``"token"`` (an
+    access token). ``attempt`` counts the failed attempts in a row, as
+    ``max_attempts`` does; ``of`` is that cap (None when there is none). The
+    attempt that spends the budget is no Retry: the object fails instead.
     """
 
     attempt: int
     of: int | None
     delay: float
     reason: str
+    what: str
 
     def __str__(self) -> str:
         of = f" of {self.of}" if self.of is not None else ""
-        return f"attempt {self.attempt}{of} failed ({self.reason}); next in {self.delay:.1f} s"
+        return (
+            f"{self.what} attempt {self.attempt}{of} failed ({self.reason});"
+            f" next in {self.delay:.1f} s"
+        )
+
+    @classmethod
+    def after(cls, backoff: Backoff, delay: float, reason: str, what: str) -> Retry:
+        """The value that reports the failure ``backoff`` just counted."""
+        return cls(backoff.failures, backoff.max_attempts, delay, reason, what)
 
 
 class ReconnectPolicy:
     """When to connect again, for one link. The owner tells it what happened:
     :meth:`attempt_failed` or :meth:`connected`, then :meth:`good_one_ended`."""
 
-    __slots__ = ("_good_since", "_short", "_shorts", "attempts", "short_session", "tolerated")
+    __slots__ = (
+        "_good_since",
+        "_short",
+        "_shorts",
+        "attempts",
+        "short_session",
+        "tolerated",
+        "what",
+    )
 
     def __init__(
         self,
@@ -87,7 +106,10 @@ class ReconnectPolicy:
         max_attempts: int = 30,
         short_session: float = SHORT_SESSION,
         tolerated: int = SHORT_SESSIONS_TOLERATED,
+        what: str = "gateway",
     ) -> None:
+        #: What its Retry values say was attempted.
+        self.what = what
         #: The failed attempts in a row, and the waits between them.
         self.attempts = Backoff(rng, base=base, cap=cap, max_attempts=max_attempts)
         # Never spent: only its waits are used, never its count.
@@ -108,7 +130,7 @@ class ReconnectPolicy:
 
     def retry(self, delay: float, reason: str) -> Retry:
         """The value that reports the failed attempt just counted."""
-        return Retry(self.attempts.failures, self.attempts.max_attempts, delay, reason)
+        return Retry.after(self.attempts, delay, reason, self.what)
 
     def connected(self, now: float) -> None:
         """A connection reached its goal: the failed attempts are forgotten."""

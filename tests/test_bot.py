@@ -13,6 +13,7 @@ from qqproto.actions import (
 )
 from qqproto.errors import ConfigError, LocalProtocolError
 from qqproto.http import HttpResponse
+from qqproto.link import Retry
 from qqproto.qq.api import ApiResult, Target, get_me, send_text
 from qqproto.qq.config import BotConfig
 from qqproto.qq.events import (
@@ -57,6 +58,9 @@ def test_a_5xx_from_the_token_endpoint_is_retried() -> None:
     w = World()
     w.answer(HttpResponse(503, (), b"busy"))
     assert w.requests == [] and w.bot.phase is BotPhase.AUTHENTICATING
+    [retry] = retries(w)  # said, never silent
+    assert (retry.what, retry.attempt, retry.of) == ("token", 1, 30)
+    assert 0.5 <= retry.delay <= 1.5 and "503" in retry.reason
     w.advance(2)
     assert len(w.requests) == 1
     w.answer(token_reply())
@@ -138,10 +142,33 @@ def test_discovery_errors_back_off_and_retry() -> None:
     w.bot.http_failed(request.request_id, w.now, "DNS lookup failed")
     w.collect()
     assert w.requests == []
+    [retry] = retries(w)  # said, never silent
+    assert (retry.what, retry.attempt, retry.of) == ("discovery", 1, 30)
+    assert 0.5 <= retry.delay <= 1.5 and "DNS lookup failed" in retry.reason
     w.advance(2)
     assert [r.url for r in w.requests] == ["https://api.sgroup.qq.com/gateway/bot"]
     w.answer(reply(GATEWAY_BOT))
     assert w.connects
+    assert len(retries(w)) == 1
+
+
+def test_token_transport_failures_are_retried_each_said_until_the_cap() -> None:
+    w = World(max_attempts=3)
+    for attempt in (1, 2):
+        request = w.requests.pop()
+        w.bot.http_failed(request.request_id, w.now, "connection refused")
+        w.collect()
+        assert [(r.what, r.attempt) for r in retries(w)][-1] == ("token", attempt)
+        w.advance(retries(w)[-1].delay + 0.01)
+    request = w.requests.pop()
+    w.bot.http_failed(request.request_id, w.now, "connection refused")
+    w.collect()
+    assert len(retries(w)) == 2  # the third failure spends the budget: Failed instead
+    assert "gave up after 3 attempts" in w.failed[0]
+
+
+def retries(w: World) -> list[Retry]:
+    return [e for e in w.delivered if isinstance(e, Retry)]
 
 
 def test_rest_calls_carry_the_token_and_deliver_results() -> None:

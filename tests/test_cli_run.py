@@ -270,13 +270,33 @@ def test_each_failed_attempt_that_will_be_retried_gets_a_retry_line(
     failed = command.until(kind("failed"))
     assert command.wait() == 3
     [retry] = [line for line in command.seen if line["kind"] == "retry"]
-    assert list(retry) == ["kind", "attempt", "of", "delay", "reason"]
+    # The shape, in its order; then what was attempted (an extension).
+    assert list(retry) == ["kind", "attempt", "of", "delay", "reason", "what"]
+    assert retry["what"] == "gateway"
     assert (retry["attempt"], retry["of"]) == (1, 2)
     assert 0.5 <= retry["delay"] <= 1.5  # the first wait: 1 s, give or take its jitter
     assert "connection refused" in retry["reason"]
     # The attempt that spends the budget is the failed line, after the retry line.
     assert command.seen.index(retry) < command.seen.index(failed)
     assert "gave up after 2 failed attempts" in failed["reason"]
+
+
+def test_a_token_endpoint_that_refuses_connections_gets_retry_lines_too(
+    run: Callable[..., Command],
+) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    token_url = f"http://127.0.0.1:{port}/app/getAppAccessToken"
+    command = run("--token-url", token_url, "--max-attempts", "2")
+    failed = command.until(kind("failed"))
+    assert command.wait() == 3
+    [retry] = [line for line in command.seen if line["kind"] == "retry"]
+    assert (retry["what"], retry["attempt"], retry["of"]) == ("token", 1, 2)
+    assert "refused" in retry["reason"]
+    assert command.seen.index(retry) < command.seen.index(failed)
 
 
 def test_human_output_without_json(server: ThreadedSimulatorServer) -> None:

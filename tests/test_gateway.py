@@ -667,7 +667,9 @@ def test_failed_attempts_back_off_and_the_cap_fails_with_the_last_reason() -> No
         (n + 1, 4, f"could not connect: refused #{n}") for n in range(3)
     ]
     assert [r.delay for r in retries] == pytest.approx(gaps)  # the waits that came
-    assert str(retries[0]).startswith("attempt 1 of 4 failed (could not connect: refused #0)")
+    assert str(retries[0]).startswith(
+        "gateway attempt 1 of 4 failed (could not connect: refused #0)"
+    )
 
 
 def test_a_good_session_lost_is_no_failed_attempt() -> None:

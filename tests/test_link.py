@@ -24,8 +24,10 @@ def test_a_retry_says_which_attempt_of_how_many_failed() -> None:
     p = policy(max_attempts=30)
     p.attempt_failed()
     wait = p.attempt_failed()
-    assert p.retry(wait, "connection refused") == Retry(2, 30, wait, "connection refused")
-    assert str(Retry(2, None, 2.06, "x")) == "attempt 2 failed (x); next in 2.1 s"
+    assert p.retry(wait, "connection refused") == Retry(
+        2, 30, wait, "connection refused", "gateway"
+    )
+    assert str(Retry(2, None, 2.06, "x", "token")) == "token attempt 2 failed (x); next in 2.1 s"
 
 
 def test_a_good_connection_forgets_the_failed_attempts() -> None:

@@ -28,6 +28,7 @@ from ..actions import HttpRequest, StateChanged
 from ..backoff import Backoff
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from ..http import HttpResponse
+from ..link import Retry
 from .phases import TOKEN_TABLE, TokenFailure, TokenInput, TokenPhase
 
 __all__ = [
@@ -144,6 +145,8 @@ class TokenManager:
         self._request_id: int | None = None
         self.error: TokenError | None = None  # set once the manager has given up
         self.last_error: TokenError | None = None
+        #: The last failed fetch that will be tried again, and when (None once one worked).
+        self.retrying: Retry | None = None
 
     # -- reading -----------------------------------------------------------------
 
@@ -209,7 +212,7 @@ class TokenManager:
         self._token = token
         self._move(TokenInput.ANSWER, "access token received")
         self._backoff.reset()
-        self.last_error = None
+        self.last_error = self.retrying = None
         return token
 
     def transport_failed(self, request_id: int, reason: str, now: float) -> TokenError:
@@ -262,6 +265,7 @@ class TokenManager:
         self.last_error = error
         if self.phase is TokenPhase.WAITING:
             self._retry_at = now + delay
+            self.retrying = Retry.after(self._backoff, delay, str(error), "token")
         else:
             self.error = error
         return error

@@ -17,7 +17,7 @@ whole bot as it would run a bare gateway:
 
 Driver obligations beyond the gateway's: perform every ``HttpRequest`` and
 answer with ``http_response`` or, when no answer came (DNS, connect, TLS,
-timeout), ``http_failed(request_id, reason, now)``.
+timeout), ``http_failed(request_id, now, reason)``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http import HttpResponse
+from ..link import Retry
 from .api import ApiCall, ApiConfig, ApiResult, get_gateway_bot
 from .auth import AuthConfig, TokenError, TokenManager
 from .codes import ApiError
@@ -227,8 +228,7 @@ class BotProtocol(Driven):
             try:
                 token = self._tokens.response(request_id, response, now)
             except TokenError as error:
-                if error.final:
-                    self._fail(str(error), now)
+                self._token_failed(error, now)
                 return
             if token.problem is not None:  # usable, but the answer was not right
                 self._out.append(Deliver(ProtocolViolation(token.problem)))
@@ -253,9 +253,7 @@ class BotProtocol(Driven):
         if kind is not _Kind.REST and self.phase in _STOPPED:
             return
         if kind is _Kind.TOKEN:
-            error = self._tokens.transport_failed(request_id, reason, now)
-            if error.final:
-                self._fail(str(error), now)
+            self._token_failed(self._tokens.transport_failed(request_id, reason, now), now)
             return
         lost = RemoteProtocolError(f"request failed: {reason}")
         if not self._reply_failed(pending, lost, None, True, now):
@@ -271,6 +269,13 @@ class BotProtocol(Driven):
         request = want(request_id, now)
         if request is not None:
             self._send(self._calls.new(_Job(_Kind.TOKEN)), request)
+
+    def _token_failed(self, error: TokenError, now: float) -> None:
+        """A fetch failed: the bot fails with it, or says when the next one goes."""
+        if error.final:
+            self._fail(str(error), now)
+        elif self._tokens.retrying is not None:
+            self._out.append(Deliver(self._tokens.retrying))
 
     def _token_ready(self, token: str, expires_at: float, now: float) -> None:
         if self.phase is BotPhase.AUTHENTICATING:
@@ -406,11 +411,13 @@ class BotProtocol(Driven):
                 self._finish(pending, None, error, now)
             return
         if kind is _Kind.DISCOVERY:
-            delay = self._discovery_backoff.next_delay()
-            if self._discovery_backoff.exhausted:
+            backoff = self._discovery_backoff
+            delay = backoff.next_delay()
+            if backoff.exhausted:
                 self._fail(f"gateway discovery failed: {error}", now)
             else:
                 self._discovery_due = now + delay
+                self._out.append(Deliver(Retry.after(backoff, delay, str(error), "discovery")))
             return
         if self._calls.retry_later(pending, error, now) is None:  # its attempts are spent
             self._finish(pending, None, error, now)

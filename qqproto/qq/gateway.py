@@ -114,6 +114,7 @@ class GatewayProtocol(Driven):
             base=config.backoff_base,
             cap=config.backoff_cap,
             max_attempts=config.max_attempts,
+            what="gateway",
         )
         #: The one transport at a time, and the WebSocket on it.
         self._link = WebSocketLink(
