@@ -60,6 +60,9 @@ def test_config_bases() -> None:
     assert (
         ApiConfig("1", "http://127.0.0.1:8080/prefix/").base_url == "http://127.0.0.1:8080/prefix"
     )
+    # An IDN host is kept IDNA-encoded: the base goes into every request as it is.
+    assert ApiConfig("1", "https://例子.测试/").base_url == "https://xn--fsqu00a.xn--0zwm56d"
+    assert ApiConfig("1", "http://[::1]:8080").base_url == "http://[::1]:8080"
 
 
 @pytest.mark.parametrize(
@@ -71,7 +74,8 @@ def test_config_bases() -> None:
         ("1", "wss://api.sgroup.qq.com"),
         ("1", "https://api.sgroup.qq.com/?x=1"),
         ("1", "https://u:p@api.sgroup.qq.com"),
-        ("1", "https://例子.测试"),
+        ("1", "https://bad host"),
+        ("1", "https://x:99999"),
     ],
 )
 def test_bad_config_is_refused(app_id: str, base: str) -> None:

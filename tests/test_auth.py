@@ -351,3 +351,5 @@ def test_bad_config() -> None:
         AuthConfig("", SECRET)
     with pytest.raises(ConfigError, match="token_url"):
         AuthConfig("1", SECRET, token_url="ftp://x")
+    with pytest.raises(ConfigError, match="token_url"):  # the one URL parser reads it
+        AuthConfig("1", SECRET, token_url="https://bad host/app/getAppAccessToken")

@@ -171,6 +171,15 @@ def retries(w: World) -> list[Retry]:
     return [e for e in w.delivered if isinstance(e, Retry)]
 
 
+@pytest.mark.parametrize("url", ["https://x/", "wss://bad host/", 7])
+def test_a_gateway_url_the_platform_gets_wrong_fails_the_bot_saying_so(url: object) -> None:
+    w = World()
+    w.answer(token_reply())
+    w.answer(reply({**GATEWAY_BOT, "url": url}))  # no crash: a typed failure
+    assert w.bot.phase is BotPhase.FAILED and w.connects == []
+    assert w.failed[0].startswith("gateway discovery failed: bad gateway response")
+
+
 def test_rest_calls_carry_the_token_and_deliver_results() -> None:
     w = World()
     w.start()

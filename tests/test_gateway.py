@@ -31,6 +31,7 @@ from qqproto.qq.heartbeat import MAX_HEARTBEAT_MS
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.payloads import CLOSE_CODES, CloseAction, Intents, close_policy
 from qqproto.qq.session import Session, TokenWanted
+from qqproto.url import BadUrl
 
 from .gateway_harness import BOT_ID, GROUP, MEMBER, Harness, ServerEnd
 
@@ -1125,9 +1126,18 @@ def test_a_saved_session_from_seq_zero_or_none_loads(data: dict[str, Any]) -> No
     assert Session.from_dict(data).seq == data["seq"]
 
 
-def test_a_saved_session_without_a_url_is_refused() -> None:
+@pytest.mark.parametrize("url", ["", None, "https://x/", "wss://bad host/", "wss://[::1/"])
+def test_a_saved_session_without_a_good_url_is_refused(url: object) -> None:
+    data = {"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": url}
     with pytest.raises(ConfigError, match="gateway_url"):
-        Session.from_dict({"session_id": "s", "seq": 1, "shard": [0, 1], "gateway_url": ""})
+        Session.from_dict(data)
+
+
+@pytest.mark.parametrize("url", ["https://x/", "wss://bad host/", "wss://user:pw@x/", "ws://x:0/"])
+def test_a_gateway_url_is_read_by_the_one_url_parser(url: str) -> None:
+    with pytest.raises(ConfigError, match="gateway_url") as refused:
+        GatewayConfig(app_id="1", gateway_url=url)
+    assert isinstance(refused.value.__cause__, BadUrl)  # which part is wrong
 
 
 def test_a_new_gateway_has_no_failure_no_bot_user_and_no_failed_resumes() -> None:

@@ -28,17 +28,18 @@ from urllib.parse import quote, urlsplit
 from ..actions import HttpRequest
 from ..errors import ConfigError, LocalProtocolError, ProtocolError
 from ..http import HttpResponse
+from ..url import BadUrl, Url
 from .codes import check_response
 from .results import (
     BotUser,
     GatewayInfo,
     SentMessage,
     UploadedMedia,
-    bot_user,
-    gateway_info,
-    nothing,
-    sent_message,
-    uploaded_media,
+    no_result,
+    parse_bot_user,
+    parse_gateway_info,
+    parse_sent_message,
+    parse_uploaded_media,
 )
 from .scenes import Scene
 
@@ -97,18 +98,17 @@ class ApiConfig:
         if not isinstance(self.app_id, str) or not self.app_id or set(self.app_id) - _VISIBLE:
             raise ConfigError("app_id", "the bot's AppID (visible ASCII)", self.app_id)
         url = self.base_url
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if (
-            parts is None
-            or parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.query
-            or parts.fragment
-            or "@" in parts.netloc
-            or set(url) - _VISIBLE
-        ):
-            raise ConfigError("base_url", "http(s)://host[:port][/prefix]", url)
-        object.__setattr__(self, "base_url", url.rstrip("/"))
+        expected = "http(s)://host[:port][/prefix]"
+        try:  # the one URL parser checks the scheme, host, port and characters
+            parsed = Url.parse(url, ("http", "https"))
+        except BadUrl as bad:
+            raise ConfigError("base_url", expected, url) from bad
+        if "?" in parsed.target or "#" in url:  # calls' paths are appended to it
+            raise ConfigError("base_url", expected, url)
+        # Kept in ASCII (an IDN host IDNA-encoded), as it goes into every request.
+        origin = parsed.origin
+        ascii_url = f"{origin.scheme}://{origin.host_header}{parsed.target}"
+        object.__setattr__(self, "base_url", ascii_url.rstrip("/"))
 
     @classmethod
     def sandbox(cls, app_id: str) -> ApiConfig:
@@ -316,17 +316,17 @@ class ApiResult(Generic[T]):
 
 def get_gateway() -> ApiCall[GatewayInfo]:
     """``GET /gateway``: the WebSocket URL."""
-    return ApiCall("GET", "/gateway", None, gateway_info)
+    return ApiCall("GET", "/gateway", None, parse_gateway_info)
 
 
 def get_gateway_bot() -> ApiCall[GatewayInfo]:
     """``GET /gateway/bot``: the URL, recommended shards and the session start budget."""
-    return ApiCall("GET", "/gateway/bot", None, gateway_info)
+    return ApiCall("GET", "/gateway/bot", None, parse_gateway_info)
 
 
 def get_me() -> ApiCall[BotUser]:
     """``GET /users/@me``: the bot's identity."""
-    return ApiCall("GET", "/users/@me", None, bot_user)
+    return ApiCall("GET", "/users/@me", None, parse_bot_user)
 
 
 def _reply_fields(to: Target, reply: ReplyTicketLike) -> dict[str, Any]:
@@ -413,7 +413,7 @@ def send_message(
         body[key] = value
     if not v2 and not any(body.get(key) for key in _GUILD_PAYLOAD):
         _refuse("empty guild message", "content, embed, ark, image or markdown", sorted(body))
-    return ApiCall("POST", f"{to.path}/messages", body, sent_message)
+    return ApiCall("POST", f"{to.path}/messages", body, parse_sent_message)
 
 
 def send_text(
@@ -485,7 +485,7 @@ def upload_media(
     body["srv_send_msg"] = bool(srv_send_msg)
     if file_name is not None:
         body["file_name"] = file_name
-    return ApiCall("POST", f"{to.path}/files", body, uploaded_media)
+    return ApiCall("POST", f"{to.path}/files", body, parse_uploaded_media)
 
 
 def recall_message(to: Target, message_id: str, *, hidetip: bool = False) -> ApiCall[None]:
@@ -494,7 +494,7 @@ def recall_message(to: Target, message_id: str, *, hidetip: bool = False) -> Api
     path = f"{to.path}/messages/{_segment(message_id, 'message id')}"
     if to.scene is Scene.GUILD_CHANNEL:
         path += f"?hidetip={'true' if hidetip else 'false'}"
-    return ApiCall("DELETE", path, None, nothing)
+    return ApiCall("DELETE", path, None, no_result)
 
 
 def acknowledge_interaction(
@@ -502,4 +502,4 @@ def acknowledge_interaction(
 ) -> ApiCall[None]:
     """``PUT /interactions/<id>``: until it is acknowledged, the user's client spins."""
     path = f"/interactions/{_segment(interaction_id, 'interaction id')}"
-    return ApiCall("PUT", path, {"code": _member(InteractionCode, code)}, nothing)
+    return ApiCall("PUT", path, {"code": _member(InteractionCode, code)}, no_result)

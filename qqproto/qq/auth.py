@@ -29,6 +29,7 @@ from ..backoff import Backoff
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from ..http import HttpResponse
 from ..link import Retry
+from ..url import BadUrl, Url
 from .phases import TOKEN_TABLE, TokenFailure, TokenInput, TokenPhase
 
 __all__ = [
@@ -80,8 +81,10 @@ class AuthConfig:
         if type(self.secret) is not str or not self.secret:
             # Never echo the secret, not even a wrong one.
             raise ConfigError("secret", "a non-empty string", "<hidden>")
-        if not self.token_url.startswith(("https://", "http://")):
-            raise ConfigError("token_url", "an http(s) URL", self.token_url)
+        try:
+            Url.parse(self.token_url, ("http", "https"))
+        except BadUrl as bad:  # the part at fault is in the cause
+            raise ConfigError("token_url", "an http(s) URL", self.token_url) from bad
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..url import BadUrl, Url
 from ..ws import DEFAULT_MAX_MESSAGE_SIZE, Entropy
 from .api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ApiConfig
 from .auth import DEFAULT_TOKEN_URL, AuthConfig
@@ -67,8 +68,10 @@ class GatewayConfig:
             and 0 <= shard[0] < shard[1]
         ):
             raise ConfigError("shard", "(shard_id, shard_count) with 0 <= id < count", shard)
-        if not self.gateway_url.startswith(("ws://", "wss://")):
-            raise ConfigError("gateway_url", "a ws:// or wss:// URL", self.gateway_url)
+        try:
+            Url.parse(self.gateway_url, ("ws", "wss"))
+        except BadUrl as bad:  # the part at fault is in the cause
+            raise ConfigError("gateway_url", "a ws:// or wss:// URL", self.gateway_url) from bad
         if self.max_attempts < 1:
             raise ConfigError("max_attempts", "an integer >= 1", self.max_attempts)
         # Backoff would refuse these too, but only once a protocol object is built.

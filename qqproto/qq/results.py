@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..url import BadUrl, Url
 from .codes import as_int
 
 __all__ = [
@@ -142,7 +143,7 @@ def _maybe(body: object, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def sent_message(data: object) -> SentMessage:
+def parse_sent_message(data: object) -> SentMessage:
     body = _object(data, "send response")
     stamp = body.get("timestamp")
     if isinstance(stamp, bool) or not isinstance(stamp, str | int):
@@ -151,7 +152,7 @@ def sent_message(data: object) -> SentMessage:
     return SentMessage(_need(body, "id", "send response"), stamp, ref_idx, body)
 
 
-def uploaded_media(data: object) -> UploadedMedia:
+def parse_uploaded_media(data: object) -> UploadedMedia:
     body, what = _object(data, "upload response"), "upload response"
     return UploadedMedia(
         _need(body, "file_uuid", what),
@@ -161,9 +162,15 @@ def uploaded_media(data: object) -> UploadedMedia:
     )
 
 
-def gateway_info(data: object) -> GatewayInfo:
+def parse_gateway_info(data: object) -> GatewayInfo:
     body, what = _object(data, "gateway response"), "gateway response"
     url = _need(body, "url", what)
+    try:
+        Url.parse(url, ("ws", "wss"))
+    except BadUrl:
+        raise RemoteProtocolError(
+            f"bad {what}", expected="a ws:// or wss:// url", received=url
+        ) from None
     if "session_start_limit" not in body and "shards" not in body:
         return GatewayInfo(url)  # GET /gateway
     limit = _object(body.get("session_start_limit"), "session_start_limit")
@@ -172,7 +179,7 @@ def gateway_info(data: object) -> GatewayInfo:
     return GatewayInfo(url, _need(body, "shards", what, int), SessionStartLimit(*numbers))
 
 
-def bot_user(data: object) -> BotUser:
+def parse_bot_user(data: object) -> BotUser:
     body = _object(data, "users/@me response")
     return BotUser(
         _need(body, "id", "users/@me response"),
@@ -183,5 +190,5 @@ def bot_user(data: object) -> BotUser:
     )
 
 
-def nothing(data: object) -> None:
+def no_result(data: object) -> None:
     return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, LocalProtocolError
+from ..url import BadUrl, Url
 
 __all__ = [
     "TOKEN_MARGIN",
@@ -80,8 +81,12 @@ class Session:
         ):
             raise ConfigError("session.shard", "[shard_id, shard_count]", shard)
         url = data.get("gateway_url")
-        if type(url) is not str or not url:
+        if type(url) is not str:
             raise ConfigError("session.gateway_url", "a ws:// or wss:// URL", url)
+        try:
+            Url.parse(url, ("ws", "wss"))
+        except BadUrl as bad:  # the part at fault is in the cause
+            raise ConfigError("session.gateway_url", "a ws:// or wss:// URL", url) from bad
         bot_id = data.get("bot_id")
         if bot_id is not None and (type(bot_id) is not str or not bot_id):
             raise ConfigError("session.bot_id", "null or a non-empty string", bot_id)
