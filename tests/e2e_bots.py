@@ -39,8 +39,7 @@ from qqproto.adapters.bot import QQBot
 from qqproto.adapters.serve import SimulatorServer, ThreadedSimulatorServer
 from qqproto.adapters.threaded_bot import ThreadedQQBot
 from qqproto.qq import ApiCall, ApiResult, BotPhase, GroupAtMessageCreate
-from qqproto.testing import QQSimulator, SimConnection, SimulatorConfig
-from qqproto.testing._sim_state import SimState
+from qqproto.testing import QQSimulator, SimConnection, SimState, SimulatorConfig
 
 __all__ = [
     "APP_ID",
@@ -113,7 +112,7 @@ class TappedSimulator(QQSimulator):
         self.client_closes: list[int] = []
 
     def accept(self, now: float) -> SimConnection:
-        return TapConnection(self._state, self, now)
+        return TapConnection(self.state, self, now)
 
     def ops(self, op: int) -> list[dict[str, Any]]:
         """The payloads with ``op`` that clients sent, in order."""

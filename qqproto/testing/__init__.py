@@ -22,6 +22,7 @@ from ._sim_common import (
 )
 from ._sim_http import SimConnection
 from ._sim_rest import BAD_REQUEST
+from ._sim_state import SimState
 from .faults import (
     AskHeartbeat,
     CloseWith,
@@ -64,5 +65,6 @@ __all__ = [
     "SimRejected",
     "SimResume",
     "SimSent",
+    "SimState",
     "SimulatorConfig",
 ]

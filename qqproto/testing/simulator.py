@@ -60,8 +60,10 @@ class QQSimulator:
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config = config or SimulatorConfig()
-        #: The platform's state, which every part of the simulator shares.
-        self._state = state = SimState(config)
+        #: The platform's state, which every part of the simulator shares: a
+        #: server helper that builds its own connections (a subclass of
+        #: :class:`SimConnection`, say) builds them on it.
+        self.state = state = SimState(config)
         rng = state.rng
         #: Default conversations of the scripting methods.
         self.group_openid, self.member_openid, self.user_openid = (
@@ -95,26 +97,26 @@ class QQSimulator:
     @property
     def wakeup(self) -> Callable[[], None] | None:
         """Set by a server helper; see the module docstring."""
-        return self._state.wakeup
+        return self.state.wakeup
 
     @wakeup.setter
     def wakeup(self, wakeup: Callable[[], None] | None) -> None:
-        self._state.wakeup = wakeup
+        self.state.wakeup = wakeup
 
     # -- the transport side --------------------------------------------------------------------
 
     def accept(self, now: float) -> SimConnection:
         """A new TCP connection was accepted: bytes go through the returned object."""
-        return SimConnection(self._state, now)
+        return SimConnection(self.state, now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must run next (heartbeat watchdogs, grace periods)."""
-        times = [t for link in self._state.links if (t := link.next_deadline()) is not None]
+        times = [t for link in self.state.links if (t := link.next_deadline()) is not None]
         return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
-        with self._state.entered(None):
-            for link in list(self._state.links):
+        with self.state.entered(None):
+            for link in list(self.state.links):
                 link.handle_timer(now)
 
     # -- what tests read ---------------------------------------------------------------------
@@ -122,22 +124,22 @@ class QQSimulator:
     @property
     def live(self) -> bool:
         """True while some connection carries a READY (or resumed) session."""
-        return any(link.ready for link in self._state.links)
+        return any(link.ready for link in self.state.links)
 
     @property
     def session_starts_remaining(self) -> int:
-        return self._state.session_starts
+        return self.state.session_starts
 
     def session_id(self, shard: int = 0) -> str | None:
         """The current session of ``shard``, if there is one."""
-        stream = self._state.streams.get(shard)
+        stream = self.state.streams.get(shard)
         session = stream.session if stream else None
         return session.id if session is not None else None
 
     def issue_token(self, now: float) -> tuple[str, float]:
         """An access token and when it expires, as the token endpoint hands them out:
         the current token until it is within 60 s of expiry, then a new one (spec 1.2)."""
-        return self._state.issue_token(now)
+        return self.state.issue_token(now)
 
     # -- scripting: users ----------------------------------------------------------------------
 
@@ -155,7 +157,7 @@ class QQSimulator:
         group = group_openid or self.group_openid
         member = member_openid or self.member_openid
         d = {
-            "id": robot_id(self._state.rng),
+            "id": robot_id(self.state.rng),
             "content": f" {content}",
             "timestamp": self._stamp(now),
             "author": {"id": member, "member_openid": member, "union_openid": member},
@@ -173,7 +175,7 @@ class QQSimulator:
         """A user writes to the bot one-to-one; returns ``d``."""
         user = user_openid or self.user_openid
         d = {
-            "id": robot_id(self._state.rng),
+            "id": robot_id(self.state.rng),
             "content": content,
             "timestamp": self._stamp(now),
             "author": {"id": user, "user_openid": user, "union_openid": user},
@@ -253,12 +255,12 @@ class QQSimulator:
         ``shard``, it waits for the next one (delivered right after its READY)."""
         if type(t) is not str or not t:
             raise LocalProtocolError("bad dispatch type", expected="a non-empty t", received=t)
-        eid = envelope_id or event_id(self._state.rng, t)
-        remember(self._state, t, d, eid, now)
+        eid = envelope_id or event_id(self.state.rng, t)
+        remember(self.state, t, d, eid, now)
         self.scripted.append((now, t, d, eid))
-        with self._state.entered(None):
-            stream = self._state.stream(shard)
-            session = self._state.current(stream, now)
+        with self.state.entered(None):
+            stream = self.state.stream(shard)
+            session = self.state.current(stream, now)
             if session is None:
                 stream.pending.append((t, d, eid))
             else:
@@ -271,25 +273,25 @@ class QQSimulator:
 
     def drop(self, now: float) -> None:
         """Every gateway connection dies without a close frame (TCP drop)."""
-        with self._state.entered(None):
-            for link in list(self._state.links):
+        with self.state.entered(None):
+            for link in list(self.state.links):
                 link.drop(now)
 
     def reconnect(self, now: float) -> None:
         """op 7 on every gateway connection."""
-        with self._state.entered(None):
-            for link in list(self._state.links):
+        with self.state.entered(None):
+            for link in list(self.state.links):
                 link.dismiss(7, None, now)
 
     def invalid_session(self, resumable: bool, now: float) -> None:
         """op 9 on every gateway connection; ``False`` ends the sessions too."""
-        with self._state.entered(None):
-            for link in list(self._state.links):
+        with self.state.entered(None):
+            for link in list(self.state.links):
                 link.dismiss(9, bool(resumable), now, kill=not resumable)
             if not resumable:
-                for stream in self._state.streams.values():
+                for stream in self.state.streams.values():
                     if stream.session is not None:
-                        self._state.retire(stream.session, now)
+                        self.state.retire(stream.session, now)
 
     def close(self, code: int, now: float, reason: str = "") -> None:
         """Close every gateway connection with ``code``; the codes that forbid
@@ -298,34 +300,34 @@ class QQSimulator:
             raise LocalProtocolError(
                 "bad close code", expected="1000-4999, sendable", received=code
             )
-        with self._state.entered(None):
-            for link in list(self._state.links):
+        with self.state.entered(None):
+            for link in list(self.state.links):
                 link.close(code, reason, now)
             if code in KILLING_CLOSE_CODES:
-                for stream in self._state.streams.values():
+                for stream in self.state.streams.values():
                     if stream.session is not None:
-                        self._state.retire(stream.session, now)
+                        self.state.retire(stream.session, now)
 
     def lose_acks(self, n: int) -> None:
         """The next ``n`` heartbeats get no ACK."""
         if type(n) is not int or n < 0:
             raise LocalProtocolError("bad count", expected="an integer >= 0", received=n)
-        self._state.lost_acks += n
+        self.state.lost_acks += n
 
     def expire_tokens(self, now: float) -> None:
         """Every token issued so far stops working now. Connected sessions stay."""
-        self._state.expire_tokens(now)
+        self.state.expire_tokens(now)
 
     def send_garbage(self, text: str, now: float) -> None:
         """A text frame that is not a JSON payload, on every gateway connection."""
-        with self._state.entered(None):
-            for link in self._state.links:
+        with self.state.entered(None):
+            for link in self.state.links:
                 link.send_raw(text)
 
     def ask_heartbeat(self, now: float) -> None:
         """op 1 from the server on every gateway connection."""
-        with self._state.entered(None):
-            for link in self._state.links:
+        with self.state.entered(None):
+            for link in self.state.links:
                 link.send_raw('{"op":1,"d":null}')
 
     def apply(self, fault: Fault, now: float) -> None:
@@ -371,24 +373,24 @@ class QQSimulator:
         self, content: str, now: float, channel: str, guild: str, author: str | None
     ) -> dict[str, Any]:
         return {
-            "id": guild_message_id(self._state.rng),
+            "id": guild_message_id(self.state.rng),
             "content": content,
             "timestamp": self._stamp(now),
             "channel_id": channel,
             "guild_id": guild,
             "author": {"id": author or self.guild_user_id, "username": "user", "bot": False},
             "member": {"joined_at": self._stamp(0), "roles": ["1"]},
-            "seq": len(self._state.inbound),
+            "seq": len(self.state.inbound),
         }
 
     def _stamp(self, now: float) -> str:
         return rfc3339(self.config.epoch + now)
 
     def _uuid(self) -> str:
-        return uuid_like(self._state.rng)
+        return uuid_like(self.state.rng)
 
     def __repr__(self) -> str:
         return (
             f"QQSimulator(app_id={self.config.app_id!r}, live={self.live}, "
-            f"sessions={len(self._state.sessions)}, sent={len(self.sent)})"
+            f"sessions={len(self.state.sessions)}, sent={len(self.sent)})"
         )
