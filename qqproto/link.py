@@ -84,8 +84,9 @@ class Retry:
 
 
 class ReconnectPolicy:
-    """When to connect again, for one link. The owner tells it what happened:
-    :meth:`attempt_failed` or :meth:`connected`, then :meth:`good_one_ended`."""
+    """When to connect again, for one link. The owner says when a connection
+    reached its goal (:meth:`connected`) and when one ended (:meth:`ended`,
+    which gives the wait); :meth:`retry` reports a failed attempt."""
 
     __slots__ = (
         "_good_since",
@@ -131,6 +132,17 @@ class ReconnectPolicy:
     def retry(self, delay: float, reason: str) -> Retry:
         """The value that reports the failed attempt just counted."""
         return Retry.after(self.attempts, delay, reason, self.what)
+
+    def ended(self, now: float, *, good: bool, pause: float = 0.0) -> float:
+        """A connection ended and another will be tried: the wait before it.
+
+        One that never reached its goal (not ``good``) is a failed attempt
+        (see :attr:`spent`, and :meth:`retry` to report it); a good one waits
+        only when connections keep dying young. ``pause`` is the least wait,
+        what the peer asked for.
+        """
+        wait = self.good_one_ended(now) if good else self.attempt_failed()
+        return max(pause, wait)
 
     def connected(self, now: float) -> None:
         """A connection reached its goal: the failed attempts are forgotten."""

@@ -62,3 +62,15 @@ def test_a_connection_that_lived_exactly_the_short_session_time_was_not_short() 
     assert p.good_one_ended(now=SHORT_SESSION) == 0.0
     p.connected(now=100.0)
     assert p.good_one_ended(now=100.0 + SHORT_SESSION - 0.001) > 0.0
+
+
+def test_ended_counts_a_failed_attempt_or_a_good_connection_and_keeps_the_pause() -> None:
+    p = policy(max_attempts=2)
+    first = p.ended(0.0, good=False)
+    assert 0.75 <= first <= 1.25 and p.retry(first, "x").attempt == 1
+    assert p.ended(0.0, good=False, pause=60.0) == 60.0  # what the peer asked, if longer
+    assert p.spent
+    p.connected(10.0)
+    assert p.ended(10.0 + SHORT_SESSION, good=True) == 0.0  # it lived: go again at once
+    assert p.ended(11.0 + SHORT_SESSION, good=True, pause=5.0) == 5.0
+    assert not p.spent

@@ -441,11 +441,9 @@ class GatewayProtocol(Driven):
         counters.has_session = self._session_id is not None
         delay = loss.pause
         failed_attempt = loss.input in _LOSSES and not self._good
-        if failed_attempt:
-            delay = max(delay, self._policy.attempt_failed())
+        if loss.input in _LOSSES:  # to be tried again, if the budget allows
+            delay = self._policy.ended(now, good=self._good, pause=loss.pause)
             counters.attempts_spent = self._policy.spent
-        elif self._good:
-            delay = max(delay, self._policy.good_one_ended(now))
 
         row = TABLE.row(self.state, loss.input, counters)
         reason = explain(row, loss.reason, counters, self._policy.attempts.failures)
