@@ -35,7 +35,7 @@ from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 from .backoff import Backoff
-from .errors import ProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 __all__ = ["Call", "CallTimeout", "Calls", "StrayAnswer"]
 
@@ -153,8 +153,10 @@ class Calls(Generic[T]):
 
     def sent(self, call: Call[T], key: Hashable, *, deadline: float | None = None) -> None:
         """An attempt of ``call`` went out; its answer will carry ``key``."""
-        if key in self._in_flight:
-            raise ValueError(f"key {key!r} is already in flight")  # an owner's bug
+        if key in self._in_flight:  # the owner's bug: one answer could not tell them apart
+            raise LocalProtocolError(
+                "key already in flight", expected="a key no call in flight has", received=key
+            )
         call.attempts += 1
         call.key, call.deadline, call.frames = key, deadline, 0
         self._in_flight[key] = call
@@ -218,11 +220,13 @@ class Calls(Generic[T]):
         self._held, self._waiting = [], []
         return unsent
 
-    def drop_all(self) -> list[Call[T]]:
-        """End every pending call at once (its link went, or the owner stopped)."""
+    def drop_all(self, reason: str) -> list[Call[T]]:
+        """End every pending call at once, because of ``reason`` (its link went,
+        or the owner stopped): the owner fails each one returned with it, and a
+        late answer to one says it too."""
         calls = list(self)
         for call in list(self._in_flight.values()):
-            self._retire(call, "was ended")
+            self._retire(call, f"was ended ({reason})")
         self._held, self._waiting = [], []
         return calls
 

@@ -75,7 +75,9 @@ class Driven:
     A subclass overrides the calls it uses; the rest raise
     :class:`LocalProtocolError` (the driver asked for what this object never
     set in motion). :meth:`actions` drains ``_out``, where a subclass queues
-    its actions; ``_ids`` numbers its connections, listeners and requests.
+    its actions; ``_ids`` numbers its connections and listeners. (Request ids
+    are another namespace: ``http_response`` never meets ``receive_data``, so
+    an object may number its requests with a counter of its own.)
     """
 
     #: Why the object gave up, once it has (after its ``Failed`` action).
@@ -83,8 +85,8 @@ class Driven:
 
     def __init__(self, *, ids: Iterator[int] | None = None) -> None:
         self._out: list[Action] = []
-        #: Positive ids for connections, listeners and requests; objects built
-        #: inside another share its counter, so that ids never collide.
+        #: Positive ids for connections and listeners; objects built inside
+        #: another share its counter, so that ids never collide.
         self._ids = ids if ids is not None else itertools.count(1)
 
     # -- always answered -----------------------------------------------------------

@@ -241,12 +241,13 @@ class GatewayProtocol(Driven):
         elif link is LinkState.OPEN:
             tick = self._beat.tick(now)
             if tick is Tick.BEAT:
-                self._send_text(encode_heartbeat(self._seq))
+                self._link.send_text(encode_heartbeat(self._seq))
             elif tick is Tick.ACK_MISSED:
-                self._lose(Loss(Input.LINK_LOST, tick.value), now)
+                self._lose(Loss(Input.LINK_LOST, "heartbeat not acknowledged"), now)
             elif tick is not Tick.NOTHING:  # Hello, or a token after it, came too late
                 self._token.ask_again()  # on the next connection
-                why = f"no {tick.value} within {self.config.hello_timeout} s"
+                waited = "Hello" if tick is Tick.HELLO_LATE else "access token"
+                why = f"no {waited} within {self.config.hello_timeout} s"
                 self._lose(Loss(Input.LINK_LOST, why), now)
 
     # -- inputs beyond the contract ---------------------------------------------
@@ -360,7 +361,8 @@ class GatewayProtocol(Driven):
                 why = "READY without a session id"
                 self._lose(Loss(Input.SESSION_LOST, why, pause=self._pause()), now)
                 return False
-            self._session_id, self.bot_user, self._decoder.bot_id = ready
+            self._session_id, self.bot_user = ready.session_id, ready.user
+            self._decoder.bot_id = ready.bot_id
             self._seq = None  # a new session numbers from the start
         self._fire(Input.READY if t == "READY" else Input.RESUMED, t)
         self._connection_good(now)
@@ -375,7 +377,7 @@ class GatewayProtocol(Driven):
         elif op == 10:
             self._on_hello(d, now)
         elif op == 1:
-            self._send_text(encode_heartbeat(self._seq))
+            self._link.send_text(encode_heartbeat(self._seq))
         elif op == 7:
             self._lose(Loss(Input.LINK_LOST, "server asked to reconnect (op 7)"), now)
         elif op == 9:
@@ -418,7 +420,7 @@ class GatewayProtocol(Driven):
         frame, self._login = login_frame(
             self.state, token, self._session_id, self._seq, self.config
         )
-        self._send_text(frame)
+        self._link.send_text(frame)
         self._beat.logged_in(now)
 
     def _connection_good(self, now: float) -> None:
@@ -484,9 +486,6 @@ class GatewayProtocol(Driven):
         """The pause before a new Identify after the server dropped our session."""
         low, high = NEW_SESSION_PAUSE
         return self._rng.uniform(low, high)
-
-    def _send_text(self, text: str) -> None:
-        self._link.send_text(text)
 
     def _violation(self, error: RemoteProtocolError) -> None:
         self._out.append(Deliver(ProtocolViolation(error)))

@@ -27,11 +27,11 @@ MAX_HEARTBEAT_MS = 3_600_000
 class Tick(Enum):
     """What a timer call finds on an open connection."""
 
-    NOTHING = "nothing due"
-    HELLO_LATE = "Hello"
-    TOKEN_LATE = "access token"
-    BEAT = "a heartbeat is due"
-    ACK_MISSED = "heartbeat not acknowledged"
+    NOTHING = "nothing"
+    HELLO_LATE = "hello_late"  # no Hello within the timeout
+    TOKEN_LATE = "token_late"  # Hello came, but no token to log in with
+    BEAT = "beat"  # send a heartbeat now
+    ACK_MISSED = "ack_missed"  # the last heartbeat got no ACK
 
 
 class Heartbeat:

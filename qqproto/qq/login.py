@@ -10,14 +10,14 @@ This module holds those rules; the gateway keeps the step and acts on them.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import RemoteProtocolError
 from .config import GatewayConfig
 from .lifecycle import TABLE, GatewayState, Input
 from .payloads import encode_identify, encode_resume
 
-__all__ = ["Login", "Ready", "login_frame", "out_of_turn", "read_ready", "ready_to_resume"]
+__all__ = ["Login", "ReadyFields", "login_frame", "out_of_turn", "read_ready", "ready_to_resume"]
 
 
 class Login(Enum):
@@ -32,8 +32,13 @@ class Login(Enum):
 #: What READY answers, in the states the lifecycle table lets it come in.
 _READY_ANSWERS = {GatewayState.IDENTIFY: Login.IDENTIFY, GatewayState.RESUMING: Login.RESUME}
 
-#: READY's ``d`` as read: (session id, user, bot id).
-Ready = tuple[str, Any, str | None]
+
+class ReadyFields(NamedTuple):
+    """What a READY's ``d`` gives the session."""
+
+    session_id: str
+    user: Any  # d.user as it came: the bot's own user object
+    bot_id: str | None  # user.id, when it is a non-empty string
 
 
 def login_frame(
@@ -78,8 +83,8 @@ def ready_to_resume(session_id: str | None, seq: int | None) -> RemoteProtocolEr
     )
 
 
-def read_ready(data: Any) -> Ready | RemoteProtocolError:
-    """READY's ``d`` as (session id, user, bot id), or why it starts no session.
+def read_ready(data: Any) -> ReadyFields | RemoteProtocolError:
+    """What READY's ``d`` gives the session, or why it starts no session.
 
     The bot id (``user.id``) is how guild messages mention the bot; their
     ``text`` loses that mention. It is None when READY does not carry one.
@@ -91,4 +96,4 @@ def read_ready(data: Any) -> Ready | RemoteProtocolError:
         )
     user = data.get("user")
     bot_id = user.get("id") if type(user) is dict else None
-    return session_id, user, bot_id if type(bot_id) is str and bot_id else None
+    return ReadyFields(session_id, user, bot_id if type(bot_id) is str and bot_id else None)
