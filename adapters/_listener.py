@@ -3,8 +3,11 @@
 The asyncio driver has ``asyncio.start_server``; threads need this. The
 thread binds, reports ``on_bound(listener, host, port)`` (the real port), then
 waits in a selector on the socket and on a wake-up pair, and hands each
-connection to ``on_accept(socket, peer)``. Binding or accepting that fails
-is reported with ``on_failed(exc)``, and the listener ends.
+connection to ``on_accept(socket, peer)``. Running out of descriptors or
+memory is passing trouble: the thread logs it, waits
+:data:`ACCEPT_RETRY_DELAY` and accepts again (as ``asyncio`` does). Binding
+or accepting that fails otherwise is reported with ``on_failed(exc)``, and
+the listener ends.
 :meth:`Listener.close` wakes the thread, which closes the socket and ends; no
 callback comes after it. Accepted sockets are the caller's to close.
 """
@@ -12,12 +15,22 @@ callback comes after it. Accepted sockets are the caller's to close.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import selectors
 import socket
 import threading
 from collections.abc import Callable
 
-__all__ = ["Listener"]
+__all__ = ["ACCEPT_RETRY_DELAY", "Listener"]
+
+log = logging.getLogger("qqproto.adapters")
+
+#: Seconds to wait before accepting again when the process is out of
+#: descriptors or memory (asyncio's own choice, ``ACCEPT_RETRY_DELAY``).
+ACCEPT_RETRY_DELAY = 1.0
+#: Accept errors that pass once other connections close.
+_PASSING = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class Listener:
@@ -76,7 +89,7 @@ class Listener:
                     while not self._closed.is_set():
                         if any(key.fileobj is server for key, _ in sel.select()):
                             self._accept(server)
-                except OSError as exc:  # out of descriptors, say: the listener is lost
+                except OSError as exc:  # the socket itself is broken: the listener is lost
                     if not self._closed.is_set():
                         self._on_failed(exc)
         finally:
@@ -88,6 +101,12 @@ class Listener:
             sock, peer = server.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return  # the peer gave up before we took it
+        except OSError as exc:
+            if exc.errno not in _PASSING:
+                raise  # the listener is lost (see _run)
+            log.warning("listener on %s:%s: %s; accepting again soon", *self._address, exc)
+            self._closed.wait(ACCEPT_RETRY_DELAY)  # woken at once by close()
+            return
         if self._closed.is_set():
             sock.close()
         else:

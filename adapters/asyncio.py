@@ -165,7 +165,11 @@ class AsyncioDriver(DriverBase):
         self._bound(listener, server, *server.sockets[0].getsockname()[:2])
 
     def _accept(self, listener: int, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        peer = Peer(*w.get_extra_info("peername")[:2])
+        address = w.get_extra_info("peername")
+        if not address:  # the peer reset before we took it: nothing to report
+            self._spawn(close_writer(w))
+            return
+        peer = Peer(*address[:2])
 
         def link(conn: int) -> Link:
             wired = self._wired(conn)

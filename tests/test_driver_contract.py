@@ -11,6 +11,7 @@ and nothing waits on a clock but the test's own bound.
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.util
 import queue
 import random
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 
+import qqproto.adapters._listener as listener_module
 from qqproto.actions import (
     Connect,
     Deliver,
@@ -340,11 +342,11 @@ def test_an_accepted_connection_can_be_written_and_closed_at_once(
 def test_a_listener_that_breaks_after_binding_is_lost_with_its_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The threaded driver's listener thread: out of descriptors, say, it ends,
-    and the object hears of it (asyncio's server logs such errors and goes on)."""
+    """The threaded driver's listener thread: a socket that breaks for good
+    ends it, and the object hears of it."""
 
-    def out_of_descriptors(self: socket.socket) -> Any:
-        raise OSError(24, "Too many open files")
+    def broken(self: socket.socket) -> Any:
+        raise OSError(errno.EINVAL, "Invalid argument")
 
     lost = threading.Event()
 
@@ -354,7 +356,7 @@ def test_a_listener_that_breaks_after_binding_is_lost_with_its_reason(
             lost.set()
 
     proto = Listening()
-    monkeypatch.setattr(socket.socket, "accept", out_of_descriptors)
+    monkeypatch.setattr(socket.socket, "accept", broken)
     driver = ThreadedDriver(proto)
     driver.start()
     try:
@@ -363,7 +365,40 @@ def test_a_listener_that_breaks_after_binding_is_lost_with_its_reason(
             assert lost.wait(WAIT)
     finally:
         driver.stop()
-    assert proto.lost == [(1, "OSError: [Errno 24] Too many open files")]
+    assert proto.lost == [(1, "OSError: [Errno 22] Invalid argument")]
+
+
+def test_a_listener_out_of_descriptors_pauses_and_accepts_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EMFILE passes once other connections close: the threaded listener says
+    so, waits, and serves the connection after (asyncio's server does too)."""
+    real_accept = socket.socket.accept
+    failures = iter([OSError(errno.EMFILE, "Too many open files")])
+
+    def out_of_descriptors_once(self: socket.socket) -> Any:
+        if (error := next(failures, None)) is not None:
+            raise error
+        return real_accept(self)
+
+    class Listening(Greeter):
+        listeners_lost = 0
+
+        def listener_lost(self, listener: int, now: float, reason: str | None = None) -> None:
+            self.listeners_lost += 1
+
+    monkeypatch.setattr(socket.socket, "accept", out_of_descriptors_once)
+    monkeypatch.setattr(listener_module, "ACCEPT_RETRY_DELAY", 0.01)
+    proto = Listening()
+    driver = ThreadedDriver(proto)
+    driver.start()
+    try:
+        assert proto.bound.wait(WAIT) and proto.port is not None
+        assert greeted("127.0.0.1", proto.port) == b"220 hello\r\n"
+        assert proto.listeners_lost == 0
+    finally:
+        driver.stop()
+    assert "Too many open files" in caplog.text
 
 
 # -- the HTTP pools the drivers carry REST calls on ----------------------------------------
