@@ -39,7 +39,6 @@ from .e2e_faults import (
     Trickle,
 )
 from .e2e_servers import (
-    GROUP,
     MEMBER,
     WAIT,
     FakeGateway,
@@ -109,73 +108,6 @@ def quick_new_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- the gateway, bare -----------------------------------------------------------------------
-
-
-def test_handshake_identify_and_ready() -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw, Client(gw.url) as client:
-            ready = await client.next(Ready)
-            assert ready.session_id == "sess-1"
-            [identify] = gw.ops(2)
-            assert identify["d"]["token"] == "QQBot tok-1"
-            assert client.proto.state.name == "READY"
-
-    run(main())
-
-
-def test_heartbeats_carry_the_last_seq() -> None:
-    async def main() -> None:
-        async with FakeGateway(heartbeat_ms=50) as gw, Client(gw.url) as client:
-            await client.next(Ready)
-            await gw.message(2)
-            await client.messages(1)
-            await gw.wait_for(lambda g: any(p["d"] == 2 for p in g.ops(1)))
-            await gw.wait_for(lambda g: sum(p["d"] == 2 for p in g.ops(1)) >= 2)
-            assert all(p["d"] in (1, 2) for p in gw.ops(1))
-
-    run(main())
-
-
-def test_messages_arrive_typed_in_order() -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw, Client(gw.url) as client:
-            await client.next(Ready)
-            for n in range(5):
-                await gw.message(n)
-            got = await client.messages(5)
-            assert [m.text for m in got] == [f"hello {n}" for n in range(5)]
-            assert got[0].sender == MEMBER and got[0].group_openid == GROUP
-
-    run(main())
-
-
-def test_a_fatal_close_code_ends_run_with_the_reason() -> None:
-    async def main() -> None:
-        async with FakeGateway() as gw:
-            client = Client(gw.url)
-            task = asyncio.create_task(client.driver.run())
-            await client.next(Ready)
-            await gw.close(4914)
-            with pytest.raises(DriverFailed, match=r"4914|offline"):
-                async with asyncio.timeout(WAIT):
-                    await task
-            assert not client.driver.running
-
-    run(main())
-
-
-def test_the_attempt_cap_ends_run() -> None:
-    async def main() -> None:
-        # A port nobody listens on: every attempt is refused.
-        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        server.close()
-        await server.wait_closed()
-        client = Client(f"ws://127.0.0.1:{port}/", max_attempts=3)
-        with pytest.raises(DriverFailed, match="gave up after 3"):
-            await client.driver.run()
-
-    run(main())
 
 
 def test_token_expiry_mid_session_gets_a_new_token_for_the_resume() -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib.util
-import queue
-import random
 import socket
 import ssl
 import threading
@@ -40,11 +38,9 @@ from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.contract import Driven, Peer
 from qqproto.http import HttpResponse
-from qqproto.qq import GatewayConfig, GatewayProtocol, GroupAtMessageCreate, Ready, TokenWanted
 
 from .e2e_faults import FLOOD, ConnectTwice, Flooder, FloodPeer, GoesSilent, OneRequest, post
-from .e2e_servers import FakeGateway, LoopThread, group_message
-from .tokens import answering_tokens
+from .e2e_servers import LoopThread
 
 WAIT = 20.0
 
@@ -462,124 +458,3 @@ def test_a_connection_the_server_closed_while_idle_costs_no_request(
         pool.close()
         loop.run(server.__aexit__())
     assert server.requests == [(n, "POST", "/send") for n in range(3)]
-
-
-# -- a bare gateway on each driver, against a gateway written with websockets ------------
-
-
-class GatewayOn:
-    """A bare GatewayProtocol on the ``kind`` driver, used from the test's
-    thread; the driver (asyncio's in the loop thread) hands its events to a queue."""
-
-    def __init__(self, kind: str, loop: LoopThread, url: str, *, answer_tokens: bool = True):
-        config = GatewayConfig(
-            "102000000", gateway_url=url, rng=random.Random(7), backoff_base=0.01, backoff_cap=0.05
-        )
-        self.proto = GatewayProtocol(config)
-        self.events: queue.Queue[object] = queue.Queue()
-        on_event = (
-            answering_tokens(self.proto, self.events.put) if answer_tokens else self.events.put
-        )
-        self.kind, self.loop = kind, loop
-        if kind == "threads":
-            self.threaded = ThreadedDriver(self.proto, on_event=on_event)
-            self.threaded.start()
-        else:
-            self.driver = AsyncioDriver(self.proto, on_event=on_event)
-            self.running = asyncio.run_coroutine_threadsafe(self.driver.run(), loop.loop)
-
-    def next(self, kind: type[Any] = object) -> Any:
-        while not isinstance(event := self.events.get(timeout=WAIT), kind):
-            pass
-        return event
-
-    def call(self, fn: Callable[[float], Any]) -> Any:
-        if self.kind == "threads":
-            return self.threaded.call(fn)
-
-        async def inside() -> Any:
-            return self.driver.call(fn)
-
-        return self.loop.run(inside())
-
-    def stop(self) -> None:
-        if self.kind == "threads":
-            self.threaded.stop()
-        else:
-            self.loop.loop.call_soon_threadsafe(self.driver.stop)
-            self.running.result(WAIT)
-
-
-@pytest.mark.parametrize("kind", SHIPPED)
-def test_a_tcp_drop_resumes_and_delivers_each_event_once(
-    kind: str, loop: LoopThread, gw: FakeGateway
-) -> None:
-    client = GatewayOn(kind, loop, gw.url)
-    try:
-        client.next(Ready)
-        loop.run(gw.message(1))
-        client.next(GroupAtMessageCreate)
-
-        async def drop_missing_one() -> None:
-            gw.seq += 1  # a message we will miss: the resume replays it
-            event = {"op": 0, "s": gw.seq, "t": "GROUP_AT_MESSAGE_CREATE", "id": "m2"}
-            gw.history.append({**event, "d": group_message(2)})
-            gw.drop()
-
-        loop.run(drop_missing_one())
-        loop.run(gw.wait_for(lambda g: len(g.ops(6)) == 1))
-        [resume] = gw.ops(6)
-        assert resume["d"]["seq"] == 2 and resume["d"]["session_id"] == "sess-1"
-        loop.run(gw.message(3))
-        assert client.next(GroupAtMessageCreate).text == "hello 2"  # replayed
-        assert client.next(GroupAtMessageCreate).text == "hello 3"
-        loop.run(gw.message(4))  # nothing came twice: the next message is the new one
-        assert client.next(GroupAtMessageCreate).text == "hello 4"
-        assert len(gw.ops(2)) == 1  # one Identify: the session went on
-    finally:
-        client.stop()
-
-
-@pytest.mark.parametrize("kind", SHIPPED)
-@pytest.mark.parametrize(
-    ("what", "new_session"),
-    [("op7", False), ("op9", True), ("4009", False), ("4006", True), ("lost-acks", False)],
-)
-def test_the_session_comes_back(
-    kind: str, what: str, new_session: bool, loop: LoopThread, gw: FakeGateway
-) -> None:
-    client = GatewayOn(kind, loop, gw.url)
-    try:
-        client.next(Ready)
-        if what == "op7":
-            loop.run(gw.send_raw({"op": 7}))
-        elif what == "op9":
-            loop.run(gw.send_raw({"op": 9, "d": False}))
-        elif what == "lost-acks":
-            gw.lose_acks = 1
-        else:
-            loop.run(gw.close(int(what)))
-        loop.run(gw.wait_for(lambda g: len(g.connections) == 2))
-        if new_session:
-            assert client.next(Ready).session_id == "sess-2"
-        else:
-            loop.run(gw.wait_for(lambda g: len(g.ops(6)) == 1))
-            assert len(gw.ops(2)) == 1
-        loop.run(gw.message(9))
-        assert client.next(GroupAtMessageCreate).text == "hello 9"
-    finally:
-        client.stop()
-
-
-@pytest.mark.parametrize("kind", SHIPPED)
-def test_without_a_token_answer_the_application_hears_token_wanted(
-    kind: str, loop: LoopThread, gw: FakeGateway
-) -> None:
-    """A driver knows no protocol: a bare gateway's TokenWanted is the application's."""
-    client = GatewayOn(kind, loop, gw.url, answer_tokens=False)
-    try:
-        assert client.next() == TokenWanted("no access token yet")
-        client.call(lambda now: client.proto.token_received("tok", now + 60, now))
-        assert isinstance(client.next(), Ready)
-    finally:
-        client.stop()

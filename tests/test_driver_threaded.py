@@ -146,34 +146,6 @@ async def _drop(gw: FakeGateway) -> None:
 # -- the gateway, bare -----------------------------------------------------------------------
 
 
-def test_handshake_messages_and_heartbeats(loop: LoopThread, gw: FakeGateway) -> None:
-    with Client(gw.url) as client:
-        assert client.next(Ready).session_id == "sess-1"
-        loop.run(gw.message(2))
-        assert client.next(GroupAtMessageCreate).text == "hello 2"
-        wait_for(loop, gw, lambda g: sum(p["d"] == 2 for p in g.ops(1)) >= 2)
-        assert gw.ops(2)[0]["d"]["token"] == "QQBot tok"
-    wait_for(loop, gw, lambda g: g.closes == [1000])
-
-
-def test_a_fatal_close_code_ends_the_driver(loop: LoopThread, gw: FakeGateway) -> None:
-    with Client(gw.url) as client:
-        client.next(Ready)
-        loop.run(gw.close(4914))
-        with pytest.raises(DriverFailed, match=r"4914|offline"):
-            client.driver.wait(WAIT)
-
-
-def test_the_attempt_cap_ends_the_driver() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-    with (
-        Client(f"ws://127.0.0.1:{port}/", max_attempts=3) as client,
-        pytest.raises(DriverFailed, match="gave up after 3"),
-    ):
-        client.driver.wait(WAIT)
-
-
 def test_one_thread_touches_the_socket(
     loop: LoopThread, gw: FakeGateway, socket_threads: SocketThreads
 ) -> None:
