@@ -35,9 +35,6 @@ from qqproto.qq import (
 )
 from qqproto.qq import gateway as gateway_module
 
-from .e2e_faults import (
-    Trickle,
-)
 from .e2e_servers import (
     MEMBER,
     WAIT,
@@ -318,27 +315,6 @@ def test_qqbot_on_state_and_driver_options() -> None:
             QQBot("1", "s", io_timeout=5)
         with pytest.raises(TypeError, match="unknown driver option"):
             QQBot("1", "s", driver_options={"listen": print})
-
-    run(main())
-
-
-def test_qqbot_an_http_answer_that_trickles_in_times_out() -> None:
-    """``io_timeout`` bounds the whole exchange, not each read."""
-
-    async def main() -> None:
-        async with Trickle() as server:
-            bot = QQBot(
-                "1",
-                "s",
-                max_attempts=1,
-                driver_options={"io_timeout": 0.5},
-                api_base=server.url,
-                token_url=f"{server.url}/token",
-            )
-            async with bot:
-                with pytest.raises(DriverFailed, match="timed out"):
-                    async for _ in bot.events():
-                        pass
 
     run(main())
 

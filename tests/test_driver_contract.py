@@ -39,7 +39,16 @@ from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.contract import Driven, Peer
 from qqproto.http import HttpResponse
 
-from .e2e_faults import FLOOD, ConnectTwice, Flooder, FloodPeer, GoesSilent, OneRequest, post
+from .e2e_faults import (
+    FLOOD,
+    ConnectTwice,
+    Flooder,
+    FloodPeer,
+    GoesSilent,
+    OneRequest,
+    Trickle,
+    post,
+)
 from .e2e_servers import LoopThread
 
 WAIT = 20.0
@@ -458,3 +467,19 @@ def test_a_connection_the_server_closed_while_idle_costs_no_request(
         pool.close()
         loop.run(server.__aexit__())
     assert server.requests == [(n, "POST", "/send") for n in range(3)]
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_io_timeout_bounds_the_whole_exchange_not_each_read(kind: str, loop: LoopThread) -> None:
+    """An answer that trickles in, a byte at a time, still times out."""
+    server = loop.run(Trickle().__aenter__())
+    pool = Pool(kind, loop, io_timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            pool.request(post(1, f"{server.url}/token"))
+        # The pool's own bound, not the test's (WAIT): a generous margin over 0.5 s.
+        assert time.monotonic() - started < WAIT / 4
+    finally:
+        pool.close()
+        loop.run(server.__aexit__())

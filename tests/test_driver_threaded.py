@@ -45,7 +45,6 @@ from qqproto.qq import gateway as gateway_module
 from .e2e_faults import (
     FLOOD,
     PushSim,
-    Trickle,
 )
 from .e2e_servers import (
     MEMBER,
@@ -213,24 +212,6 @@ def test_stop_cuts_an_http_request_still_opening(
             driver.stop()
             assert time.monotonic() - started < WAIT / 2  # not the 60 s timeouts
     assert "HTTP request" not in caplog.text
-
-
-def test_an_http_answer_that_trickles_in_times_out(loop: LoopThread) -> None:
-    """``io_timeout`` bounds the whole exchange, not each read."""
-    server = loop.run(Trickle().__aenter__())
-    try:
-        config = BotConfig(
-            "1", "s", api_base=server.url, token_url=f"{server.url}/token", max_attempts=1
-        )
-        driver = ThreadedDriver(BotProtocol(config), io_timeout=0.5)
-        driver.start()
-        try:
-            with pytest.raises(DriverFailed, match="timed out"):
-                driver.wait(WAIT)
-        finally:
-            driver.stop()
-    finally:
-        loop.run(server.__aexit__())
 
 
 def test_stop_mid_send_joins_everything(loop: LoopThread, gw: FakeGateway) -> None:
