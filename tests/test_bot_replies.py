@@ -16,7 +16,7 @@ from qqproto.qq.events import (
     InteractionCreate,
     MessageCreate,
 )
-from qqproto.qq.replies import OwnMessageAsReplyTarget, Refusal, ReplyRefused
+from qqproto.qq.reply_rules import OwnMessageAsReplyTarget, Refusal, ReplyRefused
 from qqproto.qq.results import SentMessage
 from qqproto.qq.scenes import Scene
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from qqproto.qq.conversation import Conversations
 from qqproto.qq.decode import EventDecoder
 from qqproto.qq.events import Dispatch, GroupAtMessageCreate
-from qqproto.qq.replies import Refusal, ReplyRefused
+from qqproto.qq.reply_rules import Refusal, ReplyRefused
 from qqproto.qq.scenes import Scene
 
 GROUP, USER = "G" * 32, "U" * 32

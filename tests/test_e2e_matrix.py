@@ -38,7 +38,7 @@ from qqproto.qq import (
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import ReplyTo, send_text
 from qqproto.qq.codes import ApiError
-from qqproto.qq.replies import Refusal, ReplyRefused
+from qqproto.qq.reply_rules import Refusal, ReplyRefused
 from qqproto.qq.results import SentMessage
 from qqproto.testing import SimulatorConfig
 

@@ -11,18 +11,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from qqproto.errors import ConfigError, LocalProtocolError
-from qqproto.qq.replies import (
+from qqproto.qq.replies import ReplyContext, ReplyTicket, ReplyTracker
+from qqproto.qq.reply_rules import (
     DEAD_CODES,
     DEFAULT_POLICIES,
     DUPLICATE_CODE,
     Outcome,
     OwnMessageAsReplyTarget,
     Refusal,
-    ReplyContext,
     ReplyPolicy,
     ReplyRefused,
-    ReplyTicket,
-    ReplyTracker,
 )
 from qqproto.qq.scenes import Scene
 

@@ -55,7 +55,8 @@ from .parts import (
 )
 from .payloads import CloseAction, ClosePolicy, Intents, Opcode, close_policy
 from .phases import BotPhase, TokenPhase
-from .replies import ReplyContext, ReplyPolicy, ReplyRefused, ReplyTicket, ReplyTracker
+from .replies import ReplyContext, ReplyTicket, ReplyTracker
+from .reply_rules import ReplyPolicy, ReplyRefused
 from .scenes import Scene
 from .session import Session, TokenWanted
 

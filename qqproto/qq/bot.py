@@ -43,7 +43,8 @@ from .conversation import Conversations, reply_code
 from .events import ProtocolViolation
 from .gateway import GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
-from .replies import Outcome, ReplyRefused, ReplyTicket
+from .replies import ReplyTicket
+from .reply_rules import Outcome, ReplyRefused
 from .results import GatewayInfo, check_session_budget
 from .session import Session, TokenWanted
 
@@ -155,7 +156,7 @@ class BotProtocol(Driven):
 
         It goes to the event's conversation with its ``msg_id``/``event_id`` and
         the next ``msg_seq``; the outcome comes back as ``Deliver(ApiResult)``
-        under the returned id. :class:`~qqproto.qq.replies.ReplyRefused` raises
+        under the returned id. :class:`~qqproto.qq.reply_rules.ReplyRefused` raises
         here, before any request, when the platform would refuse it (window
         closed, budget spent, the id dead or unknown).
         """

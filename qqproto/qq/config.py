@@ -21,7 +21,7 @@ from ..ws import DEFAULT_MAX_MESSAGE_SIZE, Entropy
 from .api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ApiConfig
 from .auth import DEFAULT_TOKEN_URL, AuthConfig
 from .payloads import Intents
-from .replies import ReplyPolicy
+from .reply_rules import ReplyPolicy
 from .scenes import Scene
 
 __all__ = ["DEFAULT_GATEWAY_URL", "BotConfig", "GatewayConfig"]
@@ -106,7 +106,7 @@ class BotConfig:
     seed: int = 0
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     entropy: Entropy | None = field(default=None, compare=False, repr=False)
-    #: Passive-reply windows and budgets by scene, over ``replies.DEFAULT_POLICIES``.
+    #: Passive-reply windows and budgets by scene, over ``reply_rules.DEFAULT_POLICIES``.
     reply_policies: Mapping[Scene, ReplyPolicy] | None = field(default=None, compare=False)
     #: How long an inbound id is remembered to drop its redeliveries.
     dedup_ttl: float = 600.0

@@ -58,18 +58,8 @@ from .events import (
     InteractionCreate,
     MessageCreate,
 )
-from .replies import (
-    DEAD_CODES,
-    DUPLICATE_CODE,
-    IdKind,
-    Refusal,
-    ReplyContext,
-    ReplyPolicy,
-    ReplyRefused,
-    ReplyTicket,
-    ReplyTracker,
-    _LedgerEntry,
-)
+from .replies import IdKind, ReplyContext, ReplyTicket, ReplyTracker, _LedgerEntry
+from .reply_rules import DEAD_CODES, DUPLICATE_CODE, Refusal, ReplyPolicy, ReplyRefused
 from .results import SentMessage, UploadedMedia
 from .scenes import Scene
 
