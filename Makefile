@@ -45,6 +45,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_events.py
 	$(BIN)/python fuzz/fuzz_simulator.py
 	$(BIN)/python fuzz/fuzz_server.py
+	$(BIN)/python fuzz/fuzz_cq.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py

@@ -1,0 +1,28 @@
+"""OneBot v11 and v12 (NapCat, Lagrange.OneBot, LLOneBot, SnowLuma), one model over both.
+
+- :mod:`qqproto.onebot.segments`: message segments in one vocabulary, and the
+  conversions to and from each version;
+- :mod:`qqproto.onebot.cq`: CQ codes, the string form of a v11 message.
+"""
+
+from . import cq
+from .segments import (
+    Segment,
+    plain_text,
+    segment_from_v11,
+    segment_from_v12,
+    segment_to_v11,
+    segment_to_v12,
+    segments_from_json,
+)
+
+__all__ = [
+    "Segment",
+    "cq",
+    "plain_text",
+    "segment_from_v11",
+    "segment_from_v12",
+    "segment_to_v11",
+    "segment_to_v12",
+    "segments_from_json",
+]

@@ -1,0 +1,198 @@
+"""Message segments: one model over OneBot v11 and v12.
+
+A message is a list of :class:`Segment` values, whatever version carried it.
+Where the versions name the same thing differently, the model uses v12's
+name, and the conversions rename it both ways:
+
+=====================  =======================  ==========================
+v11                    model (and v12)          notes
+=====================  =======================  ==========================
+``at {qq}``            ``mention {user_id}``
+``at {qq: "all"}``     ``mention_all {}``
+``record {file}``      ``voice {file_id}``
+``image {file}``       ``image {file_id}``      ``video`` likewise
+``reply {id}``         ``reply {message_id}``
+``location {lat,lon}`` ``location {latitude,longitude}``
+=====================  =======================  ==========================
+
+Every other segment type (``face``, ``mface``, ``forward``, NapCat's and
+Lagrange's extensions, v12's ``qq.*`` ones, and types nobody has seen yet)
+keeps its name, and every key a conversion does not rename keeps its name
+and its value, of whatever JSON type it came: unknown fields survive a round
+trip untouched. A key is renamed only where its new name is free, so a
+segment that already carries the other version's key keeps both.
+
+Ids inside v11 segments are strings by the spec and numbers in some
+implementations; they are kept as they came, and become strings only on the
+way to v12, whose ids are strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..errors import RemoteProtocolError
+
+__all__ = [
+    "Segment",
+    "plain_text",
+    "segment_from_v11",
+    "segment_from_v12",
+    "segment_to_v11",
+    "segment_to_v12",
+    "segments_from_json",
+]
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One piece of a message: its ``type`` and its ``data``, in the model's names."""
+
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- the ones a bot writes ---------------------------------------------------------
+
+    @classmethod
+    def text(cls, text: str) -> Segment:
+        return cls("text", {"text": text})
+
+    @classmethod
+    def mention(cls, user_id: str | int) -> Segment:
+        return cls("mention", {"user_id": str(user_id)})
+
+    @classmethod
+    def mention_all(cls) -> Segment:
+        return cls("mention_all", {})
+
+    @classmethod
+    def image(cls, file_id: str) -> Segment:
+        """An image by what v11 calls ``file`` (a URL, ``file://`` or ``base64://``)
+        and v12 a ``file_id`` (from ``upload_file``)."""
+        return cls("image", {"file_id": file_id})
+
+    @classmethod
+    def reply(cls, message_id: str | int) -> Segment:
+        return cls("reply", {"message_id": str(message_id)})
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @property
+    def plain(self) -> str:
+        """The text this segment adds to :func:`plain_text`: a text segment's
+        text, ``@<id>`` for a mention, ``@all`` for a mention of everyone."""
+        if self.type == "text":
+            text = self.data.get("text")
+            return text if isinstance(text, str) else ""
+        if self.type == "mention":
+            return f"@{_id_text(self.data.get('user_id'))}"
+        if self.type == "mention_all":
+            return "@all"
+        return ""
+
+
+def plain_text(segments: Iterable[Segment]) -> str:
+    """The message as plain text (see :attr:`Segment.plain`)."""
+    return "".join(segment.plain for segment in segments)
+
+
+# -- the two versions ---------------------------------------------------------------------------
+
+#: v11 type -> (model type, {v11 key: model key}).
+_FROM_V11: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "at": ("mention", {"qq": "user_id"}),
+    "record": ("voice", {"file": "file_id"}),
+    "image": ("image", {"file": "file_id"}),
+    "video": ("video", {"file": "file_id"}),
+    "reply": ("reply", {"id": "message_id"}),
+    "location": ("location", {"lat": "latitude", "lon": "longitude"}),
+}
+#: model type -> (v11 type, {model key: v11 key}).
+_TO_V11: Final = {
+    model: (v11, {new: old for old, new in keys.items()})
+    for v11, (model, keys) in _FROM_V11.items()
+}
+#: Keys that hold ids: strings in v12.
+_ID_KEYS: Final = frozenset({"user_id", "message_id", "group_id", "file_id"})
+
+
+def _renamed(data: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with each key of ``keys`` renamed, where its new name is free."""
+    out = dict(data)
+    for old, new in keys.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+    return out
+
+
+def segment_from_v11(type_: str, data: Mapping[str, Any] | None) -> Segment:
+    """A v11 segment (``data`` may be None) in the model."""
+    data = data or _EMPTY
+    if type_ == "at" and data.get("qq") == "all":
+        rest = {k: v for k, v in data.items() if k != "qq"}
+        return Segment("mention_all", rest)
+    if (known := _FROM_V11.get(type_)) is not None:
+        model, keys = known
+        return Segment(model, _renamed(data, keys))
+    return Segment(type_, dict(data))
+
+
+def segment_to_v11(segment: Segment) -> tuple[str, dict[str, Any]]:
+    """``segment`` as v11's (type, data)."""
+    if segment.type == "mention_all":
+        return "at", {**segment.data, "qq": "all"}
+    if (known := _TO_V11.get(segment.type)) is not None:
+        v11, keys = known
+        return v11, _renamed(segment.data, keys)
+    return segment.type, dict(segment.data)
+
+
+def segment_from_v12(type_: str, data: Mapping[str, Any] | None) -> Segment:
+    """A v12 segment in the model: v12's names are the model's."""
+    return Segment(type_, dict(data or _EMPTY))
+
+
+def segment_to_v12(segment: Segment) -> tuple[str, dict[str, Any]]:
+    """``segment`` as v12's (type, data); ids become strings, as v12 wants."""
+    data = dict(segment.data)
+    for key in _ID_KEYS & data.keys():
+        if isinstance(data[key], int) and not isinstance(data[key], bool):
+            data[key] = str(data[key])
+    return segment.type, data
+
+
+def segments_from_json(value: object, version: int) -> list[Segment]:
+    """A message as it came in JSON (an array of ``{type, data}``, or one such
+    object), in the model; a CQ string is :func:`qqproto.onebot.cq.parse`'s.
+
+    A ``data`` that is missing or null is read as ``{}``; an element that is
+    no segment at all raises :class:`RemoteProtocolError`, naming it.
+    """
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise RemoteProtocolError("bad message", expected="an array of segments", received=value)
+    convert = segment_from_v11 if version == 11 else segment_from_v12
+    out = []
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        data = item.get("data") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or not (data is None or isinstance(data, dict)):
+            raise RemoteProtocolError(
+                "bad segment", expected='{"type": str, "data": object}', received=item
+            )
+        out.append(convert(kind, data))
+    return out
+
+
+def _id_text(value: object) -> str:
+    """An id as text: a number in decimal (its sign kept), a string as it came."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    return str(value)
