@@ -46,6 +46,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_simulator.py
 	$(BIN)/python fuzz/fuzz_server.py
 	$(BIN)/python fuzz/fuzz_cq.py
+	$(BIN)/python fuzz/fuzz_onebot_events.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py

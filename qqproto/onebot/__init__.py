@@ -2,10 +2,20 @@
 
 - :mod:`qqproto.onebot.segments`: message segments in one vocabulary, and the
   conversions to and from each version;
-- :mod:`qqproto.onebot.cq`: CQ codes, the string form of a v11 message.
+- :mod:`qqproto.onebot.cq`: CQ codes, the string form of a v11 message;
+- :mod:`qqproto.onebot.events`: events of both versions in one model.
 """
 
 from . import cq
+from .events import (
+    Event,
+    MessageEvent,
+    MetaEvent,
+    NoticeEvent,
+    RequestEvent,
+    decode_event,
+    event_version,
+)
 from .segments import (
     Segment,
     plain_text,
@@ -17,8 +27,15 @@ from .segments import (
 )
 
 __all__ = [
+    "Event",
+    "MessageEvent",
+    "MetaEvent",
+    "NoticeEvent",
+    "RequestEvent",
     "Segment",
     "cq",
+    "decode_event",
+    "event_version",
     "plain_text",
     "segment_from_v11",
     "segment_from_v12",

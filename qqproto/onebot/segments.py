@@ -30,8 +30,9 @@ way to v12, whose ids are strings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
+
+import msgspec
 
 from ..errors import RemoteProtocolError
 
@@ -48,12 +49,15 @@ __all__ = [
 _EMPTY: Final[Mapping[str, Any]] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One piece of a message: its ``type`` and its ``data``, in the model's names."""
+class Segment(msgspec.Struct, frozen=True):
+    """One piece of a message: its ``type`` and its ``data``, in the model's names.
+
+    (A ``msgspec`` struct: a message event makes one per segment, and these
+    are four times cheaper to make than a frozen dataclass.)
+    """
 
     type: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     # -- the ones a bot writes ---------------------------------------------------------
 

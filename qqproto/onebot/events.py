@@ -1,0 +1,308 @@
+"""OneBot events, v11 and v12, in one model.
+
+:func:`decode_event` reads one JSON object an implementation pushed and gives
+a :class:`MessageEvent`, :class:`NoticeEvent`, :class:`RequestEvent` or
+:class:`MetaEvent`, whichever version sent it:
+
+- ``type`` is ``message``, ``message_sent``, ``notice``, ``request`` or
+  ``meta`` (v11's ``meta_event``); ``detail_type`` is v12's, or v11's
+  ``message_type``/``notice_type``/``request_type``/``meta_event_type``;
+  ``sub_type`` is ``""`` when absent. ``kind`` joins them: ``message.group``.
+- ids (``message_id``, ``user_id``, ``group_id``, ``self_id``) are opaque:
+  kept as they came, a number or a string, never computed with. NapCat
+  recycles message ids, LLOneBot and Lagrange send negative ones, and their
+  other ids (``message_seq``, ``real_id``, ``real_seq``) stay in ``raw``.
+- ``time`` is in seconds, a float (v11's integer seconds; a v11 time in
+  milliseconds, which NapCat sends when it cannot read the platform's, is
+  taken as such).
+- a message's ``segments`` are the model's (:mod:`qqproto.onebot.segments`):
+  a v11 ``message`` that is a string is read as CQ codes, an array as it is.
+- ``raw`` is the object as it came: every field the model has no name for.
+
+Decoding is lenient where implementations differ: a field that is missing or
+of another type than the spec says becomes None (or ``""``), never the loss of
+the event. What cannot be read at all, an object that is no event, raises
+:class:`~qqproto.errors.RemoteProtocolError`; a message whose segments cannot
+be read is decoded from ``raw_message`` instead, and says so in ``problem``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+
+from ..errors import RemoteProtocolError
+from .cq import parse as parse_cq
+from .segments import Segment, plain_text, segments_from_json
+
+__all__ = [
+    "Event",
+    "MessageEvent",
+    "MetaEvent",
+    "NoticeEvent",
+    "RequestEvent",
+    "decode_event",
+    "event_version",
+]
+
+Id = int | str
+#: Integer ids fit 64 bits: int64 (the spec), uint32/uint64 (Lagrange).
+_ID_LOW, _ID_HIGH = -(2**63), 2**64
+#: A v11 ``time`` past this is in milliseconds (it is 5138 AD in seconds).
+_MS_TIMES: Final = 10**11
+#: v11 ``post_type`` -> the model's ``type``, and the key of its ``detail_type``.
+_V11_TYPES: Final = {
+    "message": ("message", "message_type"),
+    "message_sent": ("message_sent", "message_type"),
+    "notice": ("notice", "notice_type"),
+    "request": ("request", "request_type"),
+    "meta_event": ("meta", "meta_event_type"),
+}
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """What every event has; ``raw`` is the whole object as it came."""
+
+    version: int
+    type: str
+    detail_type: str
+    sub_type: str = ""
+    time: float | None = None
+    self_id: Id | None = None
+    raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``type.detail_type``: ``message.group``, ``notice.group_recall``, ..."""
+        return f"{self.type}.{self.detail_type}"
+
+    def __repr__(self) -> str:
+        fields = (f for f in self.__struct_fields__ if f != "raw")
+        shown = ", ".join(f"{f}={getattr(self, f)!r}" for f in fields)
+        return f"{type(self).__name__}({shown})"
+
+
+class MessageEvent(Event, frozen=True, kw_only=True):
+    """A message (or, as ``message_sent``, one the bot's account sent itself).
+
+    ``group_id`` is None in a private chat. ``sender`` is v11's best-effort
+    sender object (``{}`` in v12). ``problem`` says why the segments came
+    from ``raw_message`` instead of ``message``.
+    """
+
+    message_id: Id | None = None
+    user_id: Id | None = None
+    group_id: Id | None = None
+    segments: tuple[Segment, ...] = ()
+    sender: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    problem: RemoteProtocolError | None = None
+
+    @property
+    def text(self) -> str:
+        """The plain text: text segments, and mentions as ``@<id>``."""
+        return plain_text(self.segments)
+
+    @property
+    def private(self) -> bool:
+        return self.detail_type == "private"
+
+
+class NoticeEvent(Event, frozen=True, kw_only=True):
+    """A notice: its ids where it has them; the rest (``operator_id``,
+    ``duration``, an extension's fields) in ``raw``."""
+
+    user_id: Id | None = None
+    group_id: Id | None = None
+    message_id: Id | None = None
+
+
+class RequestEvent(Event, frozen=True, kw_only=True):
+    """A friend or group request; answer it with its ``flag`` (v11)."""
+
+    user_id: Id | None = None
+    group_id: Id | None = None
+    flag: str | None = None
+    comment: str | None = None
+
+
+class MetaEvent(Event, frozen=True, kw_only=True):
+    """Lifecycle, heartbeat, connect or status update.
+
+    ``interval`` is a heartbeat's promise of the next one, in seconds.
+    ``online`` is ``status.online`` where it is a bool (LLOneBot sends null):
+    False means the account is offline, not that the link is dead.
+    """
+
+    interval: float | None = None
+    online: bool | None = None
+    status: Mapping[str, Any] | None = None
+
+
+def event_version(obj: Mapping[str, Any]) -> int | None:
+    """11 or 12 for an event object, None for anything else (spec 8):
+    ``post_type`` makes a v11 event, ``type`` with ``detail_type`` a v12 one."""
+    if "post_type" in obj:
+        return 11
+    if "type" in obj and "detail_type" in obj:
+        return 12
+    return None
+
+
+def decode_event(obj: object) -> Event:
+    """The event ``obj`` (a decoded JSON object) is; see the module docstring."""
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError("bad event", expected="a JSON object", received=obj)
+    version = event_version(obj)
+    if version == 11:
+        return _v11(obj)
+    if version == 12:
+        return _v12(obj)
+    raise RemoteProtocolError(
+        "not an event", expected="post_type (v11), or type and detail_type (v12)", received=obj
+    )
+
+
+def _v11(obj: dict[str, Any]) -> Event:
+    post_type = obj["post_type"]
+    known = _V11_TYPES.get(post_type) if isinstance(post_type, str) else None
+    if known is None:  # an extension's post type: an event all the same
+        kind, detail = (_text(post_type) or "unknown"), ""
+    else:
+        kind, detail = known[0], _text(obj.get(known[1]))
+    common: dict[str, Any] = {
+        "version": 11,
+        "type": kind,
+        "detail_type": detail,
+        "sub_type": _text(obj.get("sub_type")),
+        "time": _v11_time(obj.get("time")),
+        "self_id": _id(obj.get("self_id")),
+        "raw": obj,
+    }
+    if kind in ("message", "message_sent"):
+        segments, problem = _v11_segments(obj)
+        sender = obj.get("sender")
+        return MessageEvent(
+            **common,
+            message_id=_id(obj.get("message_id")),
+            user_id=_id(obj.get("user_id")),
+            group_id=_id(obj.get("group_id")),
+            segments=segments,
+            sender=sender if isinstance(sender, dict) else {},
+            problem=problem,
+        )
+    if kind == "meta":
+        return _meta(common, obj)
+    return _notice_or_request(kind, common, obj)
+
+
+def _v12(obj: dict[str, Any]) -> Event:
+    kind, detail = _text(obj.get("type")), _text(obj.get("detail_type"))
+    self_ = obj.get("self")  # legacy drafts put self_id at the top instead
+    self_id = self_.get("user_id") if isinstance(self_, dict) else obj.get("self_id")
+    time = _number(obj.get("time"))
+    common: dict[str, Any] = {
+        "version": 12,
+        "type": kind,
+        "detail_type": detail,
+        "sub_type": _text(obj.get("sub_type")),
+        "time": time,
+        "self_id": _id(self_id),
+        "raw": obj,
+    }
+    if kind == "message":
+        problem = None
+        try:
+            segments = tuple(segments_from_json(obj.get("message", []), 12))
+        except RemoteProtocolError as error:  # alt_message is the plain text, at least
+            alt = obj.get("alt_message")
+            segments = (Segment.text(alt),) if isinstance(alt, str) and alt else ()
+            problem = error
+        return MessageEvent(
+            **common,
+            message_id=_id(obj.get("message_id")),
+            user_id=_id(obj.get("user_id")),
+            group_id=_id(obj.get("group_id")),
+            segments=segments,
+            problem=problem,
+        )
+    if kind == "meta":
+        return _meta(common, obj)
+    return _notice_or_request(kind, common, obj)
+
+
+def _meta(common: dict[str, Any], obj: dict[str, Any]) -> MetaEvent:
+    status = obj.get("status")
+    interval = _number(obj.get("interval"))  # in ms, in both versions
+    return MetaEvent(
+        **common,
+        interval=None if interval is None else interval / 1000,
+        online=_online(status),
+        status=status if isinstance(status, dict) else None,
+    )
+
+
+def _notice_or_request(kind: str, common: dict[str, Any], obj: dict[str, Any]) -> Event:
+    if kind == "request":
+        flag, comment = obj.get("flag"), obj.get("comment")
+        return RequestEvent(
+            **common,
+            user_id=_id(obj.get("user_id")),
+            group_id=_id(obj.get("group_id")),
+            flag=flag if isinstance(flag, str) else None,
+            comment=comment if isinstance(comment, str) else None,  # Lagrange: null
+        )
+    return NoticeEvent(
+        **common,
+        user_id=_id(obj.get("user_id")),
+        group_id=_id(obj.get("group_id")),
+        message_id=_id(obj.get("message_id")),
+    )
+
+
+def _v11_segments(obj: dict[str, Any]) -> tuple[tuple[Segment, ...], RemoteProtocolError | None]:
+    message = obj.get("message")
+    if isinstance(message, str):
+        return tuple(parse_cq(message)), None
+    try:
+        return tuple(segments_from_json(message, 11)), None
+    except RemoteProtocolError as error:
+        raw = obj.get("raw_message")
+        return (tuple(parse_cq(raw)) if isinstance(raw, str) else ()), error
+
+
+def _id(value: object) -> Id | None:
+    """An id as it came, if it is one: a non-empty string, or an integer (not a
+    bool) that fits 64 bits, signed or not, as every implementation's ids do."""
+    if type(value) is str and value:
+        return value
+    if type(value) is int and _ID_LOW <= value < _ID_HIGH:
+        return value
+    return None
+
+
+def _text(value: object) -> str:
+    return value if type(value) is str else ""
+
+
+def _number(value: object) -> float | None:
+    """A JSON number as a float; None for anything else, or one past a float's range."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an integer of more than 308 digits
+            return None
+    return None
+
+
+def _v11_time(value: object) -> float | None:
+    seconds = _number(value)
+    if seconds is not None and seconds > _MS_TIMES:
+        return seconds / 1000
+    return seconds
+
+
+def _online(status: object) -> bool | None:
+    online = status.get("online") if isinstance(status, dict) else None
+    return online if isinstance(online, bool) else None
