@@ -3,7 +3,8 @@
 - :mod:`qqproto.onebot.segments`: message segments in one vocabulary, and the
   conversions to and from each version;
 - :mod:`qqproto.onebot.cq`: CQ codes, the string form of a v11 message;
-- :mod:`qqproto.onebot.events`: events of both versions in one model.
+- :mod:`qqproto.onebot.events`: events of both versions in one model;
+- :mod:`qqproto.onebot.frames`: from a frame's text to an event, fast.
 """
 
 from . import cq
@@ -16,6 +17,7 @@ from .events import (
     decode_event,
     event_version,
 )
+from .frames import LazyJson, event_from_json
 from .segments import (
     Segment,
     plain_text,
@@ -28,6 +30,7 @@ from .segments import (
 
 __all__ = [
     "Event",
+    "LazyJson",
     "MessageEvent",
     "MetaEvent",
     "NoticeEvent",
@@ -35,6 +38,7 @@ __all__ = [
     "Segment",
     "cq",
     "decode_event",
+    "event_from_json",
     "event_version",
     "plain_text",
     "segment_from_v11",

@@ -32,13 +32,14 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from ..errors import LocalProtocolError
-from .segments import Segment, segment_from_v11, segment_to_v11
+from .segments import V11_RENAMERS, Segment, segment_to_v11
 
 __all__ = ["escape_text", "escape_value", "format", "parse", "unescape"]
 
 _NAME = r"[A-Za-z0-9_.\-]+"
-#: One code; group 1 is its type, group 2 its ``,key=value`` pairs.
-_CODE: Final = re.compile(rf"\[CQ:({_NAME})((?:,{_NAME}=[^,\]]*)*),?\]")
+#: One code: its type; its first key and value, if any; and the ``,key=value``
+#: pairs after them (most codes have one pair, which thus needs no splitting).
+_CODE: Final = re.compile(rf"\[CQ:({_NAME})(?:,({_NAME})=([^,\]]*))?((?:,{_NAME}=[^,\]]*)*),?\]")
 _NAME_ONLY: Final = re.compile(rf"{_NAME}\Z")
 
 
@@ -66,34 +67,55 @@ def unescape(text: str) -> str:
 
 def parse(message: str) -> list[Segment]:
     """A CQ string as segments; nothing in it is lost (see the module docstring)."""
+    if "[CQ:" not in message:  # most messages: text only
+        return [Segment("text", {"text": unescape(message)})] if message else []
+    # split() with the pattern's groups gives text, type, key, value, more pairs,
+    # text, type, ..., text; key and value are None for a code without params.
     pieces = _CODE.split(message)
-    # split() with two groups gives text, type, params, text, type, params, ..., text.
+    last = pieces.pop()
+    fives = iter(pieces)
     out: list[Segment] = []
-    pending = ""  # text not yet made a segment: adjacent text is one segment
-    for at in range(0, len(pieces) - 1, 3):
-        text, kind, params = pieces[at], pieces[at + 1], pieces[at + 2]
-        pending += unescape(text)
-        data = _params(params)
+    append, rename = out.append, V11_RENAMERS.get
+    text_codes = False
+    for text, kind, key, value, more in zip(fives, fives, fives, fives, fives, strict=True):
+        if text:
+            append(Segment("text", {"text": unescape(text) if "&" in text else text}))
+        if key is None:
+            data = {}
+        else:
+            data = {key: unescape(value) if "&" in value else value}
+            if more:
+                _more_params(data, more)
         if kind == "text" and data.keys() <= {"text"}:  # a text code is its text
-            pending += data.get("text", "")
+            text_codes = True
+            append(Segment("text", {"text": data.get("text", "")}))
             continue
-        if pending:
-            out.append(Segment("text", {"text": pending}))
-            pending = ""
-        out.append(segment_from_v11(kind, data))
-    pending += unescape(pieces[-1])
-    if pending:
-        out.append(Segment("text", {"text": pending}))
+        renamer = rename(kind)
+        append(Segment(kind, data) if renamer is None else renamer(data))
+    if last:
+        append(Segment("text", {"text": unescape(last) if "&" in last else last}))
+    return _joined(out) if text_codes else out
+
+
+def _joined(segments: list[Segment]) -> list[Segment]:
+    """Adjacent plain text as one segment, and no empty one (text codes make both)."""
+    out: list[Segment] = []
+    for segment in segments:
+        if segment.type == "text" and segment.data.keys() == {"text"}:
+            if not segment.data["text"]:
+                continue
+            if out and out[-1].type == "text" and out[-1].data.keys() == {"text"}:
+                out[-1] = Segment("text", {"text": out[-1].data["text"] + segment.data["text"]})
+                continue
+        out.append(segment)
     return out
 
 
-def _params(params: str) -> dict[str, str]:
-    data: dict[str, str] = {}
-    for pair in params.split(","):
-        if pair:  # the first piece is empty: params start with a comma
-            key, _, value = pair.partition("=")
-            data[key] = unescape(value)
-    return data
+def _more_params(data: dict[str, str], pairs: str) -> None:
+    """Add ``,key=value,...`` (as the code pattern matched them) to ``data``."""
+    for pair in pairs[1:].split(","):  # the pattern made every pair key=value
+        key, _, value = pair.partition("=")
+        data[key] = unescape(value) if "&" in value else value  # a repeated key: the last wins
 
 
 def format(segments: Iterable[Segment]) -> str:

@@ -49,9 +49,9 @@ __all__ = [
 
 Id = int | str
 #: Integer ids fit 64 bits: int64 (the spec), uint32/uint64 (Lagrange).
-_ID_LOW, _ID_HIGH = -(2**63), 2**64
+ID_LOW, ID_HIGH = -(2**63), 2**64
 #: A v11 ``time`` past this is in milliseconds (it is 5138 AD in seconds).
-_MS_TIMES: Final = 10**11
+MS_TIMES: Final = 10**11
 #: v11 ``post_type`` -> the model's ``type``, and the key of its ``detail_type``.
 _V11_TYPES: Final = {
     "message": ("message", "message_type"),
@@ -167,27 +167,20 @@ def decode_event(obj: object) -> Event:
 def _v11(obj: dict[str, Any]) -> Event:
     post_type = obj["post_type"]
     known = _V11_TYPES.get(post_type) if isinstance(post_type, str) else None
+    detail: object = ""
     if known is None:  # an extension's post type: an event all the same
-        kind, detail = (_text(post_type) or "unknown"), ""
+        kind = _text(post_type) or "unknown"
     else:
-        kind, detail = known[0], _text(obj.get(known[1]))
-    common: dict[str, Any] = {
-        "version": 11,
-        "type": kind,
-        "detail_type": detail,
-        "sub_type": _text(obj.get("sub_type")),
-        "time": _v11_time(obj.get("time")),
-        "self_id": _id(obj.get("self_id")),
-        "raw": obj,
-    }
+        kind, detail = known[0], obj.get(known[1])
+    common = v11_common(kind, detail, obj.get("sub_type"), obj.get("time"), obj.get("self_id"), obj)
     if kind in ("message", "message_sent"):
         segments, problem = _v11_segments(obj)
         sender = obj.get("sender")
         return MessageEvent(
             **common,
-            message_id=_id(obj.get("message_id")),
-            user_id=_id(obj.get("user_id")),
-            group_id=_id(obj.get("group_id")),
+            message_id=opaque_id(obj.get("message_id")),
+            user_id=opaque_id(obj.get("user_id")),
+            group_id=opaque_id(obj.get("group_id")),
             segments=segments,
             sender=sender if isinstance(sender, dict) else {},
             problem=problem,
@@ -208,7 +201,7 @@ def _v12(obj: dict[str, Any]) -> Event:
         "detail_type": detail,
         "sub_type": _text(obj.get("sub_type")),
         "time": time,
-        "self_id": _id(self_id),
+        "self_id": opaque_id(self_id),
         "raw": obj,
     }
     if kind == "message":
@@ -221,9 +214,9 @@ def _v12(obj: dict[str, Any]) -> Event:
             problem = error
         return MessageEvent(
             **common,
-            message_id=_id(obj.get("message_id")),
-            user_id=_id(obj.get("user_id")),
-            group_id=_id(obj.get("group_id")),
+            message_id=opaque_id(obj.get("message_id")),
+            user_id=opaque_id(obj.get("user_id")),
+            group_id=opaque_id(obj.get("group_id")),
             segments=segments,
             problem=problem,
         )
@@ -243,21 +236,41 @@ def _meta(common: dict[str, Any], obj: dict[str, Any]) -> MetaEvent:
     )
 
 
+def v11_common(
+    kind: str,
+    detail: object,
+    sub_type: object,
+    time: object,
+    self_id: object,
+    raw: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The fields every v11 event has, read from their JSON values."""
+    return {
+        "version": 11,
+        "type": kind,
+        "detail_type": _text(detail),
+        "sub_type": _text(sub_type),
+        "time": _v11_time(time),
+        "self_id": opaque_id(self_id),
+        "raw": raw,
+    }
+
+
 def _notice_or_request(kind: str, common: dict[str, Any], obj: dict[str, Any]) -> Event:
     if kind == "request":
         flag, comment = obj.get("flag"), obj.get("comment")
         return RequestEvent(
             **common,
-            user_id=_id(obj.get("user_id")),
-            group_id=_id(obj.get("group_id")),
+            user_id=opaque_id(obj.get("user_id")),
+            group_id=opaque_id(obj.get("group_id")),
             flag=flag if isinstance(flag, str) else None,
             comment=comment if isinstance(comment, str) else None,  # Lagrange: null
         )
     return NoticeEvent(
         **common,
-        user_id=_id(obj.get("user_id")),
-        group_id=_id(obj.get("group_id")),
-        message_id=_id(obj.get("message_id")),
+        user_id=opaque_id(obj.get("user_id")),
+        group_id=opaque_id(obj.get("group_id")),
+        message_id=opaque_id(obj.get("message_id")),
     )
 
 
@@ -272,12 +285,12 @@ def _v11_segments(obj: dict[str, Any]) -> tuple[tuple[Segment, ...], RemoteProto
         return (tuple(parse_cq(raw)) if isinstance(raw, str) else ()), error
 
 
-def _id(value: object) -> Id | None:
+def opaque_id(value: object) -> Id | None:
     """An id as it came, if it is one: a non-empty string, or an integer (not a
     bool) that fits 64 bits, signed or not, as every implementation's ids do."""
     if type(value) is str and value:
         return value
-    if type(value) is int and _ID_LOW <= value < _ID_HIGH:
+    if type(value) is int and ID_LOW <= value < ID_HIGH:
         return value
     return None
 
@@ -298,7 +311,7 @@ def _number(value: object) -> float | None:
 
 def _v11_time(value: object) -> float | None:
     seconds = _number(value)
-    if seconds is not None and seconds > _MS_TIMES:
+    if seconds is not None and seconds > MS_TIMES:
         return seconds / 1000
     return seconds
 

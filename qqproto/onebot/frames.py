@@ -1,0 +1,134 @@
+"""From a frame's JSON text to an event, fast on the path that carries the load.
+
+A connection receives events as JSON text. :func:`event_from_json` reads
+one and gives what :func:`~qqproto.onebot.events.decode_event` gives for the
+object the text holds: the same event, field for field. The difference is
+speed, where it counts. A v11 message event is decoded by msgspec straight
+into the fields the model reads, its segments straight into
+:class:`~qqproto.onebot.segments.Segment` values. ``raw`` is then a
+:class:`LazyJson`: the whole object, read from the text when first asked for.
+Everything else (notices, meta events, v12, and any message a typed decode
+refuses, say one with ``data: null`` in a segment) takes the general path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Final, cast
+
+import msgspec
+
+from .._json import loads
+from ..errors import RemoteProtocolError
+from .cq import parse as parse_cq
+from .events import ID_HIGH, ID_LOW, MS_TIMES, Event, MessageEvent, decode_event
+from .segments import V11_RENAMERS, Segment
+
+__all__ = ["LazyJson", "event_from_json"]
+
+
+class LazyJson(Mapping[str, Any]):
+    """A JSON object's text, read when first looked into (a read-only mapping)."""
+
+    __slots__ = ("_obj", "_text")
+
+    def __init__(self, text: bytes | str) -> None:
+        self._text = text
+        self._obj: dict[str, Any] | None = None
+
+    def _read(self) -> dict[str, Any]:
+        if self._obj is None:
+            self._obj = loads(self._text)  # the fast path read it: it is an object
+        return self._obj
+
+    def __getitem__(self, key: str) -> Any:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return f"LazyJson({self._read()!r})"
+
+
+#: An id as the fast path takes it; an empty string, a bool or a float is the
+#: general path's to read (as None).
+_Id = int | Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _V11Message(msgspec.Struct):
+    """What the model reads of a v11 message, typed as the model keeps it: a
+    message whose fields are of other types takes the general path."""
+
+    post_type: str = ""
+    message_type: str = ""
+    sub_type: str = ""
+    time: float | None = None
+    self_id: _Id | None = None
+    message_id: _Id | None = None
+    user_id: _Id | None = None
+    group_id: _Id | None = None
+    message: list[Segment] | str | None = None
+    sender: dict[str, Any] = {}
+
+
+_FAST: Final = msgspec.json.Decoder(_V11Message)
+_MESSAGES: Final = frozenset({"message", "message_sent"})
+
+
+def event_from_json(text: bytes | str) -> Event:
+    """The event a frame's text holds; :class:`RemoteProtocolError` for text
+    that is no JSON, or JSON that is no event."""
+    try:
+        fast = _FAST.decode(text)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        fast = None  # not an object, a field typed otherwise, or no JSON: the general path says
+    if fast is not None and fast.post_type in _MESSAGES and fast.message is not None:
+        return _message(fast, text)
+    try:
+        obj = loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        raise RemoteProtocolError(
+            "frame is no JSON", expected="a JSON object", received=text
+        ) from None
+    return decode_event(obj)
+
+
+def _message(fast: _V11Message, text: bytes | str) -> MessageEvent:
+    message = fast.message
+    assert message is not None  # the caller checked
+    if isinstance(message, str):
+        segments = tuple(parse_cq(message))
+    else:  # each renamed type's data is the decoder's: renamed in place
+        renamer = V11_RENAMERS.get
+        segments = tuple(
+            [
+                s if (rename := renamer(s.type)) is None else rename(cast(dict[str, Any], s.data))
+                for s in message
+            ]
+        )
+    time = fast.time
+    return MessageEvent(
+        version=11,
+        type=fast.post_type,
+        detail_type=fast.message_type,
+        sub_type=fast.sub_type,
+        time=time / 1000 if time is not None and time > MS_TIMES else time,
+        self_id=_in_range(fast.self_id),
+        raw=LazyJson(text),
+        message_id=_in_range(fast.message_id),
+        user_id=_in_range(fast.user_id),
+        group_id=_in_range(fast.group_id),
+        segments=segments,
+        sender=fast.sender,
+    )
+
+
+def _in_range(value: int | str | None) -> int | str | None:
+    """An integer id past 64 bits is no id (:func:`~qqproto.onebot.events.opaque_id`)."""
+    if type(value) is int and not ID_LOW <= value < ID_HIGH:
+        return None
+    return value
