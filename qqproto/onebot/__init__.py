@@ -4,10 +4,13 @@
   conversions to and from each version;
 - :mod:`qqproto.onebot.cq`: CQ codes, the string form of a v11 message;
 - :mod:`qqproto.onebot.events`: events of both versions in one model;
-- :mod:`qqproto.onebot.frames`: from a frame's text to an event, fast.
+- :mod:`qqproto.onebot.frames`: from a frame's text to an event, fast;
+- :mod:`qqproto.onebot.actions`: requests in either dialect, answers as values
+  or typed errors.
 """
 
 from . import cq
+from .actions import Action, ActionFailed, Answer, Chat, read_answer, send_message
 from .events import (
     Event,
     MessageEvent,
@@ -29,6 +32,10 @@ from .segments import (
 )
 
 __all__ = [
+    "Action",
+    "ActionFailed",
+    "Answer",
+    "Chat",
     "Event",
     "LazyJson",
     "MessageEvent",
@@ -41,9 +48,11 @@ __all__ = [
     "event_from_json",
     "event_version",
     "plain_text",
+    "read_answer",
     "segment_from_v11",
     "segment_from_v12",
     "segment_to_v11",
     "segment_to_v12",
     "segments_from_json",
+    "send_message",
 ]
