@@ -25,6 +25,7 @@ from .errors import (
     RemoteProtocolError,
     WebSocketHandshakeError,
 )
+from .ratelimit import RateLimiter
 from .ttl import TTLMap
 
 __version__ = "0.1.0.dev0"
@@ -42,6 +43,7 @@ __all__ = [
     "LocalProtocolError",
     "MessageTooBig",
     "ProtocolError",
+    "RateLimiter",
     "RemoteProtocolError",
     "SendData",
     "StateChanged",

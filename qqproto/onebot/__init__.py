@@ -6,11 +6,14 @@
 - :mod:`qqproto.onebot.events`: events of both versions in one model;
 - :mod:`qqproto.onebot.frames`: from a frame's text to an event, fast;
 - :mod:`qqproto.onebot.actions`: requests in either dialect, answers as values
-  or typed errors.
+  or typed errors;
+- :mod:`qqproto.onebot.addressing` (is it for the bot?) and
+  :mod:`qqproto.onebot.split` (long text in pieces): what a bot needs beside.
 """
 
 from . import cq
 from .actions import Action, ActionFailed, Answer, Chat, read_answer, send_message
+from .addressing import TriggerMode, to_me, triggers
 from .events import (
     Event,
     MessageEvent,
@@ -30,6 +33,7 @@ from .segments import (
     segment_to_v12,
     segments_from_json,
 )
+from .split import split_text
 
 __all__ = [
     "Action",
@@ -43,6 +47,7 @@ __all__ = [
     "NoticeEvent",
     "RequestEvent",
     "Segment",
+    "TriggerMode",
     "cq",
     "decode_event",
     "event_from_json",
@@ -55,4 +60,7 @@ __all__ = [
     "segment_to_v12",
     "segments_from_json",
     "send_message",
+    "split_text",
+    "to_me",
+    "triggers",
 ]
