@@ -20,7 +20,8 @@ __all__ = ["Backoff"]
 
 
 class Backoff:
-    """Waits between consecutive failed attempts, up to ``max_attempts``.
+    """Waits between consecutive failed attempts, up to ``max_attempts``
+    (None: as many as it takes; the waits stay at ``cap``).
 
     >>> b = Backoff(random.Random(1), base=1.0, cap=8.0)
     >>> [round(b.next_delay(), 2) for _ in range(5)]
@@ -39,7 +40,7 @@ class Backoff:
         factor: float = 2.0,
         cap: float = 60.0,
         jitter: float = 0.25,
-        max_attempts: int = 30,
+        max_attempts: int | None = 30,
     ) -> None:
         if not base > 0:
             raise ConfigError("backoff base", "a positive number of seconds", base)
@@ -49,8 +50,8 @@ class Backoff:
             raise ConfigError("backoff cap", f"a number of seconds >= base ({base})", cap)
         if not 0 <= jitter < 1:
             raise ConfigError("backoff jitter", "a fraction in [0, 1)", jitter)
-        if max_attempts < 1:
-            raise ConfigError("max_attempts", "an integer >= 1", max_attempts)
+        if max_attempts is not None and (type(max_attempts) is not int or max_attempts < 1):
+            raise ConfigError("max_attempts", "None or an integer >= 1", max_attempts)
         self._rng = rng
         self.base = base
         self.factor = factor
@@ -62,8 +63,9 @@ class Backoff:
 
     @property
     def exhausted(self) -> bool:
-        """True once ``max_attempts`` consecutive attempts have failed."""
-        return self.failures >= self.max_attempts
+        """True once ``max_attempts`` consecutive attempts have failed (never
+        when there is no cap)."""
+        return self.max_attempts is not None and self.failures >= self.max_attempts
 
     def next_delay(self) -> float:
         """Count one more failed attempt and return the wait before the next."""

@@ -104,7 +104,7 @@ class ReconnectPolicy:
         *,
         base: float = 1.0,
         cap: float = 60.0,
-        max_attempts: int = 30,
+        max_attempts: int | None = 30,
         short_session: float = SHORT_SESSION,
         tolerated: int = SHORT_SESSIONS_TOLERATED,
         what: str = "gateway",
@@ -216,10 +216,13 @@ class WebSocketLink:
         at = self.reconnect_at
         return self.state is LinkState.IDLE and (at is None or now >= at)
 
-    def open(self, url: str) -> None:
-        """Ask for a new transport to ``url`` (only while IDLE)."""
+    def open(self, url: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Ask for a new transport to ``url`` (only while IDLE); ``headers`` go
+        with the upgrade request (``Authorization``, say)."""
         assert self.state is LinkState.IDLE, self.state
-        self.ws = WebSocketClient(url, self._entropy, max_message_size=self._max_message_size)
+        self.ws = WebSocketClient(
+            url, self._entropy, max_message_size=self._max_message_size, extra_headers=headers
+        )
         self.state, self.conn, self.reconnect_at = LinkState.OPENING, next(self._ids), None
         self._out(Connect(self.conn, url))
 

@@ -328,3 +328,16 @@ def test_property_defaults_strictly_grow_until_raw_reaches_cap(seed: int) -> Non
     assert all(a < b for a, b in itertools.pairwise(got[:7]))
     assert all(a <= b for a, b in itertools.pairwise(got))
     assert all(0 < d <= 60.0 for d in got)
+
+
+def test_without_a_cap_on_attempts_it_never_gives_up_and_waits_stay_at_the_cap() -> None:
+    b = Backoff(random.Random(3), base=1.0, cap=30.0, max_attempts=None)
+    waits = delays(b, 200)
+    assert not b.exhausted and b.failures == 200
+    assert all(w <= 30.0 for w in waits) and waits[-1] == pytest.approx(30.0, rel=0.25)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "3"])
+def test_a_cap_on_attempts_is_none_or_a_positive_integer(bad: object) -> None:
+    with pytest.raises(ConfigError, match="max_attempts"):
+        Backoff(random.Random(0), max_attempts=bad)  # type: ignore[arg-type]
