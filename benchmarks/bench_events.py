@@ -75,7 +75,7 @@ from wsproto.connection import Connection
 from wsproto.events import TextMessage
 
 from qqproto.actions import Deliver, SendData
-from qqproto.errors import RemoteProtocolError
+from qqproto.errors import ProtocolViolation, RemoteProtocolError
 from qqproto.qq.config import GatewayConfig
 from qqproto.qq.decode import EventDecoder
 from qqproto.qq.events import (
@@ -86,7 +86,6 @@ from qqproto.qq.events import (
     GroupAtMessageCreate,
     GroupMessageCreate,
     Message,
-    ProtocolViolation,
 )
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState

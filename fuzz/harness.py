@@ -31,9 +31,10 @@ from typing import Any, Final
 
 from fuzz.frames import Response
 from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData
+from qqproto.errors import ProtocolViolation
 from qqproto.link import LinkState, Retry
 from qqproto.qq.config import DEFAULT_GATEWAY_URL, GatewayConfig
-from qqproto.qq.events import Dispatch, Event, Message, ProtocolViolation
+from qqproto.qq.events import Dispatch, Event, Message
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState as S
 from qqproto.qq.session import Session, TokenWanted

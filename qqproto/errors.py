@@ -11,11 +11,14 @@ enough to see what went wrong.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "ConfigError",
     "LocalProtocolError",
     "MessageTooBig",
     "ProtocolError",
+    "ProtocolViolation",
     "RemoteProtocolError",
     "WebSocketHandshakeError",
 ]
@@ -97,3 +100,11 @@ class ConfigError(ValueError):
         self.expected = expected
         self.received = received
         super().__init__(f"bad {name}: expected {expected}, got {_describe(received)}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """Delivered when the peer sent something wrong and the session went on
+    (or resumed): the error, as a value the application reads among events."""
+
+    error: RemoteProtocolError

@@ -16,11 +16,12 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
+from qqproto.errors import ProtocolViolation
 from qqproto.http import HttpResponse
 from qqproto.qq.api import ApiResult
 from qqproto.qq.bot import BotProtocol
 from qqproto.qq.config import BotConfig
-from qqproto.qq.events import C2CMessageCreate, Dispatch, GroupAtMessageCreate, ProtocolViolation
+from qqproto.qq.events import C2CMessageCreate, Dispatch, GroupAtMessageCreate
 from qqproto.testing import FakeServer
 
 from .timers import fire_deadlines

@@ -25,8 +25,9 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
+from qqproto.errors import ProtocolViolation
 from qqproto.qq.config import GatewayConfig
-from qqproto.qq.events import Dispatch, Event, ProtocolViolation
+from qqproto.qq.events import Dispatch, Event
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.session import Session, TokenWanted

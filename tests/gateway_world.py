@@ -36,9 +36,10 @@ from qqproto.actions import (
     SendData,
     StateChanged,
 )
+from qqproto.errors import ProtocolViolation
 from qqproto.link import Retry
 from qqproto.qq.config import GatewayConfig
-from qqproto.qq.events import EVENT_TYPES, Dispatch, Event, ProtocolViolation
+from qqproto.qq.events import EVENT_TYPES, Dispatch, Event
 from qqproto.qq.gateway import GatewayProtocol
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.qq.session import Session, TokenWanted

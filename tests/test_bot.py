@@ -11,14 +11,11 @@ from qqproto.actions import (
     Failed,
     StateChanged,
 )
-from qqproto.errors import ConfigError, LocalProtocolError
+from qqproto.errors import ConfigError, LocalProtocolError, ProtocolViolation
 from qqproto.http import HttpResponse
 from qqproto.link import Retry
 from qqproto.qq.api import ApiResult, Target, get_me, send_text
 from qqproto.qq.config import BotConfig
-from qqproto.qq.events import (
-    ProtocolViolation,
-)
 from qqproto.qq.phases import BotPhase
 from qqproto.qq.results import SentMessage
 

@@ -17,8 +17,9 @@ from fuzz import fuzz_gateway as fz
 from fuzz.frames import ACCEPT, OP_PING, OP_TEXT, Response, close_frame, frame
 from fuzz.harness import FULL_101, HELLO, READY, STATES, T0, Case, dispatch, prepare, run_case
 from qqproto.actions import Action, Deliver, Disconnect, Failed, SendData, StateChanged
+from qqproto.errors import ProtocolViolation
 from qqproto.link import LinkState
-from qqproto.qq.events import GroupAtMessageCreate, ProtocolViolation
+from qqproto.qq.events import GroupAtMessageCreate
 from qqproto.qq.lifecycle import GatewayState
 from qqproto.ws import WebSocketClient
 

@@ -11,21 +11,19 @@ from websockets.frames import Frame
 
 from fuzz.frames import OP_TEXT, frame
 from qqproto.actions import Connect, Deliver, Disconnect, SendData, StateChanged
-from qqproto.errors import ConfigError, LocalProtocolError, MessageTooBig, WebSocketHandshakeError
+from qqproto.errors import (
+    ConfigError,
+    LocalProtocolError,
+    MessageTooBig,
+    ProtocolViolation,
+    WebSocketHandshakeError,
+)
 from qqproto.http import HttpResponse
 from qqproto.link import SHORT_SESSION, LinkState, Retry
 from qqproto.qq import lifecycle
 from qqproto.qq.config import GatewayConfig
 from qqproto.qq.decode import EventDecodeError
-from qqproto.qq.events import (
-    AtMessageCreate,
-    Dispatch,
-    Event,
-    GroupAtMessageCreate,
-    ProtocolViolation,
-    Ready,
-    Resumed,
-)
+from qqproto.qq.events import AtMessageCreate, Dispatch, Event, GroupAtMessageCreate, Ready, Resumed
 from qqproto.qq.gateway import MAX_SEQ, GatewayProtocol
 from qqproto.qq.heartbeat import MAX_HEARTBEAT_MS
 from qqproto.qq.lifecycle import GatewayState

@@ -1,5 +1,6 @@
 """The QQ Official Bot Platform API v2: the gateway session, its events and its pieces."""
 
+from ..errors import ProtocolViolation
 from .api import ApiCall, ApiConfig, ApiResult, Target
 from .auth import AuthConfig, Token, TokenError, TokenManager
 from .bot import BotProtocol
@@ -31,7 +32,6 @@ from .events import (
     InteractionCreate,
     Message,
     MessageCreate,
-    ProtocolViolation,
     QQMessage,
     Ready,
     Resumed,

@@ -32,7 +32,7 @@ from ..actions import Deliver, Failed, HttpRequest
 from ..backoff import Backoff
 from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
-from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, ProtocolError, ProtocolViolation, RemoteProtocolError
 from ..http import HttpResponse
 from ..link import Retry
 from .api import ApiCall, ApiConfig, ApiResult, get_gateway_bot
@@ -40,7 +40,6 @@ from .auth import AuthConfig, TokenError, TokenManager
 from .codes import ApiError
 from .config import BotConfig, GatewayConfig
 from .conversation import Conversations, reply_code
-from .events import ProtocolViolation
 from .gateway import GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .replies import ReplyTicket

@@ -5,9 +5,10 @@ event: a frozen, slotted ``msgspec.Struct`` (:class:`GroupAtMessageCreate`,
 :class:`C2CMessageCreate`, :class:`Ready`...), its fields checked on the way
 in by :class:`~qqproto.qq.decode.EventDecoder`. Every other dispatch arrives
 as a :class:`Dispatch`, ``d`` decoded as JSON, and so does a typed one whose
-payload broke its type, right after the :class:`ProtocolViolation` that
-reports it: nothing is dropped. A :class:`ProtocolViolation` reports
-something the server got wrong that the gateway survived.
+payload broke its type, right after the
+:class:`~qqproto.errors.ProtocolViolation` that reports it: nothing is
+dropped. A ``ProtocolViolation`` reports something the server got wrong
+that the gateway survived.
 
 What the decoder sets, once, before an event leaves it (``event_id``,
 ``event_seq``, ``frame`` and, for guild messages, ``bot_id``) is spelled
@@ -26,7 +27,6 @@ from typing import Any, ClassVar
 import msgspec
 
 from .._json import loads
-from ..errors import RemoteProtocolError
 from .parts import (
     Attachment,
     C2CAuthor,
@@ -67,7 +67,6 @@ __all__ = [
     "InteractionCreate",
     "Message",
     "MessageCreate",
-    "ProtocolViolation",
     "QQMessage",
     "Ready",
     "Resumed",
@@ -83,13 +82,6 @@ class Dispatch:
     seq: int | None
     id: str | None
     data: Any
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolViolation:
-    """The server sent something wrong; the session went on (or resumed)."""
-
-    error: RemoteProtocolError
 
 
 #: What msgspec raises for text it cannot decode: its DecodeError (a

@@ -32,7 +32,7 @@ import msgspec
 
 from ..actions import Deliver, Failed
 from ..contract import Driven
-from ..errors import ConfigError, RemoteProtocolError
+from ..errors import ConfigError, ProtocolViolation, RemoteProtocolError
 from ..link import LinkState, ReconnectPolicy, WebSocketLink
 from ..ws import (
     BytesReceived,
@@ -41,7 +41,7 @@ from ..ws import (
 )
 from .config import GatewayConfig
 from .decode import EventDecodeError, EventDecoder, json_value, untyped_event
-from .events import Event, ProtocolViolation
+from .events import Event
 from .heartbeat import Heartbeat, Tick
 from .lifecycle import (
     RESUMES_FAILED,
