@@ -37,9 +37,14 @@ from .segments import V11_RENAMERS, Segment, segment_to_v11
 __all__ = ["escape_text", "escape_value", "format", "parse", "unescape"]
 
 _NAME = r"[A-Za-z0-9_.\-]+"
-#: One code: its type; its first key and value, if any; and the ``,key=value``
-#: pairs after them (most codes have one pair, which thus needs no splitting).
-_CODE: Final = re.compile(rf"\[CQ:({_NAME})(?:,({_NAME})=([^,\]]*))?((?:,{_NAME}=[^,\]]*)*),?\]")
+#: What a code holds before its ``]`` (or ``,]``): its type; its first key and
+#: value, if any; and the ``,key=value`` pairs after them (most codes have one
+#: pair, which thus needs no splitting). Possessive throughout: a prefix that
+#: ends in anything but ``]`` fails without backtracking, and every ``[CQ:``
+#: inside it fails at the same place, so parsing stays linear in the message.
+_PREFIX: Final = re.compile(
+    rf"\[CQ:({_NAME}+)(?:,({_NAME}+)=([^,\]]*+))?+((?:,{_NAME}+=[^,\]]*+)*+)"
+)
 _NAME_ONLY: Final = re.compile(rf"{_NAME}\Z")
 
 
@@ -69,17 +74,25 @@ def parse(message: str) -> list[Segment]:
     """A CQ string as segments; nothing in it is lost (see the module docstring)."""
     if "[CQ:" not in message:  # most messages: text only
         return [Segment("text", {"text": unescape(message)})] if message else []
-    # split() with the pattern's groups gives text, type, key, value, more pairs,
-    # text, type, ..., text; key and value are None for a code without params.
-    pieces = _CODE.split(message)
-    last = pieces.pop()
-    fives = iter(pieces)
     out: list[Segment] = []
-    append, rename = out.append, V11_RENAMERS.get
+    append, rename, find, match = out.append, V11_RENAMERS.get, message.find, _PREFIX.match
     text_codes = False
-    for text, kind, key, value, more in zip(fives, fives, fives, fives, fives, strict=True):
-        if text:
+    done = 0  # what is read, as text or codes
+    at = find("[CQ:")
+    while at != -1:
+        code = match(message, at)
+        end = code.end() if code is not None else at + 4
+        if code is not None and message.startswith("]", end):
+            close = end + 1
+        elif code is not None and message.startswith(",]", end):
+            close = end + 2
+        else:  # no code starts here, nor anywhere inside what was tried
+            at = find("[CQ:", max(end, at + 1))
+            continue
+        if at > done:
+            text = message[done:at]
             append(Segment("text", {"text": unescape(text) if "&" in text else text}))
+        kind, key, value, more = code.groups()
         if key is None:
             data = {}
         else:
@@ -89,10 +102,13 @@ def parse(message: str) -> list[Segment]:
         if kind == "text" and data.keys() <= {"text"}:  # a text code is its text
             text_codes = True
             append(Segment("text", {"text": data.get("text", "")}))
-            continue
-        renamer = rename(kind)
-        append(Segment(kind, data) if renamer is None else renamer(data))
-    if last:
+        else:
+            renamer = rename(kind)
+            append(Segment(kind, data) if renamer is None else renamer(data))
+        done = close
+        at = find("[CQ:", close)
+    if done < len(message):
+        last = message[done:]
         append(Segment("text", {"text": unescape(last) if "&" in last else last}))
     return _joined(out) if text_codes else out
 
