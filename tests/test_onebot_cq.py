@@ -184,7 +184,7 @@ def test_a_string_without_codes_is_its_unescaped_text(message: str) -> None:
         (("image", {"file": "f"}), ("image", {"file_id": "f"})),
         (("video", {"file": "f"}), ("video", {"file_id": "f"})),
         (("reply", {"id": "9"}), ("reply", {"message_id": "9"})),
-        (("location", {"lat": "1", "lon": "2"}), ("location", {"latitude": "1", "longitude": "2"})),
+        (("location", {"lat": 1.5, "lon": 2.5}), ("location", {"latitude": 1.5, "longitude": 2.5})),
         (("text", {"text": "hi"}), ("text", {"text": "hi"})),
     ],
 )
@@ -208,6 +208,16 @@ def test_a_key_is_renamed_only_where_its_new_name_is_free() -> None:
     both = {"file": "name.txt", "file_id": "/abc"}  # NapCat's file segment has both
     assert segment_from_v11("image", both).data == both
     assert segment_to_v11(segment_from_v11("image", both)) == ("image", both)
+
+
+def test_v12_coordinates_are_numbers() -> None:
+    v11 = segment_from_v11("location", {"lat": "39.90", "lon": "116.40", "title": "x"})
+    assert segment_to_v12(v11) == (
+        "location",
+        {"latitude": 39.9, "longitude": 116.4, "title": "x"},
+    )
+    odd = segment_from_v11("location", {"lat": "north", "lon": "116.40"})
+    assert segment_to_v12(odd)[1]["latitude"] == "north"  # not a number: as it came
 
 
 def test_v12_ids_are_strings() -> None:

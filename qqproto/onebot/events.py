@@ -28,6 +28,7 @@ be read is decoded from ``raw_message`` instead, and says so in ``problem``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -75,8 +76,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def kind(self) -> str:
-        """``type.detail_type``: ``message.group``, ``notice.group_recall``, ..."""
-        return f"{self.type}.{self.detail_type}"
+        """``type.detail_type``: ``message.group``, ``notice.group_recall``, ...
+        (``type`` alone when there is no detail type)."""
+        return f"{self.type}.{self.detail_type}" if self.detail_type else self.type
 
     def __repr__(self) -> str:
         fields = (f for f in self.__struct_fields__ if f != "raw")
@@ -89,7 +91,7 @@ class MessageEvent(Event, frozen=True, kw_only=True):
 
     ``group_id`` is None in a private chat. ``sender`` is v11's best-effort
     sender object (``{}`` in v12). ``problem`` says why the segments came
-    from ``raw_message`` instead of ``message``.
+    from ``raw_message`` (v11) or ``alt_message`` (v12) instead of ``message``.
     """
 
     message_id: Id | None = None
@@ -97,7 +99,7 @@ class MessageEvent(Event, frozen=True, kw_only=True):
     group_id: Id | None = None
     segments: tuple[Segment, ...] = ()
     sender: Mapping[str, Any] = msgspec.field(default_factory=dict)
-    problem: RemoteProtocolError | None = None
+    problem: str | None = None
 
     @property
     def text(self) -> str:
@@ -211,7 +213,7 @@ def _v12(obj: dict[str, Any]) -> Event:
         except RemoteProtocolError as error:  # alt_message is the plain text, at least
             alt = obj.get("alt_message")
             segments = (Segment.text(alt),) if isinstance(alt, str) and alt else ()
-            problem = error
+            problem = str(error)
         return MessageEvent(
             **common,
             message_id=opaque_id(obj.get("message_id")),
@@ -227,10 +229,13 @@ def _v12(obj: dict[str, Any]) -> Event:
 
 def _meta(common: dict[str, Any], obj: dict[str, Any]) -> MetaEvent:
     status = obj.get("status")
-    interval = _number(obj.get("interval"))  # in ms, in both versions
+    # In ms in both versions (walle-core's v12 sends seconds, against its spec:
+    # a watch then runs early and reconnects, which is safe). Only a positive
+    # interval is one; 0 or less says nothing about the next heartbeat.
+    interval = _number(obj.get("interval"))
     return MetaEvent(
         **common,
-        interval=None if interval is None else interval / 1000,
+        interval=interval / 1000 if interval is not None and interval > 0 else None,
         online=_online(status),
         status=status if isinstance(status, dict) else None,
     )
@@ -257,6 +262,8 @@ def v11_common(
 
 
 def _notice_or_request(kind: str, common: dict[str, Any], obj: dict[str, Any]) -> Event:
+    if kind not in ("notice", "request"):  # a type no spec has: an event, nothing more
+        return Event(**common)
     if kind == "request":
         flag, comment = obj.get("flag"), obj.get("comment")
         return RequestEvent(
@@ -274,7 +281,7 @@ def _notice_or_request(kind: str, common: dict[str, Any], obj: dict[str, Any]) -
     )
 
 
-def _v11_segments(obj: dict[str, Any]) -> tuple[tuple[Segment, ...], RemoteProtocolError | None]:
+def _v11_segments(obj: dict[str, Any]) -> tuple[tuple[Segment, ...], str | None]:
     message = obj.get("message")
     if isinstance(message, str):
         return tuple(parse_cq(message)), None
@@ -282,7 +289,7 @@ def _v11_segments(obj: dict[str, Any]) -> tuple[tuple[Segment, ...], RemoteProto
         return tuple(segments_from_json(message, 11)), None
     except RemoteProtocolError as error:
         raw = obj.get("raw_message")
-        return (tuple(parse_cq(raw)) if isinstance(raw, str) else ()), error
+        return (tuple(parse_cq(raw)) if isinstance(raw, str) else ()), str(error)
 
 
 def opaque_id(value: object) -> Id | None:
@@ -300,12 +307,14 @@ def _text(value: object) -> str:
 
 
 def _number(value: object) -> float | None:
-    """A JSON number as a float; None for anything else, or one past a float's range."""
+    """A JSON number as a finite float; None for anything else (NaN, infinity,
+    an integer past a float's range)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:  # an integer of more than 308 digits
             return None
+        return number if math.isfinite(number) else None
     return None
 
 

@@ -84,8 +84,11 @@ def event_from_json(text: bytes | str) -> Event:
     that is no JSON, or JSON that is no event."""
     try:
         fast = _FAST.decode(text)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        fast = None  # not an object, a field typed otherwise, or no JSON: the general path says
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
+        # Not an object, a field typed otherwise, no JSON, a lone surrogate
+        # (UnicodeError is a ValueError), nesting past the decoder's depth:
+        # the general path reads it, or says what it is.
+        fast = None
     if fast is not None and fast.post_type in _MESSAGES and fast.message is not None:
         return _message(fast, text)
     try:

@@ -29,6 +29,7 @@ way to v12, whose ids are strings.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -194,11 +195,17 @@ def segment_from_v12(type_: str, data: Mapping[str, Any] | None) -> Segment:
 
 
 def segment_to_v12(segment: Segment) -> tuple[str, dict[str, Any]]:
-    """``segment`` as v12's (type, data); ids become strings, as v12 wants."""
+    """``segment`` as v12's (type, data): ids become strings, and a location's
+    coordinates numbers (float64), as v12 wants them."""
     data = dict(segment.data)
     for key in _ID_KEYS & data.keys():
         if isinstance(data[key], int) and not isinstance(data[key], bool):
             data[key] = str(data[key])
+    if segment.type == "location":
+        for key in ("latitude", "longitude"):
+            if isinstance(data.get(key), str):  # not a number: as it came, for the peer
+                with contextlib.suppress(ValueError):
+                    data[key] = float(data[key])
     return segment.type, data
 
 
