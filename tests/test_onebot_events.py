@@ -81,6 +81,14 @@ def test_a_string_message_is_read_as_cq_codes() -> None:
     )
 
 
+def test_an_array_with_a_bad_element_keeps_the_good_ones_and_says_so() -> None:
+    good = {"type": "text", "data": {"text": "kept"}}
+    event = decode_event(v11_group(message=[good, 7, {"type": 1}], raw_message="lossy"))
+    assert isinstance(event, MessageEvent)
+    assert event.segments == (Segment.text("kept"),)
+    assert event.problem is not None and "7" in event.problem  # the first bad one, named
+
+
 def test_a_message_whose_array_is_broken_falls_back_to_raw_message_and_says_so() -> None:
     event = decode_event(v11_group(message=[{"data": {}}], raw_message="from raw"))
     assert isinstance(event, MessageEvent)

@@ -36,7 +36,7 @@ import msgspec
 
 from ..errors import RemoteProtocolError
 from .cq import parse as parse_cq
-from .segments import Segment, plain_text, segments_from_json
+from .segments import Segment, plain_text, read_segments
 
 __all__ = [
     "Event",
@@ -207,13 +207,11 @@ def _v12(obj: dict[str, Any]) -> Event:
         "raw": obj,
     }
     if kind == "message":
-        problem = None
-        try:
-            segments = tuple(segments_from_json(obj.get("message", []), 12))
-        except RemoteProtocolError as error:  # alt_message is the plain text, at least
-            alt = obj.get("alt_message")
+        found, error = read_segments(obj.get("message"), 12)
+        segments, problem = tuple(found), None if error is None else str(error)
+        if error is not None and not found:
+            alt = obj.get("alt_message")  # the plain text, at least
             segments = (Segment.text(alt),) if isinstance(alt, str) and alt else ()
-            problem = str(error)
         return MessageEvent(
             **common,
             message_id=opaque_id(obj.get("message_id")),
@@ -282,14 +280,18 @@ def _notice_or_request(kind: str, common: dict[str, Any], obj: dict[str, Any]) -
 
 
 def _v11_segments(obj: dict[str, Any]) -> tuple[tuple[Segment, ...], str | None]:
+    """The segments of ``message``; an array's good elements when some are
+    bad; ``raw_message`` read as CQ when nothing good is left of ``message``."""
     message = obj.get("message")
     if isinstance(message, str):
         return tuple(parse_cq(message)), None
-    try:
-        return tuple(segments_from_json(message, 11)), None
-    except RemoteProtocolError as error:
+    segments, problem = read_segments(message, 11)
+    if problem is None:
+        return tuple(segments), None
+    if not segments:
         raw = obj.get("raw_message")
-        return (tuple(parse_cq(raw)) if isinstance(raw, str) else ()), str(error)
+        segments = parse_cq(raw) if isinstance(raw, str) else []
+    return tuple(segments), str(problem)
 
 
 def opaque_id(value: object) -> Id | None:

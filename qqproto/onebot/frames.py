@@ -28,7 +28,11 @@ __all__ = ["LazyJson", "event_from_json"]
 
 
 class LazyJson(Mapping[str, Any]):
-    """A JSON object's text, read when first looked into (a read-only mapping)."""
+    """A JSON object's text, read when first looked into (a read-only mapping).
+
+    It is a ``Mapping``, not a ``dict``: an encoder that wants a dict (``json``,
+    ``msgspec``) takes ``dict(event.raw)``.
+    """
 
     __slots__ = ("_obj", "_text")
 

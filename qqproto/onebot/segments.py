@@ -40,6 +40,7 @@ from ..errors import RemoteProtocolError
 __all__ = [
     "Segment",
     "plain_text",
+    "read_segments",
     "segment_from_v11",
     "segment_from_v12",
     "segment_to_v11",
@@ -213,23 +214,37 @@ def segments_from_json(value: object, version: int) -> list[Segment]:
     """A message as it came in JSON (an array of ``{type, data}``, or one such
     object), in the model; a CQ string is :func:`qqproto.onebot.cq.parse`'s.
 
-    A ``data`` that is missing or null is read as ``{}``; an element that is
-    no segment at all raises :class:`RemoteProtocolError`, naming it.
+    A ``data`` that is missing or null is read as ``{}``; a message that is
+    no array, or an element that is no segment, raises
+    :class:`RemoteProtocolError`, naming it (:func:`read_segments` keeps the
+    good elements instead).
     """
+    segments, problem = read_segments(value, version)
+    if problem is not None:
+        raise problem
+    return segments
+
+
+def read_segments(value: object, version: int) -> tuple[list[Segment], RemoteProtocolError | None]:
+    """:func:`segments_from_json`, keeping every good element of an array that
+    has bad ones; the problem with the first bad one, if any."""
     items = [value] if isinstance(value, dict) else value
     if not isinstance(items, list):
-        raise RemoteProtocolError("bad message", expected="an array of segments", received=value)
+        return [], RemoteProtocolError(
+            "bad message", expected="an array of segments", received=value
+        )
     convert = segment_from_v11 if version == 11 else segment_from_v12
-    out = []
+    out: list[Segment] = []
+    problem = None
     for item in items:
         kind = item.get("type") if isinstance(item, dict) else None
         data = item.get("data") if isinstance(item, dict) else None
-        if not isinstance(kind, str) or not (data is None or isinstance(data, dict)):
-            raise RemoteProtocolError(
-                "bad segment", expected='{"type": str, "data": object}', received=item
-            )
-        out.append(convert(kind, data))
-    return out
+        if isinstance(kind, str) and (data is None or isinstance(data, dict)):
+            out.append(convert(kind, data))
+        elif problem is None:
+            expected = '{"type": str, "data": object}'
+            problem = RemoteProtocolError("bad segment", expected=expected, received=item)
+    return out, problem
 
 
 def _id_text(value: object) -> str:
