@@ -62,7 +62,7 @@ mutation: $(STAMP)
 
 # Rewrite docs/states.md from the lifecycle tables.
 diagram: $(STAMP)
-	$(BIN)/python -m qqproto.qq.diagram > docs/states.md
+	$(BIN)/python -m qqproto.diagram > docs/states.md
 
 docs: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[docs]'

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from qqproto import diagram
 from qqproto.errors import LocalProtocolError
 from qqproto.machine import Lifecycle, Table
-from qqproto.qq import diagram
 from qqproto.qq.lifecycle import (
     MAX_FAILED_RESUMES,
     TABLE,

@@ -7,6 +7,9 @@
 - :mod:`qqproto.onebot.frames`: from a frame's text to an event, fast;
 - :mod:`qqproto.onebot.actions`: requests in either dialect, answers as values
   or typed errors;
+- :mod:`qqproto.onebot.connection`: :class:`OneBotProtocol`, a forward
+  WebSocket to an implementation (its lifecycle in
+  :mod:`qqproto.onebot.lifecycle`);
 - :mod:`qqproto.onebot.addressing` (is it for the bot?) and
   :mod:`qqproto.onebot.split` (long text in pieces): what a bot needs beside.
 """
@@ -14,6 +17,7 @@
 from . import cq
 from .actions import Action, ActionFailed, Answer, Chat, read_answer, send_message
 from .addressing import TriggerMode, to_me, triggers
+from .connection import ActionResult, OneBotConfig, OneBotProtocol, StreamFrame
 from .events import (
     Event,
     MessageEvent,
@@ -23,7 +27,8 @@ from .events import (
     decode_event,
     event_version,
 )
-from .frames import LazyJson, event_from_json
+from .frames import LazyJson, event_from_json, read_frame
+from .lifecycle import OneBotState
 from .segments import (
     Segment,
     plain_text,
@@ -38,6 +43,7 @@ from .split import split_text
 __all__ = [
     "Action",
     "ActionFailed",
+    "ActionResult",
     "Answer",
     "Chat",
     "Event",
@@ -45,8 +51,12 @@ __all__ = [
     "MessageEvent",
     "MetaEvent",
     "NoticeEvent",
+    "OneBotConfig",
+    "OneBotProtocol",
+    "OneBotState",
     "RequestEvent",
     "Segment",
+    "StreamFrame",
     "TriggerMode",
     "cq",
     "decode_event",
@@ -54,6 +64,7 @@ __all__ = [
     "event_version",
     "plain_text",
     "read_answer",
+    "read_frame",
     "segment_from_v11",
     "segment_from_v12",
     "segment_to_v11",

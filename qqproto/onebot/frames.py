@@ -20,11 +20,12 @@ import msgspec
 
 from .._json import loads
 from ..errors import RemoteProtocolError
+from .actions import Answer, is_answer, read_answer
 from .cq import parse as parse_cq
-from .events import ID_HIGH, ID_LOW, MS_TIMES, Event, MessageEvent, decode_event
+from .events import ID_HIGH, ID_LOW, MS_TIMES, Event, MessageEvent, decode_event, event_version
 from .segments import V11_RENAMERS, Segment
 
-__all__ = ["LazyJson", "event_from_json"]
+__all__ = ["LazyJson", "event_from_json", "read_frame"]
 
 
 class LazyJson(Mapping[str, Any]):
@@ -83,9 +84,36 @@ _FAST: Final = msgspec.json.Decoder(_V11Message)
 _MESSAGES: Final = frozenset({"message", "message_sent"})
 
 
+def read_frame(text: bytes | str) -> Event | Answer:
+    """What a frame's text holds: an event, or an action's answer (spec 8's
+    classifier); :class:`RemoteProtocolError` for text that is neither."""
+    event = _fast_event(text)
+    if event is not None:
+        return event
+    obj = _loads(text)
+    if isinstance(obj, dict) and event_version(obj) is None and is_answer(obj):
+        return read_answer(obj)
+    return decode_event(obj)
+
+
 def event_from_json(text: bytes | str) -> Event:
     """The event a frame's text holds; :class:`RemoteProtocolError` for text
     that is no JSON, or JSON that is no event."""
+    event = _fast_event(text)
+    return event if event is not None else decode_event(_loads(text))
+
+
+def _loads(text: bytes | str) -> Any:
+    try:
+        return loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        raise RemoteProtocolError(
+            "frame is no JSON", expected="a JSON object", received=text
+        ) from None
+
+
+def _fast_event(text: bytes | str) -> MessageEvent | None:
+    """A v11 message event read the fast way, or None for the general path."""
     try:
         fast = _FAST.decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
@@ -95,13 +123,7 @@ def event_from_json(text: bytes | str) -> Event:
         fast = None
     if fast is not None and fast.post_type in _MESSAGES and fast.message is not None:
         return _message(fast, text)
-    try:
-        obj = loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
-        raise RemoteProtocolError(
-            "frame is no JSON", expected="a JSON object", received=text
-        ) from None
-    return decode_event(obj)
+    return None
 
 
 def _message(fast: _V11Message, text: bytes | str) -> MessageEvent:

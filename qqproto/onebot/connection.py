@@ -1,0 +1,377 @@
+"""OneBotProtocol: a forward WebSocket to a OneBot implementation, sans-IO.
+
+The object dials the implementation (NapCat, Lagrange.OneBot, LLOneBot, a v12
+one), hands its events to the application as the model's values
+(:mod:`qqproto.onebot.events`), and carries the application's actions,
+each matched to its answer by echo. It runs on the shared layer: its
+lifecycle is a table (:mod:`qqproto.onebot.lifecycle`), its transport a
+:class:`~qqproto.link.WebSocketLink` with a :class:`~qqproto.link.ReconnectPolicy`
+(1 s to 30 s with jitter, forever unless bounded), and its actions
+:class:`~qqproto.calls.Calls` with deadlines.
+
+What reaches the application, as ``Deliver`` actions: every event; for each
+action, one :class:`ActionResult` (its answer, or why none came) and, for an
+answer in several frames (NapCat's stream actions), a :class:`StreamFrame` per
+frame before it; a :class:`~qqproto.link.Retry` after each failed attempt to
+connect; a :class:`~qqproto.errors.ProtocolViolation` for anything the
+implementation got wrong that the connection survived (a frame that is no
+JSON, an answer to no call). Nothing the implementation sends ends the
+connection but a refused token.
+
+Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
+
+- Echoes we make are strings; an answer matches by its exact echo, or by a
+  number whose decimal form is one.
+- An action that got no answer by its deadline ends with
+  :class:`~qqproto.calls.CallTimeout`, and one whose connection went ends with
+  a :class:`~qqproto.errors.RemoteProtocolError` saying so. In both cases its
+  outcome is unknown: a send may have been delivered. Nothing is retried.
+- A refused token is final: HTTP 401 or 403 at the upgrade, or an answer with
+  ``retcode: 1403`` (NapCat and LLOneBot accept the upgrade, send one, then
+  close).
+- Liveness: once a heartbeat said its interval, a connection that brings
+  nothing for ``heartbeat_factor`` intervals is dead, and a new one is dialled.
+- The version is told by the first event (``protocol="auto"``), or fixed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from ..actions import Deliver, Failed
+from ..calls import Calls, StrayAnswer
+from ..contract import Driven
+from ..errors import (
+    ConfigError,
+    LocalProtocolError,
+    ProtocolError,
+    ProtocolViolation,
+    RemoteProtocolError,
+    WebSocketHandshakeError,
+)
+from ..link import LinkState, ReconnectPolicy, WebSocketLink
+from ..url import BadUrl, Url
+from ..ws import BytesReceived, Closed, Entropy, Opened, TextReceived
+from .actions import Action, Answer
+from .events import Event, MetaEvent
+from .frames import read_frame
+from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
+
+__all__ = ["ActionResult", "OneBotConfig", "OneBotProtocol", "StreamFrame"]
+
+#: NapCat and LLOneBot answer a refused token with this retcode, then close.
+TOKEN_REFUSED_RETCODE: Final = 1403
+#: Frames up to this size are accepted: forward trees and base64 media are big
+#: (NapCat allows 50 MiB).
+DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
+_TERMINAL: Final = (OneBotState.FAILED, OneBotState.CLOSED)
+
+
+@dataclass(frozen=True, slots=True)
+class OneBotConfig:
+    """How to reach one implementation. Validated on construction."""
+
+    url: str
+    #: Sent as ``Authorization: Bearer <token>``.
+    access_token: str | None = field(default=None, repr=False)
+    protocol: Literal["auto", "v11", "v12"] = "auto"
+    #: Seconds an action waits for its answer.
+    call_timeout: float = 30.0
+    #: A connection is dead after this many heartbeat intervals without a frame.
+    heartbeat_factor: float = 2.5
+    #: Failed attempts in a row before giving up; None: never give up.
+    max_attempts: int | None = None
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    seed: int = 0
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
+    entropy: Entropy | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            Url.parse(self.url, ("ws", "wss"))
+        except BadUrl as bad:
+            raise ConfigError("url", "a ws:// or wss:// URL", self.url) from bad
+        token = self.access_token
+        if token is not None and (not token or token != token.strip() or not token.isprintable()):
+            raise ConfigError("access_token", "None, or a token without spaces", "<hidden>")
+        if self.protocol not in ("auto", "v11", "v12"):
+            raise ConfigError("protocol", "auto, v11 or v12", self.protocol)
+        if not self.call_timeout > 0:
+            raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
+        if not 1 < self.heartbeat_factor <= 3:
+            raise ConfigError("heartbeat_factor", "above 1, at most 3", self.heartbeat_factor)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What became of an action: its ``answer`` (whose ``result()`` may still
+    raise :class:`~qqproto.onebot.actions.ActionFailed`), or the ``error``
+    that says why none came."""
+
+    call_id: int
+    action: Action
+    answer: Answer | None = None
+    error: ProtocolError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.answer is not None and self.answer.ok
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFrame:
+    """One frame of an answer that comes in several (NapCat's stream actions);
+    the last one comes as the :class:`ActionResult`."""
+
+    call_id: int
+    action: Action
+    answer: Answer
+
+
+class OneBotProtocol(Driven):
+    """One forward WebSocket connection to a OneBot implementation."""
+
+    def __init__(self, config: OneBotConfig, *, ids: Iterator[int] | None = None) -> None:
+        super().__init__(ids=ids)
+        self.config = config
+        rng = config.rng or random.Random(config.seed)
+        self._policy = ReconnectPolicy(
+            rng,
+            base=config.backoff_base,
+            cap=config.backoff_cap,
+            max_attempts=config.max_attempts,
+            what="onebot",
+        )
+        self._link = WebSocketLink(
+            lambda action: self._out.append(action),  # late: actions() swaps the list
+            self._ids,
+            config.entropy or rng.randbytes,
+            max_message_size=config.max_message_size,
+        )
+        self._lifecycle = TABLE.lifecycle(OneBotState.CONNECTING)
+        self._calls: Calls[Action] = Calls(rng, max_attempts=1)
+        self.version: int | None = {"v11": 11, "v12": 12}.get(config.protocol)
+        #: The bot's own id, from the first event that carries one.
+        self.self_id: int | str | None = None
+        self.failure_reason: str | None = None
+        self._opened = False  # this connection's upgrade was accepted
+        self._watch_until: float | None = None  # liveness: dead past this
+        self._interval: float | None = None  # the last heartbeat's promise
+        token = config.access_token
+        self._headers = (("Authorization", f"Bearer {token}"),) if token else ()
+        self._link.open(config.url, self._headers)
+
+    # -- what the embedder reads ----------------------------------------------------------
+
+    @property
+    def state(self) -> OneBotState:
+        return self._lifecycle.state
+
+    def next_deadline(self) -> float | None:
+        if self.state in _TERMINAL:
+            return None
+        times = [self._calls.next_deadline()]
+        if self._link.state is LinkState.IDLE:
+            times.append(self._link.reconnect_at)
+        elif self._link.state is LinkState.OPEN:
+            times.append(self._watch_until)
+        return min((t for t in times if t is not None), default=None)
+
+    # -- the application's calls ---------------------------------------------------------
+
+    def call(self, action: Action, now: float) -> int:
+        """Send ``action``; its outcome comes back as ``Deliver(ActionResult)``
+        under the id returned. Only while CONNECTED: an action is never held
+        for a later connection, where it might go twice."""
+        if self.state is not OneBotState.CONNECTED:
+            raise LocalProtocolError(
+                "no connection to send on", expected="CONNECTED", received=self.state.name
+            )
+        pending = self._calls.new(action)
+        echo = str(pending.id)
+        self._calls.sent(pending, echo, deadline=now + self.config.call_timeout)
+        self._link.send_text(action.frame(echo))
+        return pending.id
+
+    def close(self, now: float) -> None:
+        """Close for good: pending actions end, and nothing dials again."""
+        if self.state in _TERMINAL:
+            return
+        self._fire(OneBotInput.CLOSE, "closed by the application")
+        self._link.close(1000)
+        self._end_calls("the connection was closed by the application")
+
+    # -- the driver contract -------------------------------------------------------------
+
+    def connection_made(self, conn: int, now: float) -> None:
+        self._link.made(conn)
+
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
+        for event in self._link.receive(conn, data):
+            if self.state in _TERMINAL:
+                return
+            if type(event) is TextReceived:
+                self._on_text(event.text, now)
+            elif type(event) is Opened:
+                self._on_opened(now)
+            elif type(event) is Closed:
+                self._on_closed(event, now)
+            elif type(event) is BytesReceived:  # v12 may send MessagePack; we asked for JSON
+                why = "a binary frame (MessagePack is not spoken here)"
+                self._violation(RemoteProtocolError(why, expected="a text frame", received=event))
+        self._link.flush()
+
+    def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
+        was = self._link.lost(conn)
+        if was is LinkState.CLOSING:  # as we asked
+            self._maybe_connect(now)
+            return
+        what = "could not connect" if was is LinkState.OPENING else "connection lost"
+        self._lose(f"{what}: {reason}" if reason else what, now)
+
+    def handle_timer(self, now: float) -> None:
+        if self.state in _TERMINAL:
+            return
+        for call, timeout in self._calls.expired(now):
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
+        link = self._link.state
+        if link is LinkState.IDLE:
+            self._maybe_connect(now)
+        elif link is LinkState.OPEN and self._watch_until is not None and now >= self._watch_until:
+            waited = self.config.heartbeat_factor * (self._interval or 0)
+            self._link.close(1000)
+            self._lose(f"nothing received for {waited:g} s (heartbeats stopped)", now)
+
+    # -- frames --------------------------------------------------------------------------
+
+    def _on_opened(self, now: float) -> None:
+        self._opened = True
+        self._policy.connected(now)
+        self._fire(OneBotInput.OPENED, "upgrade accepted")
+
+    def _on_text(self, text: str, now: float) -> None:
+        if self._interval is not None:  # any frame is a sign of life
+            self._watch_until = now + self.config.heartbeat_factor * self._interval
+        try:
+            frame = read_frame(text)
+        except RemoteProtocolError as error:
+            self._violation(error)
+            return
+        if isinstance(frame, Answer):
+            self._on_answer(frame, now)
+        else:
+            self._on_event(frame, now)
+
+    def _on_event(self, event: Event, now: float) -> None:
+        if self.version is None:
+            self.version = event.version
+        if self.self_id is None and event.self_id is not None:
+            self.self_id = event.self_id
+        if isinstance(event, MetaEvent) and event.interval is not None:
+            self._interval = event.interval
+            self._watch_until = now + self.config.heartbeat_factor * event.interval
+        self._out.append(Deliver(event))
+
+    def _on_answer(self, answer: Answer, now: float) -> None:
+        if answer.retcode == TOKEN_REFUSED_RETCODE:
+            self._refused(f"access token refused (retcode {TOKEN_REFUSED_RETCODE})")
+            return
+        echo = answer.echo
+        key = str(echo) if type(echo) is int else echo  # a numeric echo whose text is ours
+        if type(key) is not str:  # none, "" aside: an echo of a form we never send
+            self._violation(StrayAnswer(echo, "an answer with an echo we never send", late=False))
+            return
+        final = not _streams_on(answer)
+        try:
+            call = self._calls.answer(key, final=final)
+        except StrayAnswer as stray:  # an unknown echo, or a second answer
+            self._violation(stray)
+            return
+        if final:
+            self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
+        else:
+            self._out.append(Deliver(StreamFrame(call.id, call.what, answer)))
+
+    def _on_closed(self, event: Closed, now: float) -> None:
+        error = event.error
+        if isinstance(error, WebSocketHandshakeError) and error.status in (401, 403):
+            self._refused(f"access token refused (HTTP {error.status} at the upgrade)")
+            return
+        if isinstance(error, WebSocketHandshakeError):
+            why = f"upgrade refused with HTTP {error.status}"
+        else:
+            if error is not None:
+                self._violation(error)
+            why = f"closed with {event.code}" + (f" ({event.reason})" if event.reason else "")
+        self._link.close(1000)
+        self._lose(why, now)
+
+    # -- ends and new beginnings ----------------------------------------------------------
+
+    def _lose(self, reason: str, now: float) -> None:
+        """The connection ended (or never opened): end its actions, count the
+        attempt, and arm the next one, or give up when the budget is spent."""
+        self._end_calls(f"the connection ended before an answer ({reason}): outcome unknown")
+        good, self._opened = self._opened, False
+        self._watch_until = self._interval = None
+        delay = self._policy.ended(now, good=good)
+        attempts = Attempts(spent=self._policy.spent)
+        row_failed = TABLE.row(self.state, OneBotInput.LOST, attempts).dest is OneBotState.FAILED
+        if row_failed:
+            failures = self._policy.attempts.failures
+            reason = f"gave up after {failures} failed attempts; last: {reason}"
+        self._fire(OneBotInput.LOST, reason, attempts)
+        if self.state is OneBotState.FAILED:
+            self._give_up(reason)
+            return
+        if not good:
+            self._out.append(Deliver(self._policy.retry(delay, reason)))
+        self._link.reconnect_at = now + delay
+        self._maybe_connect(now)
+
+    def _refused(self, reason: str) -> None:
+        self._fire(OneBotInput.REFUSED, reason)
+        self._link.close(1000)
+        self._end_calls(f"the connection ended before an answer came ({reason})")
+        self._give_up(reason)
+
+    def _give_up(self, reason: str) -> None:
+        self.failure_reason = reason
+        self._out.append(Failed(reason))
+
+    def _maybe_connect(self, now: float) -> None:
+        if self.state not in _TERMINAL and self._link.due(now):
+            self._link.open(self.config.url, self._headers)
+
+    def _end_calls(self, why: str) -> None:
+        for call in self._calls.drop_all(why):
+            error = RemoteProtocolError(why, expected="an answer", received=None)
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+
+    def _fire(self, trigger: OneBotInput, why: str, attempts: Attempts | None = None) -> None:
+        change = self._lifecycle.fire(trigger, why, attempts or Attempts())
+        if change is not None:
+            self._out.append(change)
+
+    def _violation(self, error: RemoteProtocolError) -> None:
+        self._out.append(Deliver(ProtocolViolation(error)))
+
+    def __repr__(self) -> str:
+        return (
+            f"OneBotProtocol(url={self.config.url!r}, state={self.state.name}, "
+            f"version={self.version}, link={self._link.state.value})"
+        )
+
+
+def _streams_on(answer: Answer) -> bool:
+    """Whether more frames follow this one (NapCat's stream actions send
+    ``stream: "stream-action"`` frames of ``data.type`` ``stream`` first)."""
+    if answer.raw.get("stream") != "stream-action":
+        return False
+    data = answer.data
+    return isinstance(data, dict) and data.get("type") == "stream"

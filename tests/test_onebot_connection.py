@@ -1,0 +1,270 @@
+"""OneBotProtocol on a fake clock, against a scripted implementation (tests/onebot_world.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qqproto.calls import CallTimeout, StrayAnswer
+from qqproto.errors import ConfigError, LocalProtocolError, ProtocolViolation
+from qqproto.link import Retry
+from qqproto.onebot.actions import Action, Chat, send_message
+from qqproto.onebot.connection import ActionResult, OneBotConfig, StreamFrame
+from qqproto.onebot.events import MessageEvent, MetaEvent
+from qqproto.onebot.lifecycle import OneBotState
+
+from .onebot_world import TOKEN, URL, World
+
+LIFECYCLE: dict[str, object] = {
+    "post_type": "meta_event",
+    "meta_event_type": "lifecycle",
+    "sub_type": "connect",
+    "self_id": 42,
+    "time": 1,
+}
+
+
+def group_message(n: int) -> dict[str, object]:
+    return {
+        "post_type": "message",
+        "message_type": "group",
+        "self_id": 42,
+        "user_id": 1,
+        "group_id": 2,
+        "message_id": n,
+        "message": [{"type": "text", "data": {"text": f"hi {n}"}}],
+    }
+
+
+def connected(**config: Any) -> World:
+    w = World(**config)
+    assert w.proto.state is OneBotState.CONNECTED
+    w.send(LIFECYCLE)
+    return w
+
+
+def test_it_dials_with_the_token_and_reads_the_version_and_self_id() -> None:
+    w = connected()
+    assert w.impls[0].authorization == f"Bearer {TOKEN}"
+    assert w.states() == [("CONNECTING", "CONNECTED")]
+    assert (w.proto.version, w.proto.self_id) == (11, 42)
+    assert isinstance(w.delivered[0], MetaEvent)
+
+
+def test_events_arrive_in_order_as_the_models_values() -> None:
+    w = connected()
+    for n in range(3):
+        w.send(group_message(n))
+    texts = [e.text for e in w.delivered if isinstance(e, MessageEvent)]
+    assert texts == ["hi 0", "hi 1", "hi 2"]
+
+
+def test_an_action_goes_with_a_string_echo_and_its_answer_comes_back() -> None:
+    w = connected()
+    call_id = w.call(send_message(Chat.group(2), "pong", 11))
+    [frame] = w.impls[0].received
+    assert frame["action"] == "send_msg" and frame["echo"] == str(call_id)
+    w.send({"status": "ok", "retcode": 0, "data": {"message_id": 9}, "echo": frame["echo"]})
+    [result] = w.results()
+    assert result.call_id == call_id and result.ok and result.answer is not None
+    assert result.answer.result() == {"message_id": 9}
+
+
+def test_a_numeric_echo_whose_text_is_ours_matches() -> None:
+    w = connected()
+    call_id = w.call(Action("get_status"))
+    w.send({"status": "ok", "retcode": 0, "data": {}, "echo": call_id})  # a number
+    assert [r.call_id for r in w.results()] == [call_id]
+
+
+@pytest.mark.parametrize("echo", ["999", "", None, {"seq": 1}])
+def test_answers_to_nobody_are_reported_not_crashed_on(echo: object) -> None:
+    w = connected()
+    w.send({"status": "failed", "retcode": 1400, "data": None, "echo": echo})
+    [violation] = [e for e in w.delivered if isinstance(e, ProtocolViolation)]
+    assert isinstance(violation.error, StrayAnswer)
+    w.send(group_message(1))  # and the connection goes on
+    assert w.proto.state is OneBotState.CONNECTED and isinstance(w.delivered[-1], MessageEvent)
+
+
+def test_a_second_answer_to_one_echo_is_reported() -> None:
+    w = connected()
+    call_id = w.call(Action("get_status"))
+    answer = {"status": "ok", "retcode": 0, "data": {}, "echo": str(call_id)}
+    w.send(answer)
+    w.send(answer)
+    assert len(w.results()) == 1
+    [violation] = [e for e in w.delivered if isinstance(e, ProtocolViolation)]
+    assert isinstance(violation.error, StrayAnswer) and violation.error.late
+
+
+def test_a_streamed_answer_is_not_retired_on_its_first_frame() -> None:
+    w = connected()
+    call_id = w.call(Action("download_file_stream", {"file": "x"}))
+    echo = str(call_id)
+    for n in range(2):
+        data = {"type": "stream", "data": f"chunk {n}"}
+        w.send(
+            {"status": "ok", "retcode": 0, "data": data, "echo": echo, "stream": "stream-action"}
+        )
+    final = {"type": "response", "data": "done"}
+    w.send({"status": "ok", "retcode": 0, "data": final, "echo": echo, "stream": "stream-action"})
+    frames = [e for e in w.delivered if isinstance(e, StreamFrame)]
+    assert [f.answer.data["data"] for f in frames] == ["chunk 0", "chunk 1"]
+    [result] = w.results()
+    assert result.ok and result.answer is not None and result.answer.data == final
+
+
+def test_an_unanswered_action_times_out_and_the_connection_goes_on() -> None:
+    w = connected(call_timeout=5.0)
+    call_id = w.call(send_message(Chat.private(1), "hi", 11))
+    w.advance(5.0)
+    [result] = w.results()
+    assert result.call_id == call_id and isinstance(result.error, CallTimeout)
+    assert "outcome is unknown" in str(result.error)
+    assert w.proto.state is OneBotState.CONNECTED
+
+
+def test_a_drop_ends_pending_actions_with_an_unknown_outcome_and_reconnects() -> None:
+    w = connected()
+    w.call(Action("send_msg", {"user_id": 1, "message": "x"}))
+    w.drop()
+    [result] = w.results()
+    assert result.error is not None and "outcome unknown" in str(result.error)
+    # A good connection ended: the next one is dialled at once.
+    assert len(w.impls) == 2 and w.proto.state is OneBotState.CONNECTED
+    assert w.states()[1:] == [("CONNECTED", "CONNECTING"), ("CONNECTING", "CONNECTED")]
+    assert not any(isinstance(e, Retry) for e in w.delivered)  # no failed attempt
+    w.send(group_message(7))
+    assert isinstance(w.delivered[-1], MessageEvent)  # events after a reconnect arrive
+
+
+def test_failed_attempts_back_off_and_say_so_forever_by_default() -> None:
+    w = connected()
+    w.refuse_connect = True
+    w.drop()
+    w.advance(200.0)
+    retries = [e for e in w.delivered if isinstance(e, Retry)]
+    assert len(retries) >= 8 and all(r.what == "onebot" and r.of is None for r in retries)
+    delays = [r.delay for r in retries]
+    assert 0.75 <= delays[0] <= 1.25 and max(delays) <= 30.0
+    assert delays == sorted(delays)
+    assert w.proto.state is OneBotState.CONNECTING  # never gives up
+    w.refuse_connect = False
+    w.advance(31.0)
+    assert w.proto.state is OneBotState.CONNECTED
+
+
+def test_a_bounded_budget_fails_with_the_last_reason() -> None:
+    w = World(max_attempts=2)
+    w.refuse_connect = True
+    w.drop()
+    w.advance(10.0)
+    assert w.proto.state is OneBotState.FAILED
+    assert w.failed() and "gave up after 2 failed attempts" in w.failed()[0]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_at_the_upgrade_is_final(status: int) -> None:
+    w = World(impl={"status": status})
+    assert w.proto.state is OneBotState.FAILED
+    assert w.failed() == [f"access token refused (HTTP {status} at the upgrade)"]
+    w.advance(3600)
+    assert len(w.impls) == 1  # never dialled again
+
+
+def test_another_refused_upgrade_is_retried() -> None:
+    w = World(impl={"status": 503})
+    retries = [e for e in w.delivered if isinstance(e, Retry)]
+    assert retries and "HTTP 503" in retries[0].reason
+    assert w.proto.state is OneBotState.CONNECTING
+
+
+def test_a_1403_frame_then_a_close_is_final_too() -> None:
+    w = World()
+    w.send(
+        {"status": "failed", "retcode": 1403, "data": None, "message": "token验证失败", "echo": ""}
+    )
+    assert w.proto.state is OneBotState.FAILED
+    assert w.failed() == ["access token refused (retcode 1403)"]
+    w.advance(3600)
+    assert len(w.impls) == 1
+
+
+def test_heartbeats_that_stop_end_the_connection_and_a_new_one_is_dialled() -> None:
+    w = connected(heartbeat_factor=2.5)
+    beat = {
+        "post_type": "meta_event",
+        "meta_event_type": "heartbeat",
+        "interval": 10000,
+        "self_id": 42,
+    }
+    w.send(beat)
+    w.advance(20.0)
+    w.send(group_message(1))  # any frame is a sign of life
+    w.advance(24.9)
+    assert len(w.impls) == 1
+    w.advance(0.2)  # 25 s after the last frame: dead
+    assert len(w.impls) == 2 and w.proto.state is OneBotState.CONNECTED
+
+
+def test_without_heartbeats_a_quiet_connection_is_left_alone() -> None:
+    w = connected()
+    w.advance(3600.0)
+    assert len(w.impls) == 1 and w.proto.state is OneBotState.CONNECTED
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["not json {", "[1, 2]", '"x"', "{}", '{"post_type": "message"}', "[" * 2000 + "]" * 2000],
+)
+def test_hostile_frames_never_end_the_connection(frame: str) -> None:
+    w = connected()
+    w.send(frame)
+    w.send(group_message(1))
+    assert w.proto.state is OneBotState.CONNECTED
+    assert isinstance(w.delivered[-1], MessageEvent)
+
+
+def test_close_ends_pending_actions_and_nothing_dials_again() -> None:
+    w = connected()
+    w.call(Action("get_status"))
+    w.proto.close(w.now)
+    w.pump()
+    assert w.proto.state is OneBotState.CLOSED
+    [result] = w.results()
+    assert result.error is not None and "closed by the application" in str(result.error)
+    with pytest.raises(LocalProtocolError, match="no connection to send on"):
+        w.proto.call(Action("get_status"), w.now)
+    w.advance(3600)
+    assert len(w.impls) == 1
+
+
+def test_a_v12_connection_is_told_by_its_first_event() -> None:
+    w = World()
+    w.send(
+        {
+            "id": "1",
+            "time": 1.0,
+            "type": "meta",
+            "detail_type": "connect",
+            "sub_type": "",
+            "version": {"impl": "walle-q", "version": "0.1", "onebot_version": "12"},
+        }
+    )
+    assert w.proto.version == 12
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("url", "http://x/"), ("access_token", " x"), ("call_timeout", 0), ("heartbeat_factor", 4)],
+)
+def test_bad_configuration_is_refused(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        OneBotConfig(**{"url": URL, field: value})  # type: ignore[arg-type]
+
+
+def test_results_are_values() -> None:
+    result = ActionResult(1, Action("x"))
+    assert not result.ok and result.error is None
