@@ -15,6 +15,7 @@ from qqproto.onebot.events import MessageEvent, MetaEvent
 from qqproto.onebot.lifecycle import OneBotState
 
 from .onebot_world import TOKEN, URL, World
+from .test_onebot_events import V12_CONNECT
 
 LIFECYCLE: dict[str, object] = {
     "post_type": "meta_event",
@@ -243,16 +244,7 @@ def test_close_ends_pending_actions_and_nothing_dials_again() -> None:
 
 def test_a_v12_connection_is_told_by_its_first_event() -> None:
     w = World()
-    w.send(
-        {
-            "id": "1",
-            "time": 1.0,
-            "type": "meta",
-            "detail_type": "connect",
-            "sub_type": "",
-            "version": {"impl": "walle-q", "version": "0.1", "onebot_version": "12"},
-        }
-    )
+    w.send(V12_CONNECT)
     assert w.proto.version == 12
 
 

@@ -311,17 +311,19 @@ def test_a_v12_message_whose_segments_are_broken_keeps_its_alt_message() -> None
     assert event.segments == (Segment.text("hi @1"),) and event.problem is not None
 
 
+#: The first event on every v12 WebSocket connection (spec 7.2).
+V12_CONNECT: dict[str, Any] = {
+    "id": "1",
+    "time": 1.0,
+    "type": "meta",
+    "detail_type": "connect",
+    "sub_type": "",
+    "version": {"impl": "walle-q", "version": "0.1", "onebot_version": "12"},
+}
+
+
 def test_v12_meta_connect_and_heartbeat() -> None:
-    connect = decode_event(
-        {
-            "id": "1",
-            "time": 1.0,
-            "type": "meta",
-            "detail_type": "connect",
-            "sub_type": "",
-            "version": {"impl": "walle-q", "version": "0.1", "onebot_version": "12"},
-        }
-    )
+    connect = decode_event(V12_CONNECT)
     assert isinstance(connect, MetaEvent) and connect.kind == "meta.connect"
     beat = decode_event(
         {"id": "2", "time": 2.0, "type": "meta", "detail_type": "heartbeat", "interval": 5000}
