@@ -135,6 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     run.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
     run.set_defaults(run_parser=run)  # so that errors found later name "qqproto qq run"
+    onebot = commands.add_parser("onebot", help="a OneBot v11/v12 implementation")
+    onebot_commands = onebot.add_subparsers(dest="onebot_command", required=True, metavar="COMMAND")
+    ob = onebot_commands.add_parser(
+        "run", help="dial an implementation's WebSocket", description="Run a OneBot client."
+    )
+    ob.add_argument("--ws-url", required=True, type=url("ws", "wss"), help="the forward WebSocket")
+    ob.add_argument("--access-token", help="sent as Authorization: Bearer")
+    ob.add_argument(
+        "--protocol", choices=("auto", "v11", "v12"), default="auto", help="default: auto"
+    )
+    ob.add_argument("--echo", action="store_true", help="answer each message with its text")
+    ob.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
+    ob.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
+    ob.set_defaults(run_parser=ob)
     return parser
 
 
@@ -143,6 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return demo.run(lambda line: print(line, flush=True))
     run_parser: argparse.ArgumentParser = args.run_parser
+    if args.command == "onebot":
+        from . import onebot_run  # the driver loads only for a real run
+
+        try:
+            onebot_config = onebot_run.config_from(args)
+        except ConfigError as error:
+            option = "--" + error.name.replace("_", "-")
+            run_parser.error(f"argument {option}: expected {error.expected}")
+        return onebot_run.run(onebot_config, args)
     if args.sandbox and args.api_base:
         run_parser.error("argument --sandbox: not allowed with --api-base")
     secret = args.secret or os.environ.get(SECRET_VARIABLE)

@@ -1,0 +1,196 @@
+"""``qqproto onebot run``: a forward WebSocket client on the asyncio driver, telling what happens.
+
+The connection is a :class:`~qqproto.onebot.connection.OneBotProtocol` on an
+:class:`~qqproto.adapters.asyncio.AsyncioDriver`; this module prints its news,
+as JSON lines with ``--json`` (``docs/cli.md``), and with ``--echo`` answers
+each message with its own text, once, in the same chat. SIGINT and SIGTERM
+close the connection cleanly (exit 0); a connection that gave up (a refused
+token, say) exits 3 after its ``failed`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import signal
+import sys
+from typing import Any, TextIO
+
+from qqproto.actions import StateChanged
+from qqproto.errors import ProtocolViolation
+from qqproto.link import Retry
+from qqproto.onebot import (
+    ActionResult,
+    Chat,
+    MessageEvent,
+    OneBotConfig,
+    OneBotProtocol,
+    OneBotState,
+    send_message,
+    to_me,
+)
+
+from ._common import DriverFailed
+from .asyncio import AsyncioDriver
+from .report import Report
+
+__all__ = ["config_from", "event_line", "run", "serve"]
+
+EXIT_OK = 0
+EXIT_FAILED = 3
+log = logging.getLogger("qqproto.onebot.run")
+
+
+def config_from(args: argparse.Namespace) -> OneBotConfig:
+    """The connection's configuration (ConfigError if it is wrong)."""
+    return OneBotConfig(args.ws_url, access_token=args.access_token, protocol=args.protocol)
+
+
+def _id(value: object) -> str | None:
+    """An id as the lines carry it: a number in decimal (its sign kept), a string as it came."""
+    return None if value is None else str(value)
+
+
+def event_line(event: MessageEvent) -> dict[str, Any]:
+    """A message event's ``event`` line."""
+    return {
+        "kind": "event",
+        "type": event.kind,
+        "id": _id(event.message_id),
+        "user": _id(event.user_id),
+        "group": _id(event.group_id),
+        "content": event.text,
+        "to_me": to_me(event),
+    }
+
+
+class Lines(Report):
+    """The command's output: JSON lines, or the same news for people."""
+
+    def __init__(self, stream: TextIO, *, as_json: bool) -> None:
+        super().__init__(stream)
+        self.as_json = as_json
+
+    def line(self, fields: dict[str, Any], human: str) -> None:
+        if self.as_json:
+            self._write(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
+        else:
+            self._write(human)
+
+    def state(self, change: StateChanged) -> None:
+        fields = {"kind": "state", "from": change.old, "to": change.new, "why": change.why}
+        self.line(fields, f"{change.old} -> {change.new} ({change.why})")
+
+    def message(self, event: MessageEvent) -> None:
+        fields = event_line(event)
+        self.line(
+            fields, f"{fields['type']} {fields['id']} from {fields['user']}: {fields['content']}"
+        )
+
+    def answered(self, to: str | None, code: int | None, ok: bool) -> None:
+        """An echo's ``reply`` line."""
+        fields = {"kind": "reply", "to": to, "status": "ok" if ok else "error", "code": code}
+        self.line(fields, f"  replied to {to}" if ok else f"  reply to {to} failed: {code}")
+
+    def retry(self, retry: Retry) -> None:
+        fields = {
+            "kind": "retry",
+            "attempt": retry.attempt,
+            "of": retry.of,
+            "delay": round(retry.delay, 3),
+            "reason": retry.reason,
+            "what": retry.what,
+        }
+        self.line(fields, str(retry))
+
+    def failed(self, reason: str) -> None:
+        self.line({"kind": "failed", "reason": reason}, f"FAILED: {reason}")
+
+
+class Echo:
+    """Answers each message once, and reports how each answer went."""
+
+    def __init__(self, proto: OneBotProtocol, lines: Lines, *, echo: bool) -> None:
+        self.proto, self.lines, self.echo = proto, lines, echo
+        self._to: dict[int, str | None] = {}  # call id -> the message it answers
+
+    def on_event(self, event: object, now: float) -> None:
+        if isinstance(event, MessageEvent) and event.type == "message":
+            self.lines.message(event)
+            if self.echo and event.text and self.proto.state is OneBotState.CONNECTED:
+                self._answer(event, now)
+        elif isinstance(event, ActionResult) and event.call_id in self._to:
+            to = self._to.pop(event.call_id)
+            answer = event.answer
+            if answer is not None and answer.ok:
+                self.lines.answered(to, None, True)
+            else:  # failed, or no answer in time (no retcode then)
+                self.lines.answered(to, answer.retcode if answer is not None else None, False)
+        elif isinstance(event, Retry):
+            self.lines.retry(event)
+        elif isinstance(event, ProtocolViolation):
+            log.warning("%s", event.error)
+
+    def _answer(self, event: MessageEvent, now: float) -> None:
+        where = event.user_id if event.private else event.group_id
+        if where is None:  # nowhere to answer: the event named no chat
+            return
+        chat = Chat.private(where) if event.private else Chat.group(where)
+        action = send_message(chat, event.text, 12 if event.version == 12 else 11)
+        self._to[self.proto.call(action, now)] = _id(event.message_id)
+
+
+async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) -> int:
+    """Run until a signal (0) or until the connection gives up (3)."""
+    proto = OneBotProtocol(config)
+    echo = Echo(proto, lines, echo=args.echo)
+    driver: AsyncioDriver
+
+    def on_event(event: object) -> None:
+        echo.on_event(event, driver.now())
+
+    driver = AsyncioDriver(proto, on_event=on_event, on_state=lines.state)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    lines.on_closed = stop.set  # the reader of stdout went away
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running = asyncio.create_task(driver.run())
+    stopped = asyncio.create_task(stop.wait())
+    failure: str | None = None
+    try:
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            running.result()
+    except DriverFailed as failed:
+        failure = failed.reason
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        stopped.cancel()
+        driver.stop()
+        await asyncio.gather(running, stopped, return_exceptions=True)
+    if failure is not None:
+        lines.failed(failure)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run(config: OneBotConfig, args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("qqproto").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(encoding="utf-8" if args.json else None, errors="backslashreplace")
+    lines = Lines(sys.stdout, as_json=args.json)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(serve(config, args, lines))
+    return EXIT_OK
