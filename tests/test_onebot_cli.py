@@ -29,7 +29,14 @@ class Impl:
     """A NapCat-like v11 implementation: checks the token, sends the lifecycle
     frame and one group message, answers every action ok."""
 
-    def __init__(self, *, refuse: int | None = None, answer_with: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        refuse: int | None = None,
+        answer_with: int = 0,
+        hostile: tuple[str | bytes, ...] = (),
+    ) -> None:
+        self.hostile = hostile
         self.refuse = refuse
         self.answer_with = answer_with
         self.actions: list[dict[str, Any]] = []
@@ -57,6 +64,8 @@ class Impl:
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
+        for frame in self.hostile:
+            await ws.send(frame)
         await ws.send(
             json.dumps(
                 {
@@ -157,6 +166,33 @@ def test_events_and_echo_replies_as_json_lines_then_sigterm_exits_0(loop: LoopTh
         ]
         process.process.send_signal(signal.SIGTERM)
         assert process.wait() == 0
+    finally:
+        process.kill()
+        loop.run(impl.stop())
+
+
+HOSTILE: tuple[str | bytes, ...] = (
+    "not json {",
+    b"\x00\x01binary",
+    "[1, 2]",
+    '"a string"',
+    '{"post_type": "message"}',  # missing every field
+    '{"post_type": "x_custom", "x": 1}',
+    '{"status": "ok", "retcode": 0, "echo": "nobody"}',
+    json.dumps({"post_type": "notice", "notice_type": "x", "blob": "x" * (2 * 1024 * 1024)}),
+    "[" * 100_000 + "]" * 100_000,
+    r'{"post_type": "notice", "notice_type": "\ud800"}',  # JSON-escaped: a lone surrogate
+)
+
+
+def test_hostile_frames_end_nothing_and_later_events_arrive(loop: LoopThread) -> None:
+    impl = loop.run(Impl(hostile=HOSTILE).start())
+    process = Process("--ws-url", impl.url, "--access-token", TOKEN)
+    try:
+        event = process.until(lambda r: r["kind"] == "event" and r["id"] == "-7")
+        assert event["content"] == "@42 hello [world]"
+        assert process.process.poll() is None  # still running
+        assert not [r for r in process.seen if r["kind"] in ("failed", "retry")]
     finally:
         process.kill()
         loop.run(impl.stop())
