@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument(
         "--protocol", choices=("auto", "v11", "v12"), default="auto", help="default: auto"
     )
+    ob.add_argument(
+        "--api-url", type=url("http", "https"), help="v12: send actions as HTTP POSTs here"
+    )
     ob.add_argument("--echo", action="store_true", help="answer each message with its text")
     ob.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     ob.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")

@@ -47,7 +47,9 @@ log = logging.getLogger("qqproto.onebot.run")
 
 def config_from(args: argparse.Namespace) -> OneBotConfig:
     """The connection's configuration (ConfigError if it is wrong)."""
-    return OneBotConfig(args.ws_url, access_token=args.access_token, protocol=args.protocol)
+    return OneBotConfig(
+        args.ws_url, access_token=args.access_token, protocol=args.protocol, api_url=args.api_url
+    )
 
 
 def _id(value: object) -> str | None:

@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qqproto.actions import Action, Connect, Deliver, Disconnect, Failed, SendData, StateChanged
+from qqproto.actions import (
+    Action,
+    Connect,
+    Deliver,
+    Disconnect,
+    Failed,
+    HttpRequest,
+    SendData,
+    StateChanged,
+)
 from qqproto.http_server import HttpServerConnection, Upgrade
 from qqproto.onebot.connection import ActionResult, OneBotConfig, OneBotProtocol
 from qqproto.ws import TextReceived
@@ -83,6 +92,7 @@ class World:
         self.next_impl: dict[str, Any] = impl or {}  # how each connection's Impl behaves
         self.refuse_connect = False
         self.gone: set[int] = set()  # connections whose loss was reported
+        self.requests: list[HttpRequest] = []  # actions sent over HTTP, unanswered
         self.pump()
 
     def pump(self) -> None:
@@ -104,6 +114,8 @@ class World:
                 self._lost(action.conn, None)
             elif isinstance(action, Deliver):
                 self.delivered.append(action.event)
+            elif isinstance(action, HttpRequest):
+                self.requests.append(action)
         if self.proto._out:  # what the calls above asked for
             self.pump()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from qqproto.calls import CallTimeout, StrayAnswer
 from qqproto.errors import ConfigError, LocalProtocolError, ProtocolViolation
+from qqproto.http import HttpResponse
 from qqproto.link import Retry
 from qqproto.onebot.actions import Action, Chat, send_message
 from qqproto.onebot.connection import ActionResult, OneBotConfig, StreamFrame
@@ -260,3 +262,64 @@ def test_bad_configuration_is_refused(field: str, value: object) -> None:
 def test_results_are_values() -> None:
     result = ActionResult(1, Action("x"))
     assert not result.ok and result.error is None
+
+
+def v12_over_http(**config: Any) -> World:
+    w = World(api_url="http://127.0.0.1:3002/", protocol="v12", **config)
+    w.send(V12_CONNECT)
+    return w
+
+
+def test_v12_actions_go_over_http_when_an_api_url_is_given() -> None:
+    w = v12_over_http()
+    call_id = w.call(Action("get_self_info"))
+    assert w.impls[0].received == []  # not on the socket
+    [request] = w.requests
+    assert (request.method, request.url) == ("POST", "http://127.0.0.1:3002/")
+    assert ("Authorization", f"Bearer {TOKEN}") in request.headers
+    body = json.loads(request.body)
+    assert body == {"action": "get_self_info", "params": {}, "echo": str(call_id)}
+    answer = {"status": "ok", "retcode": 0, "data": {"user_id": "42"}, "message": "", "echo": "1"}
+    w.proto.http_response(
+        request.request_id, HttpResponse(200, (), json.dumps(answer).encode()), w.now
+    )
+    w.pump()
+    [result] = w.results()
+    assert result.call_id == call_id and result.ok and result.answer is not None
+    assert result.answer.result() == {"user_id": "42"}
+
+
+def test_an_http_action_that_got_no_answer_has_an_unknown_outcome() -> None:
+    w = v12_over_http()
+    w.call(Action("send_message", {"detail_type": "private", "user_id": "1", "message": []}))
+    [request] = w.requests
+    w.proto.http_failed(request.request_id, w.now, "connection refused")
+    w.pump()
+    [result] = w.results()
+    assert result.error is not None and "outcome is unknown" in str(result.error)
+
+
+@pytest.mark.parametrize(("status", "final"), [(401, True), (403, True), (500, False)])
+def test_a_refused_token_from_the_api_is_final_other_errors_are_not(
+    status: int, final: bool
+) -> None:
+    w = v12_over_http()
+    w.call(Action("get_self_info"))
+    [request] = w.requests
+    w.proto.http_response(request.request_id, HttpResponse(status, (), b"nope"), w.now)
+    w.pump()
+    [result] = w.results()
+    assert result.error is not None and str(status) in str(result.error)
+    assert (w.proto.state is OneBotState.FAILED) is final
+
+
+def test_an_http_answer_to_no_request_is_the_drivers_mistake() -> None:
+    w = v12_over_http()
+    with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
+        w.proto.http_response(999, HttpResponse(200, (), b"{}"), w.now)
+
+
+def test_v11_ignores_the_api_url_and_uses_the_socket() -> None:
+    w = connected(api_url="http://127.0.0.1:3002/")
+    w.call(Action("get_status"))
+    assert w.requests == [] and len(w.impls[0].received) == 1

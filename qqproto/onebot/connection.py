@@ -32,6 +32,9 @@ Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
 - Liveness: once a heartbeat said its interval, a connection that brings
   nothing for ``heartbeat_factor`` intervals is dead, and a new one is dialled.
 - The version is told by the first event (``protocol="auto"``), or fixed.
+- v12 with ``api_url``: actions go as ``POST`` requests there (``HttpRequest``
+  actions, answered with ``http_response`` or ``http_failed``); events stay
+  on the socket. A 401 or 403 from the API is a refused token.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ..actions import Deliver, Failed
-from ..calls import Calls, StrayAnswer
+from .._json import loads
+from ..actions import Deliver, Failed, HttpRequest
+from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import (
     ConfigError,
@@ -52,10 +56,11 @@ from ..errors import (
     RemoteProtocolError,
     WebSocketHandshakeError,
 )
+from ..http import HttpResponse
 from ..link import LinkState, ReconnectPolicy, WebSocketLink
 from ..url import BadUrl, Url
 from ..ws import BytesReceived, Closed, Entropy, Opened, TextReceived
-from .actions import Action, Answer
+from .actions import Action, Answer, read_answer
 from .events import Event, MetaEvent
 from .frames import read_frame
 from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
@@ -78,6 +83,8 @@ class OneBotConfig:
     #: Sent as ``Authorization: Bearer <token>``.
     access_token: str | None = field(default=None, repr=False)
     protocol: Literal["auto", "v11", "v12"] = "auto"
+    #: v12 only: actions go as ``POST`` to this URL instead of on the socket.
+    api_url: str | None = None
     #: Seconds an action waits for its answer.
     call_timeout: float = 30.0
     #: A connection is dead after this many heartbeat intervals without a frame.
@@ -99,6 +106,11 @@ class OneBotConfig:
         token = self.access_token
         if token is not None and (not token or token != token.strip() or not token.isprintable()):
             raise ConfigError("access_token", "None, or a token without spaces", "<hidden>")
+        if self.api_url is not None:
+            try:
+                Url.parse(self.api_url, ("http", "https"))
+            except BadUrl as bad:
+                raise ConfigError("api_url", "an http:// or https:// URL", self.api_url) from bad
         if self.protocol not in ("auto", "v11", "v12"):
             raise ConfigError("protocol", "auto, v11 or v12", self.protocol)
         if not self.call_timeout > 0:
@@ -194,8 +206,17 @@ class OneBotProtocol(Driven):
             )
         pending = self._calls.new(action)
         echo = str(pending.id)
-        self._calls.sent(pending, echo, deadline=now + self.config.call_timeout)
-        self._link.send_text(action.frame(echo))
+        deadline = now + self.config.call_timeout
+        api_url = self.config.api_url
+        if api_url is not None and self.version == 12:  # over HTTP: the request id is the key
+            request_id = self._calls.next_id()
+            self._calls.sent(pending, request_id, deadline=deadline)
+            body = action.frame(echo).encode()
+            headers = (("Content-Type", "application/json"), *self._headers)
+            self._out.append(HttpRequest(request_id, "POST", api_url, headers, body))
+        else:
+            self._calls.sent(pending, echo, deadline=deadline)
+            self._link.send_text(action.frame(echo))
         return pending.id
 
     def close(self, now: float) -> None:
@@ -233,6 +254,46 @@ class OneBotProtocol(Driven):
             return
         what = "could not connect" if was is LinkState.OPENING else "connection lost"
         self._lose(f"{what}: {reason}" if reason else what, now)
+
+    def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
+        """The answer to an action sent over HTTP (v12 with ``api_url``)."""
+        call = self._take(request_id)
+        if response.status in (401, 403):
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=self._http(response))))
+            if self.state not in _TERMINAL:
+                self._refused(f"access token refused (HTTP {response.status} from the API)")
+            return
+        try:
+            answer = read_answer(loads(response.body))
+        except (ValueError, RecursionError, RemoteProtocolError):
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=self._http(response))))
+            return
+        self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
+
+    def http_failed(self, request_id: int, now: float, reason: str) -> None:
+        """An action sent over HTTP got no answer: its outcome is unknown."""
+        call = self._take(request_id)
+        error = RemoteProtocolError(f"request failed: {reason}: the outcome is unknown")
+        self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+
+    def _take(self, request_id: int) -> Call[Action]:
+        try:
+            return self._calls.answer(request_id)
+        except StrayAnswer as stray:  # the driver answered what we never asked
+            raise LocalProtocolError(
+                f"HTTP answer to no request: {stray}",
+                expected=f"one of {self._calls.in_flight}",
+                received=request_id,
+            ) from None
+
+    @staticmethod
+    def _http(response: HttpResponse) -> RemoteProtocolError:
+        shown = response.body[:200].decode("utf-8", "replace")
+        return RemoteProtocolError(
+            "bad HTTP answer to an action",
+            expected="200 and a JSON answer",
+            received=f"{response.status}: {shown}",
+        )
 
     def handle_timer(self, now: float) -> None:
         if self.state in _TERMINAL:
