@@ -204,6 +204,17 @@ def test_unknown_types_and_fields_survive_untouched() -> None:
     assert segment_to_v12(segment_from_v12("qq.face", {"id": 1})) == ("qq.face", {"id": 1})
 
 
+@pytest.mark.parametrize(
+    ("v11", "v12"),
+    [("face", "qq.face"), ("mface", "qq.mface"), ("forward", "qq.forward"), ("a.b", "a.b")],
+)
+def test_qq_extensions_take_the_v12_prefix_and_lose_it_again(v11: str, v12: str) -> None:
+    model = segment_from_v11(v11, {"id": "1"})
+    assert segment_to_v12(model) == (v12, {"id": "1"})
+    assert segment_from_v12(v12, {"id": "1"}) == model
+    assert segment_to_v12(segment_from_v12("walle.x", {})) == ("walle.x", {})  # another's stays
+
+
 def test_a_key_is_renamed_only_where_its_new_name_is_free() -> None:
     both = {"file": "name.txt", "file_id": "/abc"}  # NapCat's file segment has both
     assert segment_from_v11("image", both).data == both

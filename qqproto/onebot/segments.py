@@ -16,11 +16,12 @@ v11                    model (and v12)          notes
 =====================  =======================  ==========================
 
 Every other segment type (``face``, ``mface``, ``forward``, NapCat's and
-Lagrange's extensions, v12's ``qq.*`` ones, and types nobody has seen yet)
-keeps its name, and every key a conversion does not rename keeps its name
-and its value, of whatever JSON type it came: unknown fields survive a round
-trip untouched. A key is renamed only where its new name is free, so a
-segment that already carries the other version's key keeps both.
+Lagrange's extensions, and types nobody has seen yet) keeps its name (v12
+spells QQ's with a ``qq.`` prefix, which the conversions drop and add), and
+every key a conversion does not rename keeps its name and its value, of
+whatever JSON type it came: unknown fields survive a round trip untouched.
+A key is renamed only where its new name is free, so a segment that already
+carries the other version's key keeps both.
 
 Ids inside v11 segments are strings by the spec and numbers in some
 implementations; they are kept as they came, and become strings only on the
@@ -190,14 +191,37 @@ def segment_to_v11(segment: Segment) -> tuple[str, dict[str, Any]]:
     return segment.type, dict(segment.data)
 
 
+#: v12's own segment types; any other goes with a prefix (spec 7.4).
+V12_STANDARD: Final = frozenset(
+    {
+        "text",
+        "mention",
+        "mention_all",
+        "image",
+        "voice",
+        "audio",
+        "video",
+        "file",
+        "location",
+        "reply",
+    }
+)
+#: The prefix of QQ's extension segments in v12 (``qq.face``).
+_QQ: Final = "qq."
+
+
 def segment_from_v12(type_: str, data: Mapping[str, Any] | None) -> Segment:
-    """A v12 segment in the model: v12's names are the model's."""
+    """A v12 segment in the model: v12's names are the model's, and QQ's
+    extensions lose their prefix (``qq.face`` is v11's ``face``)."""
+    if type_.startswith(_QQ) and "." not in type_[len(_QQ) :]:
+        type_ = type_[len(_QQ) :]
     return Segment(type_, dict(data or _EMPTY))
 
 
 def segment_to_v12(segment: Segment) -> tuple[str, dict[str, Any]]:
-    """``segment`` as v12's (type, data): ids become strings, and a location's
-    coordinates numbers (float64), as v12 wants them."""
+    """``segment`` as v12's (type, data): ids become strings, a location's
+    coordinates numbers (float64), and a type v12 does not define takes the
+    ``qq.`` prefix its extensions need (``face`` is ``qq.face``)."""
     data = dict(segment.data)
     for key in _ID_KEYS & data.keys():
         if isinstance(data[key], int) and not isinstance(data[key], bool):
@@ -207,7 +231,10 @@ def segment_to_v12(segment: Segment) -> tuple[str, dict[str, Any]]:
             if isinstance(data.get(key), str):  # not a number: as it came, for the peer
                 with contextlib.suppress(ValueError):
                     data[key] = float(data[key])
-    return segment.type, data
+    kind = segment.type
+    if kind not in V12_STANDARD and "." not in kind:  # an extension: v12 wants it prefixed
+        kind = _QQ + kind
+    return kind, data
 
 
 def segments_from_json(value: object, version: int) -> list[Segment]:
