@@ -2,9 +2,11 @@
 
 ``qqproto demo`` starts the simulator on 127.0.0.1 and a bot against it.
 ``qqproto qq run`` runs a bot on the real platform (or any compatible endpoint).
+``qqproto onebot run`` dials a OneBot implementation's forward WebSocket.
 
 Exit statuses: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for bad arguments
-(argparse's message names the argument), 3 when the bot gave up.
+(argparse's message names the argument), 3 when the bot (or the connection)
+gave up.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             onebot_config = onebot_run.config_from(args)
         except ConfigError as error:
-            option = "--" + error.name.replace("_", "-")
+            option = {"url": "--ws-url"}.get(error.name, "--" + error.name.replace("_", "-"))
             run_parser.error(f"argument {option}: expected {error.expected}")
         return onebot_run.run(onebot_config, args)
     if args.sandbox and args.api_base:

@@ -52,21 +52,28 @@ def config_from(args: argparse.Namespace) -> OneBotConfig:
     )
 
 
-def _id(value: object) -> str | None:
-    """An id as the lines carry it: a number in decimal (its sign kept), a string as it came."""
-    return None if value is None else str(value)
+def _id(event: MessageEvent, name: str) -> str | None:
+    """An id as the lines carry it: a number in decimal (its sign kept), a string
+    as it came. One the model refused (past 64 bits, say) is read from ``raw``."""
+    value = getattr(event, name)
+    if value is None:
+        value = event.raw.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return None
+    return str(value)
 
 
-def event_line(event: MessageEvent) -> dict[str, Any]:
-    """A message event's ``event`` line."""
+def event_line(event: MessageEvent, self_id: int | str | None = None) -> dict[str, Any]:
+    """A message event's ``event`` line; ``self_id`` is the bot's, when the event
+    does not say it."""
     return {
         "kind": "event",
         "type": event.kind,
-        "id": _id(event.message_id),
-        "user": _id(event.user_id),
-        "group": _id(event.group_id),
+        "id": _id(event, "message_id"),
+        "user": _id(event, "user_id"),
+        "group": _id(event, "group_id"),
         "content": event.text,
-        "to_me": to_me(event),
+        "to_me": to_me(event, event.self_id if event.self_id is not None else self_id),
     }
 
 
@@ -87,8 +94,8 @@ class Lines(Report):
         fields = {"kind": "state", "from": change.old, "to": change.new, "why": change.why}
         self.line(fields, f"{change.old} -> {change.new} ({change.why})")
 
-    def message(self, event: MessageEvent) -> None:
-        fields = event_line(event)
+    def message(self, event: MessageEvent, self_id: int | str | None) -> None:
+        fields = event_line(event, self_id)
         self.line(
             fields, f"{fields['type']} {fields['id']} from {fields['user']}: {fields['content']}"
         )
@@ -122,16 +129,17 @@ class Echo:
 
     def on_event(self, event: object, now: float) -> None:
         if isinstance(event, MessageEvent) and event.type == "message":
-            self.lines.message(event)
+            self.lines.message(event, self.proto.self_id)
             if self.echo and event.text and self.proto.state is OneBotState.CONNECTED:
                 self._answer(event, now)
         elif isinstance(event, ActionResult) and event.call_id in self._to:
             to = self._to.pop(event.call_id)
             answer = event.answer
-            if answer is not None and answer.ok:
-                self.lines.answered(to, None, True)
-            else:  # failed, or no answer in time (no retcode then)
-                self.lines.answered(to, answer.retcode if answer is not None else None, False)
+            if answer is None:  # no answer in time, or the connection went: no retcode
+                self.lines.answered(to, None, False)
+            else:  # an error when failed, or with any retcode but 0 (async's 1 too)
+                ok = answer.status != "failed" and answer.retcode in (0, None)
+                self.lines.answered(to, None if ok else answer.retcode, ok)
         elif isinstance(event, Retry):
             self.lines.retry(event)
         elif isinstance(event, ProtocolViolation):
@@ -143,7 +151,7 @@ class Echo:
             return
         chat = Chat.private(where) if event.private else Chat.group(where)
         action = send_message(chat, event.text, 12 if event.version == 12 else 11)
-        self._to[self.proto.call(action, now)] = _id(event.message_id)
+        self._to[self.proto.call(action, now)] = _id(event, "message_id")
 
 
 async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) -> int:
@@ -170,6 +178,9 @@ async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) ->
             running.result()
     except DriverFailed as failed:
         failure = failed.reason
+    except Exception as error:  # a bug, ours or the peer's: still said, as a failed line
+        log.exception("the connection stopped on an unexpected error")
+        failure = f"internal error: {type(error).__name__}: {error}"
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
@@ -182,7 +193,13 @@ async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) ->
     return EXIT_OK
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # before the loop's own handlers are in place: a clean exit
+
+
 def run(config: OneBotConfig, args: argparse.Namespace) -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # from the very start
+        signal.signal(signum, _interrupted)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.WARNING,

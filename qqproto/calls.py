@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 from .backoff import Backoff
@@ -220,14 +220,18 @@ class Calls(Generic[T]):
         self._held, self._waiting = [], []
         return unsent
 
-    def drop_all(self, reason: str) -> list[Call[T]]:
-        """End every pending call at once, because of ``reason`` (its link went,
-        or the owner stopped): the owner fails each one returned with it, and a
-        late answer to one says it too."""
-        calls = list(self)
-        for call in list(self._in_flight.values()):
-            self._retire(call, f"was ended ({reason})")
-        self._held, self._waiting = [], []
+    def drop_all(
+        self, reason: str, *, only: Callable[[Call[T]], bool] | None = None
+    ) -> list[Call[T]]:
+        """End every pending call at once (or those ``only`` picks), because of
+        ``reason`` (their link went, or the owner stopped): the owner fails
+        each one returned with it, and a late answer to one says it too."""
+        calls = [call for call in self if only is None or only(call)]
+        for call in calls:
+            if call.key is not None and self._in_flight.get(call.key) is call:
+                self._retire(call, f"was ended ({reason})")
+        self._held = [c for c in self._held if c not in calls]
+        self._waiting = [c for c in self._waiting if c not in calls]
         return calls
 
     def _retire(self, call: Call[T], how: str) -> None:

@@ -33,7 +33,10 @@ TOKEN = "s3cret"
 class Impl:
     """The implementation's end of one connection."""
 
-    def __init__(self, *, status: int = 101, token: str | None = TOKEN) -> None:
+    def __init__(
+        self, *, status: int = 101, token: str | None = TOKEN, silent: bool = False
+    ) -> None:
+        self.silent = silent  # it reads nothing and answers nothing (a hung server)
         self.http = HttpServerConnection({"/": ("GET",)})
         self.ws: WebSocketServer | None = None
         self.status, self.token = status, token
@@ -43,6 +46,8 @@ class Impl:
         self.closed = False
 
     def feed(self, data: bytes) -> None:
+        if self.silent:
+            return
         if self.ws is not None:
             for event in self.ws.receive_data(data):
                 if isinstance(event, TextReceived):

@@ -34,8 +34,10 @@ class Impl:
         *,
         refuse: int | None = None,
         answer_with: int = 0,
+        status: str | None = None,
         hostile: tuple[str | bytes, ...] = (),
     ) -> None:
+        self.status = status  # the answers' status (by default from the retcode)
         self.hostile = hostile
         self.refuse = refuse
         self.answer_with = answer_with
@@ -86,7 +88,7 @@ class Impl:
             action = json.loads(text)
             self.actions.append(action)
             await ws.send(json.dumps({
-                "status": "ok" if self.answer_with == 0 else "failed",
+                "status": self.status or ("ok" if self.answer_with == 0 else "failed"),
                 "retcode": self.answer_with, "data": {"message_id": 8}, "echo": action["echo"],
             }))  # fmt: skip
 
@@ -256,4 +258,35 @@ def test_bad_arguments_exit_2_naming_the_argument(args: list[str], named: str) -
         text=True,
         timeout=DEADLINE,
     )
-    assert done.returncode == 2 and named in done.stderr
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(  # the message, not the usage
+            f"qqproto onebot run: error: argument {named}"
+        )
+        or f"arguments are required: {named}" in done.stderr
+    )
+
+
+def test_an_async_answer_is_an_error_reply_line_its_retcode_not_0(loop: LoopThread) -> None:
+    impl = loop.run(Impl(answer_with=1, status="async").start())
+    process = Process("--ws-url", impl.url, "--access-token", TOKEN, "--echo")
+    try:
+        reply = process.until(kind("reply"))
+        assert (reply["status"], reply["code"]) == ("error", 1)
+    finally:
+        process.kill()
+        loop.run(impl.stop())
+
+
+def test_sigint_exits_0_too(loop: LoopThread) -> None:
+    impl = loop.run(Impl().start())
+    process = Process("--ws-url", impl.url, "--access-token", TOKEN)
+    try:
+        process.until(kind("event"))
+        process.process.send_signal(signal.SIGINT)
+        assert process.wait() == 0
+    finally:
+        process.kill()
+        loop.run(impl.stop())

@@ -135,10 +135,13 @@ def test_a_drop_ends_pending_actions_with_an_unknown_outcome_and_reconnects() ->
     w.drop()
     [result] = w.results()
     assert result.error is not None and "outcome unknown" in str(result.error)
-    # A good connection ended: the next one is dialled at once.
+    # A drop is retried after the first wait, and said so.
+    [retry] = [e for e in w.delivered if isinstance(e, Retry)]
+    assert (retry.attempt, retry.what) == (1, "onebot") and 0.75 <= retry.delay <= 1.25
+    assert w.proto.state is OneBotState.CONNECTING and len(w.impls) == 1
+    w.advance(1.5)
     assert len(w.impls) == 2 and w.proto.state is OneBotState.CONNECTED
     assert w.states()[1:] == [("CONNECTED", "CONNECTING"), ("CONNECTING", "CONNECTED")]
-    assert not any(isinstance(e, Retry) for e in w.delivered)  # no failed attempt
     w.send(group_message(7))
     assert isinstance(w.delivered[-1], MessageEvent)  # events after a reconnect arrive
 
@@ -151,7 +154,11 @@ def test_failed_attempts_back_off_and_say_so_forever_by_default() -> None:
     retries = [e for e in w.delivered if isinstance(e, Retry)]
     assert len(retries) >= 8 and all(r.what == "onebot" and r.of is None for r in retries)
     delays = [r.delay for r in retries]
-    assert 0.75 <= delays[0] <= 1.25 and max(delays) <= 30.0
+    assert [r.attempt for r in retries] == list(range(1, len(retries) + 1))
+    # 1, 2, 4, 8, 16, then the 30 s cap (each ±25 %, never shorter than the one before).
+    for n, low in enumerate([0.75, 1.5, 3.0, 6.0, 12.0]):
+        assert delays[n] >= low
+    assert delays[-1] == 30.0 and max(delays) <= 30.0
     assert delays == sorted(delays)
     assert w.proto.state is OneBotState.CONNECTING  # never gives up
     w.refuse_connect = False
@@ -184,6 +191,35 @@ def test_another_refused_upgrade_is_retried() -> None:
     assert w.proto.state is OneBotState.CONNECTING
 
 
+def test_a_1403_answering_an_action_or_after_an_event_is_an_answer_not_a_refusal() -> None:
+    w = connected()  # the lifecycle event came first
+    w.send({"status": "failed", "retcode": 1403, "data": None, "echo": ""})
+    assert w.proto.state is OneBotState.CONNECTED  # a stray, reported
+    call_id = w.call(Action("get_status"))
+    w.send({"status": "failed", "retcode": 1403, "data": None, "echo": str(call_id)})
+    [result] = w.results()
+    assert w.proto.state is OneBotState.CONNECTED and not result.ok
+    assert result.answer is not None and result.answer.retcode == 1403
+
+
+def test_an_upgrade_never_answered_is_a_failed_attempt_after_open_timeout() -> None:
+    w = World(impl={"silent": True}, open_timeout=5.0)
+    assert w.proto.state is OneBotState.CONNECTING and w.proto.next_deadline() == 5.0
+    w.advance(5.0)
+    [retry] = [e for e in w.delivered if isinstance(e, Retry)]
+    assert retry.reason == "no answer to the upgrade within 5 s" and retry.attempt == 1
+    w.advance(1.5)
+    assert len(w.impls) == 2  # dialled again, after its wait
+
+
+@pytest.mark.parametrize("interval", [1, 0.5])
+def test_a_heartbeat_interval_under_a_second_is_taken_as_one(interval: float) -> None:
+    w = connected()
+    w.send({"post_type": "meta_event", "meta_event_type": "heartbeat", "interval": interval})
+    w.advance(2.4)  # 2.5 x 1 s: still alive
+    assert len(w.impls) == 1 and w.proto.state is OneBotState.CONNECTED
+
+
 def test_a_1403_frame_then_a_close_is_final_too() -> None:
     w = World()
     w.send(
@@ -209,6 +245,9 @@ def test_heartbeats_that_stop_end_the_connection_and_a_new_one_is_dialled() -> N
     w.advance(24.9)
     assert len(w.impls) == 1
     w.advance(0.2)  # 25 s after the last frame: dead
+    [retry] = [e for e in w.delivered if isinstance(e, Retry)]
+    assert "nothing received for 25 s" in retry.reason
+    w.advance(1.5)
     assert len(w.impls) == 2 and w.proto.state is OneBotState.CONNECTED
 
 
@@ -311,6 +350,33 @@ def test_a_refused_token_from_the_api_is_final_other_errors_are_not(
     [result] = w.results()
     assert result.error is not None and str(status) in str(result.error)
     assert (w.proto.state is OneBotState.FAILED) is final
+
+
+def test_a_late_http_answer_is_reported_and_a_drop_leaves_http_actions_alone() -> None:
+    w = v12_over_http(call_timeout=5.0)
+    w.call(Action("get_self_info"))
+    late, kept = w.requests[0], None
+    w.advance(5.0)  # its deadline passes before the driver's own timeout
+    assert isinstance(w.results()[0].error, CallTimeout)
+    w.proto.http_response(late.request_id, HttpResponse(200, (), b"{}"), w.now)
+    w.pump()
+    [violation] = [e for e in w.delivered if isinstance(e, ProtocolViolation)]
+    assert isinstance(violation.error, StrayAnswer) and violation.error.late
+    call_id = w.call(Action("get_status"))
+    kept = w.requests[-1]
+    w.drop()  # the socket goes; the HTTP request does not need it
+    assert [r.call_id for r in w.results()] == [1]
+    ok = {"status": "ok", "retcode": 0, "data": {}, "message": ""}
+    w.proto.http_response(kept.request_id, HttpResponse(200, (), json.dumps(ok).encode()), w.now)
+    w.pump()
+    assert w.results()[-1].call_id == call_id and w.results()[-1].ok
+
+
+def test_a_frame_with_a_lone_surrogate_goes_out_escaped() -> None:
+    w = connected()
+    w.call(send_message(Chat.private(1), "bad \ud800 text", 11))
+    [frame] = w.impls[0].received
+    assert frame["params"]["message"][0]["data"]["text"] == "bad \ud800 text"
 
 
 def test_an_http_answer_to_no_request_is_the_drivers_mistake() -> None:

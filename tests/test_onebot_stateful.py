@@ -41,6 +41,7 @@ class Connection(RuleBasedStateMachine):
         self.calls: dict[int, float] = {}  # call id -> when it went out
         self.must_have_ended: set[int] = set()
         self.token_refused = False
+        self.events_here: dict[int, int] = {}  # per connection (Impl): events sent on it
 
     @property
     def connected(self) -> bool:
@@ -52,9 +53,14 @@ class Connection(RuleBasedStateMachine):
 
     # -- the implementation ---------------------------------------------------------------
 
+    def _event_sent(self) -> None:
+        key = id(self.w.impl)
+        self.events_here[key] = self.events_here.get(key, 0) + 1
+
     @precondition(lambda self: self.connected)
     @rule()
     def event(self) -> None:
+        self._event_sent()
         self.sent_events += 1
         self.w.send(
             {
@@ -94,11 +100,14 @@ class Connection(RuleBasedStateMachine):
     @precondition(lambda self: self.connected)
     @rule(frame=st.sampled_from(["{", "[]", '{"post_type": 5}', "null", "[" * 500]))
     def garbage(self, frame: str) -> None:
+        if frame.startswith('{"post_type"'):  # an event of a type no spec has: an event
+            self._event_sent()
         self.w.send(frame)
 
     @precondition(lambda self: self.connected)
-    @rule(interval=st.sampled_from([1000, 5000, 30000]))
+    @rule(interval=st.sampled_from([1, 500, 1000, 5000, 30000]))
     def heartbeat(self, interval: int) -> None:
+        self._event_sent()
         self.w.send(
             {"post_type": "meta_event", "meta_event_type": "heartbeat", "interval": interval}
         )
@@ -106,9 +115,12 @@ class Connection(RuleBasedStateMachine):
     @precondition(lambda self: self.connected)
     @rule()
     def refuse_token(self) -> None:
-        self.token_refused = True
-        self.must_have_ended |= set(self.calls)
+        """A 1403 to no action: a refusal only before any event on this connection."""
+        refusal = not self.events_here.get(id(self.w.impl))
         self.w.send({"status": "failed", "retcode": 1403, "data": None, "echo": ""})
+        if refusal:
+            self.token_refused = True
+            self.must_have_ended |= set(self.calls)
 
     # -- the network and the clock ----------------------------------------------------------
 

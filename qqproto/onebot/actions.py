@@ -18,6 +18,7 @@ unknown). Lagrange's ``status: ""`` with retcode 0 is a success.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -110,7 +111,10 @@ class Action:
         body: dict[str, Any] = {"action": self.name, "params": dict(self.params), "echo": echo}
         if self_id is not None:
             body["self"] = {"platform": "qq", "user_id": self_id}
-        return msgspec.json.encode(body).decode()
+        try:
+            return msgspec.json.encode(body).decode()
+        except UnicodeEncodeError:  # a lone surrogate in the text: JSON escapes it
+            return json.dumps(body, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

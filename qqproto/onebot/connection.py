@@ -16,7 +16,7 @@ frame before it; a :class:`~qqproto.link.Retry` after each failed attempt to
 connect; a :class:`~qqproto.errors.ProtocolViolation` for anything the
 implementation got wrong that the connection survived (a frame that is no
 JSON, an answer to no call). Nothing the implementation sends ends the
-connection but a refused token.
+connection but a refused token, a close, or silence past a deadline.
 
 Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
 
@@ -27,10 +27,14 @@ Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
   a :class:`~qqproto.errors.RemoteProtocolError` saying so. In both cases its
   outcome is unknown: a send may have been delivered. Nothing is retried.
 - A refused token is final: HTTP 401 or 403 at the upgrade, or an answer with
-  ``retcode: 1403`` (NapCat and LLOneBot accept the upgrade, send one, then
-  close).
-- Liveness: once a heartbeat said its interval, a connection that brings
-  nothing for ``heartbeat_factor`` intervals is dead, and a new one is dialled.
+  ``retcode: 1403`` to no action before any event (NapCat and LLOneBot accept
+  the upgrade, send one, then close). A 1403 answering an action, or later,
+  is that action's answer.
+- Every loss is retried after a growing wait (1 s, 2 s, 4 s ... 30 s, with
+  jitter), each said as a ``Retry``; an upgrade accepted forgets the count.
+- Deadlines: the upgrade must be answered within ``open_timeout``; once a
+  heartbeat said its interval (taken within 1 s and an hour), a connection
+  that brings nothing for ``heartbeat_factor`` intervals is dead.
 - The version is told by the first event (``protocol="auto"``), or fixed.
 - v12 with ``api_url``: actions go as ``POST`` requests there (``HttpRequest``
   actions, answered with ``http_response`` or ``http_failed``); events stay
@@ -73,6 +77,9 @@ TOKEN_REFUSED_RETCODE: Final = 1403
 #: (NapCat allows 50 MiB).
 DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 _TERMINAL: Final = (OneBotState.FAILED, OneBotState.CLOSED)
+#: A heartbeat interval is taken within these bounds (seconds, spec 9): one of
+#: a millisecond would make the watch drop every connection at once.
+INTERVAL_RANGE: Final = (1.0, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,8 @@ class OneBotConfig:
     api_url: str | None = None
     #: Seconds an action waits for its answer.
     call_timeout: float = 30.0
+    #: Seconds from the transport's opening until the upgrade must be answered.
+    open_timeout: float = 30.0
     #: A connection is dead after this many heartbeat intervals without a frame.
     heartbeat_factor: float = 2.5
     #: Failed attempts in a row before giving up; None: never give up.
@@ -105,7 +114,7 @@ class OneBotConfig:
             raise ConfigError("url", "a ws:// or wss:// URL", self.url) from bad
         token = self.access_token
         if token is not None and (not token or token != token.strip() or not token.isprintable()):
-            raise ConfigError("access_token", "None, or a token without spaces", "<hidden>")
+            raise ConfigError("access_token", "a token without spaces around it", "<hidden>")
         if self.api_url is not None:
             try:
                 Url.parse(self.api_url, ("http", "https"))
@@ -115,6 +124,8 @@ class OneBotConfig:
             raise ConfigError("protocol", "auto, v11 or v12", self.protocol)
         if not self.call_timeout > 0:
             raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
+        if not self.open_timeout > 0:
+            raise ConfigError("open_timeout", "a positive number of seconds", self.open_timeout)
         if not 1 < self.heartbeat_factor <= 3:
             raise ConfigError("heartbeat_factor", "above 1, at most 3", self.heartbeat_factor)
 
@@ -172,6 +183,8 @@ class OneBotProtocol(Driven):
         self.self_id: int | str | None = None
         self.failure_reason: str | None = None
         self._opened = False  # this connection's upgrade was accepted
+        self._open_deadline: float | None = None  # the upgrade must be answered by then
+        self._events_here = 0  # events on this connection (a 1403 refuses only before one)
         self._watch_until: float | None = None  # liveness: dead past this
         self._interval: float | None = None  # the last heartbeat's promise
         token = config.access_token
@@ -191,7 +204,7 @@ class OneBotProtocol(Driven):
         if self._link.state is LinkState.IDLE:
             times.append(self._link.reconnect_at)
         elif self._link.state is LinkState.OPEN:
-            times.append(self._watch_until)
+            times += [self._watch_until, self._open_deadline]
         return min((t for t in times if t is not None), default=None)
 
     # -- the application's calls ---------------------------------------------------------
@@ -206,17 +219,17 @@ class OneBotProtocol(Driven):
             )
         pending = self._calls.new(action)
         echo = str(pending.id)
+        frame = action.frame(echo)  # before the call is registered: it may raise
         deadline = now + self.config.call_timeout
         api_url = self.config.api_url
         if api_url is not None and self.version == 12:  # over HTTP: the request id is the key
             request_id = self._calls.next_id()
             self._calls.sent(pending, request_id, deadline=deadline)
-            body = action.frame(echo).encode()
             headers = (("Content-Type", "application/json"), *self._headers)
-            self._out.append(HttpRequest(request_id, "POST", api_url, headers, body))
+            self._out.append(HttpRequest(request_id, "POST", api_url, headers, frame.encode()))
         else:
             self._calls.sent(pending, echo, deadline=deadline)
-            self._link.send_text(action.frame(echo))
+            self._link.send_text(frame)
         return pending.id
 
     def close(self, now: float) -> None:
@@ -231,6 +244,7 @@ class OneBotProtocol(Driven):
 
     def connection_made(self, conn: int, now: float) -> None:
         self._link.made(conn)
+        self._open_deadline = now + self.config.open_timeout
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
         for event in self._link.receive(conn, data):
@@ -258,6 +272,8 @@ class OneBotProtocol(Driven):
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
         """The answer to an action sent over HTTP (v12 with ``api_url``)."""
         call = self._take(request_id)
+        if call is None:  # its call ended already (a timeout): said, not crashed on
+            return
         if response.status in (401, 403):
             self._out.append(Deliver(ActionResult(call.id, call.what, error=self._http(response))))
             if self.state not in _TERMINAL:
@@ -273,14 +289,21 @@ class OneBotProtocol(Driven):
     def http_failed(self, request_id: int, now: float, reason: str) -> None:
         """An action sent over HTTP got no answer: its outcome is unknown."""
         call = self._take(request_id)
+        if call is None:
+            return
         error = RemoteProtocolError(f"request failed: {reason}: the outcome is unknown")
         self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
 
-    def _take(self, request_id: int) -> Call[Action]:
+    def _take(self, request_id: int) -> Call[Action] | None:
+        """The call an HTTP answer ends; None, and a violation, for one that ended
+        already (its deadline passed first)."""
         try:
             return self._calls.answer(request_id)
-        except StrayAnswer as stray:  # the driver answered what we never asked
-            raise LocalProtocolError(
+        except StrayAnswer as stray:
+            if stray.late:
+                self._violation(stray)
+                return None
+            raise LocalProtocolError(  # the driver answered what we never asked
                 f"HTTP answer to no request: {stray}",
                 expected=f"one of {self._calls.in_flight}",
                 received=request_id,
@@ -303,15 +326,19 @@ class OneBotProtocol(Driven):
         link = self._link.state
         if link is LinkState.IDLE:
             self._maybe_connect(now)
-        elif link is LinkState.OPEN and self._watch_until is not None and now >= self._watch_until:
-            waited = self.config.heartbeat_factor * (self._interval or 0)
-            self._link.close(1000)
-            self._lose(f"nothing received for {waited:g} s (heartbeats stopped)", now)
+        elif link is LinkState.OPEN:
+            if self._open_deadline is not None and now >= self._open_deadline:
+                self._link.close(1000)
+                self._lose(f"no answer to the upgrade within {self.config.open_timeout:g} s", now)
+            elif self._watch_until is not None and now >= self._watch_until:
+                waited = self.config.heartbeat_factor * (self._interval or 0)
+                self._link.close(1000)
+                self._lose(f"nothing received for {waited:g} s (heartbeats stopped)", now)
 
     # -- frames --------------------------------------------------------------------------
 
     def _on_opened(self, now: float) -> None:
-        self._opened = True
+        self._opened, self._open_deadline = True, None
         self._policy.connected(now)
         self._fire(OneBotInput.OPENED, "upgrade accepted")
 
@@ -334,15 +361,20 @@ class OneBotProtocol(Driven):
         if self.self_id is None and event.self_id is not None:
             self.self_id = event.self_id
         if isinstance(event, MetaEvent) and event.interval is not None:
-            self._interval = event.interval
-            self._watch_until = now + self.config.heartbeat_factor * event.interval
+            low, high = INTERVAL_RANGE
+            self._interval = min(max(event.interval, low), high)
+            self._watch_until = now + self.config.heartbeat_factor * self._interval
+        self._events_here += 1
         self._out.append(Deliver(event))
 
     def _on_answer(self, answer: Answer, now: float) -> None:
-        if answer.retcode == TOKEN_REFUSED_RETCODE:
+        echo = answer.echo
+        nobodys = echo is None or echo == ""
+        if answer.retcode == TOKEN_REFUSED_RETCODE and nobodys and not self._events_here:
+            # NapCat and LLOneBot's refusal: the first frame, an answer to no
+            # action, then a close. Later, or to an action, it is an answer.
             self._refused(f"access token refused (retcode {TOKEN_REFUSED_RETCODE})")
             return
-        echo = answer.echo
         key = str(echo) if type(echo) is int else echo  # a numeric echo whose text is ours
         if type(key) is not str:  # none, "" aside: an echo of a form we never send
             self._violation(StrayAnswer(echo, "an answer with an echo we never send", late=False))
@@ -377,10 +409,15 @@ class OneBotProtocol(Driven):
     def _lose(self, reason: str, now: float) -> None:
         """The connection ended (or never opened): end its actions, count the
         attempt, and arm the next one, or give up when the budget is spent."""
-        self._end_calls(f"the connection ended before an answer ({reason}): outcome unknown")
-        good, self._opened = self._opened, False
+        self._end_calls(
+            f"the connection ended before an answer ({reason}): outcome unknown", socket_only=True
+        )
+        self._opened, self._open_deadline, self._events_here = False, None, 0
         self._watch_until = self._interval = None
-        delay = self._policy.ended(now, good=good)
+        # Every loss is retried after a growing wait (1 s, 2 s, 4 s ... the cap),
+        # a dropped connection as well as a refused one; an opened upgrade
+        # forgets the count (ReconnectPolicy.connected).
+        delay = self._policy.ended(now, good=False)
         attempts = Attempts(spent=self._policy.spent)
         row_failed = TABLE.row(self.state, OneBotInput.LOST, attempts).dest is OneBotState.FAILED
         if row_failed:
@@ -390,8 +427,7 @@ class OneBotProtocol(Driven):
         if self.state is OneBotState.FAILED:
             self._give_up(reason)
             return
-        if not good:
-            self._out.append(Deliver(self._policy.retry(delay, reason)))
+        self._out.append(Deliver(self._policy.retry(delay, reason)))
         self._link.reconnect_at = now + delay
         self._maybe_connect(now)
 
@@ -409,8 +445,11 @@ class OneBotProtocol(Driven):
         if self.state not in _TERMINAL and self._link.due(now):
             self._link.open(self.config.url, self._headers)
 
-    def _end_calls(self, why: str) -> None:
-        for call in self._calls.drop_all(why):
+    def _end_calls(self, why: str, *, socket_only: bool = False) -> None:
+        """End the pending actions (only those on the socket, when it alone went:
+        an action over HTTP does not need it)."""
+        only = (lambda call: isinstance(call.key, str)) if socket_only else None
+        for call in self._calls.drop_all(why, only=only):
             error = RemoteProtocolError(why, expected="an answer", received=None)
             self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
 
