@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import signal
@@ -36,7 +35,7 @@ from qqproto.onebot import (
 
 from ._common import DriverFailed
 from .asyncio import AsyncioDriver
-from .report import Report
+from .report import Report, prepare_output
 
 __all__ = ["config_from", "event_line", "run", "serve"]
 
@@ -200,15 +199,7 @@ def _interrupted(signum: int, frame: object) -> None:
 def run(config: OneBotConfig, args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # from the very start
         signal.signal(signum, _interrupted)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("qqproto").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(encoding="utf-8" if args.json else None, errors="backslashreplace")
+    prepare_output(verbose=args.verbose, as_json=args.json)
     lines = Lines(sys.stdout, as_json=args.json)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(config, args, lines))

@@ -14,8 +14,11 @@ exit cannot fail again, as the Python docs advise) and calls ``on_closed``.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -23,7 +26,7 @@ from qqproto.actions import StateChanged
 from qqproto.link import Retry
 from qqproto.qq import MESSAGE_TYPES, Dispatch, Event, Message
 
-__all__ = ["HumanReport", "JsonReport", "Report", "event_fields", "state_names"]
+__all__ = ["HumanReport", "JsonReport", "Report", "event_fields", "prepare_output", "state_names"]
 
 
 def state_names(change: StateChanged) -> tuple[str, str]:
@@ -163,3 +166,19 @@ class HumanReport(Report):
 
     def failed(self, reason: str) -> None:
         self._write(f"FAILED: {reason}")
+
+
+def prepare_output(*, verbose: bool, as_json: bool) -> None:
+    """What a command sets up before it prints: logs on stderr (qqproto's at
+    DEBUG with ``-v``: frames and state changes, not transitions' or asyncio's
+    chatter), and stdout in UTF-8 for JSON whatever the console's code page;
+    people get escapes rather than a crash on text their console cannot show."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("qqproto").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(encoding="utf-8" if as_json else None, errors="backslashreplace")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import logging
 import signal
 import sys
@@ -35,7 +34,7 @@ from qqproto.qq.auth import DEFAULT_TOKEN_URL
 
 from ._common import DriverError, DriverFailed
 from .bot import QQBot
-from .report import HumanReport, JsonReport, Report
+from .report import HumanReport, JsonReport, Report, prepare_output
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "config_from", "run"]
 
@@ -165,18 +164,7 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
 
 def run(config: BotConfig, args: argparse.Namespace) -> int:
     """Run until a signal (0) or until the bot gives up (3)."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # -v is about qqproto: frames and state changes, not transitions' or asyncio's chatter.
-    logging.getLogger("qqproto").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        # JSON is UTF-8 whatever the console's code page; people get escapes
-        # rather than a crash on text their console cannot show.
-        sys.stdout.reconfigure(encoding="utf-8" if args.json else None, errors="backslashreplace")
+    prepare_output(verbose=args.verbose, as_json=args.json)
     report: Report = JsonReport(sys.stdout) if args.json else HumanReport(sys.stdout)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(config, args, report))
