@@ -50,7 +50,7 @@ __all__ = [
 
 Id = int | str
 #: Integer ids fit 64 bits: int64 (the spec), uint32/uint64 (Lagrange).
-ID_LOW, ID_HIGH = -(2**63), 2**64
+_ID_LOW, _ID_HIGH = -(2**63), 2**64
 #: A v11 ``time`` past this is in milliseconds (it is 5138 AD in seconds).
 MS_TIMES: Final = 10**11
 #: v11 ``post_type`` -> the model's ``type``, and the key of its ``detail_type``.
@@ -174,7 +174,9 @@ def _v11(obj: dict[str, Any]) -> Event:
         kind = _text(post_type) or "unknown"
     else:
         kind, detail = known[0], obj.get(known[1])
-    common = v11_common(kind, detail, obj.get("sub_type"), obj.get("time"), obj.get("self_id"), obj)
+    common = _v11_common(
+        kind, detail, obj.get("sub_type"), obj.get("time"), obj.get("self_id"), obj
+    )
     if kind in ("message", "message_sent"):
         segments, problem = _v11_segments(obj)
         sender = obj.get("sender")
@@ -239,7 +241,7 @@ def _meta(common: dict[str, Any], obj: dict[str, Any]) -> MetaEvent:
     )
 
 
-def v11_common(
+def _v11_common(
     kind: str,
     detail: object,
     sub_type: object,
@@ -299,7 +301,7 @@ def opaque_id(value: object) -> Id | None:
     bool) that fits 64 bits, signed or not, as every implementation's ids do."""
     if type(value) is str and value:
         return value
-    if type(value) is int and ID_LOW <= value < ID_HIGH:
+    if type(value) is int and _ID_LOW <= value < _ID_HIGH:
         return value
     return None
 
@@ -321,6 +323,7 @@ def _number(value: object) -> float | None:
 
 
 def _v11_time(value: object) -> float | None:
+    """A v11 ``time`` in seconds: a finite number, milliseconds read as such."""
     seconds = _number(value)
     if seconds is not None and seconds > MS_TIMES:
         return seconds / 1000

@@ -22,7 +22,7 @@ from .._json import loads
 from ..errors import RemoteProtocolError
 from .actions import Answer, is_answer, read_answer
 from .cq import parse as parse_cq
-from .events import ID_HIGH, ID_LOW, MS_TIMES, Event, MessageEvent, decode_event, event_version
+from .events import MS_TIMES, Event, MessageEvent, decode_event, event_version, opaque_id
 from .segments import V11_RENAMERS, Segment
 
 __all__ = ["LazyJson", "event_from_json", "read_frame"]
@@ -145,19 +145,13 @@ def _message(fast: _V11Message, text: bytes | str) -> MessageEvent:
         type=fast.post_type,
         detail_type=fast.message_type,
         sub_type=fast.sub_type,
-        time=time / 1000 if time is not None and time > MS_TIMES else time,
-        self_id=_in_range(fast.self_id),
+        # msgspec made it a finite float: only events._v11_time's millisecond rule is left.
+        time=None if time is None else time / 1000 if time > MS_TIMES else time,
+        self_id=opaque_id(fast.self_id),
         raw=LazyJson(text),
-        message_id=_in_range(fast.message_id),
-        user_id=_in_range(fast.user_id),
-        group_id=_in_range(fast.group_id),
+        message_id=opaque_id(fast.message_id),
+        user_id=opaque_id(fast.user_id),
+        group_id=opaque_id(fast.group_id),
         segments=segments,
         sender=fast.sender,
     )
-
-
-def _in_range(value: int | str | None) -> int | str | None:
-    """An integer id past 64 bits is no id (:func:`~qqproto.onebot.events.opaque_id`)."""
-    if type(value) is int and not ID_LOW <= value < ID_HIGH:
-        return None
-    return value
