@@ -28,30 +28,16 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
+
+from qqproto.testing.served import ServedConnection, ServedSimulator
 
 from ._common import READ_SIZE
 from ._http import close_writer
 
-__all__ = ["ServedConnection", "ServedSimulator", "SimulatorServer", "ThreadedSimulatorServer"]
+__all__ = ["SimulatorServer", "ThreadedSimulatorServer"]
 
 T = TypeVar("T")
-
-
-class ServedConnection(Protocol):
-    @property
-    def closed(self) -> bool: ...
-    def receive_data(self, data: bytes, now: float) -> None: ...
-    def data_to_send(self) -> bytes: ...
-    def connection_lost(self, now: float) -> None: ...
-
-
-class ServedSimulator(Protocol):
-    wakeup: Callable[[], None] | None
-
-    def accept(self, now: float) -> ServedConnection: ...
-    def next_deadline(self) -> float | None: ...
-    def handle_timer(self, now: float) -> None: ...
 
 
 class _Addresses:

@@ -56,11 +56,15 @@ def test_the_core_has_no_import_circle() -> None:
     assert set(order) == MODULES.keys()
 
 
-def test_the_simulator_parts_never_import_the_simulator() -> None:
-    parts = [name for name in MODULES if name.startswith("qqproto.testing._sim_")]
-    assert len(parts) >= 5
+@pytest.mark.parametrize(
+    ("prefix", "simulator"),
+    [("_sim_", "qqproto.testing.simulator"), ("_ob_", "qqproto.testing.onebot_simulator")],
+)
+def test_the_simulator_parts_never_import_the_simulator(prefix: str, simulator: str) -> None:
+    parts = [name for name in MODULES if name.startswith(f"qqproto.testing.{prefix}")]
+    assert len(parts) >= 2
     for name in parts:
-        assert "qqproto.testing.simulator" not in imports_of(name), name
+        assert simulator not in imports_of(name), name
 
 
 def test_imports_are_read_at_every_level() -> None:

@@ -8,8 +8,11 @@
   them live in :mod:`qqproto.testing.strategies` (import it only where
   Hypothesis is installed: the ``qqproto[testing]`` extra).
 - :class:`FakeServer`: the server end of one gateway WebSocket, by hand.
+- :class:`OneBotSimulator`: a OneBot implementation's side (v11 or v12,
+  NapCat's and Lagrange's quirks switchable), served the same ways.
 """
 
+from ._ob_state import NO_ECHO, OneBotSimConfig, SimCall, SimMessage
 from ._sim_common import (
     Heartbeat,
     SimDelivered,
@@ -37,11 +40,14 @@ from .faults import (
     Reconnect,
 )
 from .memory import HttpLatency, MemoryNetwork
+from .onebot_simulator import OneBotSimulator
+from .served import ServedConnection, ServedSimulator
 from .simulator import QQSimulator
 from .wire import FakeServer
 
 __all__ = [
     "BAD_REQUEST",
+    "NO_ECHO",
     "AskHeartbeat",
     "CloseWith",
     "Drop",
@@ -55,13 +61,19 @@ __all__ = [
     "InvalidSession",
     "LoseAcks",
     "MemoryNetwork",
+    "OneBotSimConfig",
+    "OneBotSimulator",
     "Push",
     "QQSimulator",
     "Reconnect",
+    "ServedConnection",
+    "ServedSimulator",
+    "SimCall",
     "SimConnection",
     "SimDelivered",
     "SimIdentify",
     "SimLost",
+    "SimMessage",
     "SimRejected",
     "SimResume",
     "SimSent",

@@ -1,4 +1,4 @@
-"""MemoryNetwork: run a bot against a QQSimulator in memory, on a fake clock.
+"""MemoryNetwork: run a bot against a simulator in memory, on a fake clock.
 
 It is the driver of the driver contract (``docs/driver-contract.md``) with
 the network replaced by direct calls: ``Connect`` opens a
@@ -43,7 +43,7 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 from ..http import HttpConnection, HttpResponse
 from ..qq.session import TokenWanted
 from ..url import Origin
-from ._sim_http import SimConnection
+from .served import ServedConnection, ServedSimulator
 from .simulator import QQSimulator
 
 __all__ = ["HttpLatency", "MemoryNetwork"]
@@ -64,11 +64,13 @@ class MemoryNetwork:
     on that origin; every request and every connection goes to ``sim``
     whatever its URL says. A bare :class:`~qqproto.qq.GatewayProtocol` works
     too: its ``TokenWanted`` is answered with :meth:`QQSimulator.issue_token`.
+    A :class:`~qqproto.onebot.OneBotProtocol` runs against a
+    :class:`~qqproto.testing.OneBotSimulator` the same way.
     """
 
     def __init__(
         self,
-        sim: QQSimulator,
+        sim: ServedSimulator,
         proto: Driven,
         *,
         now: float = 0.0,
@@ -92,8 +94,8 @@ class MemoryNetwork:
         self.connects = 0
         self.refuse_connections = False
         #: The simulator's end of each connection the object opened, by its id.
-        self._conns: dict[int, SimConnection] = {}
-        self._http: dict[Origin, tuple[HttpConnection, SimConnection]] = {}
+        self._conns: dict[int, ServedConnection] = {}
+        self._http: dict[Origin, tuple[HttpConnection, ServedConnection]] = {}
         self._busy = False
         self._again = False
         #: HTTP answers on their way to the bot: (due, order, request, response or
@@ -201,7 +203,7 @@ class MemoryNetwork:
         elif isinstance(action, HttpRequest):
             self._http_request(action)
         elif isinstance(action, Deliver):
-            if isinstance(action.event, TokenWanted):  # a bare gateway's
+            if isinstance(action.event, TokenWanted) and isinstance(self.sim, QQSimulator):
                 token, expires_at = self.sim.issue_token(now)
                 receiver: Any = self.proto
                 receiver.token_received(token, expires_at, now)
