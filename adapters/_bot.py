@@ -1,94 +1,98 @@
-"""What both bot APIs share, with no I/O: construction, routing, handlers.
+"""What every bot API shares, with no I/O: construction, routing, handlers.
 
-A ``BotProtocol`` delivers two kinds of value: the outcome of a REST call or
-reply (an ``ApiResult``, which goes to whoever awaits that call's id) and
-everything else (events, which go to the application unless ``allow_from``
-says the sender is a stranger).
+A bot is a protocol object, a driver that carries it out, and a
+:class:`Router`. The protocol delivers two kinds of value: the outcome of a
+call (a QQ ``ApiResult``, a OneBot ``ActionResult``), which goes to whoever
+awaits that call's id, and everything else (events), which goes to the
+application unless ``allow_from`` says the sender is a stranger. What differs
+per protocol (how a result names its call, who sent a message) the router is
+told by a :class:`Routing`; the QQ bots' is in ``_qq_bot``, OneBot's in
+``onebot_bot``. The loop and thread machinery is in ``_bot_async`` and
+``_bot_threaded``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
-import random
 import signal
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, Protocol, Self, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from qqproto.actions import StateChanged
-from qqproto.qq import (
-    ApiResult,
-    BotConfig,
-    BotPhase,
-    BotProtocol,
-    Dispatch,
-    Intents,
-    InteractionCreate,
-    Message,
-)
+from qqproto.contract import Driven
 
 from ._base import DriverBase
 
-__all__ = ["DRIVER_OPTIONS", "BotBase", "Handler", "Router", "make_config", "on_sigterm"]
+__all__ = [
+    "DRIVER_OPTIONS",
+    "NOT_A_MESSAGE",
+    "BotBase",
+    "Handler",
+    "Router",
+    "Routing",
+    "check_driver_options",
+    "on_sigterm",
+]
 
 log = logging.getLogger("qqproto.adapters.bot")
 
 E = TypeVar("E")
+P = TypeVar("P", bound=Driven)
 D = TypeVar("D", bound=DriverBase)
 #: An event handler: a plain or an async function of one event.
 Handler = Callable[[E], object]
 #: What ``driver_options`` may set (see :class:`~._base.DriverBase`).
 DRIVER_OPTIONS = frozenset({"connect_timeout", "io_timeout", "pool_size"})
-#: Where a message that failed typed decoding names its sender, by type: the
-#: author field its scene uses (what ``Message.sender`` would have said).
-_RAW_SENDER = {
-    "GROUP_AT_MESSAGE_CREATE": "member_openid",
-    "GROUP_MESSAGE_CREATE": "member_openid",
-    "C2C_MESSAGE_CREATE": "user_openid",
-    "AT_MESSAGE_CREATE": "id",
-    "MESSAGE_CREATE": "id",
-    "DIRECT_MESSAGE_CREATE": "id",
-}
+#: What :attr:`Routing.sender` says of a value that has no sender to check.
+NOT_A_MESSAGE: Any = object()
 
 
 class _Waiter(Protocol):
     """An ``asyncio.Future`` or a ``concurrent.futures.Future``."""
 
     def done(self) -> bool: ...
-    def set_result(self, result: ApiResult[Any], /) -> None: ...
+    def set_result(self, result: Any, /) -> None: ...
     def set_exception(self, exception: BaseException, /) -> None: ...
 
 
-def make_config(
-    app_id: str, secret: str, intents: Intents | int | None, options: dict[str, Any]
-) -> BotConfig:
-    """A BotConfig for a real network: OS-seeded jitter and masking keys."""
-    if misplaced := DRIVER_OPTIONS & options.keys():
-        raise TypeError(f"pass {', '.join(sorted(misplaced))} in driver_options={{...}}")
-    if intents is None:
-        intents = Intents.default()
-    options.setdefault("rng", random.Random())
-    options.setdefault("entropy", os.urandom)
-    return BotConfig(app_id, secret, intents=intents, **options)
+@dataclass(frozen=True)
+class Routing:
+    """What a router must know of one protocol's values.
 
-
-class BotBase(Generic[D]):
-    """How both bots are made, and what they show, whatever drives them.
-
-    ``options`` are :class:`~qqproto.qq.BotConfig` fields (``api_base``,
-    ``token_url``, ``gateway_url``, ``shard``, ``max_attempts``, ...).
-    ``allow_from`` holds sender ids (``Message.sender``); messages and button
-    presses from anyone else never reach the application. ``on_state`` gets
-    every ``StateChanged`` (inside the driver: it must not block).
-    ``driver_options`` go to the driver: ``connect_timeout``, ``io_timeout``
-    and ``pool_size``.
+    ``call_id`` gives the id of the call a value ends (None for an event);
+    ``sender`` the sender id of a message (None when it cannot be told, which
+    counts as a stranger's; :data:`NOT_A_MESSAGE` for a value that is no
+    message); ``empty`` whether a message carries nothing for a handler.
     """
 
+    call_id: Callable[[object], int | None]
+    sender: Callable[[object], str | None]
+    empty: Callable[[object], bool]
+
+
+def check_driver_options(driver_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    options = dict(driver_options or {})
+    if unknown := options.keys() - DRIVER_OPTIONS:
+        known = ", ".join(sorted(DRIVER_OPTIONS))
+        raise TypeError(f"unknown driver option {', '.join(sorted(unknown))} (known: {known})")
+    return options
+
+
+class BotBase(Generic[P, D]):
+    """How every bot is put together, and what it shows, whatever drives it.
+
+    ``allow_from`` holds sender ids; messages from anyone else never reach the
+    application. ``on_state`` gets every ``StateChanged`` (inside the driver:
+    it must not block). ``driver_options`` go to the driver:
+    ``connect_timeout``, ``io_timeout`` and ``pool_size``.
+    """
+
+    protocol: P
     driver: D
     #: Unread events kept for ``events()`` and ``run()``. Events are queued from
     #: the start (none is lost while the application gets round to reading), but
@@ -96,61 +100,17 @@ class BotBase(Generic[D]):
     #: bound: past this many, the oldest unread event is dropped.
     max_queued_events = 10_000
 
-    def __init__(
-        self,
-        app_id: str,
-        secret: str,
-        *,
-        intents: Intents | int | None = None,
-        allow_from: Iterable[str] | None = None,
-        on_state: Callable[[StateChanged], None] | None = None,
-        driver_options: Mapping[str, Any] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        **options: Any,
-    ) -> None:
-        config = make_config(app_id, secret, intents, options)
-        self._setup(config, allow_from, on_state, driver_options, ssl_context)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: BotConfig,
-        *,
-        allow_from: Iterable[str] | None = None,
-        on_state: Callable[[StateChanged], None] | None = None,
-        driver_options: Mapping[str, Any] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> Self:
-        """A bot from a ready :class:`BotConfig`.
-
-        A config without ``rng`` (or ``entropy``) gets an OS-seeded one, as the
-        constructor does: ``random.Random(config.seed)`` would give every process
-        the same jitter and the same WebSocket masking keys, which RFC 6455 5.3
-        wants unpredictable. For a reproducible run pass both explicitly.
-        """
-        if config.rng is None:
-            config = dataclasses.replace(config, rng=random.Random())
-        if config.entropy is None:
-            config = dataclasses.replace(config, entropy=os.urandom)
-        bot = cls.__new__(cls)
-        bot._setup(config, allow_from, on_state, driver_options, ssl_context)
-        return bot
-
     def _setup(
         self,
-        config: BotConfig,
-        allow_from: Iterable[str] | None,
+        protocol: P,
+        router: Router,
         on_state: Callable[[StateChanged], None] | None,
         driver_options: Mapping[str, Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        options = dict(driver_options or {})
-        if unknown := options.keys() - DRIVER_OPTIONS:
-            known = ", ".join(sorted(DRIVER_OPTIONS))
-            raise TypeError(f"unknown driver option {', '.join(sorted(unknown))} (known: {known})")
-        self.config = config
-        self.protocol = BotProtocol(config)
-        self._router = Router(allow_from)
+        options = check_driver_options(driver_options)
+        self.protocol = protocol
+        self._router = router
         self._error: BaseException | None = None
         self.events_dropped = 0  # unread events dropped, the oldest first (max_queued_events)
         self._warned = False  # about a drop, since a reader last took an event
@@ -180,20 +140,16 @@ class BotBase(Generic[D]):
         self._warned = False
 
     @property
-    def state(self) -> BotPhase:
-        """AUTHENTICATING, DISCOVERING, RUNNING, FAILED or CLOSED."""
-        return self.protocol.phase
-
-    @property
     def failure_reason(self) -> str | None:
-        return self.protocol.failure_reason
+        reason: str | None = getattr(self.protocol, "failure_reason", None)
+        return reason
 
     def on(self, *kinds: type[E]) -> Callable[[Handler[E]], Handler[E]]:
         """Decorate a handler for events of ``kinds`` (every event if none).
 
-        Handlers run one at a time in arrival order; a message with no text
-        and no attachment (``empty``) reaches none. A handler that raises is
-        logged and the bot goes on.
+        Handlers run one at a time in arrival order; a message that carries
+        nothing (a bare "@bot") reaches none. A handler that raises is logged
+        and the bot goes on.
         """
         return self._router.on(*kinds)
 
@@ -234,7 +190,8 @@ def on_sigterm(
 class Router:
     """Results to their waiters; events through ``allow_from`` to the application."""
 
-    def __init__(self, allow_from: Iterable[str] | None) -> None:
+    def __init__(self, routing: Routing, allow_from: Iterable[str] | None) -> None:
+        self.routing = routing
         self.allow_from = None if allow_from is None else frozenset(allow_from)
         self.waiters: dict[int, _Waiter] = {}
         self.handlers: list[tuple[tuple[type[Any], ...], Handler[Any]]] = []
@@ -242,31 +199,18 @@ class Router:
 
     def route(self, value: object) -> bool:
         """True when ``value`` is an event for the application."""
-        if isinstance(value, ApiResult):
-            waiter = self.waiters.pop(value.request_id, None)
+        call_id = self.routing.call_id(value)
+        if call_id is not None:
+            waiter = self.waiters.pop(call_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(value)
             return False
-        if self.allow_from is not None and self._from_a_stranger(value, self.allow_from):
-            self.dropped += 1
-            return False
+        if self.allow_from is not None:
+            sender = self.routing.sender(value)
+            if sender is not NOT_A_MESSAGE and sender not in self.allow_from:
+                self.dropped += 1
+                return False
         return True
-
-    @staticmethod
-    def _from_a_stranger(value: object, allowed: frozenset[str]) -> bool:
-        """Whether ``value`` is a message or a button press whose sender is not in
-        ``allowed``; one whose sender cannot be told counts as a stranger's."""
-        if isinstance(value, Message):
-            return value.sender not in allowed
-        if isinstance(value, InteractionCreate):
-            resolved = value.data.resolved if value.data else None
-            guild_user = resolved.user_id if resolved else None  # chat_type 0 (guild)
-            return (value.group_member_openid or value.user_openid or guild_user) not in allowed
-        if isinstance(value, Dispatch) and value.type in _RAW_SENDER:  # it failed to decode
-            author = value.data.get("author") if isinstance(value.data, dict) else None
-            sender = author.get(_RAW_SENDER[value.type]) if isinstance(author, dict) else None
-            return not isinstance(sender, str) or sender not in allowed
-        return False
 
     def fail_waiters(self, error: BaseException) -> None:
         waiters, self.waiters = self.waiters, {}
@@ -285,6 +229,6 @@ class Router:
 
     def handlers_for(self, event: object) -> list[Handler[Any]]:
         """The handlers ``event`` goes to; none for an empty message (a bare "@bot")."""
-        if isinstance(event, Message) and event.empty:
+        if self.routing.empty(event):
             return []
         return [handler for kinds, handler in self.handlers if isinstance(event, kinds)]

@@ -25,123 +25,26 @@ reason, after the events that came before.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from qqproto.qq import ApiCall, ApiResult
+from qqproto.qq import ApiCall, ApiResult, BotProtocol
 
-from ._bot import BotBase, on_sigterm
-from ._common import DriverClosed
-from .asyncio import AsyncioDriver
+from ._bot_async import AsyncBotBase
+from ._qq_bot import QQBotSetup
 
 __all__ = ["QQBot"]
 
-log = logging.getLogger(__name__)
-_END = object()  # the driver ended: no more events
 
-
-class QQBot(BotBase[AsyncioDriver]):
+class QQBot(QQBotSetup, AsyncBotBase[BotProtocol]):
     """One bot on the QQ platform, driven by asyncio.
 
     The keywords (``intents``, ``allow_from``, ``on_state``, ``driver_options``,
     ``ssl_context`` and :class:`~qqproto.qq.BotConfig` fields) are
-    :class:`~._bot.BotBase`'s; so is :meth:`from_config`.
+    :class:`~._qq_bot.QQBotSetup`'s; so is :meth:`from_config`. ``events()``,
+    ``run()``, ``run_forever()`` and ``async with`` are
+    :class:`~._bot_async.AsyncBotBase`'s.
     """
-
-    def _build(self, **driver_options: Any) -> AsyncioDriver:
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        return AsyncioDriver(self.protocol, on_event=self._on_event, **driver_options)
-
-    # -- starting and stopping ---------------------------------------------------------
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._drive(), name="qqproto-bot")
-            await asyncio.sleep(0)  # let the driver take its first step
-
-    async def _drive(self) -> None:
-        try:
-            await self.driver.run()
-        except Exception as exc:
-            self._error = exc
-        finally:
-            self._router.fail_waiters(self._error or DriverClosed("the bot was closed"))
-            self._queue.put_nowait(_END)
-
-    async def close(self) -> None:
-        """Close the gateway (a close frame, then the socket) and wait for the end."""
-        self.driver.stop()
-        if self._task is not None:
-            await self._task
-
-    async def __aenter__(self) -> QQBot:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    # -- events ------------------------------------------------------------------------
-
-    def _on_event(self, value: object) -> None:
-        if self._router.route(value):
-            if self._queue.qsize() >= self.max_queued_events:
-                self._dropped_oldest(self._queue.get_nowait())
-            self._queue.put_nowait(value)
-
-    async def events(self) -> AsyncGenerator[object, None]:
-        """Every event, in order, until the bot closes; raises DriverFailed if it gave up."""
-        await self.start()
-        while True:
-            event = await self._queue.get()
-            if event is _END:
-                self._queue.put_nowait(_END)  # for any other reader
-                if self._error is not None:
-                    raise self._error
-                return
-            self._taken()
-            yield event
-
-    async def run(self) -> None:
-        """Feed events to the handlers until the bot closes (or raise DriverFailed)."""
-        try:
-            async for event in self.events():
-                for handler in self._router.handlers_for(event):
-                    try:
-                        result = handler(event)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception:
-                        log.exception("handler %s failed on %s", handler, type(event).__name__)
-        finally:
-            await self.close()
-
-    def run_forever(self) -> None:
-        """``run()`` in a new event loop, until Ctrl-C, SIGTERM or the bot gives up.
-
-        Ctrl-C and (in the main thread) SIGTERM close the bot cleanly: the close
-        frame goes out, every task ends, and this returns.
-        """
-
-        async def main() -> None:
-            await self.start()
-            with on_sigterm(self._terminated, asyncio.get_running_loop()):
-                await self.run()
-
-        try:
-            asyncio.run(main())
-        except KeyboardInterrupt:
-            log.info("interrupted")
-
-    def _terminated(self) -> None:
-        log.info("SIGTERM: closing")
-        self.driver.stop()  # run() sees the end of events() and closes
-
-    # -- talking back -----------------------------------------------------------------
 
     async def reply(
         self,
@@ -155,22 +58,14 @@ class QQBot(BotBase[AsyncioDriver]):
 
         ``ReplyRefused`` raises at once when the platform would refuse it.
         """
-        return await self._await(
+        result: ApiResult[Any] = await self._await(
             lambda now: self.protocol.reply(
                 event, text, now, markdown=markdown, media_file_info=media_file_info
             )
         )
+        return result
 
     async def call(self, api_call: ApiCall[Any]) -> ApiResult[Any]:
         """Run a REST call (``qqproto.qq.api``); its :class:`ApiResult`."""
-        return await self._await(lambda now: self.protocol.call(api_call, now))
-
-    async def _await(self, start: Callable[[float], int]) -> ApiResult[Any]:
-        await self.start()
-        waiter: asyncio.Future[ApiResult[Any]] = asyncio.get_running_loop().create_future()
-
-        def begin(now: float) -> None:
-            self._router.waiters[start(now)] = waiter  # before any answer can come
-
-        self.driver.call(begin)
-        return await waiter
+        result: ApiResult[Any] = await self._await(lambda now: self.protocol.call(api_call, now))
+        return result

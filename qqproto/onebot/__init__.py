@@ -15,7 +15,7 @@
 """
 
 from . import cq
-from .actions import Action, ActionFailed, Answer, Chat, read_answer, send_message
+from .actions import Action, ActionFailed, Answer, Chat, read_answer, reply_to, send_message
 from .addressing import TriggerMode, to_me, triggers
 from .connection import ActionResult, OneBotConfig, OneBotProtocol, StreamFrame
 from .events import (
@@ -65,6 +65,7 @@ __all__ = [
     "plain_text",
     "read_answer",
     "read_frame",
+    "reply_to",
     "segment_from_v11",
     "segment_from_v12",
     "segment_to_v11",

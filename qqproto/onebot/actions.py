@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from ..errors import LocalProtocolError, RemoteProtocolError
+from .events import MessageEvent
 from .segments import Segment, segment_to_v11, segment_to_v12
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "get_self_info",
     "is_answer",
     "read_answer",
+    "reply_to",
     "send_message",
 ]
 
@@ -132,6 +134,20 @@ class Chat:
     def private(cls, user_id: int | str) -> Chat:
         return cls("private", user_id)
 
+    @classmethod
+    def of(cls, event: MessageEvent) -> Chat:
+        """The chat ``event`` came from; :class:`LocalProtocolError` when the
+        event names none (a message whose ids the model could not read)."""
+        kind: Literal["group", "private"] = "group" if event.detail_type == "group" else "private"
+        where = event.group_id if kind == "group" else event.user_id
+        if event.detail_type != kind or where is None:
+            raise LocalProtocolError(
+                "no chat to answer in",
+                expected="a group message with a group_id or a private one with a user_id",
+                received=f"{event.kind} (group_id={event.group_id!r}, user_id={event.user_id!r})",
+            )
+        return cls(kind, where)
+
 
 def send_message(chat: Chat, message: Iterable[Segment] | str, version: Version) -> Action:
     """A message to ``chat``: v11 ``send_msg``, v12 ``send_message``.
@@ -145,6 +161,17 @@ def send_message(chat: Chat, message: Iterable[Segment] | str, version: Version)
         return Action("send_msg", {"message_type": chat.kind, key: chat.id, "message": array})
     array = [_wire(*segment_to_v12(s)) for s in segments]
     return Action("send_message", {"detail_type": chat.kind, key: str(chat.id), "message": array})
+
+
+def reply_to(
+    event: MessageEvent, message: Iterable[Segment] | str, *, quote: bool = False
+) -> Action:
+    """An answer in the chat ``event`` came from, in its version's dialect;
+    ``quote`` puts a reply segment to it first."""
+    segments = [Segment.text(message)] if isinstance(message, str) else list(message)
+    if quote and event.message_id is not None:
+        segments.insert(0, Segment.reply(event.message_id))
+    return send_message(Chat.of(event), segments, 12 if event.version == 12 else 11)
 
 
 def get_message(message_id: int | str, version: Version) -> Action:
