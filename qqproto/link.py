@@ -274,6 +274,12 @@ class WebSocketLink:
         if ws is not None and ws.is_open:
             self._out(SendData(self.conn, ws.send_text(text)))
 
+    def ping(self) -> None:
+        """A ping, when the WebSocket is open (its pong is bytes like any others)."""
+        ws = self.ws
+        if ws is not None and ws.is_open:
+            self._out(SendData(self.conn, ws.ping()))
+
     def flush(self) -> None:
         """What the WebSocket owes the peer (pongs, a close answered)."""
         if self.ws is not None and (data := self.ws.data_to_send()):

@@ -81,7 +81,7 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_TEXT, _OP_CLOSE, _OP_PONG = 0x1, 0x8, 0xA
+_OP_TEXT, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x8, 0x9, 0xA
 #: FIN set, no RSV bits, opcode text: the first byte of a frame the fast path takes.
 _FINAL_TEXT = 0x80 | _OP_TEXT
 # What HTTP allows in a request target (h11 checks the same, but only at connect()).
@@ -254,6 +254,21 @@ class WebSocketClient:
                 received=self._state_name(),
             )
         return self._frame(_OP_TEXT, text.encode())
+
+    def ping(self, payload: bytes = b"") -> bytes:
+        """Bytes of a ping frame (its payload at most 125 bytes); the peer's pong
+        comes back as bytes like any others, which is all a liveness check needs."""
+        if not self.is_open:
+            raise LocalProtocolError(
+                "cannot ping on this WebSocket",
+                expected="an open connection",
+                received=self._state_name(),
+            )
+        if len(payload) > 125:
+            raise LocalProtocolError(
+                "ping payload too long", expected="at most 125 bytes", received=len(payload)
+            )
+        return self._frame(_OP_PING, payload)
 
     def close(self, code: int = 1000, reason: str = "") -> bytes:
         """Bytes of our close frame, or ``b""`` when there is nothing to close.

@@ -16,10 +16,21 @@ def examples(page: Path) -> list[str]:
     return BLOCK.findall(page.read_text(encoding="utf-8"))
 
 
+def placed_examples(page: Path) -> list[str]:
+    """Each example padded with blank lines to where it stands on the page, so
+    its line numbers are the page's (tracebacks, and tools that read a
+    function's source back, such as Hypothesis, find the right lines)."""
+    text = page.read_text(encoding="utf-8")
+    return [
+        "\n" * text.count("\n", 0, match.start(1)) + match.group(1)
+        for match in BLOCK.finditer(text)
+    ]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_examples_run(page: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"example_{page.stem}"}
-    for block in examples(page):  # blocks on one page share their names, in order
+    for block in placed_examples(page):  # blocks on one page share their names, in order
         exec(compile(block, str(page), "exec"), namespace)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from qqproto.actions import SendData
 from qqproto.calls import CallTimeout, StrayAnswer
 from qqproto.errors import ConfigError, LocalProtocolError, ProtocolViolation
 from qqproto.http import HttpResponse
@@ -251,10 +252,43 @@ def test_heartbeats_that_stop_end_the_connection_and_a_new_one_is_dialled() -> N
     assert len(w.impls) == 2 and w.proto.state is OneBotState.CONNECTED
 
 
-def test_without_heartbeats_a_quiet_connection_is_left_alone() -> None:
+def test_without_heartbeats_a_quiet_connection_that_answers_pings_is_left_alone() -> None:
     w = connected()
     w.advance(3600.0)
     assert len(w.impls) == 1 and w.proto.state is OneBotState.CONNECTED
+    assert not any(isinstance(d, Retry) for d in w.delivered)
+
+
+def test_without_heartbeats_a_transport_that_stops_answering_pings_is_dead() -> None:
+    w = connected(ping_interval=10.0, ping_timeout=5.0)
+    assert w.impl is not None
+    w.impl.silent = True  # a hung peer: no pong, no frame
+    w.advance(14.9)
+    assert len(w.impls) == 1 and not any(isinstance(d, Retry) for d in w.delivered)
+    w.advance(0.2)  # the ping at 10 s went unanswered for 5 s
+    (retry,) = [d for d in w.delivered if isinstance(d, Retry)]
+    assert "ping" in retry.reason
+
+
+def test_the_ping_fallback_can_be_turned_off() -> None:
+    w = connected(ping_interval=None)
+    assert w.impl is not None
+    w.impl.silent = True
+    w.advance(3600.0)
+    assert len(w.impls) == 1 and w.proto.state is OneBotState.CONNECTED
+
+
+def test_once_heartbeats_come_they_watch_the_link_and_pings_stop() -> None:
+    w = connected(ping_interval=10.0, ping_timeout=5.0)
+    assert w.impl is not None
+    w.send(LIFECYCLE | {"meta_event_type": "heartbeat", "interval": 60_000})
+    sent_before = len(w.log)
+    w.impl.silent = True
+    w.advance(60 * 2.5 - 1)  # 40 s of silence: a ping would have gone and failed by now
+    assert w.proto.state is OneBotState.CONNECTED and len(w.impls) == 1
+    assert not [a for a in w.log[sent_before:] if isinstance(a, SendData)]
+    w.advance(2)
+    assert any(isinstance(d, Retry) for d in w.delivered)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 A Hypothesis state machine drives the connection against the scripted
 implementation of tests/onebot_world.py: events, actions, answers (right,
 late, twice, to nobody, in several frames), drops, refused connections,
-heartbeats that stop, garbage, a refused token, time passing. After every
+heartbeats that stop, a peer that hangs, garbage, a refused token, time passing. After every
 step it checks the promises of the module docstring:
 
 - every action ends exactly once, with an answer or a typed error, and by
@@ -11,7 +11,8 @@ step it checks the promises of the module docstring:
 - events reach the application once each, in the order they were sent;
 - the connection is FAILED only after a refused token, and then nothing moves;
 - every failed attempt is a Retry, its wait within the backoff's cap;
-- the deadline the object asks for is never in the past.
+- the deadline the object asks for is never in the past;
+- a peer that hangs (the socket up, nothing said) is given up in time.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ class Connection(RuleBasedStateMachine):
         self.must_have_ended: set[int] = set()
         self.token_refused = False
         self.events_here: dict[int, int] = {}  # per connection (Impl): events sent on it
+        self.hung: tuple[object, float] | None = None  # the Impl that went silent, and when
 
     @property
     def connected(self) -> bool:
-        return self.w.proto.state is OneBotState.CONNECTED and self.w.impl is not None
+        """Connected to an implementation that still speaks (not hung)."""
+        impl = self.w.impl
+        return self.w.proto.state is OneBotState.CONNECTED and impl is not None and not impl.silent
 
     def echoes_out(self) -> list[str]:
         impl = self.w.impl
@@ -124,6 +128,14 @@ class Connection(RuleBasedStateMachine):
 
     # -- the network and the clock ----------------------------------------------------------
 
+    @precondition(lambda self: self.connected)
+    @rule()
+    def peer_hangs(self) -> None:
+        """The implementation stops reading and writing; the socket stays up."""
+        assert self.w.impl is not None
+        self.w.impl.silent = True
+        self.hung = (self.w.impl, self.w.now)
+
     @precondition(lambda self: self.w.impl is not None)
     @rule()
     def drop(self) -> None:
@@ -144,13 +156,22 @@ class Connection(RuleBasedStateMachine):
 
     # -- the application ----------------------------------------------------------------------
 
-    @precondition(lambda self: self.connected)
+    @precondition(
+        lambda self: self.w.proto.state is OneBotState.CONNECTED and self.w.impl is not None
+    )
     @rule()
     def call(self) -> None:
         call_id = self.w.call(Action("get_status"))
         self.calls[call_id] = self.w.now
 
     # -- what always holds ----------------------------------------------------------------------
+
+    @invariant()
+    def a_hung_link_is_given_up_in_time(self) -> None:
+        """By the heartbeat watch (30 s x 2.5 at most here) or the ping fallback
+        (30 s, then 20 s), counted from its last frame, before it hung."""
+        if self.hung is not None and self.w.impl is self.hung[0]:
+            assert self.w.now - self.hung[1] <= 75.0 + 1e-6
 
     @invariant()
     def every_action_ends_once_and_in_time(self) -> None:

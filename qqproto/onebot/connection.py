@@ -34,7 +34,11 @@ Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
   jitter), each said as a ``Retry``; an upgrade accepted forgets the count.
 - Deadlines: the upgrade must be answered within ``open_timeout``; once a
   heartbeat said its interval (taken within 1 s and an hour), a connection
-  that brings nothing for ``heartbeat_factor`` intervals is dead.
+  that brings nothing for ``heartbeat_factor`` intervals is dead. Until then
+  (heartbeats are off by default in v11, and NapCat's first may come a whole
+  interval late), liveness falls back on the transport: after
+  ``ping_interval`` seconds without a byte a WebSocket ping goes out, and a
+  connection that brings nothing within ``ping_timeout`` after it is dead.
 - The version is told by the first event (``protocol="auto"``), or fixed.
 - v12 with ``api_url``: actions go as ``POST`` requests there (``HttpRequest``
   actions, answered with ``http_response`` or ``http_failed``); events stay
@@ -98,6 +102,11 @@ class OneBotConfig:
     open_timeout: float = 30.0
     #: A connection is dead after this many heartbeat intervals without a frame.
     heartbeat_factor: float = 2.5
+    #: While no heartbeat promised an interval: a ping after this many seconds
+    #: without a byte (None: never; a quiet link is then left alone).
+    ping_interval: float | None = 30.0
+    #: ...and a link that brings nothing this many seconds after the ping is dead.
+    ping_timeout: float = 20.0
     #: Failed attempts in a row before giving up; None: never give up.
     max_attempts: int | None = None
     backoff_base: float = 1.0
@@ -126,6 +135,10 @@ class OneBotConfig:
             raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
         if not self.open_timeout > 0:
             raise ConfigError("open_timeout", "a positive number of seconds", self.open_timeout)
+        if self.ping_interval is not None and not self.ping_interval > 0:
+            raise ConfigError("ping_interval", "positive seconds, or None", self.ping_interval)
+        if not self.ping_timeout > 0:
+            raise ConfigError("ping_timeout", "a positive number of seconds", self.ping_timeout)
         if not 1 < self.heartbeat_factor <= 3:
             raise ConfigError("heartbeat_factor", "above 1, at most 3", self.heartbeat_factor)
 
@@ -187,6 +200,8 @@ class OneBotProtocol(Driven):
         self._events_here = 0  # events on this connection (a 1403 refuses only before one)
         self._watch_until: float | None = None  # liveness: dead past this
         self._interval: float | None = None  # the last heartbeat's promise
+        self._heard_at = 0.0  # when the open link last brought bytes
+        self._pinged_at: float | None = None  # a ping waits for a sign of life since then
         token = config.access_token
         self._headers = (("Authorization", f"Bearer {token}"),) if token else ()
         self._link.open(config.url, self._headers)
@@ -204,7 +219,7 @@ class OneBotProtocol(Driven):
         if self._link.state is LinkState.IDLE:
             times.append(self._link.reconnect_at)
         elif self._link.state is LinkState.OPEN:
-            times += [self._watch_until, self._open_deadline]
+            times += [self._watch_until, self._open_deadline, self._ping_due()]
         return min((t for t in times if t is not None), default=None)
 
     # -- the application's calls ---------------------------------------------------------
@@ -259,6 +274,8 @@ class OneBotProtocol(Driven):
             elif type(event) is BytesReceived:  # v12 may send MessagePack; we asked for JSON
                 why = "a binary frame (MessagePack is not spoken here)"
                 self._violation(RemoteProtocolError(why, expected="a text frame", received=event))
+        if self._opened:  # any byte is a sign of life: a pong, a frame, a part of one
+            self._heard_at, self._pinged_at = now, None
         self._link.flush()
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
@@ -334,11 +351,33 @@ class OneBotProtocol(Driven):
                 waited = self.config.heartbeat_factor * (self._interval or 0)
                 self._link.close(1000)
                 self._lose(f"nothing received for {waited:g} s (heartbeats stopped)", now)
+            elif (due := self._ping_due()) is not None and now >= due:
+                self._quiet(now)
+
+    def _ping_due(self) -> float | None:
+        """When the transport fallback acts next: a ping, or the verdict on one."""
+        interval = self.config.ping_interval
+        if not self._opened or self._interval is not None or interval is None:
+            return None  # heartbeats watch the link, or nothing does
+        if self._pinged_at is None:
+            return self._heard_at + interval
+        return self._pinged_at + self.config.ping_timeout
+
+    def _quiet(self, now: float) -> None:
+        """Silence past the fallback's deadline: ping, or give the link up."""
+        if self._pinged_at is None:
+            self._pinged_at = now
+            self._link.ping()
+            return
+        self._link.close(1000)
+        timeout = self.config.ping_timeout
+        self._lose(f"no answer to a ping within {timeout:g} s (and no heartbeats)", now)
 
     # -- frames --------------------------------------------------------------------------
 
     def _on_opened(self, now: float) -> None:
         self._opened, self._open_deadline = True, None
+        self._heard_at, self._pinged_at = now, None
         self._policy.connected(now)
         self._fire(OneBotInput.OPENED, "upgrade accepted")
 
@@ -413,7 +452,7 @@ class OneBotProtocol(Driven):
             f"the connection ended before an answer ({reason}): outcome unknown", socket_only=True
         )
         self._opened, self._open_deadline, self._events_here = False, None, 0
-        self._watch_until = self._interval = None
+        self._watch_until = self._interval = self._pinged_at = None
         # Every loss is retried after a growing wait (1 s, 2 s, 4 s ... the cap),
         # a dropped connection as well as a refused one; an opened upgrade
         # forgets the count (ReconnectPolicy.connected).
