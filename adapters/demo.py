@@ -1,4 +1,4 @@
-"""``qqproto demo``: a bot against the QQ platform simulator, on loopback.
+"""``qqproto demo``: a bot against the QQ platform simulator, on loopback, then OneBot.
 
 No network and no credentials: :class:`~qqproto.testing.QQSimulator` plays
 the platform (token endpoint, ``/gateway/bot``, the WebSocket gateway, the
@@ -7,8 +7,10 @@ message endpoints with their passive-reply rules) on 127.0.0.1, and a
 it would to QQ. The story: READY, messages in a group, a C2C chat and a guild
 channel answered with echo replies, a redelivered message, a dropped link and
 the resume that replays what was missed, a reconnect the server asks for
-(op 7) and a session timeout (close 4009). It exits 0 only if every message
-reached the bot exactly once and every reply was accepted.
+(op 7) and a session timeout (close 4009). Then the OneBot chapter
+(``demo_onebot``): a OneBot bot against a NapCat-like implementation. It
+exits 0 only if every message of both reached its bot exactly once and every
+reply was accepted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from qqproto.errors import ProtocolError
 from qqproto.qq import Message
 from qqproto.testing import QQSimulator, SimulatorConfig
 
+from . import demo_onebot
 from ._common import DriverError
+from ._story import Stalled, StoryBase
 from .bot import QQBot
 from .serve import SimulatorServer
 
@@ -31,65 +35,38 @@ __all__ = ["run"]
 
 APP_ID = "102000000"
 SECRET = "demo-secret"
-#: Every wait in the story ends long before this; the demo as a whole takes seconds.
-STEP_DEADLINE = 10.0
 
 
-class Stalled(Exception):
-    """The story cannot go on; the message says at which step."""
-
-
-class Story:
+class Story(StoryBase):
     """The simulator, the bot, and a narrator who waits for what the bot saw."""
 
     def __init__(self, say: Callable[[str], None], server: SimulatorServer, sim: QQSimulator):
-        self.say = say
+        super().__init__(say)
         self.server = server
         self.sim = sim
         self.bot = QQBot(APP_ID, SECRET, on_state=self.state_changed, **server.bot_options())
-        self.seen: list[str] = []  # ids of the messages the bot got, in order
-        self.replied: list[str] = []  # ids it answered, as the replies succeeded
-        self.pushed: list[str] = []  # ids the platform sent
         self.states: list[str] = []  # the gateway's, in order
-        self._changed = asyncio.Event()
-        self._replies: set[asyncio.Task[None]] = set()
-        self.listener: asyncio.Task[None] | None = None
 
     def state_changed(self, change: StateChanged) -> None:
         if change.machine == "gateway":  # the story is told in the gateway's states
             self.say(f"   state  {change.old} -> {change.new} ({change.why})")
             self.states.append(change.new)
-        self._changed.set()
-
-    async def until(self, done: Callable[[], bool], what: str) -> None:
-        """Wait for ``done()``; a bot that stopped or a stall ends the story at once."""
-        try:
-            async with asyncio.timeout(STEP_DEADLINE):
-                while not done():
-                    if self.listener is not None and self.listener.done():
-                        self.listener.result()  # the bot's failure, if that is what ended it
-                        raise Stalled(f"the bot stopped while waiting for {what}")
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            raise Stalled(f"no {what} after {STEP_DEADLINE:.0f} s") from None
+        self.changed()
 
     async def listen(self) -> None:
         """The bot: print each message and answer it with its text."""
         try:
             await self._listen()
         finally:
-            self._changed.set()  # whoever waits must see that the bot stopped
+            self.changed()  # whoever waits must see that the bot stopped
 
     async def _listen(self) -> None:
         async for event in self.bot.events():
             if isinstance(event, Message):
                 self.seen.append(event.id)
                 self.say(f"   <- {event.TYPE}: {event.text!r}")
-                task = asyncio.create_task(self.echo(event))
-                self._replies.add(task)
-                task.add_done_callback(self._replies.discard)
-                self._changed.set()
+                self.answer_in_background(self.echo(event))
+                self.changed()
 
     async def echo(self, message: Message) -> None:
         try:
@@ -100,7 +77,7 @@ class Story:
         except DriverError:
             return  # the bot stopped first; the story says why
         finally:
-            self._changed.set()
+            self.changed()
         if not result.ok:
             self.say(f"   !! reply failed: {result.error}")
             return
@@ -114,12 +91,6 @@ class Story:
         self.pushed.append(d["id"])
         return str(d["id"])
 
-    async def messages_arrive(self, *ids: str) -> None:
-        await self.until(lambda: all(i in self.seen for i in ids), "messages")
-
-    async def all_answered(self) -> None:
-        await self.until(lambda: len(self.replied) == len(self.pushed), "every reply")
-
     async def resumed(self, after: int) -> None:
         await self.until(lambda: "READY" in self.states[after:], "a resumed session")
 
@@ -129,12 +100,12 @@ async def tell(say: Callable[[str], None]) -> int:
     async with SimulatorServer(sim) as server:
         story = Story(say, server, sim)
         say(f"qqproto demo: a bot against the QQ platform simulator at {server.base_url}")
-        story.listener = listener = asyncio.create_task(story.listen())
+        story.listener = asyncio.create_task(story.listen())
         try:
             await chapters(story, say)
         finally:
             await story.bot.close()
-            await asyncio.gather(listener, *story._replies, return_exceptions=True)
+            await story.finish()
         return verdict(story, say)
 
 
@@ -189,8 +160,7 @@ async def chapters(story: Story, say: Callable[[str], None]) -> None:
 
 def verdict(story: Story, say: Callable[[str], None]) -> int:
     identifies, resumes = len(story.sim.identifies), len(story.sim.resumes)
-    if story.seen != story.pushed or sorted(story.replied) != sorted(story.pushed):
-        say(f"\nFAILED: the platform sent {story.pushed}, the bot got {story.seen}")
+    if not story.told_true("platform"):
         return 1
     say(
         f"\nDone: {len(story.pushed)} messages, each delivered once and answered; "
@@ -205,7 +175,8 @@ def run(say: Callable[[str], None] = print) -> int:
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        return asyncio.run(tell(say))
+        status = asyncio.run(tell(say))
+        return status or asyncio.run(demo_onebot.tell(say, first=7))
     except (Stalled, DriverError) as error:
         say(f"\nFAILED: {error}")
         return 1

@@ -11,15 +11,22 @@ import pytest
 
 import qqproto
 from qqproto.adapters import cli, demo, runner
+from qqproto.adapters._story import STEP_DEADLINE
 from qqproto.qq import Intents
 from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
 from qqproto.testing import SimulatorConfig
 
 
-def test_the_demo_tells_the_whole_story_on_loopback() -> None:
+@pytest.fixture(scope="module")
+def demo_lines() -> list[str]:
+    """The demo's story, told once for the tests that read it."""
     lines: list[str] = []
     assert demo.run(lines.append) == 0
-    text = "\n".join(lines)
+    return lines
+
+
+def test_the_demo_tells_the_whole_story_on_loopback(demo_lines: list[str]) -> None:
+    text = "\n".join(demo_lines)
     assert "simulator at http://127.0.0.1:" in text
     assert "IDENTIFY -> READY (READY)" in text
     # typed events, their text cleaned: the guild @bot gone, the group's leading space too
@@ -30,13 +37,25 @@ def test_the_demo_tells_the_whole_story_on_loopback() -> None:
     assert "server asked to reconnect (op 7)" in text
     assert "close 4009 (session timed out)" in text
     assert text.count("RESUMING -> READY (RESUMED)") == 3
-    assert text.count("accepted") == 7 and "!!" not in text
-    assert (
-        lines[-1]
-        .lstrip()
-        .startswith("Done: 7 messages, each delivered once and answered; 1 Identify")
-    )
+    qq = text[: text.index("\nOneBot: ")]  # the QQ chapters; OneBot's follow
+    assert qq.count("accepted") == 7 and "!!" not in qq
+    assert "Done: 7 messages, each delivered once and answered; 1 Identify" in text
     assert demo.SECRET not in text
+
+
+def test_the_demo_goes_on_with_a_onebot_chapter(demo_lines: list[str]) -> None:
+    text = "\n".join(demo_lines)
+    onebot = text[text.index("OneBot: a bot against a NapCat-like implementation at ws://") :]
+    assert "speaking OneBot v11" in onebot
+    assert "accepted (quoting it)" in onebot
+    assert "(reported, not crashed on: an answer to a call that was answered already" in onebot
+    assert "CONNECTED -> CONNECTING (nothing received for 2.5 s (heartbeats stopped))" in onebot
+    assert "its outcome is unknown" in onebot and "!!" not in onebot
+    assert (
+        demo_lines[-1]
+        .lstrip()
+        .startswith("Done with OneBot: 5 messages, each delivered once and answered; 2 connections")
+    )
 
 
 def test_a_demo_whose_bot_fails_says_why_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +66,7 @@ def test_a_demo_whose_bot_fails_says_why_at_once(monkeypatch: pytest.MonkeyPatch
     lines: list[str] = []
     started = time.monotonic()
     assert demo.run(lines.append) == 1
-    assert time.monotonic() - started < demo.STEP_DEADLINE  # not a stall: the bot's failure
+    assert time.monotonic() - started < STEP_DEADLINE  # not a stall: the bot's failure
     assert lines[-1].startswith("\nFAILED: ") and "100016" in lines[-1]
 
 
