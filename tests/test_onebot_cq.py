@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +15,8 @@ from qqproto.onebot import cq
 from qqproto.onebot.segments import (
     Segment,
     plain_text,
+    rename_v11_in_place,
+    renamed_from_v11,
     segment_from_v11,
     segment_from_v12,
     segment_to_v11,
@@ -219,6 +222,37 @@ def test_a_key_is_renamed_only_where_its_new_name_is_free() -> None:
     both = {"file": "name.txt", "file_id": "/abc"}  # NapCat's file segment has both
     assert segment_from_v11("image", both).data == both
     assert segment_to_v11(segment_from_v11("image", both)) == ("image", both)
+
+
+_RENAMED_KEYS = [
+    "qq",
+    "user_id",
+    "file",
+    "file_id",
+    "id",
+    "message_id",
+    "lat",
+    "lon",
+    "latitude",
+    "x",
+]
+
+
+@given(
+    st.sampled_from(["at", "record", "image", "video", "reply", "location", "face", "text"]),
+    st.dictionaries(
+        st.sampled_from(_RENAMED_KEYS), st.sampled_from(["all", "1", ""]) | st.integers()
+    ),
+)
+def test_renaming_in_place_is_renaming(type_: str, data: dict[str, object]) -> None:
+    """The fast path's in-place renaming (a struct's type set after the fact)
+    makes what renamed_from_v11 makes, equal and as usable."""
+    segment = Segment(type_, dict(data))
+    rename_v11_in_place([segment])
+    expected = renamed_from_v11(type_, dict(data))
+    assert segment == expected and repr(segment) == repr(expected)
+    assert list(segment.data) == list(expected.data)  # the same key order too
+    assert msgspec.structs.replace(segment, data={}) == Segment(expected.type, {})
 
 
 def test_v12_coordinates_are_numbers() -> None:

@@ -42,6 +42,9 @@ def test_a_napcat_group_message_takes_the_fast_path_and_reads_raw_lazily() -> No
         {"message_id": ""},  # an empty id is no id
         {"message_id": True, "user_id": 1.5, "time": "x", "sub_type": 3},  # other types
         {"message_id": 2**64, "self_id": -(2**63) - 1},  # past 64 bits
+        # The fast path takes int64 ids as they come (no opaque_id); uint64
+        # past it is the general path's, and kept all the same.
+        {"message_id": 2**63 - 1, "user_id": -(2**63), "group_id": 2**63, "self_id": 2**64 - 1},
         {"time": 1_765_000_000_123},  # milliseconds
         {"post_type": "message_sent"},
         {"sender": "not an object"},
@@ -49,6 +52,16 @@ def test_a_napcat_group_message_takes_the_fast_path_and_reads_raw_lazily() -> No
             "message": [
                 {"type": "at", "data": {"qq": "all"}},
                 {"type": "reply", "data": {"id": "-1"}},
+            ]
+        },
+        {  # renamed in place: every rule of renamed_from_v11, a taken new name kept
+            "message": [
+                {"type": "at", "data": {"qq": "all", "user_id": "1"}},
+                {"type": "at", "data": {"qq": "2", "user_id": "1"}},
+                {"type": "record", "data": {"file": "a.amr"}},
+                {"type": "video", "data": {"file": "a.mp4", "file_id": "x"}},
+                {"type": "location", "data": {"lat": "1.5", "lon": 2, "latitude": 3}},
+                {"type": "image", "data": {}},
             ]
         },
     ],
@@ -96,13 +109,21 @@ def test_a_lone_surrogate_is_read_the_general_way_in_a_str_or_bytes_frame() -> N
     assert isinstance(encoded, MessageEvent) and encoded.text == "\ud800"
 
 
+#: Every key a v11 type renames and its new name (taken already, it stops the
+#: renaming), and two others.
+_RENAMED = ["qq", "user_id", "file", "file_id", "id", "message_id", "lat", "lon", "latitude"]
+_KEYS = [*_RENAMED, "text", "name"]
 _SEGMENTS = st.lists(
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["text", "at", "image", "reply", "face", "location", "x"])},
+        {
+            "type": st.sampled_from(
+                ["text", "at", "image", "reply", "face", "location", "record", "video", "x"]
+            )
+        },
         optional={
             "data": st.none()
             | st.dictionaries(
-                st.sampled_from(["text", "qq", "file", "file_id", "id", "lat", "name"]),
+                st.sampled_from(_KEYS),
                 st.sampled_from(["all", "1", "", "a&amp;b"]) | st.integers(-3, 3),
                 max_size=3,
             )

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from ..errors import RemoteProtocolError
 
@@ -179,6 +180,35 @@ V11_RENAMERS: Final[dict[str, Callable[[dict[str, Any]], Segment]]] = {
     v11: _renamer(model, keys) for v11, (model, keys) in _FROM_V11.items()
 }
 V11_RENAMERS["at"] = _at
+
+
+#: :data:`_FROM_V11` with its key pairs in a tuple, for :func:`rename_v11_in_place`.
+_IN_PLACE: Final = {v11: (model, tuple(keys.items())) for v11, (model, keys) in _FROM_V11.items()}
+
+
+def rename_v11_in_place(segments: Iterable[Segment]) -> None:
+    """:func:`renamed_from_v11` for segments a decoder just made (nobody else
+    holds them, their data are dicts): each is renamed in place, its data as
+    ``_at`` and :func:`_renamer` rename it, and its type set on the frozen
+    struct. (A message event's segments, every time: one call for them all,
+    and no new struct for a renamed segment, nor a new tuple of them.)"""
+    renames = _IN_PLACE.get
+    for segment in segments:
+        known = renames(segment.type)
+        if known is None:  # most segments: text, face, ...
+            continue
+        model, pairs = known
+        # A decoder makes a Mapping field a dict (no cast: a call, on the hot path).
+        data: dict[str, Any] = segment.data  # type: ignore[assignment]
+        if model == "mention" and data.get("qq") == "all":
+            del data["qq"]
+            model = "mention_all"
+        else:
+            for old, new in pairs:
+                if old in data and new not in data:
+                    data[new] = data.pop(old)
+        # No hash or copy of it exists yet: setting a frozen field is safe here.
+        force_setattr(segment, "type", model)
 
 
 def segment_to_v11(segment: Segment) -> tuple[str, dict[str, Any]]:
