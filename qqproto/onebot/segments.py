@@ -122,6 +122,8 @@ _FROM_V11: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "reply": ("reply", {"id": "message_id"}),
     "location": ("location", {"lat": "latitude", "lon": "longitude"}),
 }
+#: The same, for a reader that renames as it builds (:func:`qqproto.onebot.cq.parse`).
+V11_NAMES: Final = _FROM_V11
 #: model type -> (v11 type, {model key: v11 key}).
 _TO_V11: Final = {
     model: (v11, {new: old for old, new in keys.items()})
