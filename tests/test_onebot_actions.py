@@ -14,6 +14,7 @@ from qqproto.onebot.actions import (
     Chat,
     delete_message,
     describe_retcode,
+    get_file,
     get_group_member_info,
     get_message,
     get_self_info,
@@ -70,6 +71,14 @@ def test_the_minimal_set_in_both_dialects() -> None:
     assert get_message(5, 11) == Action("get_msg", {"message_id": 5})
     with pytest.raises(LocalProtocolError, match="v12 has no get_message"):
         get_message(5, 12)
+
+
+def test_get_file_in_each_dialect() -> None:
+    assert get_file("f1", 12, form="path") == Action("get_file", {"file_id": "f1", "type": "path"})
+    assert get_file("a.jpg", 11, kind="image") == Action("get_image", {"file": "a.jpg"})
+    voice = get_file("a.amr", 11, kind="voice")
+    assert voice == Action("get_record", {"file": "a.amr", "out_format": "mp3"})
+    assert get_file("/f/x", 11) == Action("get_file", {"file_id": "/f/x"})
 
 
 def test_a_frame_carries_the_echo_as_a_string_and_self_when_asked() -> None:

@@ -28,7 +28,7 @@ from qqproto.onebot import (
     StreamFrame,
     send_message,
 )
-from qqproto.onebot.actions import Action
+from qqproto.onebot.actions import Action, get_file
 from qqproto.testing import NO_ECHO, MemoryNetwork, OneBotSimConfig, OneBotSimulator
 
 URL = "ws://127.0.0.1:3001/"
@@ -294,3 +294,14 @@ def test_the_same_seed_gives_the_same_bytes() -> None:
         return [repr(e) for e in net.events]
 
     assert run() == run()
+
+
+@pytest.mark.parametrize("version", [11, 12])
+def test_files_are_got_in_each_dialect(version: int) -> None:
+    _sim, proto, net = world(OneBotSimConfig(version=version, access_token=TOKEN))  # type: ignore[arg-type]
+    proto.call(get_file("a.jpg", proto.version, kind="image"), net.now)  # type: ignore[arg-type]
+    net.advance(0.01)
+    (result,) = results(net)
+    assert result.answer is not None
+    data = result.answer.result()
+    assert data["url" if version == 12 else "file"].endswith("a.jpg")

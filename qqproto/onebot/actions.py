@@ -37,6 +37,7 @@ __all__ = [
     "Chat",
     "delete_message",
     "describe_retcode",
+    "get_file",
     "get_friend_list",
     "get_group_info",
     "get_group_list",
@@ -215,6 +216,29 @@ def get_group_member_info(group_id: int | str, user_id: int | str, version: Vers
 
 def get_group_member_list(group_id: int | str, version: Version) -> Action:
     return Action("get_group_member_list", {"group_id": _id_for(group_id, version)})
+
+
+def get_file(
+    file_id: str,
+    version: Version,
+    *,
+    kind: Literal["image", "voice", "file"] = "file",
+    form: Literal["url", "path", "data"] = "url",
+) -> Action:
+    """A file a message carried (its segment's ``file_id``).
+
+    v12: ``get_file`` with ``type`` ``form`` (a URL, a local path, or the
+    bytes as base64). v11 has no one action: an image is ``get_image`` and a
+    voice ``get_record`` (as mp3), each answering with a local path; any other
+    file is the ``get_file`` NapCat and Lagrange add (``form`` is v12's alone).
+    """
+    if version == 12:
+        return Action("get_file", {"file_id": file_id, "type": form})
+    if kind == "image":
+        return Action("get_image", {"file": file_id})
+    if kind == "voice":
+        return Action("get_record", {"file": file_id, "out_format": "mp3"})
+    return Action("get_file", {"file_id": file_id})
 
 
 def _id_for(value: int | str, version: Version) -> int | str:

@@ -464,6 +464,22 @@ def _member_list(state: ObState, params: Mapping[str, Any], now: float) -> list[
     return [_member(state, group, user) for user in [str(state.config.self_id), *state.friends]]
 
 
+def _file(state: ObState, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """Any file id is a file here: a path in v11, what ``type`` asks for in v12."""
+    name = params.get("file_id", params.get("file"))
+    if not isinstance(name, str) or not name:
+        raise _Refusal(_BAD_PARAM[state.version], "no file to get")
+    path = f"/tmp/{state.config.impl}/{name}"
+    if state.version == 11:
+        return {"file": path, "file_name": name}
+    form = params.get("type", "url")
+    if form == "url":
+        return {"name": name, "url": f"http://127.0.0.1/files/{name}"}
+    if form == "path":
+        return {"name": name, "path": path}
+    raise _Refusal(10004, f"unsupported type {form!r}")
+
+
 def _supported(state: ObState, params: Mapping[str, Any], now: float) -> list[str]:
     return sorted(_HANDLERS[12])
 
@@ -486,6 +502,9 @@ _HANDLERS: Final[dict[int, dict[str, Handler]]] = {
         "get_msg": _get_msg,
         "get_login_info": _login_info,
         "get_version_info": _version_info,
+        "get_image": _file,
+        "get_record": _file,
+        "get_file": _file,
     },
     12: _COMMON
     | {
@@ -494,6 +513,7 @@ _HANDLERS: Final[dict[int, dict[str, Handler]]] = {
         "get_self_info": _self_info,
         "get_version": _version_info,
         "get_supported_actions": _supported,
+        "get_file": _file,
     },
 }
 
