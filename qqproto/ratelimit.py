@@ -17,10 +17,22 @@ from .errors import ConfigError
 __all__ = ["RateLimiter"]
 
 
-class RateLimiter:
-    """``burst`` sends at once, then ``rate`` per second."""
+#: Times this close (relative to their size) are one time: see RateLimiter.
+_ROUNDING = 1e-12
 
-    __slots__ = ("_at", "_tokens", "burst", "rate")
+
+class RateLimiter:
+    """``burst`` sends at once, then ``rate`` per second.
+
+    Kept as the GCRA keeps it (the token bucket's twin): not a count of room
+    but the time the next send would be due at the steady rate. A send may go
+    when that time is at most ``burst - 1`` intervals away. The time
+    :meth:`next_free` names is the very value :meth:`take` compares with, so
+    one never says yes where the other says no; and times a rounding error
+    apart (``1.1 - 1.0`` is not ``0.1``) count as the same time.
+    """
+
+    __slots__ = ("_due", "_interval", "_tolerance", "burst", "rate")
 
     def __init__(self, rate: float, burst: int = 1) -> None:
         if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
@@ -29,29 +41,24 @@ class RateLimiter:
             raise ConfigError("burst", "an integer >= 1", burst)
         self.rate = float(rate)
         self.burst = burst
-        self._tokens = float(burst)
-        self._at: float | None = None  # when _tokens was last brought up to date
-
-    def _refill(self, now: float) -> None:
-        if self._at is not None and now > self._at:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        if self._at is None or now > self._at:
-            self._at = now  # a clock that went back changes nothing
+        self._interval = 1.0 / self.rate
+        self._tolerance = (burst - 1) * self._interval
+        self._due: float | None = None  # when the next send is due at the steady rate
 
     def next_free(self, now: float) -> float:
         """When the next send may go: ``now`` if it may go now."""
-        self._refill(now)
-        if self._tokens >= 1:
+        if self._due is None:
             return now
-        return now + (1 - self._tokens) / self.rate
+        return max(now, self._due - self._tolerance)
 
     def take(self, now: float) -> bool:
         """Take a send if one may go now; False (and nothing taken) if not."""
-        self._refill(now)
-        if self._tokens < 1:
+        due = now if self._due is None else self._due
+        if now < due - self._tolerance - _ROUNDING * max(1.0, abs(now)):
             return False
-        self._tokens -= 1
+        # A clock that went back changes nothing: the due time never moves back.
+        self._due = max(due, now) + self._interval
         return True
 
     def __repr__(self) -> str:
-        return f"RateLimiter(rate={self.rate}, burst={self.burst}, tokens={self._tokens:.2f})"
+        return f"RateLimiter(rate={self.rate}, burst={self.burst}, due={self._due})"

@@ -22,7 +22,7 @@ from qqproto.actions import (
     StateChanged,
 )
 from qqproto.http_server import HttpServerConnection, Upgrade
-from qqproto.onebot.connection import ActionResult, OneBotConfig, OneBotProtocol
+from qqproto.onebot import ActionResult, OneBotConfig, OneBotProtocol
 from qqproto.ws import TextReceived
 from qqproto.ws_server import WebSocketServer
 

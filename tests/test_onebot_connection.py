@@ -12,8 +12,8 @@ from qqproto.calls import CallTimeout, StrayAnswer
 from qqproto.errors import ConfigError, LocalProtocolError, ProtocolViolation
 from qqproto.http import HttpResponse
 from qqproto.link import Retry
+from qqproto.onebot import ActionResult, OneBotConfig, StreamFrame
 from qqproto.onebot.actions import Action, Chat, send_message
-from qqproto.onebot.connection import ActionResult, OneBotConfig, StreamFrame
 from qqproto.onebot.events import MessageEvent, MetaEvent
 from qqproto.onebot.lifecycle import OneBotState
 

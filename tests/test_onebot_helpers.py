@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qqproto.errors import ConfigError
+from qqproto.onebot.actions import Action
 from qqproto.onebot.addressing import mentions, to_me, triggers, without_mention
 from qqproto.onebot.cq import parse
 from qqproto.onebot.events import MessageEvent, decode_event
+from qqproto.onebot.pacing import SendPacer
 from qqproto.onebot.segments import Segment
 from qqproto.onebot.split import split_text
 from qqproto.ratelimit import RateLimiter
@@ -189,3 +191,53 @@ def test_never_more_than_the_burst_plus_the_rate_allows(gaps: list[float], burst
         taken += limiter.take(now)
         assert taken <= burst + 2.0 * now + 1e-9
         assert limiter.next_free(now) >= now
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.sampled_from([0.5, 1.0, 3.0]),
+    burst=st.integers(1, 4),
+    gaps=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=30),
+)
+def test_paced_sends_go_in_order_and_never_past_the_limit(
+    rate: float, burst: int, gaps: list[float]
+) -> None:
+    pacer: SendPacer[int] = SendPacer(RateLimiter(rate, burst))
+    send = Action("send_msg")
+    now, went = 0.0, []  # (when, which)
+    for n, gap in enumerate(gaps):
+        now += gap
+        while (free := pacer.next_deadline()) is not None and free <= now:
+            went += [(free, k) for k in pacer.ready(free)]
+        if pacer.admit(send, now):
+            went.append((now, n))
+        else:
+            pacer.hold(n, now)
+    while (free := pacer.next_deadline()) is not None:
+        went += [(free, k) for k in pacer.ready(free)]
+    assert [k for _, k in went] == list(range(len(gaps)))  # all of them, in order
+    times = [t for t, _ in went]
+    for i, start in enumerate(times):  # any window holds at most burst + rate x its length
+        for j in range(i, len(times)):
+            assert j - i + 1 <= burst + rate * (times[j] - start) + 1e-9
+    assert pacer.admit(Action("get_status"), now)  # a read is never held
+
+
+@given(
+    rate=st.floats(0.01, 1000.0),
+    burst=st.integers(1, 5),
+    start=st.floats(0.0, 1e9),
+    steps=st.lists(st.floats(0.0, 10.0), max_size=10),
+)
+def test_the_limiter_lets_a_send_go_at_the_time_it_names(
+    rate: float, burst: int, start: float, steps: list[float]
+) -> None:
+    """Whatever floating point does, next_free names a time take() accepts."""
+    limiter, now = RateLimiter(rate, burst), start
+    for step in steps:
+        now += step
+        limiter.take(now)
+    for _ in range(burst + 2):
+        free = limiter.next_free(now)
+        assert free >= now and limiter.take(free)
+        now = free

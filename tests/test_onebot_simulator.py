@@ -305,3 +305,33 @@ def test_files_are_got_in_each_dialect(version: int) -> None:
     assert result.answer is not None
     data = result.answer.result()
     assert data["url" if version == 12 else "file"].endswith("a.jpg")
+
+
+def test_sends_past_the_limit_wait_in_order_and_other_actions_do_not() -> None:
+    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN), send_rate=1.0, send_burst=2)
+    chat = Chat.group(sim.group_id)
+    for n in range(4):
+        proto.call(send_message(chat, f"m{n}", 11), net.now)
+    proto.call(Action("get_status"), net.now)  # not a send: never held
+    net.advance(0.01)
+    assert [m.text for m in sim.sent] == ["m0", "m1"]
+    assert [c.action for c in sim.calls][-1] == "get_status"
+    net.advance(1.0)
+    assert [m.text for m in sim.sent] == ["m0", "m1", "m2"]
+    net.advance(1.0)
+    assert [m.at - sim.sent[0].at for m in sim.sent] == pytest.approx([0, 0, 1, 2], abs=0.02)
+    assert all(r.ok for r in results(net)) and len(results(net)) == 5
+
+
+def test_a_send_still_waiting_when_the_link_drops_ends_as_not_sent() -> None:
+    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN), send_rate=0.1)
+    chat = Chat.group(sim.group_id)
+    first = proto.call(send_message(chat, "goes", 11), net.now)
+    second = proto.call(send_message(chat, "waits", 11), net.now)
+    net.advance(0.01)
+    sim.drop()
+    net.advance(0.01)
+    ended = {r.call_id: r for r in results(net)}
+    assert ended[first].ok
+    assert ended[second].error is not None and "not sent" in str(ended[second].error)
+    assert [m.text for m in sim.sent] == ["goes"]

@@ -24,8 +24,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from qqproto.errors import ProtocolViolation
 from qqproto.link import Retry
+from qqproto.onebot import ActionResult
 from qqproto.onebot.actions import Action
-from qqproto.onebot.connection import ActionResult
 from qqproto.onebot.events import MessageEvent
 from qqproto.onebot.lifecycle import OneBotState
 

@@ -8,8 +8,11 @@
 - :mod:`qqproto.onebot.actions`: requests in either dialect, answers as values
   or typed errors;
 - :mod:`qqproto.onebot.connection`: :class:`OneBotProtocol`, a forward
-  WebSocket to an implementation (its lifecycle in
-  :mod:`qqproto.onebot.lifecycle`);
+  WebSocket to an implementation (its configuration in
+  :mod:`qqproto.onebot.config`, its lifecycle in
+  :mod:`qqproto.onebot.lifecycle`, what its actions come to in
+  :mod:`qqproto.onebot.results`, its send limit in
+  :mod:`qqproto.onebot.pacing`);
 - :mod:`qqproto.onebot.addressing` (is it for the bot?) and
   :mod:`qqproto.onebot.split` (long text in pieces): what a bot needs beside.
 """
@@ -17,7 +20,8 @@
 from . import cq
 from .actions import Action, ActionFailed, Answer, Chat, read_answer, reply_to, send_message
 from .addressing import TriggerMode, to_me, triggers
-from .connection import ActionResult, OneBotConfig, OneBotProtocol, StreamFrame
+from .config import OneBotConfig
+from .connection import OneBotProtocol
 from .events import (
     Event,
     MessageEvent,
@@ -29,6 +33,7 @@ from .events import (
 )
 from .frames import LazyJson, event_from_json, read_frame
 from .lifecycle import OneBotState
+from .results import ActionResult, StreamFrame
 from .segments import (
     Segment,
     plain_text,

@@ -40,6 +40,9 @@ Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
   ``ping_interval`` seconds without a byte a WebSocket ping goes out, and a
   connection that brings nothing within ``ping_timeout`` after it is dead.
 - The version is told by the first event (``protocol="auto"``), or fixed.
+- With ``send_rate``, sends (``send_*`` actions) past the limit wait in order
+  (:mod:`qqproto.onebot.pacing`); one still waiting when its connection ends
+  ends as not sent.
 - v12 with ``api_url``: actions go as ``POST`` requests there (``HttpRequest``
   actions, answered with ``http_response`` or ``http_failed``); events stay
   on the socket. A 401 or 403 from the API is a refused token.
@@ -49,124 +52,38 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
 from .._json import loads
 from ..actions import Deliver, Failed, HttpRequest
 from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import (
-    ConfigError,
     LocalProtocolError,
-    ProtocolError,
     ProtocolViolation,
     RemoteProtocolError,
     WebSocketHandshakeError,
 )
 from ..http import HttpResponse
 from ..link import LinkState, ReconnectPolicy, WebSocketLink
-from ..url import BadUrl, Url
-from ..ws import BytesReceived, Closed, Entropy, Opened, TextReceived
+from ..ratelimit import RateLimiter
+from ..ws import BytesReceived, Closed, Opened, TextReceived
 from .actions import Action, Answer, read_answer
+from .config import OneBotConfig
 from .events import Event, MetaEvent
 from .frames import read_frame
 from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
+from .pacing import SendPacer
+from .results import ActionResult, StreamFrame
 
-__all__ = ["ActionResult", "OneBotConfig", "OneBotProtocol", "StreamFrame"]
+__all__ = ["OneBotProtocol"]
 
 #: NapCat and LLOneBot answer a refused token with this retcode, then close.
 TOKEN_REFUSED_RETCODE: Final = 1403
-#: Frames up to this size are accepted: forward trees and base64 media are big
-#: (NapCat allows 50 MiB).
-DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 _TERMINAL: Final = (OneBotState.FAILED, OneBotState.CLOSED)
 #: A heartbeat interval is taken within these bounds (seconds, spec 9): one of
 #: a millisecond would make the watch drop every connection at once.
 INTERVAL_RANGE: Final = (1.0, 3600.0)
-
-
-@dataclass(frozen=True, slots=True)
-class OneBotConfig:
-    """How to reach one implementation. Validated on construction."""
-
-    url: str
-    #: Sent as ``Authorization: Bearer <token>``.
-    access_token: str | None = field(default=None, repr=False)
-    protocol: Literal["auto", "v11", "v12"] = "auto"
-    #: v12 only: actions go as ``POST`` to this URL instead of on the socket.
-    api_url: str | None = None
-    #: Seconds an action waits for its answer.
-    call_timeout: float = 30.0
-    #: Seconds from the transport's opening until the upgrade must be answered.
-    open_timeout: float = 30.0
-    #: A connection is dead after this many heartbeat intervals without a frame.
-    heartbeat_factor: float = 2.5
-    #: While no heartbeat promised an interval: a ping after this many seconds
-    #: without a byte (None: never; a quiet link is then left alone).
-    ping_interval: float | None = 30.0
-    #: ...and a link that brings nothing this many seconds after the ping is dead.
-    ping_timeout: float = 20.0
-    #: Failed attempts in a row before giving up; None: never give up.
-    max_attempts: int | None = None
-    backoff_base: float = 1.0
-    backoff_cap: float = 30.0
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    seed: int = 0
-    rng: random.Random | None = field(default=None, compare=False, repr=False)
-    entropy: Entropy | None = field(default=None, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        try:
-            Url.parse(self.url, ("ws", "wss"))
-        except BadUrl as bad:
-            raise ConfigError("url", "a ws:// or wss:// URL", self.url) from bad
-        token = self.access_token
-        if token is not None and (not token or token != token.strip() or not token.isprintable()):
-            raise ConfigError("access_token", "a token without spaces around it", "<hidden>")
-        if self.api_url is not None:
-            try:
-                Url.parse(self.api_url, ("http", "https"))
-            except BadUrl as bad:
-                raise ConfigError("api_url", "an http:// or https:// URL", self.api_url) from bad
-        if self.protocol not in ("auto", "v11", "v12"):
-            raise ConfigError("protocol", "auto, v11 or v12", self.protocol)
-        if not self.call_timeout > 0:
-            raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
-        if not self.open_timeout > 0:
-            raise ConfigError("open_timeout", "a positive number of seconds", self.open_timeout)
-        if self.ping_interval is not None and not self.ping_interval > 0:
-            raise ConfigError("ping_interval", "positive seconds, or None", self.ping_interval)
-        if not self.ping_timeout > 0:
-            raise ConfigError("ping_timeout", "a positive number of seconds", self.ping_timeout)
-        if not 1 < self.heartbeat_factor <= 3:
-            raise ConfigError("heartbeat_factor", "above 1, at most 3", self.heartbeat_factor)
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What became of an action: its ``answer`` (whose ``result()`` may still
-    raise :class:`~qqproto.onebot.actions.ActionFailed`), or the ``error``
-    that says why none came."""
-
-    call_id: int
-    action: Action
-    answer: Answer | None = None
-    error: ProtocolError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.answer is not None and self.answer.ok
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFrame:
-    """One frame of an answer that comes in several (NapCat's stream actions);
-    the last one comes as the :class:`ActionResult`."""
-
-    call_id: int
-    action: Action
-    answer: Answer
 
 
 class OneBotProtocol(Driven):
@@ -191,6 +108,8 @@ class OneBotProtocol(Driven):
         )
         self._lifecycle = TABLE.lifecycle(OneBotState.CONNECTING)
         self._calls: Calls[Action] = Calls(rng, max_attempts=1)
+        limiter = RateLimiter(config.send_rate, config.send_burst) if config.send_rate else None
+        self._pacer: SendPacer[tuple[Call[Action], str]] = SendPacer(limiter)
         self.version: int | None = {"v11": 11, "v12": 12}.get(config.protocol)
         #: The bot's own id, from the first event that carries one.
         self.self_id: int | str | None = None
@@ -215,7 +134,7 @@ class OneBotProtocol(Driven):
     def next_deadline(self) -> float | None:
         if self.state in _TERMINAL:
             return None
-        times = [self._calls.next_deadline()]
+        times = [self._calls.next_deadline(), self._pacer.next_deadline()]
         if self._link.state is LinkState.IDLE:
             times.append(self._link.reconnect_at)
         elif self._link.state is LinkState.OPEN:
@@ -227,14 +146,21 @@ class OneBotProtocol(Driven):
     def call(self, action: Action, now: float) -> int:
         """Send ``action``; its outcome comes back as ``Deliver(ActionResult)``
         under the id returned. Only while CONNECTED: an action is never held
-        for a later connection, where it might go twice."""
+        for a later connection, where it might go twice. With ``send_rate``, a
+        send past the limit waits (unsent) until the limit has room."""
         if self.state is not OneBotState.CONNECTED:
             raise LocalProtocolError(
                 "no connection to send on", expected="CONNECTED", received=self.state.name
             )
         pending = self._calls.new(action)
-        echo = str(pending.id)
-        frame = action.frame(echo)  # before the call is registered: it may raise
+        frame = action.frame(str(pending.id))  # before the call is registered: it may raise
+        if self._pacer.admit(action, now):
+            self._send(pending, frame, now)
+        else:
+            self._pacer.hold((pending, frame), now)
+        return pending.id
+
+    def _send(self, pending: Call[Action], frame: str, now: float) -> None:
         deadline = now + self.config.call_timeout
         api_url = self.config.api_url
         if api_url is not None and self.version == 12:  # over HTTP: the request id is the key
@@ -243,9 +169,8 @@ class OneBotProtocol(Driven):
             headers = (("Content-Type", "application/json"), *self._headers)
             self._out.append(HttpRequest(request_id, "POST", api_url, headers, frame.encode()))
         else:
-            self._calls.sent(pending, echo, deadline=deadline)
+            self._calls.sent(pending, str(pending.id), deadline=deadline)
             self._link.send_text(frame)
-        return pending.id
 
     def close(self, now: float) -> None:
         """Close for good: pending actions end, and nothing dials again."""
@@ -340,6 +265,9 @@ class OneBotProtocol(Driven):
             return
         for call, timeout in self._calls.expired(now):
             self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
+        if (free := self._pacer.next_deadline()) is not None and now >= free:
+            for pending, frame in self._pacer.ready(now):
+                self._send(pending, frame, now)
         link = self._link.state
         if link is LinkState.IDLE:
             self._maybe_connect(now)
@@ -486,10 +414,18 @@ class OneBotProtocol(Driven):
 
     def _end_calls(self, why: str, *, socket_only: bool = False) -> None:
         """End the pending actions (only those on the socket, when it alone went:
-        an action over HTTP does not need it)."""
+        an action over HTTP does not need it), and the sends held for the limit,
+        which never went out."""
         only = (lambda call: isinstance(call.key, str)) if socket_only else None
         for call in self._calls.drop_all(why, only=only):
             error = RemoteProtocolError(why, expected="an answer", received=None)
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+        for call, _ in self._pacer.drop_all():
+            error = RemoteProtocolError(
+                "not sent: its connection ended while it waited for the send limit",
+                expected="room under send_rate",
+                received=call.what.name,
+            )
             self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
 
     def _fire(self, trigger: OneBotInput, why: str, attempts: Attempts | None = None) -> None:
