@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .listener import TABLE as LISTENER_TABLE
 from .machine import Table
 from .onebot.lifecycle import TABLE as ONEBOT_TABLE
 from .qq.lifecycle import TABLE
@@ -30,6 +31,12 @@ TABLES: tuple[tuple[Table[Any, Any, Any], str, str], ...] = (
         "qqproto/onebot/lifecycle.py",
         "One forward WebSocket to a OneBot implementation. A lost connection is\n"
         "dialled again (forever, unless bounded); a refused token never is.",
+    ),
+    (
+        LISTENER_TABLE,
+        "qqproto/listener.py",
+        "A server (the QQ webhook, OneBot's reverse WebSocket and webhook): one\n"
+        "listening socket. A port that cannot be bound stays so: it is final.",
     ),
 )
 

@@ -1,0 +1,218 @@
+"""QQWebhook: the platform's HTTP callbacks, served sans-IO (spec section 10).
+
+In webhook mode the platform POSTs each event to the bot instead of pushing
+it down a WebSocket: the same ``{id, op, d, s, t}`` envelope, signed with the
+ed25519 key of the bot's secret (:mod:`qqproto.qq.signing`). This object is
+that endpoint, on the shared server piece (:class:`~qqproto.listener.HttpService`):
+the driver listens, and each request is checked and answered here:
+
+- a request whose ``X-Signature-Ed25519`` does not sign
+  ``X-Signature-Timestamp`` + the raw body: 401, and nothing else happens;
+- a timestamp further than ``max_skew`` from the wall clock: 401 (a replay);
+- a signed body that is no JSON object, or an op other than 0 and 13: 400;
+- op 13 (the console's check of the URL): 200 with ``plain_token`` and our
+  signature of ``event_ts`` + ``plain_token``;
+- op 0 (a dispatch): 200 with ``{"op": 12, "d": 0}``, and the typed event (the
+  gateway's very types) delivered once: the platform retries a callback, so
+  an envelope id seen in the last ``dedup_ttl`` seconds is acknowledged again
+  and not delivered;
+- a wrong path is 404, another method 405, a body over ``max_body_size`` 413
+  (the HTTP piece answers those).
+
+Every refusal is delivered as a :class:`WebhookRefused` value, for the
+application to see and log. Nothing here raises on what a client sends.
+
+An unsigned op 13 is answered too: the platform's own example carries no
+signature headers (spec 10.3). But the answer is a signature made with the
+very key callbacks are checked with, so this is a signing oracle unless it is
+bounded: only a ``plain_token`` of letters, digits, ``-`` and ``_`` and an
+``event_ts`` of digits are signed. Their concatenation holds no ``{``, so no
+signature this endpoint hands out can ever pass as a callback's.
+
+Time: the driver's ``now`` is monotonic, and a timestamp is wall time, so
+``wall_offset`` (wall time minus ``now``, set by whoever starts the service)
+turns one into the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from ..actions import Deliver
+from ..contract import Peer
+from ..errors import ConfigError, ProtocolViolation, RemoteProtocolError
+from ..http_server import DEFAULT_MAX_BODY_SIZE, Dropped, Refused, Request
+from ..listener import HttpService
+from ..ttl import TTLMap
+from .decode import EventDecoder, untyped_event
+from .events import Event
+from .signing import CallbackKey
+
+__all__ = ["ACK", "QQWebhook", "WebhookConfig", "WebhookRefused"]
+
+#: The acknowledgement of a dispatch (spec 10.4: the platform reads the status;
+#: ``d: 1`` would ask it to deliver again).
+ACK: Final = b'{"op":12,"d":0}'
+_JSON: Final = (("Content-Type", "application/json"),)
+#: What an op 13 may ask us to sign (see the module docstring).
+_PLAIN_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
+_DIGITS: Final = re.compile(r"[0-9]{1,20}\Z")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Where to serve one bot's callbacks, and how strictly."""
+
+    app_id: str
+    secret: str = field(repr=False)
+    host: str = "127.0.0.1"
+    #: The platform calls HTTPS on 80, 443, 8080 or 8443 only; behind a proxy, any.
+    port: int = 8443
+    path: str = "/"
+    #: A timestamp further than this (seconds) from the wall clock is refused.
+    max_skew: float = 300.0
+    #: Wall time minus the driver's ``now``.
+    wall_offset: float = 0.0
+    #: How long an envelope id is remembered (the platform retries callbacks).
+    dedup_ttl: float = 3600.0
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ConfigError("secret", "the bot's AppSecret", "<empty>")
+        if not self.path.startswith("/"):
+            raise ConfigError("path", "a path starting with /", self.path)
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", "0 to 65535", self.port)
+        if not self.max_skew > 0:
+            raise ConfigError("max_skew", "a positive number of seconds", self.max_skew)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRefused:
+    """A request the endpoint refused: the HTTP status it got, and why."""
+
+    status: int
+    why: str
+    peer: Peer | None = None
+
+    def __str__(self) -> str:
+        where = f" from {self.peer}" if self.peer else ""
+        return f"callback refused with {self.status}{where}: {self.why}"
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    op: Any = None
+    d: Any = None
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+
+
+class QQWebhook(HttpService):
+    """One bot's callback endpoint (see the module docstring)."""
+
+    name = "webhook"
+
+    def __init__(self, config: WebhookConfig, *, ids: Any = None) -> None:
+        self.config = config
+        self.key = CallbackKey(config.secret)
+        self._decoder = EventDecoder()
+        self._seen: TTLMap[str, None] = TTLMap(config.dedup_ttl)
+        #: Dispatches acknowledged again and not delivered (the platform retried them).
+        self.redeliveries = 0
+        super().__init__(
+            config.host,
+            config.port,
+            {config.path: ("POST",)},
+            max_body_size=config.max_body_size,
+            ids=ids,
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    def on_request(self, conn: int, request: Request, now: float) -> None:
+        signature = request.header("x-signature-ed25519")
+        timestamp = request.header("x-signature-timestamp")
+        if signature is None or timestamp is None:
+            self._unsigned(conn, request)
+            return
+        if not self.key.verify(signature, timestamp.encode() + request.body):
+            self._refuse(conn, 401, "the signature does not match the body")
+            return
+        wall = now + self.config.wall_offset
+        if not _DIGITS.match(timestamp) or abs(wall - int(timestamp)) > self.config.max_skew:
+            self._refuse(conn, 401, f"timestamp {timestamp[:24]!r} is outside the window")
+            return
+        try:
+            op, s, t, event_id, body = self._decoder.decode_frame(request.body)
+        except RemoteProtocolError:
+            self._refuse(conn, 400, "the body is no JSON object")
+            return
+        if op == 13 and type(op) is int:
+            self._validate(conn, request.body)
+        elif op == 0 and type(op) is int:
+            self.respond(conn, 200, _JSON, ACK)
+            self._dispatch(s, t, event_id, body, now)
+        else:
+            self._refuse(conn, 400, f"op {op!r} is no callback op (0 or 13)")
+
+    def _unsigned(self, conn: int, request: Request) -> None:
+        """Only op 13 may come without a signature (spec 10.3)."""
+        try:
+            op = _ENVELOPE.decode(request.body).op
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
+            op = None
+        if op == 13 and type(op) is int:
+            self._validate(conn, request.body)
+        else:
+            self._refuse(conn, 401, "no X-Signature-Ed25519 and X-Signature-Timestamp")
+
+    def _validate(self, conn: int, body: bytes) -> None:
+        d = _ENVELOPE.decode(body).d
+        token = d.get("plain_token") if isinstance(d, dict) else None
+        event_ts = d.get("event_ts") if isinstance(d, dict) else None
+        if not (isinstance(token, str) and _PLAIN_TOKEN.match(token)):
+            self._refuse(conn, 400, "op 13 without a plain_token of letters and digits")
+            return
+        if not (isinstance(event_ts, str) and _DIGITS.match(event_ts)):
+            self._refuse(conn, 400, "op 13 without an event_ts of digits")
+            return
+        signature = self.key.sign((event_ts + token).encode()).hex()
+        answer = json.dumps({"plain_token": token, "signature": signature}).encode()
+        self.respond(conn, 200, _JSON, answer)
+
+    def _dispatch(self, s: Any, t: Any, event_id: Any, body: Any, now: float) -> None:
+        if type(event_id) is str and not self._seen.add(event_id, None, now):
+            self.redeliveries += 1  # acknowledged again, delivered once
+            return
+        seq = s if type(s) is int else None
+        if isinstance(body, Event):
+            self._out.append(Deliver(body))
+            return
+        event, problem = untyped_event(self._decoder, seq, t, event_id, body)
+        if problem is not None:
+            self._out.append(Deliver(ProtocolViolation(problem)))
+        if event is not None:
+            self._out.append(Deliver(event))
+
+    # -- refusals --------------------------------------------------------------------------
+
+    def on_refused(self, conn: int, refused: Refused | Dropped, now: float) -> None:
+        status = refused.status if isinstance(refused, Refused) else 400
+        self._out.append(Deliver(WebhookRefused(status, refused.why, self.peers.get(conn))))
+
+    def _refuse(self, conn: int, status: int, why: str) -> None:
+        self.respond(conn, status, body=why.encode())
+        self._out.append(Deliver(WebhookRefused(status, why, self.peers.get(conn))))
+
+    def __repr__(self) -> str:
+        return (
+            f"QQWebhook({self.config.host}:{self.port}{self.config.path}, "
+            f"state={self.state.name}, redeliveries={self.redeliveries})"
+        )
