@@ -64,7 +64,14 @@ def _sender(value: object) -> str | None:
 
 
 def _empty(value: object) -> bool:
-    return isinstance(value, MessageEvent) and not value.segments
+    """A message with nothing but mentions and blank text (a bare "@bot")."""
+    if not isinstance(value, MessageEvent):
+        return False
+    return all(
+        s.type in ("mention", "mention_all")
+        or (s.type == "text" and not str(s.data.get("text", "")).strip())
+        for s in value.segments
+    )
 
 
 ONEBOT_ROUTING = Routing(call_id=_call_id, sender=_sender, empty=_empty)

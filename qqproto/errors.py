@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "LocalProtocolError",
     "MessageTooBig",
+    "NotSent",
     "ProtocolError",
     "ProtocolViolation",
     "RemoteProtocolError",
@@ -55,6 +56,11 @@ class ProtocolError(Exception):
 
 class LocalProtocolError(ProtocolError):
     """The caller used a protocol object in a way the protocol does not allow."""
+
+
+class NotSent(ProtocolError):
+    """A call that never went out: unlike one whose answer did not come, its
+    outcome is known (nothing happened), so making it again is safe."""
 
 
 class RemoteProtocolError(ProtocolError):

@@ -17,8 +17,8 @@ from .errors import ConfigError
 __all__ = ["RateLimiter"]
 
 
-#: Times this close (relative to their size) are one time: see RateLimiter.
-_ROUNDING = 1e-12
+#: Times this many units in the last place apart are one time: see RateLimiter.
+_ULPS = 4
 
 
 class RateLimiter:
@@ -54,7 +54,9 @@ class RateLimiter:
     def take(self, now: float) -> bool:
         """Take a send if one may go now; False (and nothing taken) if not."""
         due = now if self._due is None else self._due
-        if now < due - self._tolerance - _ROUNDING * max(1.0, abs(now)):
+        # A few units in the last place of the larger time: rounding, not time.
+        rounding = _ULPS * math.ulp(max(abs(now), abs(due)))
+        if now < due - self._tolerance - rounding:
             return False
         # A clock that went back changes nothing: the due time never moves back.
         self._due = max(due, now) + self._interval

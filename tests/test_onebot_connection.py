@@ -311,7 +311,7 @@ def test_close_ends_pending_actions_and_nothing_dials_again() -> None:
     assert w.proto.state is OneBotState.CLOSED
     [result] = w.results()
     assert result.error is not None and "closed by the application" in str(result.error)
-    with pytest.raises(LocalProtocolError, match="no connection to send on"):
+    with pytest.raises(LocalProtocolError, match="the connection is over"):
         w.proto.call(Action("get_status"), w.now)
     w.advance(3600)
     assert len(w.impls) == 1
@@ -423,3 +423,46 @@ def test_v11_ignores_the_api_url_and_uses_the_socket() -> None:
     w = connected(api_url="http://127.0.0.1:3002/")
     w.call(Action("get_status"))
     assert w.requests == [] and len(w.impls[0].received) == 1
+
+
+def test_with_an_api_url_and_auto_an_action_waits_for_the_version() -> None:
+    w = World(api_url="http://127.0.0.1:3002/")  # protocol auto: v11 or v12 unknown yet
+    assert w.proto.state is OneBotState.CONNECTED and w.proto.version is None
+    call_id = w.call(Action("get_self_info"))
+    assert w.requests == [] and w.impls[0].received == []  # neither way yet
+    w.send(V12_CONNECT)  # v12: HTTP it is
+    [request] = w.requests
+    assert json.loads(request.body)["echo"] == str(call_id)
+    assert w.impls[0].received == []
+
+
+def test_an_http_answer_after_many_other_calls_is_still_only_late() -> None:
+    w = v12_over_http(call_timeout=1.0)
+    w.call(Action("get_status"))
+    [first] = w.requests
+    w.advance(2.0)  # it timed out
+    for _ in range(1100):  # more than the calls a pending-call book remembers
+        w.call(Action("get_status"))
+        w.advance(2.0)
+    w.proto.http_response(first.request_id, HttpResponse(200, (), b"{}"), w.now)
+    w.pump()
+    assert isinstance(w.delivered[-1], ProtocolViolation)
+    with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
+        w.proto.http_response(10**9, HttpResponse(200, (), b"{}"), w.now)
+
+
+def test_each_stream_frame_gives_its_action_more_time() -> None:
+    w = connected(call_timeout=5.0, ping_interval=None)
+    echo = str(w.call(Action("upload_file_stream", {"file": "x"})))
+    frame = {"status": "ok", "retcode": 0, "echo": echo, "stream": "stream-action"}
+    for _ in range(3):  # 12 s in all, more than call_timeout, but never 5 s without a frame
+        w.advance(4.0)
+        w.send(frame | {"data": {"type": "stream"}})
+    assert w.results() == []
+    w.send(frame | {"data": {"type": "response"}})
+    [result] = w.results()
+    assert result.ok
+    echo = str(w.call(Action("upload_file_stream", {"file": "y"})))
+    w.send(frame | {"echo": echo, "data": {"type": "stream"}})
+    w.advance(5.1)  # a stream that stalls still ends
+    assert isinstance(w.results()[-1].error, CallTimeout)

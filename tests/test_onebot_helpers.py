@@ -13,7 +13,7 @@ from qqproto.onebot.actions import Action
 from qqproto.onebot.addressing import mentions, to_me, triggers, without_mention
 from qqproto.onebot.cq import parse
 from qqproto.onebot.events import MessageEvent, decode_event
-from qqproto.onebot.pacing import SendPacer
+from qqproto.onebot.pacing import Outbox
 from qqproto.onebot.segments import Segment
 from qqproto.onebot.split import split_text
 from qqproto.ratelimit import RateLimiter
@@ -202,25 +202,24 @@ def test_never_more_than_the_burst_plus_the_rate_allows(gaps: list[float], burst
 def test_paced_sends_go_in_order_and_never_past_the_limit(
     rate: float, burst: int, gaps: list[float]
 ) -> None:
-    pacer: SendPacer[int] = SendPacer(RateLimiter(rate, burst))
+    outbox: Outbox[int] = Outbox(RateLimiter(rate, burst))
     send = Action("send_msg")
+    never = float("inf")  # no give-up time: only the limiter decides here
     now, went = 0.0, []  # (when, which)
     for n, gap in enumerate(gaps):
         now += gap
-        while (free := pacer.next_deadline()) is not None and free <= now:
-            went += [(free, k) for k in pacer.ready(free)]
-        if pacer.admit(send, now):
+        while (free := outbox.next_deadline(open_=True)) is not None and free <= now:
+            went += [(free, k) for k in outbox.ready(free)]
+        if outbox.add(n, send, never, now, open_=True):
             went.append((now, n))
-        else:
-            pacer.hold(n, now)
-    while (free := pacer.next_deadline()) is not None:
-        went += [(free, k) for k in pacer.ready(free)]
+    while (free := outbox.next_deadline(open_=True)) is not None and free < never:
+        went += [(free, k) for k in outbox.ready(free)]
     assert [k for _, k in went] == list(range(len(gaps)))  # all of them, in order
     times = [t for t, _ in went]
     for i, start in enumerate(times):  # any window holds at most burst + rate x its length
         for j in range(i, len(times)):
             assert j - i + 1 <= burst + rate * (times[j] - start) + 1e-9
-    assert pacer.admit(Action("get_status"), now)  # a read is never held
+    assert outbox.add(-1, Action("get_status"), never, now, open_=True)  # a read never waits
 
 
 @given(
@@ -241,3 +240,10 @@ def test_the_limiter_lets_a_send_go_at_the_time_it_names(
         free = limiter.next_free(now)
         assert free >= now and limiter.take(free)
         now = free
+
+
+@pytest.mark.parametrize("start", [0.0, 1e9, 1.8e12])  # 1.8e12: milliseconds since 1970
+def test_the_limiter_allows_its_burst_and_no_more_at_any_clock_value(start: float) -> None:
+    limiter = RateLimiter(rate=10.0, burst=1)
+    assert [limiter.take(start) for _ in range(3)] == [True, False, False]
+    assert limiter.take(limiter.next_free(start))

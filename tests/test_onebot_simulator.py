@@ -7,12 +7,16 @@ in the shape the spec describes, and the object to live with it.
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qqproto.actions import HttpRequest
 from qqproto.calls import CallTimeout
+from qqproto.errors import NotSent
 from qqproto.http import HttpConnection
 from qqproto.link import Retry
 from qqproto.onebot import (
@@ -30,6 +34,7 @@ from qqproto.onebot import (
 )
 from qqproto.onebot.actions import Action, get_file
 from qqproto.testing import NO_ECHO, MemoryNetwork, OneBotSimConfig, OneBotSimulator
+from qqproto.ws import TextReceived, WebSocketClient
 
 URL = "ws://127.0.0.1:3001/"
 TOKEN = "s3cret"
@@ -143,7 +148,8 @@ def test_numeric_echoes_are_matched_to_their_calls() -> None:
     sim, proto, net = world(OneBotSimConfig(access_token=TOKEN, numeric_echo=True))
     reply(proto, net, Chat.private(sim.user_id), "x")
     (result,) = results(net)
-    assert result.ok
+    assert result.ok and result.answer is not None
+    assert isinstance(result.answer.echo, int)  # it came back as a number, and matched
     assert isinstance(sim.calls[-1].echo, str)  # we send strings; it answered with a number
 
 
@@ -323,15 +329,179 @@ def test_sends_past_the_limit_wait_in_order_and_other_actions_do_not() -> None:
     assert all(r.ok for r in results(net)) and len(results(net)) == 5
 
 
-def test_a_send_still_waiting_when_the_link_drops_ends_as_not_sent() -> None:
-    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN), send_rate=0.1)
+def test_a_send_still_waiting_when_the_link_drops_goes_once_on_the_next() -> None:
+    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN), send_rate=0.5)
     chat = Chat.group(sim.group_id)
     first = proto.call(send_message(chat, "goes", 11), net.now)
     second = proto.call(send_message(chat, "waits", 11), net.now)
     net.advance(0.01)
     sim.drop()
+    net.advance(5)
+    assert net.connects == 2
+    ended = {r.call_id: r for r in results(net)}
+    assert ended[first].ok and ended[second].ok
+    assert [m.text for m in sim.sent] == ["goes", "waits"]  # each once
+
+
+def test_an_action_asked_between_connections_waits_for_the_next() -> None:
+    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN))
+    sim.drop()
+    net.refuse_connections = True
+    net.advance(0.01)
+    assert proto.state is OneBotState.CONNECTING
+    call = proto.call(send_message(Chat.private(sim.user_id), "later", 11), net.now)
+    net.advance(5)
+    assert results(net) == [] and sim.sent == []
+    net.refuse_connections = False
+    net.advance(10)
+    [result] = results(net)
+    assert result.call_id == call and result.ok
+    assert [m.text for m in sim.sent] == ["later"]
+
+
+def test_an_action_that_waits_its_timeout_out_ends_as_not_sent() -> None:
+    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN), call_timeout=5)
+    sim.drop()
+    net.refuse_connections = True
+    net.advance(0.01)
+    proto.call(send_message(Chat.private(sim.user_id), "never", 11), net.now)
+    net.advance(4.9)
+    assert results(net) == []
+    net.advance(0.2)
+    [result] = results(net)
+    assert isinstance(result.error, NotSent) and "never went out" in str(result.error)
+    net.refuse_connections = False
+    net.advance(60)
+    assert sim.sent == []  # and it never goes later
+
+
+def test_closing_ends_waiting_actions_as_not_sent() -> None:
+    sim, proto, net = world(OneBotSimConfig(access_token=TOKEN), send_rate=0.1)
+    chat = Chat.group(sim.group_id)
+    proto.call(send_message(chat, "goes", 11), net.now)
+    waiting = proto.call(send_message(chat, "waits", 11), net.now)
+    net.advance(0.01)
+    proto.close(net.now)
     net.advance(0.01)
     ended = {r.call_id: r for r in results(net)}
-    assert ended[first].ok
-    assert ended[second].error is not None and "not sent" in str(ended[second].error)
+    assert isinstance(ended[waiting].error, NotSent)
     assert [m.text for m in sim.sent] == ["goes"]
+
+
+def ws_to(sim: OneBotSimulator) -> tuple[Any, WebSocketClient]:
+    """A raw WebSocket client connected to the simulator, the connect event read."""
+    client = WebSocketClient(URL, random.Random(0).randbytes)
+    conn = sim.accept(0.0)
+    conn.receive_data(client.connect(), 0.0)
+    client.receive_data(conn.data_to_send())
+    return conn, client
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+ACTIONS = st.sampled_from(
+    ["send_msg", "send_message", "get_msg", "delete_msg", "upload_file_stream", "get_file", "x"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    version=st.sampled_from([11, 12]),
+    napcat=st.booleans(),
+    frame=st.one_of(
+        st.text(),
+        st.builds(
+            lambda a, p, e: json.dumps({"action": a, "params": p, "echo": e}),
+            ACTIONS,
+            JSON,
+            JSON,
+        ),
+        st.just("[" * 5000),
+        st.just('{"action": "send_msg", "params": {"message": "\\ud800"}, "echo": "\\udc80"}'),
+        st.just('{"action": "get_status", "echo": "' + "9" * 5000 + '"}'),
+    ),
+)
+def test_the_simulator_answers_any_frame_and_never_raises(
+    version: int, napcat: bool, frame: str
+) -> None:
+    config = OneBotSimConfig(version=version, napcat=napcat, numeric_echo=True)  # type: ignore[arg-type]
+    sim = OneBotSimulator(config)
+    conn, client = ws_to(sim)
+    conn.receive_data(client.send_text(frame), 0.0)
+    for event in client.receive_data(conn.data_to_send()):
+        if isinstance(event, TextReceived):
+            answer = json.loads(event.text)
+            assert answer["status"] in ("ok", "failed") and isinstance(answer["retcode"], int)
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"\xff\xfe", b'{"a": "\\ud800"}'])
+def test_the_simulators_http_api_answers_any_body(body: bytes) -> None:
+    sim = OneBotSimulator(OneBotSimConfig(version=12))
+    request = HttpRequest(1, "POST", "http://127.0.0.1:3001/", (), body)
+    assert http(sim, request)[0] in (200, 400)
+
+
+def test_numeric_echoes_come_back_as_numbers() -> None:
+    sim = OneBotSimulator(OneBotSimConfig(numeric_echo=True))
+    (answer,) = sim.state.answers({"action": "get_status", "echo": "12"}, "ws", 0.0)
+    assert answer["echo"] == 12
+    for odd in ("١٢", "9" * 19, "1a"):  # non-ASCII digits, past int64, not a number
+        (answer,) = sim.state.answers({"action": "get_status", "echo": odd}, "ws", 0.0)
+        assert answer["echo"] == odd
+
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+BEARER_X = ["Authorization: Bearer x"]
+QUERY = f"?access_token={TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("config", "headers", "query", "status"),
+    [
+        (OneBotSimConfig(access_token=TOKEN), ["Authorization: Bearer "], "", 401),
+        (OneBotSimConfig.lagrange_like(access_token=TOKEN), [], "", 403),
+        (
+            OneBotSimConfig(access_token=TOKEN),
+            ["Authorization: Bearer x"],
+            f"?access_token={TOKEN}",
+            403,
+        ),
+        (
+            OneBotSimConfig.napcat_like(access_token=TOKEN, auth_failure="http"),
+            ["Authorization: Bearer x"],
+            f"?access_token={TOKEN}",
+            101,
+        ),
+    ],
+)
+def test_token_rules_of_each_implementation(
+    config: OneBotSimConfig, headers: list[str], query: str, status: int
+) -> None:
+    sim = OneBotSimulator(config)
+    conn = sim.accept(0.0)
+    head = "".join(f"{h}\r\n" for h in headers)
+    conn.receive_data(
+        f"GET /{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{head}\r\n".encode(),
+        0.0,
+    )
+    assert conn.data_to_send().startswith(f"HTTP/1.1 {status} ".encode())
+
+
+def test_the_wire_shapes_of_each_version() -> None:
+    v11 = OneBotSimulator(OneBotSimConfig.napcat_like())
+    ws_to(v11)
+    event = v11.group_message("hi [x]", 1.0)
+    assert type(event["time"]) is int and type(event["self_id"]) is int
+    assert type(event["message_id"]) is int and event["message_seq"] == event["message_id"]
+    assert event["raw_message"] == "hi &#91;x&#93;" and event["message_format"] == "array"
+    assert event["message"] == [{"type": "text", "data": {"text": "hi [x]"}}]
+    v12 = OneBotSimulator(OneBotSimConfig(version=12))
+    event = v12.private_message("hi", 1.5)
+    assert type(event["time"]) is float and isinstance(event["id"], str)
+    assert event["self"] == {"platform": "qq", "user_id": v12.self_id}
+    assert event["alt_message"] == "hi" and isinstance(event["message_id"], str)
+    assert event["detail_type"] == "private" and event["sub_type"] == ""

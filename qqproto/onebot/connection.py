@@ -40,9 +40,11 @@ Rules where implementations differ (the reference's sections 1.6, 2, 9, 10):
   ``ping_interval`` seconds without a byte a WebSocket ping goes out, and a
   connection that brings nothing within ``ping_timeout`` after it is dead.
 - The version is told by the first event (``protocol="auto"``), or fixed.
-- With ``send_rate``, sends (``send_*`` actions) past the limit wait in order
-  (:mod:`qqproto.onebot.pacing`); one still waiting when its connection ends
-  ends as not sent.
+- An action asked for between connections waits, unsent, for the next one;
+  with ``send_rate``, sends (``send_*`` actions) past the limit wait in order
+  (:mod:`qqproto.onebot.pacing`). One that waits ``call_timeout`` out, or is
+  still waiting when the connection is over, ends as
+  :class:`~qqproto.errors.NotSent`: an outcome that is known.
 - v12 with ``api_url``: actions go as ``POST`` requests there (``HttpRequest``
   actions, answered with ``http_response`` or ``http_failed``); events stay
   on the socket. A 401 or 403 from the API is a refused token.
@@ -60,6 +62,7 @@ from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import (
     LocalProtocolError,
+    NotSent,
     ProtocolViolation,
     RemoteProtocolError,
     WebSocketHandshakeError,
@@ -73,7 +76,7 @@ from .config import OneBotConfig
 from .events import Event, MetaEvent
 from .frames import read_frame
 from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
-from .pacing import SendPacer
+from .pacing import Outbox
 from .results import ActionResult, StreamFrame
 
 __all__ = ["OneBotProtocol"]
@@ -109,7 +112,8 @@ class OneBotProtocol(Driven):
         self._lifecycle = TABLE.lifecycle(OneBotState.CONNECTING)
         self._calls: Calls[Action] = Calls(rng, max_attempts=1)
         limiter = RateLimiter(config.send_rate, config.send_burst) if config.send_rate else None
-        self._pacer: SendPacer[tuple[Call[Action], str]] = SendPacer(limiter)
+        self._outbox: Outbox[tuple[Call[Action], str]] = Outbox(limiter)
+        self._http_out: set[int] = set()  # HTTP requests the driver has yet to answer
         self.version: int | None = {"v11": 11, "v12": 12}.get(config.protocol)
         #: The bot's own id, from the first event that carries one.
         self.self_id: int | str | None = None
@@ -134,7 +138,7 @@ class OneBotProtocol(Driven):
     def next_deadline(self) -> float | None:
         if self.state in _TERMINAL:
             return None
-        times = [self._calls.next_deadline(), self._pacer.next_deadline()]
+        times = [self._calls.next_deadline(), self._outbox.next_deadline(open_=self._can_send)]
         if self._link.state is LinkState.IDLE:
             times.append(self._link.reconnect_at)
         elif self._link.state is LinkState.OPEN:
@@ -145,20 +149,38 @@ class OneBotProtocol(Driven):
 
     def call(self, action: Action, now: float) -> int:
         """Send ``action``; its outcome comes back as ``Deliver(ActionResult)``
-        under the id returned. Only while CONNECTED: an action is never held
-        for a later connection, where it might go twice. With ``send_rate``, a
-        send past the limit waits (unsent) until the limit has room."""
-        if self.state is not OneBotState.CONNECTED:
+        under the id returned. Between connections it waits, unsent, for the
+        next one, and with ``send_rate`` a send past the limit waits for room
+        (:mod:`qqproto.onebot.pacing`); one that waited ``call_timeout`` out ends
+        as :class:`~qqproto.errors.NotSent`. Once out, it has ``call_timeout``
+        for its answer, and is never sent twice. After FAILED or CLOSED it
+        raises :class:`LocalProtocolError`: the connection is over."""
+        if self.state in _TERMINAL:
             raise LocalProtocolError(
-                "no connection to send on", expected="CONNECTED", received=self.state.name
+                "the connection is over",
+                expected="CONNECTING or CONNECTED",
+                received=self.state.name,
             )
         pending = self._calls.new(action)
         frame = action.frame(str(pending.id))  # before the call is registered: it may raise
-        if self._pacer.admit(action, now):
+        give_up_at = now + self.config.call_timeout
+        if self._outbox.add((pending, frame), action, give_up_at, now, open_=self._can_send):
             self._send(pending, frame, now)
-        else:
-            self._pacer.hold((pending, frame), now)
         return pending.id
+
+    @property
+    def _can_send(self) -> bool:
+        """The connection takes actions now: CONNECTED, and for v12 over HTTP
+        the version known (``protocol="auto"`` learns it from the first event)."""
+        if self.state is not OneBotState.CONNECTED:
+            return False
+        return self.config.api_url is None or self.version is not None
+
+    def _release(self, now: float) -> None:
+        """Send what waited and may go now."""
+        if self._can_send:
+            for pending, frame in self._outbox.ready(now):
+                self._send(pending, frame, now)
 
     def _send(self, pending: Call[Action], frame: str, now: float) -> None:
         deadline = now + self.config.call_timeout
@@ -166,6 +188,7 @@ class OneBotProtocol(Driven):
         if api_url is not None and self.version == 12:  # over HTTP: the request id is the key
             request_id = self._calls.next_id()
             self._calls.sent(pending, request_id, deadline=deadline)
+            self._http_out.add(request_id)
             headers = (("Content-Type", "application/json"), *self._headers)
             self._out.append(HttpRequest(request_id, "POST", api_url, headers, frame.encode()))
         else:
@@ -238,18 +261,20 @@ class OneBotProtocol(Driven):
 
     def _take(self, request_id: int) -> Call[Action] | None:
         """The call an HTTP answer ends; None, and a violation, for one that ended
-        already (its deadline passed first)."""
+        already (its deadline passed first). An id never sent is the driver's
+        mistake: :class:`LocalProtocolError`."""
+        if request_id not in self._http_out:
+            raise LocalProtocolError(
+                "HTTP answer to no request",
+                expected=f"one of {sorted(self._http_out)}",
+                received=request_id,
+            )
+        self._http_out.discard(request_id)
         try:
             return self._calls.answer(request_id)
-        except StrayAnswer as stray:
-            if stray.late:
-                self._violation(stray)
-                return None
-            raise LocalProtocolError(  # the driver answered what we never asked
-                f"HTTP answer to no request: {stray}",
-                expected=f"one of {self._calls.in_flight}",
-                received=request_id,
-            ) from None
+        except StrayAnswer as stray:  # its call ended first (a timeout, a close)
+            self._violation(stray)
+            return None
 
     @staticmethod
     def _http(response: HttpResponse) -> RemoteProtocolError:
@@ -265,9 +290,9 @@ class OneBotProtocol(Driven):
             return
         for call, timeout in self._calls.expired(now):
             self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
-        if (free := self._pacer.next_deadline()) is not None and now >= free:
-            for pending, frame in self._pacer.ready(now):
-                self._send(pending, frame, now)
+        for call, _ in self._outbox.expired(now):
+            why = f"waited {self.config.call_timeout:g} s and never went out"
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=_not_sent(call, why))))
         link = self._link.state
         if link is LinkState.IDLE:
             self._maybe_connect(now)
@@ -281,6 +306,7 @@ class OneBotProtocol(Driven):
                 self._lose(f"nothing received for {waited:g} s (heartbeats stopped)", now)
             elif (due := self._ping_due()) is not None and now >= due:
                 self._quiet(now)
+        self._release(now)  # after the checks: nothing goes out on a link judged dead
 
     def _ping_due(self) -> float | None:
         """When the transport fallback acts next: a ping, or the verdict on one."""
@@ -308,6 +334,7 @@ class OneBotProtocol(Driven):
         self._heard_at, self._pinged_at = now, None
         self._policy.connected(now)
         self._fire(OneBotInput.OPENED, "upgrade accepted")
+        self._release(now)
 
     def _on_text(self, text: str, now: float) -> None:
         if self._interval is not None:  # any frame is a sign of life
@@ -325,6 +352,7 @@ class OneBotProtocol(Driven):
     def _on_event(self, event: Event, now: float) -> None:
         if self.version is None:
             self.version = event.version
+            self._release(now)  # v12 over HTTP waited to know
         if self.self_id is None and event.self_id is not None:
             self.self_id = event.self_id
         if isinstance(event, MetaEvent) and event.interval is not None:
@@ -354,7 +382,8 @@ class OneBotProtocol(Driven):
             return
         if final:
             self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
-        else:
+        else:  # a stream goes on: each frame gives it call_timeout more (an upload is long)
+            call.deadline = now + self.config.call_timeout
             self._out.append(Deliver(StreamFrame(call.id, call.what, answer)))
 
     def _on_closed(self, event: Closed, now: float) -> None:
@@ -414,19 +443,16 @@ class OneBotProtocol(Driven):
 
     def _end_calls(self, why: str, *, socket_only: bool = False) -> None:
         """End the pending actions (only those on the socket, when it alone went:
-        an action over HTTP does not need it), and the sends held for the limit,
-        which never went out."""
+        an action over HTTP does not need it); when the connection is over for
+        good, the waiting ones too, which never went out."""
         only = (lambda call: isinstance(call.key, str)) if socket_only else None
         for call in self._calls.drop_all(why, only=only):
             error = RemoteProtocolError(why, expected="an answer", received=None)
             self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
-        for call, _ in self._pacer.drop_all():
-            error = RemoteProtocolError(
-                "not sent: its connection ended while it waited for the send limit",
-                expected="room under send_rate",
-                received=call.what.name,
-            )
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+        if not socket_only:  # what waits goes out on the next connection, unless there is none
+            for call, _ in self._outbox.drop_all():
+                not_sent = _not_sent(call, f"the connection is over ({why})")
+                self._out.append(Deliver(ActionResult(call.id, call.what, error=not_sent)))
 
     def _fire(self, trigger: OneBotInput, why: str, attempts: Attempts | None = None) -> None:
         change = self._lifecycle.fire(trigger, why, attempts or Attempts())
@@ -441,6 +467,10 @@ class OneBotProtocol(Driven):
             f"OneBotProtocol(url={self.config.url!r}, state={self.state.name}, "
             f"version={self.version}, link={self._link.state.value})"
         )
+
+
+def _not_sent(call: Call[Action], why: str) -> NotSent:
+    return NotSent(f"{call.what.name} (call #{call.id}) not sent: {why}")
 
 
 def _streams_on(answer: Answer) -> bool:

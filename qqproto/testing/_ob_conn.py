@@ -101,7 +101,8 @@ class ObConnection:
         """A text frame: a JSON object, or text as it is (for garbage)."""
         if self.live:
             assert self.ws is not None
-            text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+            # ASCII JSON: a lone surrogate (an echo, a name, a text) goes escaped
+            text = payload if isinstance(payload, str) else json.dumps(payload)
             self.ws.send_text(text)
 
     def tick(self, now: float) -> None:
@@ -127,21 +128,28 @@ class ObConnection:
                 incoming += self._http_action(came, now)
 
     def _refusal(self, request: Request) -> int | None:
-        """401 without a token, 403 with a wrong one, None when it may pass."""
-        token = self._state.config.access_token
+        """None when the token passes; else the status: 401 (or the configured
+        one) without a token, 403 with a wrong one. ``Bearer `` with nothing
+        after it is no token (spec 10.7)."""
+        config = self._state.config
         header = request.header("authorization")
-        self.authorization = header
-        if token is None:
+        scheme, _, value = (header or "").partition(" ")
+        offered_header = value.strip() if scheme == "Bearer" else header
+        query = (request.query.get("access_token") or [""])[-1]
+        if config.query_first and query:
+            offered: str | None = query
+        else:
+            offered = offered_header or query or None
+        if config.access_token is None:
             return None
-        if header is not None:
-            return None if header == f"Bearer {token}" else 403
-        offered = request.query.get("access_token")
         if not offered:
-            return 401
-        return None if offered[-1] == token else 403
+            return config.missing_token_status
+        return None if offered == config.access_token else 403
 
     def _upgrade(self, upgrade: Upgrade, now: float) -> None:
         self._state.connects += 1
+        self.authorization = upgrade.request.header("authorization")
+        self._state.authorizations.append(self.authorization)
         refusal = self._refusal(upgrade.request)
         if refusal is not None and self._state.config.auth_failure == "http":
             self._state.refused.append(refusal)
@@ -180,14 +188,15 @@ class ObConnection:
         if not answers:  # held: the bot's request waits for ever
             return []
         answer = answers[-1]  # a stream over HTTP: its final frame
-        answer.pop("echo", None)
-        return self._http.respond(200, _JSON, json.dumps(answer, ensure_ascii=False).encode())
+        if not (state.version == 12 and isinstance(answer.get("echo"), str) and answer["echo"]):
+            answer.pop("echo", None)  # v12 returns a non-empty string echo (spec 7.3)
+        return self._http.respond(200, _JSON, json.dumps(answer).encode())
 
     def _http_body(self, request: Request) -> dict[str, Any] | None:
         """The action request an HTTP request makes (spec 1.1 and 7.1)."""
         try:
             params = json.loads(request.body) if request.body else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             return None
         if not isinstance(params, dict):
             return None
@@ -212,7 +221,7 @@ class ObConnection:
     def _frame(self, text: str, now: float) -> None:
         try:
             request = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             request = None
         self._answer_all(self._state.answers(request, "ws", now))
 

@@ -12,7 +12,9 @@ and ``message``.
 
 from __future__ import annotations
 
+import base64
 import random
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,8 @@ __all__ = ["NO_ECHO", "ObState", "OneBotSimConfig", "SimCall", "SimMessage"]
 
 #: The echo of a request that carried none.
 NO_ECHO: Final = object()
+#: An echo the numeric-echo quirk turns into a number (ASCII digits, int64-sized).
+_DECIMAL: Final = re.compile(r"[0-9]{1,18}\Z")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ class OneBotSimConfig:
     #: (a wrong one); ``"frame"`` accepts it, sends a ``retcode: 1403`` frame and
     #: closes (NapCat, LLOneBot).
     auth_failure: Literal["http", "frame"] = "http"
+    #: The status of an upgrade without a token (Lagrange answers 403 to both).
+    missing_token_status: int = 401
+    #: A non-empty ``access_token`` query wins over the header (NapCat); else
+    #: the header is read first and the query only without one (spec 1.6).
+    query_first: bool = False
     #: A decimal echo comes back as a JSON number.
     numeric_echo: bool = False
     #: NapCat: ``stream`` on every answer, ``message``/``wording`` beside it,
@@ -74,21 +83,23 @@ class OneBotSimConfig:
         if self.version not in (11, 12):
             raise ConfigError("version", "11 or 12", self.version)
         interval = self.heartbeat_interval
-        if interval is not None and not 0 < interval < 86_400:
-            raise ConfigError("heartbeat_interval", "seconds above 0 (or None: off)", interval)
+        if interval is not None and not 0.001 <= interval < 86_400:
+            # it goes in whole milliseconds, which must be above 0 (spec 7.2)
+            raise ConfigError("heartbeat_interval", "0.001 s or more (or None: off)", interval)
 
     @classmethod
     def napcat_like(cls, **changes: Any) -> OneBotSimConfig:
         """NapCat's defaults: v11, arrays, 30 s heartbeats, a refused token as a
         1403 frame and a close, its extra fields and stream answers."""
-        return replace(cls(impl="napcat", auth_failure="frame", napcat=True), **changes)
+        base = cls(impl="napcat", auth_failure="frame", napcat=True, query_first=True)
+        return replace(base, **changes)
 
     @classmethod
     def lagrange_like(cls, **changes: Any) -> OneBotSimConfig:
         """Lagrange.OneBot's: v11, 5 s heartbeats from the start, 403 at the
-        upgrade, ids that may be negative."""
+        upgrade for a missing token as for a wrong one, ids that may be negative."""
         base = cls(impl="lagrange", heartbeat_interval=5.0, heartbeat_at_once=True)
-        return replace(base, signed_ids=True, **changes)
+        return replace(base, **{"signed_ids": True, "missing_token_status": 403, **changes})
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +170,8 @@ class ObState:
     connects: int = 0
     #: The statuses (401, 403) of the tokens refused, in order.
     refused: list[int] = field(default_factory=list)
+    #: The ``Authorization`` header of each WebSocket upgrade (None: none), in order.
+    authorizations: list[str | None] = field(default_factory=list)
     #: Heartbeats go out (``stop_heartbeats`` clears it; their timers go on).
     heartbeats_on: bool = True
 
@@ -256,8 +269,9 @@ class ObState:
         self.calls.append(SimCall(name, params if isinstance(params, dict) else {}, echo, via, now))
         if name in self.held:
             return []
-        if not isinstance(params, dict):
-            return [self._answer(echo, _BAD_PARAM[self.version], "params is no object", None)]
+        if not isinstance(params, dict):  # v12 requires it (10001); v11 params must be one
+            code = 1400 if self.version == 11 else 10001 if params is None else 10003
+            return [self._answer(echo, code, "params is no object", None)]
         if name in self.failing:
             return [self._answer(echo, self.failing[name], f"{name} failed (scripted)", None)]
         if self.config.napcat and name == "upload_file_stream":
@@ -283,7 +297,7 @@ class ObState:
         if echo is NO_ECHO:
             if self.config.napcat:
                 body["echo"] = ""  # NapCat answers a missing echo with ""
-        elif self.config.numeric_echo and isinstance(echo, str) and echo.isdecimal():
+        elif self.config.numeric_echo and isinstance(echo, str) and _DECIMAL.match(echo):
             body["echo"] = int(echo)
         else:
             body["echo"] = echo
@@ -291,7 +305,9 @@ class ObState:
 
     def _stream(self, echo: object, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """NapCat's stream actions: progress frames, then the final response."""
-        chunks = max(1, int(params.get("total_chunks", 2) or 2))
+        chunks = params.get("total_chunks", 2)
+        if type(chunks) is not int or not 1 <= chunks <= 100:
+            return [self._answer(echo, 1400, "total_chunks: an integer from 1 to 100", None)]
         frames = []
         for index in range(chunks):
             frame = self._answer(echo, 0, "", {"type": "stream", "received_chunks": index + 1})
@@ -477,7 +493,9 @@ def _file(state: ObState, params: Mapping[str, Any], now: float) -> dict[str, An
         return {"name": name, "url": f"http://127.0.0.1/files/{name}"}
     if form == "path":
         return {"name": name, "path": path}
-    raise _Refusal(10004, f"unsupported type {form!r}")
+    if form == "data":
+        return {"name": name, "data": base64.b64encode(name.encode()).decode()}
+    raise _Refusal(10003, f"type: url, path or data, not {form!r}")
 
 
 def _supported(state: ObState, params: Mapping[str, Any], now: float) -> list[str]:

@@ -99,8 +99,8 @@ class OneBotSimulator:
 
     @property
     def authorizations(self) -> list[str | None]:
-        """The ``Authorization`` header of each connection, in order."""
-        return [conn.authorization for conn in self._connections]
+        """The ``Authorization`` header of each WebSocket upgrade, in order."""
+        return self.state.authorizations
 
     # -- scripting: users -----------------------------------------------------------------------
 
@@ -215,8 +215,10 @@ class OneBotSimulator:
             "sender": {"user_id": state.wire_id(user), "nickname": state.friends.get(user, "")},
         }
         if self.config.napcat:
+            # NapCat: message_seq and real_id are the message id; real_seq the platform's.
             seq = len(state.messages) + 1
-            event |= {"message_seq": seq, "real_id": event["message_id"], "real_seq": str(seq)}
+            mid = event["message_id"]
+            event |= {"message_seq": mid, "real_id": mid, "real_seq": str(seq)}
             event["message_format"] = self.config.message_format
         return event
 
