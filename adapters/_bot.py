@@ -30,7 +30,6 @@ from ._base import DriverBase
 
 __all__ = [
     "DRIVER_OPTIONS",
-    "NOT_A_MESSAGE",
     "BotBase",
     "Handler",
     "Router",
@@ -48,8 +47,6 @@ D = TypeVar("D", bound=DriverBase)
 Handler = Callable[[E], object]
 #: What ``driver_options`` may set (see :class:`~._base.DriverBase`).
 DRIVER_OPTIONS = frozenset({"connect_timeout", "io_timeout", "pool_size"})
-#: What :attr:`Routing.sender` says of a value that has no sender to check.
-NOT_A_MESSAGE: Any = object()
 
 
 class _Waiter(Protocol):
@@ -65,12 +62,14 @@ class Routing:
     """What a router must know of one protocol's values.
 
     ``call_id`` gives the id of the call a value ends (None for an event);
-    ``sender`` the sender id of a message (None when it cannot be told, which
-    counts as a stranger's; :data:`NOT_A_MESSAGE` for a value that is no
-    message); ``empty`` whether a message carries nothing for a handler.
+    ``from_someone`` whether a value has a sender ``allow_from`` must check
+    (a message, a button press); ``sender`` that sender's id (None when it
+    cannot be told, which counts as a stranger's); ``empty`` whether a message
+    carries nothing for a handler.
     """
 
     call_id: Callable[[object], int | None]
+    from_someone: Callable[[object], bool]
     sender: Callable[[object], str | None]
     empty: Callable[[object], bool]
 
@@ -205,11 +204,14 @@ class Router:
             if waiter is not None and not waiter.done():
                 waiter.set_result(value)
             return False
-        if self.allow_from is not None:
-            sender = self.routing.sender(value)
-            if sender is not NOT_A_MESSAGE and sender not in self.allow_from:
-                self.dropped += 1
-                return False
+        allowed, routing = self.allow_from, self.routing
+        if (
+            allowed is not None
+            and routing.from_someone(value)
+            and routing.sender(value) not in allowed
+        ):
+            self.dropped += 1
+            return False
         return True
 
     def fail_waiters(self, error: BaseException) -> None:

@@ -26,7 +26,7 @@ from qqproto.qq import (
     Message,
 )
 
-from ._bot import DRIVER_OPTIONS, NOT_A_MESSAGE, BotBase, Router, Routing
+from ._bot import DRIVER_OPTIONS, BotBase, Router, Routing
 
 __all__ = ["QQ_ROUTING", "QQBotSetup", "make_config"]
 
@@ -46,6 +46,13 @@ def _call_id(value: object) -> int | None:
     return value.request_id if isinstance(value, ApiResult) else None
 
 
+def _from_someone(value: object) -> bool:
+    """A message, a button press, or a message event that failed typed decoding."""
+    return isinstance(value, Message | InteractionCreate) or (
+        isinstance(value, Dispatch) and value.type in _RAW_SENDER
+    )
+
+
 def _sender(value: object) -> str | None:
     """The sender of a message or a button press; None when it cannot be told."""
     if isinstance(value, Message):
@@ -58,14 +65,14 @@ def _sender(value: object) -> str | None:
         author = value.data.get("author") if isinstance(value.data, dict) else None
         sender = author.get(_RAW_SENDER[value.type]) if isinstance(author, dict) else None
         return sender if isinstance(sender, str) else None
-    return NOT_A_MESSAGE  # type: ignore[no-any-return]
+    return None
 
 
 def _empty(value: object) -> bool:
     return isinstance(value, Message) and value.empty
 
 
-QQ_ROUTING = Routing(call_id=_call_id, sender=_sender, empty=_empty)
+QQ_ROUTING = Routing(call_id=_call_id, from_someone=_from_someone, sender=_sender, empty=_empty)
 
 
 def make_config(

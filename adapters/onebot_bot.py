@@ -44,7 +44,7 @@ from qqproto.onebot import (
 )
 from qqproto.onebot.actions import Version
 
-from ._bot import DRIVER_OPTIONS, NOT_A_MESSAGE, BotBase, Router, Routing
+from ._bot import DRIVER_OPTIONS, BotBase, Router, Routing
 from ._bot_async import AsyncBotBase
 from ._bot_threaded import ThreadedBotBase
 
@@ -57,10 +57,13 @@ def _call_id(value: object) -> int | None:
     return value.call_id if isinstance(value, ActionResult) else None
 
 
+def _from_someone(value: object) -> bool:
+    return isinstance(value, MessageEvent)
+
+
 def _sender(value: object) -> str | None:
-    if isinstance(value, MessageEvent):
-        return None if value.user_id is None else str(value.user_id)
-    return NOT_A_MESSAGE  # type: ignore[no-any-return]
+    user = value.user_id if isinstance(value, MessageEvent) else None
+    return None if user is None else str(user)
 
 
 def _empty(value: object) -> bool:
@@ -74,7 +77,7 @@ def _empty(value: object) -> bool:
     )
 
 
-ONEBOT_ROUTING = Routing(call_id=_call_id, sender=_sender, empty=_empty)
+ONEBOT_ROUTING = Routing(call_id=_call_id, from_someone=_from_someone, sender=_sender, empty=_empty)
 
 
 class _OneBotSetup(BotBase[OneBotProtocol, Any]):
@@ -212,9 +215,11 @@ class ThreadedOneBotBot(_OneBotSetup, ThreadedBotBase[OneBotProtocol]):
         quote: bool = False,
         timeout: float | None = 60.0,
     ) -> ActionResult:
+        """Answer in the chat ``event`` came from (``quote``: as a reply to it)."""
         return self.call(reply_to(event, message, quote=quote), timeout=timeout)
 
     def send(self, chat: Chat, message: Message, *, timeout: float | None = 60.0) -> ActionResult:
+        """Send ``message`` (text, or segments) to ``chat``."""
         return self.call(self._send_action(chat, message), timeout=timeout)
 
     def call(
@@ -224,6 +229,7 @@ class ThreadedOneBotBot(_OneBotSetup, ThreadedBotBase[OneBotProtocol]):
         *,
         timeout: float | None = 60.0,
     ) -> ActionResult:
+        """Run an action, typed or by name with its params; its :class:`ActionResult`."""
         wanted = _action(action, params)
         result: ActionResult = self._wait(lambda now: self.protocol.call(wanted, now), timeout)
         return result

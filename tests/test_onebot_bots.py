@@ -226,3 +226,18 @@ def test_handlers_answer_messages(kind: str, loop: LoopThread) -> None:
 
             tbot.run_forever()
         assert [m.text for m in sim.sent] == ["LOUD"]
+
+
+def test_a_bare_mention_reaches_no_handler_but_a_message_does() -> None:
+    from qqproto.adapters.onebot_bot import ONEBOT_ROUTING
+    from qqproto.onebot import Segment
+
+    def message(*segments: Segment) -> MessageEvent:
+        return MessageEvent(version=11, type="message", detail_type="group", segments=segments)
+
+    empty = ONEBOT_ROUTING.empty
+    assert empty(message(Segment.mention(1), Segment.text("  ")))
+    assert empty(message())
+    assert not empty(message(Segment.mention(1), Segment.text(" hi")))
+    assert not empty(message(Segment("face", {"id": "1"})))
+    assert not empty(MetaEvent(version=11, type="meta", detail_type="heartbeat"))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
@@ -122,8 +123,8 @@ _FROM_V11: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "reply": ("reply", {"id": "message_id"}),
     "location": ("location", {"lat": "latitude", "lon": "longitude"}),
 }
-#: The same, for a reader that renames as it builds (:func:`qqproto.onebot.cq.parse`).
-V11_NAMES: Final = _FROM_V11
+#: The same, read-only, for a reader that renames as it builds (:func:`qqproto.onebot.cq.parse`).
+V11_NAMES: Final[Mapping[str, tuple[str, dict[str, str]]]] = MappingProxyType(_FROM_V11)
 #: model type -> (v11 type, {model key: v11 key}).
 _TO_V11: Final = {
     model: (v11, {new: old for old, new in keys.items()})
