@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
+import random
 import signal
 import ssl
 import threading
@@ -35,7 +38,9 @@ __all__ = [
     "Router",
     "Routing",
     "check_driver_options",
+    "no_driver_options_in",
     "on_sigterm",
+    "os_seeded",
 ]
 
 log = logging.getLogger("qqproto.adapters.bot")
@@ -72,6 +77,36 @@ class Routing:
     from_someone: Callable[[object], bool]
     sender: Callable[[object], str | None]
     empty: Callable[[object], bool]
+
+
+class _Seeded(Protocol):
+    """A frozen config dataclass with the two sources of chance."""
+
+    @property
+    def rng(self) -> random.Random | None: ...
+    @property
+    def entropy(self) -> Callable[[int], bytes] | None: ...
+
+
+C = TypeVar("C", bound=_Seeded)
+
+
+def os_seeded(config: C) -> C:
+    """``config`` with OS-seeded jitter and masking keys where it has none:
+    ``random.Random(config.seed)`` would give every process the same jitter
+    and the same WebSocket masking keys, which RFC 6455 5.3 wants
+    unpredictable. (For a reproducible run, pass both explicitly.)"""
+    if config.rng is None:
+        config = dataclasses.replace(config, rng=random.Random())  # type: ignore[type-var]
+    if config.entropy is None:
+        config = dataclasses.replace(config, entropy=os.urandom)  # type: ignore[type-var]
+    return config
+
+
+def no_driver_options_in(options: Mapping[str, Any]) -> None:
+    """A config keyword that belongs to the driver is a mistake worth naming."""
+    if misplaced := DRIVER_OPTIONS & options.keys():
+        raise TypeError(f"pass {', '.join(sorted(misplaced))} in driver_options={{...}}")
 
 
 def check_driver_options(driver_options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ differ only in the machinery underneath (``_bot_async``, ``_bot_threaded``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import ssl
@@ -26,7 +25,7 @@ from qqproto.qq import (
     Message,
 )
 
-from ._bot import DRIVER_OPTIONS, BotBase, Router, Routing
+from ._bot import BotBase, Router, Routing, no_driver_options_in, os_seeded
 
 __all__ = ["QQ_ROUTING", "QQBotSetup", "make_config"]
 
@@ -79,8 +78,7 @@ def make_config(
     app_id: str, secret: str, intents: Intents | int | None, options: dict[str, Any]
 ) -> BotConfig:
     """A BotConfig for a real network: OS-seeded jitter and masking keys."""
-    if misplaced := DRIVER_OPTIONS & options.keys():
-        raise TypeError(f"pass {', '.join(sorted(misplaced))} in driver_options={{...}}")
+    no_driver_options_in(options)
     if intents is None:
         intents = Intents.default()
     options.setdefault("rng", random.Random())
@@ -125,19 +123,10 @@ class QQBotSetup(BotBase[BotProtocol, Any]):
         driver_options: Mapping[str, Any] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> Self:
-        """A bot from a ready :class:`BotConfig`.
-
-        A config without ``rng`` (or ``entropy``) gets an OS-seeded one, as the
-        constructor does: ``random.Random(config.seed)`` would give every process
-        the same jitter and the same WebSocket masking keys, which RFC 6455 5.3
-        wants unpredictable. For a reproducible run pass both explicitly.
-        """
-        if config.rng is None:
-            config = dataclasses.replace(config, rng=random.Random())
-        if config.entropy is None:
-            config = dataclasses.replace(config, entropy=os.urandom)
+        """A bot from a ready :class:`BotConfig`; one without ``rng`` or
+        ``entropy`` gets OS-seeded ones, as the constructor does (:func:`~._bot.os_seeded`)."""
         bot = cls.__new__(cls)
-        bot._made(config, allow_from, on_state, driver_options, ssl_context)
+        bot._made(os_seeded(config), allow_from, on_state, driver_options, ssl_context)
         return bot
 
     def _made(

@@ -21,7 +21,6 @@ not come may still have been delivered: it is never sent again by itself.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import ssl
@@ -44,7 +43,7 @@ from qqproto.onebot import (
 )
 from qqproto.onebot.actions import Version
 
-from ._bot import DRIVER_OPTIONS, BotBase, Router, Routing
+from ._bot import BotBase, Router, Routing, no_driver_options_in, os_seeded
 from ._bot_async import AsyncBotBase
 from ._bot_threaded import ThreadedBotBase
 
@@ -104,8 +103,7 @@ class _OneBotSetup(BotBase[OneBotProtocol, Any]):
         ssl_context: ssl.SSLContext | None = None,
         **options: Any,
     ) -> None:
-        if misplaced := DRIVER_OPTIONS & options.keys():
-            raise TypeError(f"pass {', '.join(sorted(misplaced))} in driver_options={{...}}")
+        no_driver_options_in(options)
         options.setdefault("rng", random.Random())
         options.setdefault("entropy", os.urandom)
         config = OneBotConfig(
@@ -124,13 +122,9 @@ class _OneBotSetup(BotBase[OneBotProtocol, Any]):
         ssl_context: ssl.SSLContext | None = None,
     ) -> Self:
         """A bot from a ready :class:`OneBotConfig`; one without ``rng`` or
-        ``entropy`` gets OS-seeded ones (WebSocket masking keys must be unpredictable)."""
-        if config.rng is None:
-            config = dataclasses.replace(config, rng=random.Random())
-        if config.entropy is None:
-            config = dataclasses.replace(config, entropy=os.urandom)
+        ``entropy`` gets OS-seeded ones, as the constructor does (:func:`~._bot.os_seeded`)."""
         bot = cls.__new__(cls)
-        bot._made(config, allow_from, on_state, driver_options, ssl_context)
+        bot._made(os_seeded(config), allow_from, on_state, driver_options, ssl_context)
         return bot
 
     def _made(
