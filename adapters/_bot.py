@@ -24,7 +24,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from qqproto.actions import StateChanged
 from qqproto.contract import Driven
@@ -34,6 +34,7 @@ from ._base import DriverBase
 __all__ = [
     "DRIVER_OPTIONS",
     "BotBase",
+    "ConfiguredBot",
     "Handler",
     "Router",
     "Routing",
@@ -89,6 +90,7 @@ class _Seeded(Protocol):
 
 
 C = TypeVar("C", bound=_Seeded)
+Cfg = TypeVar("Cfg", bound=_Seeded)
 
 
 def os_seeded(config: C) -> C:
@@ -186,6 +188,46 @@ class BotBase(Generic[P, D]):
         and the bot goes on.
         """
         return self._router.on(*kinds)
+
+
+class ConfiguredBot(BotBase[P, D], Generic[Cfg, P, D]):
+    """A bot made from a config: :meth:`from_config`, and the one place a
+    config becomes a protocol object with its router. A protocol's bots say
+    which with :attr:`routing` and :meth:`_protocol`."""
+
+    routing: ClassVar[Routing]
+    config: Cfg
+
+    def _protocol(self, config: Cfg) -> P:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Cfg,
+        *,
+        allow_from: Iterable[str] | None = None,
+        on_state: Callable[[StateChanged], None] | None = None,
+        driver_options: Mapping[str, Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Self:
+        """A bot from a ready config; one without ``rng`` or ``entropy`` gets
+        OS-seeded ones, as the constructor does (:func:`os_seeded`)."""
+        bot = cls.__new__(cls)
+        bot._made(os_seeded(config), allow_from, on_state, driver_options, ssl_context)
+        return bot
+
+    def _made(
+        self,
+        config: Cfg,
+        allow_from: Iterable[str] | None,
+        on_state: Callable[[StateChanged], None] | None,
+        driver_options: Mapping[str, Any] | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.config = config
+        router = Router(self.routing, allow_from)
+        self._setup(self._protocol(config), router, on_state, driver_options, ssl_context)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import os
 import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Self
+from typing import Any
 
 from qqproto.actions import StateChanged
 from qqproto.qq import (
@@ -25,7 +25,7 @@ from qqproto.qq import (
     Message,
 )
 
-from ._bot import BotBase, Router, Routing, no_driver_options_in, os_seeded
+from ._bot import ConfiguredBot, Routing, no_driver_options_in
 
 __all__ = ["QQ_ROUTING", "QQBotSetup", "make_config"]
 
@@ -86,7 +86,7 @@ def make_config(
     return BotConfig(app_id, secret, intents=intents, **options)
 
 
-class QQBotSetup(BotBase[BotProtocol, Any]):
+class QQBotSetup(ConfiguredBot[BotConfig, BotProtocol, Any]):
     """A QQ bot's constructor and state, whatever drives it.
 
     ``options`` are :class:`~qqproto.qq.BotConfig` fields (``api_base``,
@@ -96,7 +96,7 @@ class QQBotSetup(BotBase[BotProtocol, Any]):
     ``driver_options`` and ``ssl_context`` are :class:`~._bot.BotBase`'s.
     """
 
-    config: BotConfig
+    routing = QQ_ROUTING
 
     def __init__(
         self,
@@ -113,33 +113,8 @@ class QQBotSetup(BotBase[BotProtocol, Any]):
         config = make_config(app_id, secret, intents, options)
         self._made(config, allow_from, on_state, driver_options, ssl_context)
 
-    @classmethod
-    def from_config(
-        cls,
-        config: BotConfig,
-        *,
-        allow_from: Iterable[str] | None = None,
-        on_state: Callable[[StateChanged], None] | None = None,
-        driver_options: Mapping[str, Any] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> Self:
-        """A bot from a ready :class:`BotConfig`; one without ``rng`` or
-        ``entropy`` gets OS-seeded ones, as the constructor does (:func:`~._bot.os_seeded`)."""
-        bot = cls.__new__(cls)
-        bot._made(os_seeded(config), allow_from, on_state, driver_options, ssl_context)
-        return bot
-
-    def _made(
-        self,
-        config: BotConfig,
-        allow_from: Iterable[str] | None,
-        on_state: Callable[[StateChanged], None] | None,
-        driver_options: Mapping[str, Any] | None,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
-        self.config = config
-        router = Router(QQ_ROUTING, allow_from)
-        self._setup(BotProtocol(config), router, on_state, driver_options, ssl_context)
+    def _protocol(self, config: BotConfig) -> BotProtocol:
+        return BotProtocol(config)
 
     @property
     def state(self) -> BotPhase:

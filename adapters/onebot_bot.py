@@ -25,7 +25,7 @@ import os
 import random
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from qqproto.actions import StateChanged
 from qqproto.errors import LocalProtocolError
@@ -43,7 +43,7 @@ from qqproto.onebot import (
 )
 from qqproto.onebot.actions import Version
 
-from ._bot import BotBase, Router, Routing, no_driver_options_in, os_seeded
+from ._bot import ConfiguredBot, Routing, no_driver_options_in
 from ._bot_async import AsyncBotBase
 from ._bot_threaded import ThreadedBotBase
 
@@ -79,7 +79,7 @@ def _empty(value: object) -> bool:
 ONEBOT_ROUTING = Routing(call_id=_call_id, from_someone=_from_someone, sender=_sender, empty=_empty)
 
 
-class _OneBotSetup(BotBase[OneBotProtocol, Any]):
+class _OneBotSetup(ConfiguredBot[OneBotConfig, OneBotProtocol, Any]):
     """A OneBot bot's constructor and state, whatever drives it.
 
     ``options`` are :class:`~qqproto.onebot.OneBotConfig` fields
@@ -88,7 +88,7 @@ class _OneBotSetup(BotBase[OneBotProtocol, Any]):
     never reach the application.
     """
 
-    config: OneBotConfig
+    routing = ONEBOT_ROUTING
 
     def __init__(
         self,
@@ -111,33 +111,8 @@ class _OneBotSetup(BotBase[OneBotProtocol, Any]):
         )
         self._made(config, allow_from, on_state, driver_options, ssl_context)
 
-    @classmethod
-    def from_config(
-        cls,
-        config: OneBotConfig,
-        *,
-        allow_from: Iterable[str] | None = None,
-        on_state: Callable[[StateChanged], None] | None = None,
-        driver_options: Mapping[str, Any] | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> Self:
-        """A bot from a ready :class:`OneBotConfig`; one without ``rng`` or
-        ``entropy`` gets OS-seeded ones, as the constructor does (:func:`~._bot.os_seeded`)."""
-        bot = cls.__new__(cls)
-        bot._made(os_seeded(config), allow_from, on_state, driver_options, ssl_context)
-        return bot
-
-    def _made(
-        self,
-        config: OneBotConfig,
-        allow_from: Iterable[str] | None,
-        on_state: Callable[[StateChanged], None] | None,
-        driver_options: Mapping[str, Any] | None,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
-        self.config = config
-        router = Router(ONEBOT_ROUTING, allow_from)
-        self._setup(OneBotProtocol(config), router, on_state, driver_options, ssl_context)
+    def _protocol(self, config: OneBotConfig) -> OneBotProtocol:
+        return OneBotProtocol(config)
 
     @property
     def state(self) -> OneBotState:
