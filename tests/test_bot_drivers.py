@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import random
 import signal
-from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from qqproto.qq import ApiResult, BotConfig, GroupAtMessageCreate, Ready
 from qqproto.qq import gateway as gateway_module
 from qqproto.qq.api import SANDBOX_BASE_URL, ApiCall, get_me
 
+from .bot_runner import BotRunner
 from .e2e_servers import FakeGateway, FakeRest, LoopThread
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -44,53 +44,14 @@ def make_bot(kind: str, secret: str, rest: FakeRest) -> QQBot | ThreadedQQBot:
     return bot_class("102000000", secret, **rest.options())
 
 
-class BotOn:
-    """A bot of either class, run and read from the test's thread.
-
-    The asyncio bot runs on the servers' loop thread, and each call waits
-    there for its coroutine; the threaded bot is called as it is.
-    """
+class BotOn(BotRunner[QQBot | ThreadedQQBot]):
+    """A QQ bot of either class on the loopback platform (see tests/bot_runner.py)."""
 
     def __init__(self, kind: str, loop: LoopThread, secret: str, rest: FakeRest) -> None:
-        self.loop = loop
-        self.bot = make_bot(kind, secret, rest)
-        self._events: Iterator[object] | AsyncGenerator[object, None] | None = None
-
-    def __enter__(self) -> BotOn:
-        if isinstance(self.bot, QQBot):
-            self.loop.run(self.bot.__aenter__())
-        else:
-            self.bot.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if isinstance(self.bot, QQBot):
-            if isinstance(self._events, AsyncGenerator):
-                self.loop.run(self._events.aclose())
-            self.loop.run(self.bot.__aexit__(None, None, None))
-        else:
-            self.bot.__exit__(None, None, None)
-
-    def next_event(self) -> object:
-        """The next event ``events()`` gives (it raises as ``events()`` does)."""
-        if self._events is None:
-            self._events = self.bot.events()
-        if isinstance(self._events, AsyncGenerator):
-            return self.loop.run(anext(self._events))
-        return next(self._events)
-
-    def read_to_the_end(self) -> None:
-        """Read ``events()`` until it ends, or raises (as it does when the bot fails)."""
-        try:
-            while True:
-                self.next_event()
-        except (StopIteration, StopAsyncIteration):
-            return
+        super().__init__(make_bot(kind, secret, rest), loop)
 
     def call(self, api_call: ApiCall[Any]) -> ApiResult[Any]:
-        if isinstance(self.bot, QQBot):
-            return self.loop.run(self.bot.call(api_call))
-        return self.bot.call(api_call)
+        return self.run(lambda: self.bot.call(api_call))
 
 
 @pytest.mark.parametrize("kind", BOTS)

@@ -8,7 +8,7 @@ test reads the same for both. Waits are generous deadlines, never timings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from qqproto.link import Retry
 from qqproto.onebot import ActionResult, Chat, MessageEvent, MetaEvent, OneBotState, to_me
 from qqproto.testing import OneBotSimConfig, OneBotSimulator
 
+from .bot_runner import BotRunner
 from .e2e_servers import LoopThread
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -34,47 +35,15 @@ def loop() -> Iterator[LoopThread]:
         yield running
 
 
-class BotOn:
-    """A OneBot bot of either class, run and read from the test's thread."""
+class BotOn(BotRunner[OneBotBot | ThreadedOneBotBot]):
+    """A OneBot bot of either class (see tests/bot_runner.py)."""
 
     def __init__(self, kind: str, loop: LoopThread, port: int, **options: Any) -> None:
         options.setdefault("access_token", TOKEN)
         options.setdefault("backoff_base", 0.05)
         options.setdefault("backoff_cap", 0.2)
         bot_class = OneBotBot if kind == "asyncio" else ThreadedOneBotBot
-        self.loop = loop
-        self.bot = bot_class(f"ws://127.0.0.1:{port}/", **options)
-        self._events: Iterator[object] | AsyncGenerator[object, None] | None = None
-
-    def __enter__(self) -> BotOn:
-        if isinstance(self.bot, OneBotBot):
-            self.loop.run(self.bot.__aenter__())
-        else:
-            self.bot.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if isinstance(self.bot, OneBotBot):
-            if isinstance(self._events, AsyncGenerator):
-                self.loop.run(self._events.aclose())
-            self.loop.run(self.bot.__aexit__(None, None, None))
-        else:
-            self.bot.__exit__(None, None, None)
-
-    def next_event(self) -> object:
-        if self._events is None:
-            self._events = self.bot.events()
-        if isinstance(self._events, AsyncGenerator):
-            return self.loop.run(anext(self._events))
-        return next(self._events)
-
-    def read_to_the_end(self) -> None:
-        """Read ``events()`` until it ends, or raises (as it does when the bot fails)."""
-        try:
-            while True:
-                self.next_event()
-        except (StopIteration, StopAsyncIteration):
-            return
+        super().__init__(bot_class(f"ws://127.0.0.1:{port}/", **options), loop)
 
     def next_message(self) -> MessageEvent:
         while True:
@@ -90,19 +59,13 @@ class BotOn:
         return before
 
     def reply(self, event: MessageEvent, text: str, *, quote: bool = False) -> ActionResult:
-        if isinstance(self.bot, OneBotBot):
-            return self.loop.run(self.bot.reply(event, text, quote=quote))
-        return self.bot.reply(event, text, quote=quote)
+        return self.run(lambda: self.bot.reply(event, text, quote=quote))
 
     def send(self, chat: Chat, text: str) -> ActionResult:
-        if isinstance(self.bot, OneBotBot):
-            return self.loop.run(self.bot.send(chat, text))
-        return self.bot.send(chat, text)
+        return self.run(lambda: self.bot.send(chat, text))
 
     def call(self, name: str, params: dict[str, Any] | None = None) -> ActionResult:
-        if isinstance(self.bot, OneBotBot):
-            return self.loop.run(self.bot.call(name, params))
-        return self.bot.call(name, params)
+        return self.run(lambda: self.bot.call(name, params))
 
 
 def serve(config: OneBotSimConfig) -> tuple[OneBotSimulator, ThreadedSimulatorServer]:
