@@ -144,10 +144,14 @@ class WebSocketServer:
     def send_bytes(self, data: bytes) -> None:
         self._send(BytesMessage(data=data))
 
-    def _send(self, message: Message[Any]) -> None:
+    def _send(self, message: Message[Any] | Ping) -> None:
         if not self.is_open:
             raise LocalProtocolError("the WebSocket is not open", expected="an open WebSocket")
         self._out += self._ws.send(message)
+
+    def ping(self, payload: bytes = b"") -> None:
+        """A ping (the peer's pong is bytes like any others: a sign of life)."""
+        self._send(Ping(payload=payload))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (once); then close the transport after data_to_send()."""

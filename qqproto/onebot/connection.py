@@ -76,6 +76,7 @@ from .config import OneBotConfig
 from .events import Event, MetaEvent
 from .frames import read_frame
 from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
+from .liveness import PING, Liveness
 from .pacing import Outbox
 from .results import ActionResult, StreamFrame
 
@@ -84,9 +85,6 @@ __all__ = ["OneBotProtocol"]
 #: NapCat and LLOneBot answer a refused token with this retcode, then close.
 TOKEN_REFUSED_RETCODE: Final = 1403
 _TERMINAL: Final = (OneBotState.FAILED, OneBotState.CLOSED)
-#: A heartbeat interval is taken within these bounds (seconds, spec 9): one of
-#: a millisecond would make the watch drop every connection at once.
-INTERVAL_RANGE: Final = (1.0, 3600.0)
 
 
 class OneBotProtocol(Driven):
@@ -121,10 +119,9 @@ class OneBotProtocol(Driven):
         self._opened = False  # this connection's upgrade was accepted
         self._open_deadline: float | None = None  # the upgrade must be answered by then
         self._events_here = 0  # events on this connection (a 1403 refuses only before one)
-        self._watch_until: float | None = None  # liveness: dead past this
-        self._interval: float | None = None  # the last heartbeat's promise
-        self._heard_at = 0.0  # when the open link last brought bytes
-        self._pinged_at: float | None = None  # a ping waits for a sign of life since then
+        self._liveness = Liveness(
+            config.heartbeat_factor, config.ping_interval, config.ping_timeout
+        )
         token = config.access_token
         self._headers = (("Authorization", f"Bearer {token}"),) if token else ()
         self._link.open(config.url, self._headers)
@@ -142,7 +139,9 @@ class OneBotProtocol(Driven):
         if self._link.state is LinkState.IDLE:
             times.append(self._link.reconnect_at)
         elif self._link.state is LinkState.OPEN:
-            times += [self._watch_until, self._open_deadline, self._ping_due()]
+            times.append(self._open_deadline)
+            if self._opened:
+                times.append(self._liveness.deadline())
         return min((t for t in times if t is not None), default=None)
 
     # -- the application's calls ---------------------------------------------------------
@@ -223,7 +222,7 @@ class OneBotProtocol(Driven):
                 why = "a binary frame (MessagePack is not spoken here)"
                 self._violation(RemoteProtocolError(why, expected="a text frame", received=event))
         if self._opened:  # any byte is a sign of life: a pong, a frame, a part of one
-            self._heard_at, self._pinged_at = now, None
+            self._liveness.heard(now)
         self._link.flush()
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
@@ -300,45 +299,24 @@ class OneBotProtocol(Driven):
             if self._open_deadline is not None and now >= self._open_deadline:
                 self._link.close(1000)
                 self._lose(f"no answer to the upgrade within {self.config.open_timeout:g} s", now)
-            elif self._watch_until is not None and now >= self._watch_until:
-                waited = self.config.heartbeat_factor * (self._interval or 0)
-                self._link.close(1000)
-                self._lose(f"nothing received for {waited:g} s (heartbeats stopped)", now)
-            elif (due := self._ping_due()) is not None and now >= due:
-                self._quiet(now)
+            elif self._opened and (verdict := self._liveness.due(now)) is not None:
+                if verdict == PING:
+                    self._link.ping()
+                else:
+                    self._link.close(1000)
+                    self._lose(verdict, now)
         self._release(now)  # after the checks: nothing goes out on a link judged dead
-
-    def _ping_due(self) -> float | None:
-        """When the transport fallback acts next: a ping, or the verdict on one."""
-        interval = self.config.ping_interval
-        if not self._opened or self._interval is not None or interval is None:
-            return None  # heartbeats watch the link, or nothing does
-        if self._pinged_at is None:
-            return self._heard_at + interval
-        return self._pinged_at + self.config.ping_timeout
-
-    def _quiet(self, now: float) -> None:
-        """Silence past the fallback's deadline: ping, or give the link up."""
-        if self._pinged_at is None:
-            self._pinged_at = now
-            self._link.ping()
-            return
-        self._link.close(1000)
-        timeout = self.config.ping_timeout
-        self._lose(f"no answer to a ping within {timeout:g} s (and no heartbeats)", now)
 
     # -- frames --------------------------------------------------------------------------
 
     def _on_opened(self, now: float) -> None:
         self._opened, self._open_deadline = True, None
-        self._heard_at, self._pinged_at = now, None
+        self._liveness.opened(now)
         self._policy.connected(now)
         self._fire(OneBotInput.OPENED, "upgrade accepted")
         self._release(now)
 
     def _on_text(self, text: str, now: float) -> None:
-        if self._interval is not None:  # any frame is a sign of life
-            self._watch_until = now + self.config.heartbeat_factor * self._interval
         try:
             frame = read_frame(text)
         except RemoteProtocolError as error:
@@ -356,9 +334,7 @@ class OneBotProtocol(Driven):
         if self.self_id is None and event.self_id is not None:
             self.self_id = event.self_id
         if isinstance(event, MetaEvent) and event.interval is not None:
-            low, high = INTERVAL_RANGE
-            self._interval = min(max(event.interval, low), high)
-            self._watch_until = now + self.config.heartbeat_factor * self._interval
+            self._liveness.heartbeat(event.interval, now)
         self._events_here += 1
         self._out.append(Deliver(event))
 
@@ -409,7 +385,6 @@ class OneBotProtocol(Driven):
             f"the connection ended before an answer ({reason}): outcome unknown", socket_only=True
         )
         self._opened, self._open_deadline, self._events_here = False, None, 0
-        self._watch_until = self._interval = self._pinged_at = None
         # Every loss is retried after a growing wait (1 s, 2 s, 4 s ... the cap),
         # a dropped connection as well as a refused one; an opened upgrade
         # forgets the count (ReconnectPolicy.connected).
