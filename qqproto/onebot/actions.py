@@ -291,6 +291,15 @@ class Answer:
             return self.status in ("ok", "async")
         return self.retcode == 0 or (self.status == "async" and self.retcode == 1)
 
+    @property
+    def continues(self) -> bool:
+        """More frames of this answer follow (NapCat's stream actions send
+        ``stream: "stream-action"`` frames of ``data.type`` ``stream`` first)."""
+        if self.raw.get("stream") != "stream-action":
+            return False
+        data = self.data
+        return isinstance(data, dict) and data.get("type") == "stream"
+
     def result(self) -> Any:
         """The data; :class:`ActionFailed` when the answer is a failure."""
         if not self.ok:

@@ -350,7 +350,7 @@ class OneBotProtocol(Driven):
         if type(key) is not str:  # none, "" aside: an echo of a form we never send
             self._violation(StrayAnswer(echo, "an answer with an echo we never send", late=False))
             return
-        final = not _streams_on(answer)
+        final = not answer.continues
         try:
             call = self._calls.answer(key, final=final)
         except StrayAnswer as stray:  # an unknown echo, or a second answer
@@ -446,12 +446,3 @@ class OneBotProtocol(Driven):
 
 def _not_sent(call: Call[Action], why: str) -> NotSent:
     return NotSent(f"{call.what.name} (call #{call.id}) not sent: {why}")
-
-
-def _streams_on(answer: Answer) -> bool:
-    """Whether more frames follow this one (NapCat's stream actions send
-    ``stream: "stream-action"`` frames of ``data.type`` ``stream`` first)."""
-    if answer.raw.get("stream") != "stream-action":
-        return False
-    data = answer.data
-    return isinstance(data, dict) and data.get("type") == "stream"

@@ -1,0 +1,389 @@
+"""OneBotServer: OneBot's reverse WebSocket, the implementation dialling us, sans-IO.
+
+NapCat, LLOneBot, Lagrange and go-cqhttp can dial the bot instead of being
+dialled (spec 1.5). This object is the bot's end: it listens (on the shared
+server piece, :class:`~qqproto.listener.HttpService`), checks each upgrade,
+and then reads events and correlates actions on each accepted WebSocket the
+way :class:`~qqproto.onebot.connection.OneBotProtocol` does on its one.
+
+The upgrade (spec 1.5, 1.6 and 7.1):
+
+- The token is checked before it: ``Authorization: Bearer <t>`` (or
+  go-cqhttp's ``Token <t>``), or the ``access_token`` query when there is no
+  header. None is 401, a wrong one 403, compared in constant time; an empty
+  ``Bearer `` (NapCat sends one) is none. The server goes on serving everyone
+  else.
+- ``X-Self-ID`` names the account; a v11 upgrade without it is refused (400).
+  A v12 one (``Sec-WebSocket-Protocol: 12.<impl>``, echoed back) may leave it
+  out: the account is then read from its first event.
+- ``X-Client-Role`` is ``Universal`` (events and actions), ``Event`` or
+  ``API`` (Lagrange's split pair), in any case; none means Universal.
+- One live connection per account and role: a new one replaces the old,
+  which is closed (1000, "replaced by a new connection").
+
+What reaches the application, as ``Deliver``: every event (its ``self_id`` says
+the account); :class:`Connected` and :class:`Disconnected` for each
+connection; a :class:`~qqproto.onebot.results.ActionResult` per action (and
+:class:`~qqproto.onebot.results.StreamFrame` per frame of a streamed one); a
+:class:`ServeRefused` per refused request; a
+:class:`~qqproto.errors.ProtocolViolation` for anything an implementation got
+wrong that its connection survived. :meth:`OneBotServer.call` sends an
+action to an account; with no connection for it, the action ends at once as
+:class:`~qqproto.errors.NotSent`. Liveness is watched per connection as the
+client watches its own (:mod:`qqproto.onebot.liveness`): a dead one is
+closed, and the implementation dials again.
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ..actions import Deliver
+from ..calls import Calls, StrayAnswer
+from ..contract import Peer
+from ..errors import ConfigError, NotSent, ProtocolViolation, RemoteProtocolError
+from ..http_server import Dropped, Refused, Request, Upgrade
+from ..listener import HttpService
+from ..ws import BytesReceived, Closed, TextReceived
+from ..ws_server import WebSocketServer
+from .actions import Action, Answer
+from .config import DEFAULT_MAX_MESSAGE_SIZE
+from .events import Event, MetaEvent
+from .frames import read_frame
+from .liveness import PING, Liveness
+from .results import ActionResult, StreamFrame
+
+__all__ = ["Connected", "Disconnected", "OneBotServer", "ServeConfig", "ServeRefused"]
+
+Role = Literal["universal", "event", "api"]
+_ROLES: Final[dict[str, Role]] = {"universal": "universal", "event": "event", "api": "api"}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Where to listen for implementations, and what to ask of them."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: The token implementations must present; None lets everyone in.
+    access_token: str | None = field(default=None, repr=False)
+    #: The path reverse WebSockets dial.
+    ws_path: str = "/"
+    #: Seconds an action waits for its answer.
+    call_timeout: float = 30.0
+    #: A connection is dead after this many heartbeat intervals without a byte.
+    heartbeat_factor: float = 2.5
+    #: Without heartbeats: a ping after this many seconds of silence (None: never)...
+    ping_interval: float | None = 30.0
+    #: ...and dead when nothing comes this many seconds after it.
+    ping_timeout: float = 20.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.ws_path.startswith("/"):
+            raise ConfigError("ws_path", "a path starting with /", self.ws_path)
+        if self.access_token == "":
+            raise ConfigError("access_token", "a token, or None for none", "<empty>")
+        if not self.call_timeout > 0:
+            raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
+        if not 1 < self.heartbeat_factor <= 3:
+            raise ConfigError("heartbeat_factor", "above 1, at most 3", self.heartbeat_factor)
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """An implementation's WebSocket was accepted for ``self_id`` (None: a v12
+    one that has not said yet) in ``role``; ``replaced`` when it pushed out an
+    older one."""
+
+    conn: int
+    self_id: str | None
+    role: Role
+    version: int
+    peer: Peer
+    replaced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """A connection ended, and why; its actions in flight ended with it."""
+
+    conn: int
+    self_id: str | None
+    role: Role
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServeRefused:
+    """A request or upgrade refused with ``status``, and why."""
+
+    status: int
+    why: str
+    peer: Peer | None = None
+
+    def __str__(self) -> str:
+        where = f" from {self.peer}" if self.peer else ""
+        return f"refused with {self.status}{where}: {self.why}"
+
+
+@dataclass(slots=True)
+class _Session:
+    """One accepted WebSocket."""
+
+    conn: int
+    ws: WebSocketServer
+    self_id: str | None
+    role: Role
+    version: int
+    liveness: Liveness
+
+
+class OneBotServer(HttpService):
+    """Reverse WebSockets from OneBot implementations (see the module docstring)."""
+
+    name = "onebot-server"
+
+    def __init__(self, config: ServeConfig, *, ids: Any = None) -> None:
+        self.config = config
+        self._sessions: dict[int, _Session] = {}
+        self._accounts: dict[tuple[str, Role], int] = {}  # (self id, role) -> conn
+        self._calls: Calls[Action] = Calls(random.Random(config.seed), max_attempts=1)
+        self._call_conn: dict[int, int] = {}  # call id -> the connection it went on
+        super().__init__(config.host, config.port, {config.ws_path: ("GET",)}, ids=ids)
+
+    # -- what the application reads and does --------------------------------------------
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts with a connection that takes actions, in the order they came."""
+        return [sid for (sid, role) in self._accounts if role != "event"]
+
+    def call(self, self_id: str | int, action: Action, now: float) -> int:
+        """Send ``action`` to account ``self_id``; its outcome comes back as
+        ``Deliver(ActionResult)`` under the id returned."""
+        pending = self._calls.new(action)
+        frame = action.frame(str(pending.id))  # before the call is registered: it may raise
+        session = self._api_session(str(self_id))
+        if session is None:
+            error = NotSent(f"{action.name} not sent: no connection from account {self_id}")
+            self._out.append(Deliver(ActionResult(pending.id, action, error=error)))
+            return pending.id
+        self._calls.sent(pending, str(pending.id), deadline=now + self.config.call_timeout)
+        self._call_conn[pending.id] = session.conn
+        session.ws.send_text(frame)
+        self.send(session.conn, session.ws.data_to_send())
+        return pending.id
+
+    def _api_session(self, self_id: str) -> _Session | None:
+        for role in ("universal", "api"):
+            conn = self._accounts.get((self_id, role))
+            if conn is not None:
+                return self._sessions[conn]
+        return None
+
+    def next_deadline(self) -> float | None:
+        times = [self._calls.next_deadline()]
+        times += [s.liveness.deadline() for s in self._sessions.values()]
+        return min((t for t in times if t is not None), default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for call, timeout in self._calls.expired(now):
+            self._call_conn.pop(call.id, None)
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
+        for session in list(self._sessions.values()):
+            verdict = session.liveness.due(now)
+            if verdict == PING:
+                session.ws.ping()
+                self.send(session.conn, session.ws.data_to_send())
+            elif verdict is not None:
+                self._end(session, verdict, close=1000)
+
+    # -- upgrades ---------------------------------------------------------------------------
+
+    def on_upgrade(self, conn: int, upgrade: Upgrade, now: float) -> None:
+        request = upgrade.request
+        status, why = self._check_token(request)
+        if status:
+            self._refuse(conn, status, why)
+            return
+        protocol = request.header("sec-websocket-protocol") or ""
+        offered = [p.strip() for p in protocol.split(",") if p.strip()]
+        v12 = next((p for p in offered if p.startswith("12.")), None)
+        legacy_v12 = request.header("x-onebot-version") == "12"
+        version = 12 if v12 or legacy_v12 else 11
+        self_id = (request.header("x-self-id") or "").strip() or None
+        if self_id is None and version == 11:
+            self._refuse(conn, 400, "no X-Self-ID: which account is this?")
+            return
+        role = _ROLES.get((request.header("x-client-role") or "universal").strip().lower())
+        if role is None:
+            self._refuse(conn, 400, "X-Client-Role is none of Universal, Event and API")
+            return
+        try:
+            ws = WebSocketServer(upgrade.raw, max_message_size=self.config.max_message_size)
+        except RemoteProtocolError as bad:
+            self._refuse(conn, 400, f"bad WebSocket upgrade: {bad}")
+            return
+        ws.accept(subprotocol=v12)
+        self.take_over(conn)
+        liveness = Liveness(
+            self.config.heartbeat_factor, self.config.ping_interval, self.config.ping_timeout
+        )
+        liveness.opened(now)
+        session = _Session(conn, ws, self_id, role, version, liveness)
+        self._sessions[conn] = session
+        self.send(conn, ws.data_to_send())
+        replaced = self._claim(session, now) if self_id is not None else False
+        peer = self.peers.get(conn, Peer("", 0))
+        self._out.append(Deliver(Connected(conn, self_id, role, version, peer, replaced)))
+
+    def _check_token(self, request: Request) -> tuple[int, str]:
+        """(0, "") when the token passes; else the status and why."""
+        token = self.config.access_token
+        if token is None:
+            return 0, ""
+        header = request.header("authorization")
+        if header is not None:
+            scheme, _, offered = header.partition(" ")
+            if scheme.lower() not in ("bearer", "token"):
+                return 403, f"Authorization scheme {scheme[:20]!r} (Bearer or Token)"
+            offered = offered.strip()
+        else:
+            offered = (request.query.get("access_token") or [""])[-1]
+        if not offered:
+            return 401, "no access token"
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            return 403, "wrong access token"
+        return 0, ""
+
+    def _claim(self, session: _Session, now: float) -> bool:
+        """Make ``session`` its account's connection in its role; True when it
+        replaced an older one (closed here)."""
+        assert session.self_id is not None
+        key = (session.self_id, session.role)
+        old = self._accounts.get(key)
+        self._accounts[key] = session.conn
+        if old is None or old == session.conn:
+            return False
+        older = self._sessions.get(old)
+        if older is not None:
+            self._end(older, "replaced by a new connection", close=1000)
+        return True
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def on_upgraded_data(self, conn: int, data: bytes, now: float) -> None:
+        session = self._sessions.get(conn)
+        if session is None:
+            return
+        session.liveness.heard(now)
+        for event in session.ws.receive_data(data):
+            if type(event) is TextReceived:
+                self._on_text(session, event.text, now)
+            elif type(event) is Closed:
+                if event.error is not None:
+                    self._violation(event.error)
+                why = f"closed with {event.code}" + (f" ({event.reason})" if event.reason else "")
+                self._end(session, why, close=None)
+                return
+            elif type(event) is BytesReceived:
+                why = "a binary frame (MessagePack is not spoken here)"
+                self._violation(RemoteProtocolError(why, expected="a text frame", received=event))
+        self.send(conn, session.ws.data_to_send())  # pongs, a close answered
+
+    def _on_text(self, session: _Session, text: str, now: float) -> None:
+        try:
+            frame = read_frame(text)
+        except RemoteProtocolError as error:
+            self._violation(error)
+            return
+        if isinstance(frame, Answer):
+            self._on_answer(frame, now)
+            return
+        self._on_event(session, frame, now)
+
+    def _on_event(self, session: _Session, event: Event, now: float) -> None:
+        if session.self_id is None and event.self_id is not None:  # v12: it says now
+            session.self_id = str(event.self_id)
+            self._claim(session, now)
+        if isinstance(event, MetaEvent) and event.interval is not None:
+            session.liveness.heartbeat(event.interval, now)
+        self._out.append(Deliver(event))
+
+    def _on_answer(self, answer: Answer, now: float) -> None:
+        echo = answer.echo
+        key = str(echo) if type(echo) is int else echo
+        if type(key) is not str or not key:
+            self._violation(StrayAnswer(echo, "an answer with an echo we never send", late=False))
+            return
+        final = not answer.continues
+        try:
+            call = self._calls.answer(key, final=final)
+        except StrayAnswer as stray:
+            self._violation(stray)
+            return
+        if final:
+            self._call_conn.pop(call.id, None)
+            self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
+        else:
+            call.deadline = now + self.config.call_timeout
+            self._out.append(Deliver(StreamFrame(call.id, call.what, answer)))
+
+    # -- ends -------------------------------------------------------------------------------
+
+    def on_closed(self, conn: int, now: float) -> None:
+        session = self._sessions.get(conn)
+        if session is not None:
+            self._end(session, "connection lost", close=None)
+
+    def _end(self, session: _Session, why: str, *, close: int | None) -> None:
+        """``session`` is over: its actions in flight end, its account lets it
+        go, and (``close``) the close frame goes before the transport."""
+        conn = session.conn
+        if self._sessions.pop(conn, None) is None:
+            return
+        if (
+            session.self_id is not None
+            and self._accounts.get((session.self_id, session.role)) == conn
+        ):
+            del self._accounts[(session.self_id, session.role)]
+        gone = [cid for cid, c in self._call_conn.items() if c == conn]
+        reason = f"its connection ended ({why}): outcome unknown"
+        for call in self._calls.drop_all(reason, only=lambda c: c.id in gone):
+            self._call_conn.pop(call.id, None)
+            error = RemoteProtocolError(reason, expected="an answer", received=None)
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+        if close is not None:
+            session.ws.close(close, why[:120])
+            self.send(conn, session.ws.data_to_send())
+        self.disconnect(conn)
+        self._out.append(Deliver(Disconnected(conn, session.self_id, session.role, why)))
+
+    def close(self, now: float) -> None:
+        for session in list(self._sessions.values()):
+            self._end(session, "the server was closed", close=1001)
+        super().close(now)
+
+    # -- refusals ---------------------------------------------------------------------------
+
+    def on_refused(self, conn: int, refused: Refused | Dropped, now: float) -> None:
+        status = refused.status if isinstance(refused, Refused) else 400
+        self._out.append(Deliver(ServeRefused(status, refused.why, self.peers.get(conn))))
+
+    def _refuse(self, conn: int, status: int, why: str) -> None:
+        self.respond(conn, status, body=why.encode())
+        self._out.append(Deliver(ServeRefused(status, why, self.peers.get(conn))))
+
+    def _violation(self, error: RemoteProtocolError) -> None:
+        self._out.append(Deliver(ProtocolViolation(error)))
+
+    def __repr__(self) -> str:
+        return (
+            f"OneBotServer({self.host}:{self.port}, state={self.state.name}, "
+            f"connections={len(self._sessions)}, accounts={self.accounts})"
+        )

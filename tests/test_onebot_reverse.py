@@ -1,0 +1,319 @@
+"""OneBotServer: implementations dialling the bot's reverse WebSocket, in memory.
+
+Each "implementation" is qqproto's own WebSocket client, sending the headers
+NapCat, Lagrange and go-cqhttp send (spec 1.5); the end-to-end tests against
+another library's client live with the ``onebot serve`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from qqproto.actions import Deliver, Disconnect, Listen, SendData, StopListening
+from qqproto.calls import CallTimeout
+from qqproto.contract import Peer
+from qqproto.errors import NotSent, ProtocolViolation
+from qqproto.listener import ListenerState
+from qqproto.onebot import ActionResult, MessageEvent, StreamFrame
+from qqproto.onebot.actions import Action
+from qqproto.onebot.reverse import Connected, Disconnected, OneBotServer, ServeConfig, ServeRefused
+from qqproto.ws import Closed, Opened, TextReceived, WebSocketClient
+
+TOKEN = "s3cret"
+NOW = 10.0
+
+
+class Impl:
+    """One implementation's connection, as the server sees it and as it sees the server."""
+
+    def __init__(self, world: World, headers: tuple[tuple[str, str], ...], query: str = "") -> None:
+        self.world = world
+        self.conn = world.next_conn
+        world.next_conn -= 1
+        self.ws = WebSocketClient(
+            f"ws://127.0.0.1:8080/{query}", random.Random(0).randbytes, extra_headers=headers
+        )
+        self.events: list[Any] = []  # what the server sent it
+        self.closed = False
+        world.server.connection_accepted(world.listener, self.conn, Peer("127.0.0.1", 5000), NOW)
+        world.feed(self, self.ws.connect())
+
+    @property
+    def opened(self) -> bool:
+        return any(isinstance(e, Opened) for e in self.events)
+
+    def send(self, payload: object) -> None:
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.world.feed(self, self.ws.send_text(text))
+
+    def frames(self) -> list[Any]:
+        return [json.loads(e.text) for e in self.events if isinstance(e, TextReceived)]
+
+
+class World:
+    def __init__(self, **config: Any) -> None:
+        config.setdefault("access_token", TOKEN)
+        self.server = OneBotServer(ServeConfig(port=0, **config))
+        [listen] = self.server.actions()
+        assert isinstance(listen, Listen)
+        self.listener = listen.listener
+        self.server.listening(self.listener, "127.0.0.1", 8080, NOW)
+        self.server.actions()
+        self.now = NOW
+        self.next_conn = -1
+        self.impls: dict[int, Impl] = {}
+        self.delivered: list[object] = []
+
+    def feed(self, impl: Impl, data: bytes) -> None:
+        self.impls[impl.conn] = impl
+        self.server.receive_data(impl.conn, data, self.now)
+        self.pump()
+
+    def pump(self) -> None:
+        for action in self.server.actions():
+            if isinstance(action, SendData):
+                impl = self.impls[action.conn]
+                impl.events += impl.ws.receive_data(action.data)
+            elif isinstance(action, Disconnect):
+                impl = self.impls[action.conn]
+                impl.closed = True
+                self.server.connection_lost(action.conn, self.now, None)
+            elif isinstance(action, Deliver):
+                self.delivered.append(action.event)
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while (due := self.server.next_deadline()) is not None and due <= end:
+            self.now = max(self.now, due)
+            self.server.handle_timer(self.now)
+            self.pump()
+        self.now = end
+
+    def of(self, kind: type) -> list[Any]:
+        return [d for d in self.delivered if isinstance(d, kind)]
+
+    def dial(self, self_id: str | None = "42", role: str | None = "Universal", **more: str) -> Impl:
+        headers = [("Authorization", f"Bearer {TOKEN}")]
+        if self_id is not None:
+            headers.append(("X-Self-ID", self_id))
+        if role is not None:
+            headers.append(("X-Client-Role", role))
+        headers += list(more.items())
+        return Impl(self, tuple(headers))
+
+
+def message(self_id: int, n: int) -> dict[str, object]:
+    return {
+        "post_type": "message",
+        "message_type": "private",
+        "self_id": self_id,
+        "user_id": 7,
+        "message_id": n,
+        "message": [{"type": "text", "data": {"text": f"m{n}"}}],
+    }
+
+
+# -- the upgrade -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "status"),
+    [
+        ((), "", 401),
+        ((("Authorization", "Bearer"),), "", 401),  # NapCat's "Bearer " (h11 strips the space)
+        ((("Authorization", "Bearer nope"),), "", 403),
+        ((("Authorization", "Basic s3cret"),), "", 403),
+        ((), "?access_token=nope", 403),
+    ],
+)
+def test_a_missing_or_wrong_token_is_refused_and_the_server_goes_on(
+    headers: tuple[tuple[str, str], ...], query: str, status: int
+) -> None:
+    w = World()
+    refused = Impl(w, (("X-Self-ID", "42"), *headers), query)
+    assert not refused.opened and refused.closed
+    [why] = w.of(ServeRefused)
+    assert why.status == status
+    assert w.dial().opened  # everyone else is served
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ((("Authorization", f"Token {TOKEN}"),), ""),  # go-cqhttp's scheme
+        ((), f"?access_token={TOKEN}"),  # no header: the query
+    ],
+)
+def test_other_ways_to_present_the_token(headers: tuple[tuple[str, str], ...], query: str) -> None:
+    w = World()
+    assert Impl(w, (("X-Self-ID", "42"), *headers), query).opened
+
+
+def test_a_v11_upgrade_without_x_self_id_is_refused() -> None:
+    w = World()
+    impl = w.dial(self_id=None)
+    assert not impl.opened and w.of(ServeRefused)[0].status == 400
+
+
+def test_without_a_token_configured_everyone_is_let_in() -> None:
+    w = World(access_token=None)
+    assert Impl(w, (("X-Self-ID", "42"),)).opened
+
+
+# -- events and actions ------------------------------------------------------------------------
+
+
+def test_events_and_actions_of_two_accounts_on_one_endpoint() -> None:
+    w = World()
+    a, b = w.dial("1001"), w.dial("1002")
+    assert [(c.self_id, c.role, c.version) for c in w.of(Connected)] == [
+        ("1001", "universal", 11),
+        ("1002", "universal", 11),
+    ]
+    a.send(message(1001, 1))
+    b.send(message(1002, 2))
+    assert [(e.self_id, e.text) for e in w.of(MessageEvent)] == [(1001, "m1"), (1002, "m2")]
+    assert w.server.accounts == ["1001", "1002"]
+
+    to_b = w.server.call("1002", Action("get_status"), w.now)
+    w.pump()
+    assert a.frames() == []
+    [request] = b.frames()
+    assert request == {"action": "get_status", "params": {}, "echo": str(to_b)}
+    b.send({"status": "ok", "retcode": 0, "data": {"online": True}, "echo": request["echo"]})
+    [result] = w.of(ActionResult)
+    assert result.call_id == to_b and result.ok
+
+
+def test_an_action_for_an_account_with_no_connection_is_not_sent() -> None:
+    w = World()
+    call = w.server.call("999", Action("get_status"), w.now)
+    w.pump()
+    [result] = w.of(ActionResult)
+    assert result.call_id == call and isinstance(result.error, NotSent)
+
+
+def test_a_new_connection_replaces_the_old_and_its_actions_end() -> None:
+    w = World()
+    old = w.dial("42")
+    in_flight = w.server.call("42", Action("get_status"), w.now)
+    w.pump()
+    new = w.dial("42")
+    assert old.closed and any(
+        isinstance(e, Closed) and e.code == 1000 and "replaced" in e.reason for e in old.events
+    )
+    assert not new.closed and w.of(Connected)[-1].replaced
+    [gone] = w.of(Disconnected)
+    assert gone.conn == old.conn and "replaced" in gone.why
+    [result] = w.of(ActionResult)
+    assert result.call_id == in_flight and "outcome unknown" in str(result.error)
+    w.server.call("42", Action("get_status"), w.now)
+    w.pump()
+    assert len(new.frames()) == 1  # the account's actions go to the new one
+
+
+def test_lagranges_split_pair_events_on_one_actions_on_the_other() -> None:
+    w = World()
+    events = w.dial("42", role="Event")
+    api = w.dial("42", role="Api")
+    w.server.call("42", Action("get_status"), w.now)
+    w.pump()
+    assert events.frames() == [] and len(api.frames()) == 1
+    events.send(message(42, 1))
+    assert [e.text for e in w.of(MessageEvent)] == ["m1"]
+    assert not events.closed and not api.closed  # two roles, no replacement
+
+
+def test_v12_offers_its_subprotocol_and_names_its_account_by_its_events() -> None:
+    w = World()
+    impl = w.dial(self_id=None, **{"Sec-WebSocket-Protocol": "12.walle-q"})
+    assert impl.opened
+    [connected] = w.of(Connected)
+    assert (connected.self_id, connected.version) == (None, 12)
+    impl.send(
+        {
+            "id": "e1",
+            "time": 1.5,
+            "type": "message",
+            "detail_type": "private",
+            "sub_type": "",
+            "self": {"platform": "qq", "user_id": "777"},
+            "message_id": "m1",
+            "message": [{"type": "text", "data": {"text": "hi"}}],
+            "user_id": "9",
+        }
+    )
+    assert w.server.accounts == ["777"]
+
+
+def test_a_streamed_answer_comes_frame_by_frame() -> None:
+    w = World()
+    impl = w.dial("42")
+    call = w.server.call("42", Action("upload_file_stream"), w.now)
+    w.pump()
+    frame = {"status": "ok", "retcode": 0, "echo": str(call), "stream": "stream-action"}
+    impl.send(frame | {"data": {"type": "stream"}})
+    impl.send(frame | {"data": {"type": "response"}})
+    assert len(w.of(StreamFrame)) == 1 and w.of(ActionResult)[0].ok
+
+
+def test_hostile_frames_never_end_a_connection() -> None:
+    w = World()
+    impl = w.dial("42")
+    for frame in ["{", "[]", "null", "[" * 3000, '{"echo": "77", "status": "ok"}']:
+        impl.send(frame)
+    impl.send(message(42, 1))
+    assert not impl.closed and [e.text for e in w.of(MessageEvent)] == ["m1"]
+    assert len(w.of(ProtocolViolation)) == 5
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+def test_an_unanswered_action_times_out() -> None:
+    w = World(call_timeout=5.0)
+    w.dial("42")
+    call = w.server.call("42", Action("get_status"), w.now)
+    w.advance(5.1)
+    [result] = w.of(ActionResult)
+    assert result.call_id == call and isinstance(result.error, CallTimeout)
+
+
+def test_a_connection_whose_heartbeats_stop_is_closed() -> None:
+    w = World()
+    impl = w.dial("42")
+    impl.send({"post_type": "meta_event", "meta_event_type": "heartbeat", "interval": 5000})
+    w.advance(12.4)
+    assert not impl.closed
+    w.advance(0.2)
+    assert impl.closed and "heartbeats stopped" in w.of(Disconnected)[0].why
+    assert w.server.accounts == []
+
+
+def test_without_heartbeats_a_silent_connection_is_pinged_then_closed() -> None:
+    w = World(ping_interval=10.0, ping_timeout=5.0)
+    impl = w.dial("42")
+    sent = len(impl.events)
+    w.advance(10.1)
+    assert not impl.closed  # a ping went out; our client's pong is not fed back here
+    assert impl.ws.data_to_send()  # the pong it owes
+    w.advance(5.0)
+    assert impl.closed and "ping" in w.of(Disconnected)[0].why
+    assert len(impl.events) > sent
+
+
+def test_close_ends_every_connection_and_stops_listening() -> None:
+    w = World()
+    a = w.dial("1")
+    w.server.close(w.now)
+    actions = w.server.actions()
+    assert any(isinstance(x, StopListening) for x in actions)
+    assert w.server.state is ListenerState.CLOSED
+    for action in actions:
+        if isinstance(action, SendData):
+            a.events += a.ws.receive_data(action.data)
+    assert any(isinstance(e, Closed) and e.code == 1001 for e in a.events)
