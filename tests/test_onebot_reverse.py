@@ -7,16 +7,19 @@ another library's client live with the ``onebot serve`` command.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import random
 from typing import Any
 
 import pytest
 
-from qqproto.actions import Deliver, Disconnect, Listen, SendData, StopListening
+from qqproto.actions import Deliver, Disconnect, HttpRequest, Listen, SendData, StopListening
 from qqproto.calls import CallTimeout
 from qqproto.contract import Peer
 from qqproto.errors import NotSent, ProtocolViolation
+from qqproto.http import HttpConnection, HttpResponse
 from qqproto.listener import ListenerState
 from qqproto.onebot import ActionResult, MessageEvent, StreamFrame
 from qqproto.onebot.actions import Action
@@ -67,6 +70,18 @@ class World:
         self.next_conn = -1
         self.impls: dict[int, Impl] = {}
         self.delivered: list[object] = []
+        self.posts: dict[int, HttpConnection] = {}  # POSTing clients, by connection
+        self._posted_bytes: dict[int, bytes] = {}
+
+    def answer_of(self, conn: int) -> HttpResponse:
+        """The answer to connection ``conn``'s POST (a stand-in with status None
+        while there is none yet)."""
+        self.pump()
+        data = self._posted_bytes.pop(conn, b"")
+        responses = self.posts[conn].receive_data(data) if data else []
+        if responses:
+            return responses[0]
+        return HttpResponse(None, (), b"")  # type: ignore[arg-type]  # "none yet"
 
     def feed(self, impl: Impl, data: bytes) -> None:
         self.impls[impl.conn] = impl
@@ -75,12 +90,16 @@ class World:
 
     def pump(self) -> None:
         for action in self.server.actions():
-            if isinstance(action, SendData):
+            if isinstance(action, SendData) and action.conn in self.posts:
+                self._posted_bytes[action.conn] = (
+                    self._posted_bytes.get(action.conn, b"") + action.data
+                )
+            elif isinstance(action, SendData):
                 impl = self.impls[action.conn]
                 impl.events += impl.ws.receive_data(action.data)
             elif isinstance(action, Disconnect):
-                impl = self.impls[action.conn]
-                impl.closed = True
+                if action.conn in self.impls:
+                    self.impls[action.conn].closed = True
                 self.server.connection_lost(action.conn, self.now, None)
             elif isinstance(action, Deliver):
                 self.delivered.append(action.event)
@@ -317,3 +336,93 @@ def test_close_ends_every_connection_and_stops_listening() -> None:
         if isinstance(action, SendData):
             a.events += a.ws.receive_data(action.data)
     assert any(isinstance(e, Closed) and e.code == 1001 for e in a.events)
+
+
+# -- events POSTed -------------------------------------------------------------------------------
+
+
+def post(w: World, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:
+    """One POST to the event path on a new connection; the answer, if one came yet."""
+    conn = w.next_conn
+    w.next_conn -= 1
+    client = HttpConnection()
+    w.server.connection_accepted(w.listener, conn, Peer("127.0.0.1", 6000), w.now)
+    request = HttpRequest(1, "POST", "http://127.0.0.1:8080/onebot/event", headers, body)
+    w.server.receive_data(conn, client.send(request), w.now)
+    w.posts[conn] = client
+    return w.answer_of(conn)
+
+
+def sign(body: bytes, secret: str = "hush") -> tuple[tuple[str, str], ...]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+    return (("X-Signature", f"sha1={digest}"), ("X-Self-ID", "42"))
+
+
+BODY = json.dumps(message(42, 5)).encode()
+
+
+def test_a_signed_post_is_answered_204_and_delivered() -> None:
+    w = World(secret="hush")
+    response = post(w, BODY, sign(BODY))
+    assert response.status == 204
+    assert [e.text for e in w.of(MessageEvent)] == ["m5"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [((), 401), (sign(BODY, "other"), 403), (sign(BODY + b" "), 403)],
+)
+def test_an_unsigned_or_forged_post_is_refused_and_dropped(
+    headers: tuple[tuple[str, str], ...], status: int
+) -> None:
+    w = World(secret="hush")
+    assert post(w, BODY, headers).status == status
+    assert w.of(MessageEvent) == [] and w.of(ServeRefused)[0].status == status
+
+
+def test_a_post_that_is_no_event_is_400() -> None:
+    w = World()
+    for body in (b"not json", b"[1]", b'{"status": "ok", "retcode": 0}'):
+        assert post(w, body).status == 400
+    assert w.of(MessageEvent) == []
+
+
+def test_a_v12_webhook_is_checked_by_the_token() -> None:
+    w = World()
+    v12 = json.dumps(
+        {
+            "id": "1",
+            "time": 1.0,
+            "type": "message",
+            "detail_type": "private",
+            "sub_type": "",
+            "self": {"platform": "qq", "user_id": "9"},
+            "message_id": "m",
+            "user_id": "3",
+            "message": [{"type": "text", "data": {"text": "v12 hi"}}],
+        }
+    ).encode()
+    headers = (("X-OneBot-Version", "12"), ("X-Impl", "walle-q"))
+    assert post(w, v12, headers).status == 401
+    good = (*headers, ("Authorization", f"Bearer {TOKEN}"))
+    assert post(w, v12, good).status == 204
+    assert [e.text for e in w.of(MessageEvent)] == ["v12 hi"]
+
+
+def test_a_quick_operation_within_the_window_is_the_answer() -> None:
+    w = World(quick_window=2.0)
+    assert post(w, BODY).status is None  # waiting for the application
+    [event] = w.of(MessageEvent)
+    assert w.server.quick_reply(event, {"reply": "pong", "auto_escape": True}, w.now)
+    [conn] = w.posts
+    response = w.answer_of(conn)
+    assert response.status == 200 and response.json() == {"reply": "pong", "auto_escape": True}
+    assert not w.server.quick_reply(event, {"reply": "twice"}, w.now)  # answered already
+
+
+def test_without_a_quick_operation_the_window_ends_in_204() -> None:
+    w = World(quick_window=2.0)
+    post(w, BODY)
+    w.advance(2.1)
+    [conn] = w.posts
+    assert w.answer_of(conn).status == 204

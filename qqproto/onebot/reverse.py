@@ -1,4 +1,4 @@
-"""OneBotServer: OneBot's reverse WebSocket, the implementation dialling us, sans-IO.
+"""OneBotServer: OneBot's reverse WebSocket and event POSTs, the implementation calling us, sans-IO.
 
 NapCat, LLOneBot, Lagrange and go-cqhttp can dial the bot instead of being
 dialled (spec 1.5). This object is the bot's end: it listens (on the shared
@@ -21,6 +21,14 @@ The upgrade (spec 1.5, 1.6 and 7.1):
 - One live connection per account and role: a new one replaces the old,
   which is closed (1000, "replaced by a new connection").
 
+Events POSTed to ``event_path`` (spec 1.2, 1.3, 7.1): a v11 HTTP POST is
+checked by its ``X-Signature`` (``sha1=`` and the hex HMAC-SHA1 of the raw
+body with ``secret``; missing 401, wrong 403, and the event is dropped); a
+v12 webhook (``X-OneBot-Version: 12``) by the access token. A good one is
+answered 204, or, within ``quick_window``, 200 with the quick operation the
+application gave :meth:`OneBotServer.quick_reply`. A body that is no event
+is 400.
+
 What reaches the application, as ``Deliver``: every event (its ``self_id`` says
 the account); :class:`Connected` and :class:`Disconnected` for each
 connection; a :class:`~qqproto.onebot.results.ActionResult` per action (and
@@ -36,8 +44,11 @@ closed, and the implementation dials again.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -72,6 +83,13 @@ class ServeConfig:
     access_token: str | None = field(default=None, repr=False)
     #: The path reverse WebSockets dial.
     ws_path: str = "/"
+    #: The path implementations POST events to (v11 HTTP POST, v12 webhook).
+    event_path: str = "/onebot/event"
+    #: v11 HTTP POST: the HMAC-SHA1 key of ``X-Signature`` (None: unsigned).
+    secret: str | None = field(default=None, repr=False)
+    #: Seconds a POSTed event's answer waits for the application's quick
+    #: operation (:meth:`OneBotServer.quick_reply`); 0: 204 at once.
+    quick_window: float = 0.0
     #: Seconds an action waits for its answer.
     call_timeout: float = 30.0
     #: A connection is dead after this many heartbeat intervals without a byte.
@@ -84,8 +102,13 @@ class ServeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.ws_path.startswith("/"):
-            raise ConfigError("ws_path", "a path starting with /", self.ws_path)
+        for name in ("ws_path", "event_path"):
+            if not getattr(self, name).startswith("/"):
+                raise ConfigError(name, "a path starting with /", getattr(self, name))
+        if self.ws_path == self.event_path:
+            raise ConfigError("event_path", "a path other than ws_path", self.event_path)
+        if not 0 <= self.quick_window <= 60:
+            raise ConfigError("quick_window", "0 to 60 seconds", self.quick_window)
         if self.access_token == "":
             raise ConfigError("access_token", "a token, or None for none", "<empty>")
         if not self.call_timeout > 0:
@@ -154,7 +177,12 @@ class OneBotServer(HttpService):
         self._accounts: dict[tuple[str, Role], int] = {}  # (self id, role) -> conn
         self._calls: Calls[Action] = Calls(random.Random(config.seed), max_attempts=1)
         self._call_conn: dict[int, int] = {}  # call id -> the connection it went on
-        super().__init__(config.host, config.port, {config.ws_path: ("GET",)}, ids=ids)
+        #: POSTed events whose answer waits for a quick operation: conn -> (event, deadline).
+        self._posted: dict[int, tuple[Event, float]] = {}
+        routes = {config.ws_path: ("GET",), config.event_path: ("POST",)}
+        super().__init__(
+            config.host, config.port, routes, max_body_size=config.max_message_size, ids=ids
+        )
 
     # -- what the application reads and does --------------------------------------------
 
@@ -189,12 +217,17 @@ class OneBotServer(HttpService):
     def next_deadline(self) -> float | None:
         times = [self._calls.next_deadline()]
         times += [s.liveness.deadline() for s in self._sessions.values()]
+        times += [deadline for _, deadline in self._posted.values()]
         return min((t for t in times if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         for call, timeout in self._calls.expired(now):
             self._call_conn.pop(call.id, None)
             self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
+        for conn, (_, deadline) in list(self._posted.items()):
+            if now >= deadline:  # no quick operation in time: nothing to do
+                del self._posted[conn]
+                self.respond(conn, 204)
         for session in list(self._sessions.values()):
             verdict = session.liveness.due(now)
             if verdict == PING:
@@ -275,6 +308,59 @@ class OneBotServer(HttpService):
             self._end(older, "replaced by a new connection", close=1000)
         return True
 
+    # -- events POSTed (v11 HTTP POST, v12 webhook: spec 1.2, 1.3, 7.1) ---------------------
+
+    def on_request(self, conn: int, request: Request, now: float) -> None:
+        if request.header("x-onebot-version") == "12":
+            status, why = self._check_token(request)
+        else:
+            status, why = self._check_signature(request)
+        if status:
+            self._refuse(conn, status, why)
+            return
+        try:
+            event = read_frame(request.body)
+        except RemoteProtocolError as error:
+            self._refuse(conn, 400, f"the body is no event: {error}")
+            return
+        if isinstance(event, Answer):
+            self._refuse(conn, 400, "the body is an action's answer, not an event")
+            return
+        if self.config.quick_window > 0 and event.type in ("message", "request"):
+            self._posted[conn] = (event, now + self.config.quick_window)
+        else:
+            self.respond(conn, 204)
+        self._out.append(Deliver(event))
+
+    def _check_signature(self, request: Request) -> tuple[int, str]:
+        """v11: ``X-Signature: sha1=<hex HMAC-SHA1(secret, raw body)>`` when a
+        secret is set; missing is 401, wrong 403 (compared in constant time)."""
+        secret = self.config.secret
+        if secret is None:
+            return 0, ""
+        signature = request.header("x-signature")
+        if signature is None:
+            return 401, "no X-Signature"
+        expected = "sha1=" + hmac.new(secret.encode(), request.body, hashlib.sha1).hexdigest()
+        if not hmac.compare_digest(signature.strip().lower().encode(), expected.encode()):
+            return 403, "X-Signature does not match the body"
+        return 0, ""
+
+    def quick_reply(self, event: Event, operation: Mapping[str, Any] | None, now: float) -> bool:
+        """Answer a POSTed ``event`` with a quick operation (spec 1.3: ``reply``,
+        ``at_sender``, ``approve``, ...; None for none). False when its answer
+        is gone already (no window, or it passed): the operation is then not done."""
+        for conn, (waiting, _) in self._posted.items():
+            if waiting is event:
+                del self._posted[conn]
+                if operation is None:
+                    self.respond(conn, 204)
+                else:
+                    body = json.dumps(dict(operation), ensure_ascii=True).encode()
+                    self.respond(conn, 200, (("Content-Type", "application/json"),), body)
+                return True
+        return False
+
     # -- frames -----------------------------------------------------------------------------
 
     def on_upgraded_data(self, conn: int, data: bytes, now: float) -> None:
@@ -337,6 +423,7 @@ class OneBotServer(HttpService):
     # -- ends -------------------------------------------------------------------------------
 
     def on_closed(self, conn: int, now: float) -> None:
+        self._posted.pop(conn, None)
         session = self._sessions.get(conn)
         if session is not None:
             self._end(session, "connection lost", close=None)
