@@ -88,6 +88,17 @@ def url(*schemes: str) -> Callable[[str], str]:
     return check
 
 
+def port(text: str) -> int:
+    """A TCP port to listen on, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0 to 65535, got {value}")
+    return value
+
+
 def openids(text: str) -> frozenset[str]:
     ids = frozenset(part.strip() for part in text.split(",") if part.strip())
     if not ids:
@@ -154,6 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     ob.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
     ob.set_defaults(run_parser=ob)
+    obs = onebot_commands.add_parser(
+        "serve",
+        help="be dialled: reverse WebSocket and HTTP POST",
+        description="Serve OneBot implementations: reverse WebSocket on /, events POSTed to "
+        "/onebot/event.",
+    )
+    obs.add_argument("--host", required=True, help="the address to listen on")
+    obs.add_argument("--port", required=True, type=port, help="the port (0: any free one)")
+    obs.add_argument("--access-token", help="what implementations must present (Bearer)")
+    obs.add_argument("--secret", help="v11 HTTP POST: the X-Signature HMAC key")
+    obs.add_argument("--echo", action="store_true", help="answer each message with its text")
+    obs.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
+    obs.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
+    obs.set_defaults(run_parser=obs)
     return parser
 
 
@@ -162,6 +187,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return demo.run(lambda line: print(line, flush=True))
     run_parser: argparse.ArgumentParser = args.run_parser
+    if args.command == "onebot" and args.onebot_command == "serve":
+        from . import onebot_serve  # the driver loads only for a real run
+
+        try:
+            serve_config = onebot_serve.config_from(args)
+        except ConfigError as error:
+            run_parser.error(
+                f"argument --{error.name.replace('_', '-')}: expected {error.expected}"
+            )
+        return onebot_serve.run(serve_config, args)
     if args.command == "onebot":
         from . import onebot_run  # the driver loads only for a real run
 

@@ -17,12 +17,15 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
 from qqproto.actions import StateChanged
+from qqproto.contract import Driven
 from qqproto.errors import ProtocolViolation
 from qqproto.link import Retry
 from qqproto.onebot import (
+    Action,
     ActionResult,
     Chat,
     MessageEvent,
@@ -37,7 +40,18 @@ from ._common import DriverFailed
 from .asyncio import AsyncioDriver
 from .report import Report, prepare_output
 
-__all__ = ["config_from", "event_line", "run", "serve"]
+__all__ = [
+    "Answers",
+    "Echo",
+    "Lines",
+    "config_from",
+    "drive",
+    "echo_of",
+    "event_line",
+    "run",
+    "run_command",
+    "serve",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 3
@@ -119,19 +133,16 @@ class Lines(Report):
         self.line({"kind": "failed", "reason": reason}, f"FAILED: {reason}")
 
 
-class Echo:
-    """Answers each message once, and reports how each answer went."""
+class Answers:
+    """The news of a command's connection: each echo's reply line, retries, violations."""
 
-    def __init__(self, proto: OneBotProtocol, lines: Lines, *, echo: bool) -> None:
-        self.proto, self.lines, self.echo = proto, lines, echo
+    def __init__(self, lines: Lines, *, echo: bool) -> None:
+        self.lines, self.echo = lines, echo
         self._to: dict[int, str | None] = {}  # call id -> the message it answers
 
-    def on_event(self, event: object, now: float) -> None:
-        if isinstance(event, MessageEvent) and event.type == "message":
-            self.lines.message(event, self.proto.self_id)
-            if self.echo and event.text and self.proto.state is OneBotState.CONNECTED:
-                self._answer(event, now)
-        elif isinstance(event, ActionResult) and event.call_id in self._to:
+    def on_news(self, event: object) -> bool:
+        """Say what ``event`` is, if it is news: an answer, a retry, a violation."""
+        if isinstance(event, ActionResult) and event.call_id in self._to:
             to = self._to.pop(event.call_id)
             answer = event.answer
             if answer is None:  # no answer in time, or the connection went: no retcode
@@ -143,26 +154,58 @@ class Echo:
             self.lines.retry(event)
         elif isinstance(event, ProtocolViolation):
             log.warning("%s", event.error)
+        else:
+            return False
+        return True
 
-    def _answer(self, event: MessageEvent, now: float) -> None:
-        where = event.user_id if event.private else event.group_id
-        if where is None:  # nowhere to answer: the event named no chat
-            return
-        chat = Chat.private(where) if event.private else Chat.group(where)
-        action = send_message(chat, event.text, 12 if event.version == 12 else 11)
-        self._to[self.proto.call(action, now)] = _id(event, "message_id")
+    def sent(self, call_id: int, event: MessageEvent) -> None:
+        """``call_id`` answers ``event``: its reply line comes with its result."""
+        self._to[call_id] = _id(event, "message_id")
+
+
+class Echo(Answers):
+    """Answers each message once on the connection, and reports how each answer went."""
+
+    def __init__(self, proto: OneBotProtocol, lines: Lines, *, echo: bool) -> None:
+        super().__init__(lines, echo=echo)
+        self.proto = proto
+
+    def on_event(self, event: object, now: float) -> None:
+        if isinstance(event, MessageEvent) and event.type == "message":
+            self.lines.message(event, self.proto.self_id)
+            if self.echo and event.text and self.proto.state is OneBotState.CONNECTED:
+                action = echo_of(event)
+                if action is not None:
+                    self.sent(self.proto.call(action, now), event)
+        else:
+            self.on_news(event)
+
+
+def echo_of(event: MessageEvent) -> Action | None:
+    """``event``'s text, sent back as plain text to its chat (None: it named no chat)."""
+    where = event.user_id if event.private else event.group_id
+    if where is None:
+        return None
+    chat = Chat.private(where) if event.private else Chat.group(where)
+    return send_message(chat, event.text, 12 if event.version == 12 else 11)
 
 
 async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) -> int:
     """Run until a signal (0) or until the connection gives up (3)."""
     proto = OneBotProtocol(config)
     echo = Echo(proto, lines, echo=args.echo)
+    return await drive(proto, echo.on_event, lines)
+
+
+async def drive(proto: Driven, on_event: Callable[[object, float], None], lines: Lines) -> int:
+    """Run ``proto`` on the asyncio driver until a signal or a closed stdout (0),
+    or until it gives up (3, after its ``failed`` line)."""
     driver: AsyncioDriver
 
-    def on_event(event: object) -> None:
-        echo.on_event(event, driver.now())
+    def deliver(event: object) -> None:
+        on_event(event, driver.now())
 
-    driver = AsyncioDriver(proto, on_event=on_event, on_state=lines.state)
+    driver = AsyncioDriver(proto, on_event=deliver, on_state=lines.state)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     lines.on_closed = stop.set  # the reader of stdout went away
@@ -178,7 +221,7 @@ async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) ->
     except DriverFailed as failed:
         failure = failed.reason
     except Exception as error:  # a bug, ours or the peer's: still said, as a failed line
-        log.exception("the connection stopped on an unexpected error")
+        log.exception("stopped on an unexpected error")
         failure = f"internal error: {type(error).__name__}: {error}"
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -197,10 +240,15 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 def run(config: OneBotConfig, args: argparse.Namespace) -> int:
+    return run_command(lambda lines: serve(config, args, lines), args)
+
+
+def run_command(main: Callable[[Lines], Coroutine[Any, Any, int]], args: argparse.Namespace) -> int:
+    """A command's run: signals clean from the start, its output set up, its exit status."""
     for signum in (signal.SIGINT, signal.SIGTERM):  # from the very start
         signal.signal(signum, _interrupted)
     prepare_output(verbose=args.verbose, as_json=args.json)
     lines = Lines(sys.stdout, as_json=args.json)
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(serve(config, args, lines))
+        return asyncio.run(main(lines))
     return EXIT_OK

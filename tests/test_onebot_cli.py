@@ -94,11 +94,11 @@ class Impl:
 
 
 class Process:
-    """One ``qqproto onebot run`` process and the lines it printed."""
+    """One ``qqproto onebot run`` (or ``command``) process and the lines it printed."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, command: tuple[str, ...] = ("onebot", "run")) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "qqproto", "onebot", "run", "--json", *args],
+            [sys.executable, "-m", "qqproto", *command, "--json", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -346,17 +346,20 @@ class OneBotServer(HttpService):
             return 403, "X-Signature does not match the body"
         return 0, ""
 
-    def quick_reply(self, event: Event, operation: Mapping[str, Any] | None, now: float) -> bool:
-        """Answer a POSTed ``event`` with a quick operation (spec 1.3: ``reply``,
-        ``at_sender``, ``approve``, ...; None for none). False when its answer
-        is gone already (no window, or it passed): the operation is then not done."""
+    def quick_reply(
+        self, event: Event, operation: Mapping[str, Any] | list[Any] | None, now: float
+    ) -> bool:
+        """Answer a POSTed ``event`` with a quick operation: v11's object (spec
+        1.3: ``reply``, ``at_sender``, ``approve``, ...) or v12's list of action
+        requests; None for none. False when its answer is gone already (no
+        window, or it passed): the operation is then not done."""
         for conn, (waiting, _) in self._posted.items():
             if waiting is event:
                 del self._posted[conn]
                 if operation is None:
                     self.respond(conn, 204)
                 else:
-                    body = json.dumps(dict(operation), ensure_ascii=True).encode()
+                    body = json.dumps(operation, ensure_ascii=True).encode()
                     self.respond(conn, 200, (("Content-Type", "application/json"),), body)
                 return True
         return False
