@@ -148,6 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     run.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
     run.set_defaults(run_parser=run)  # so that errors found later name "qqproto qq run"
+    qs = qq_commands.add_parser(
+        "serve",
+        help="serve the platform's callbacks (webhook mode)",
+        description="Serve a bot's HTTP callbacks.",
+    )
+    qs.add_argument("--app-id", required=True, help="the bot's AppID")
+    qs.add_argument(
+        "--secret", help=f"the bot's AppSecret (default: the {SECRET_VARIABLE} variable)"
+    )
+    qs.add_argument("--host", required=True, help="the address to listen on")
+    qs.add_argument("--port", required=True, type=port, help="the port (0: any free one)")
+    qs.add_argument("--path", default="/", help="the callback path (default: /)")
+    qs.add_argument("--sandbox", action="store_true", help="--echo: use the sandbox API")
+    qs.add_argument("--api-base", type=url("https", "http"), help="--echo: REST API base URL")
+    qs.add_argument("--token-url", type=url("https", "http"), help="--echo: token endpoint")
+    qs.add_argument("--echo", action="store_true", help="answer each message with its text")
+    qs.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
+    qs.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
+    qs.set_defaults(run_parser=qs)
     onebot = commands.add_parser("onebot", help="a OneBot v11/v12 implementation")
     onebot_commands = onebot.add_subparsers(dest="onebot_command", required=True, metavar="COMMAND")
     ob = onebot_commands.add_parser(
@@ -211,6 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     secret = args.secret or os.environ.get(SECRET_VARIABLE)
     if not secret:
         run_parser.error(f"argument --secret: required (or set {SECRET_VARIABLE})")
+    if args.qq_command == "serve":
+        from . import qq_serve  # the driver loads only for a real run
+
+        try:
+            hook = qq_serve.config_from(args, secret)
+        except ConfigError as error:
+            option = "--" + error.name.replace("_", "-")
+            run_parser.error(f"argument {option}: expected {error.expected}")
+        return qq_serve.run(hook, args)
     from . import runner  # the driver loads only for a real run
 
     try:

@@ -11,17 +11,12 @@ token, say) exits 3 after its ``failed`` line.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sys
-from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
 from qqproto.actions import StateChanged
-from qqproto.contract import Driven
 from qqproto.errors import ProtocolViolation
 from qqproto.link import Retry
 from qqproto.onebot import (
@@ -36,25 +31,20 @@ from qqproto.onebot import (
     to_me,
 )
 
-from ._common import DriverFailed
-from .asyncio import AsyncioDriver
-from .report import Report, prepare_output
+from .command import drive, run_command
+from .report import Report
 
 __all__ = [
     "Answers",
     "Echo",
     "Lines",
     "config_from",
-    "drive",
     "echo_of",
     "event_line",
     "run",
-    "run_command",
     "serve",
 ]
 
-EXIT_OK = 0
-EXIT_FAILED = 3
 log = logging.getLogger("qqproto.onebot.run")
 
 
@@ -197,58 +187,5 @@ async def serve(config: OneBotConfig, args: argparse.Namespace, lines: Lines) ->
     return await drive(proto, echo.on_event, lines)
 
 
-async def drive(proto: Driven, on_event: Callable[[object, float], None], lines: Lines) -> int:
-    """Run ``proto`` on the asyncio driver until a signal or a closed stdout (0),
-    or until it gives up (3, after its ``failed`` line)."""
-    driver: AsyncioDriver
-
-    def deliver(event: object) -> None:
-        on_event(event, driver.now())
-
-    driver = AsyncioDriver(proto, on_event=deliver, on_state=lines.state)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    lines.on_closed = stop.set  # the reader of stdout went away
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    running = asyncio.create_task(driver.run())
-    stopped = asyncio.create_task(stop.wait())
-    failure: str | None = None
-    try:
-        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            running.result()
-    except DriverFailed as failed:
-        failure = failed.reason
-    except Exception as error:  # a bug, ours or the peer's: still said, as a failed line
-        log.exception("stopped on an unexpected error")
-        failure = f"internal error: {type(error).__name__}: {error}"
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        stopped.cancel()
-        driver.stop()
-        await asyncio.gather(running, stopped, return_exceptions=True)
-    if failure is not None:
-        lines.failed(failure)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # before the loop's own handlers are in place: a clean exit
-
-
 def run(config: OneBotConfig, args: argparse.Namespace) -> int:
-    return run_command(lambda lines: serve(config, args, lines), args)
-
-
-def run_command(main: Callable[[Lines], Coroutine[Any, Any, int]], args: argparse.Namespace) -> int:
-    """A command's run: signals clean from the start, its output set up, its exit status."""
-    for signum in (signal.SIGINT, signal.SIGTERM):  # from the very start
-        signal.signal(signum, _interrupted)
-    prepare_output(verbose=args.verbose, as_json=args.json)
-    lines = Lines(sys.stdout, as_json=args.json)
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(main(lines))
-    return EXIT_OK
+    return run_command(lambda: serve(config, args, Lines(sys.stdout, as_json=args.json)), args)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from qqproto.onebot import MessageEvent
 from qqproto.onebot.reverse import Connected, Disconnected, OneBotServer, ServeConfig, ServeRefused
 
-from .onebot_run import Answers, Lines, drive, echo_of, run_command
+from .command import drive, run_command
+from .onebot_run import Answers, Lines, echo_of
 
 __all__ = ["config_from", "run"]
 
@@ -88,7 +90,8 @@ class ServeEcho(Answers):
 def run(config: ServeConfig, args: argparse.Namespace) -> int:
     """Serve until a signal (0) or until the port is lost (3)."""
 
-    async def main(lines: Lines) -> int:
+    async def main() -> int:
+        lines = Lines(sys.stdout, as_json=args.json)
         server = OneBotServer(config)
         echo = ServeEcho(server, lines, echo=args.echo)
         return await drive(server, echo.on_event, lines)

@@ -13,7 +13,11 @@ whole bot as it would run a bare gateway:
    retried with backoff; the outcome comes back as an :class:`ApiResult`;
 5. register every inbound message with the reply ledger (:mod:`.conversation`),
    dropping redelivered ids; :meth:`BotProtocol.reply` answers an event with
-   its ``msg_id`` and ``msg_seq``, refusing locally what the platform would.
+   its ``msg_id`` and ``msg_seq``, refusing locally what the platform would;
+6. with ``config.webhook``, serve the platform's callbacks too
+   (:mod:`.webhook`): their events go through the same ledger, so a message
+   that comes both ways reaches the application once. With ``gateway=False``
+   the callbacks are the only way in, and the bot runs once it has a token.
 
 Driver obligations beyond the gateway's: perform every ``HttpRequest`` and
 answer with ``http_response`` or, when no answer came (DNS, connect, TLS,
@@ -31,7 +35,7 @@ from typing import Any
 from ..actions import Deliver, Failed, HttpRequest
 from ..backoff import Backoff
 from ..calls import Call, Calls, StrayAnswer
-from ..contract import Driven
+from ..contract import Driven, Peer
 from ..errors import LocalProtocolError, ProtocolError, ProtocolViolation, RemoteProtocolError
 from ..http import HttpResponse
 from ..link import Retry
@@ -46,6 +50,7 @@ from .replies import ReplyTicket
 from .reply_rules import Outcome, ReplyRefused
 from .results import GatewayInfo, check_session_budget
 from .session import Session, TokenWanted
+from .webhook import QQWebhook
 
 __all__ = ["BotProtocol"]
 
@@ -107,6 +112,10 @@ class BotProtocol(Driven):
         self.conversations = Conversations(config.reply_policies, dedup_ttl=config.dedup_ttl)
         self._phase = BOT_TABLE.lifecycle(BotPhase.AUTHENTICATING)
         self.gateway_info: GatewayInfo | None = None
+        #: The callback endpoint, in webhook mode.
+        self.webhook = QQWebhook(config.webhook, ids=self._ids) if config.webhook else None
+        if self.webhook is not None:
+            self._pump_webhook(0.0)
         self._fetch_token(0.0)
 
     # -- reading -------------------------------------------------------------------
@@ -187,6 +196,9 @@ class BotProtocol(Driven):
         if self._gateway is not None and self._gateway.state.name not in ("FAILED", "CLOSED"):
             self._gateway.close(now)
             self._pump(now)
+        if self.webhook is not None:
+            self.webhook.close(now)
+            self._pump_webhook(now)
         self._move(BotInput.CLOSE, "closed by the application")
         self._end_unsent_calls(now)
 
@@ -197,12 +209,54 @@ class BotProtocol(Driven):
         self._pump(now)
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
+        if self.webhook is not None and conn in self.webhook.peers:
+            self.webhook.receive_data(conn, data, now)
+            self._pump_webhook(now)
+            return
         self._need_gateway().receive_data(conn, data, now)
         self._pump(now)
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
+        if self.webhook is not None and conn in self.webhook.peers:
+            self.webhook.connection_lost(conn, now, reason)
+            self._pump_webhook(now)
+            return
         self._need_gateway().connection_lost(conn, now, reason)
         self._pump(now)
+
+    # the callback endpoint's calls (webhook mode)
+
+    def listening(self, listener: int, host: str, port: int, now: float) -> None:
+        self._need_webhook().listening(listener, host, port, now)
+        self._pump_webhook(now)
+
+    def listener_lost(self, listener: int, now: float, reason: str | None = None) -> None:
+        self._need_webhook().listener_lost(listener, now, reason)
+        self._pump_webhook(now)
+
+    def connection_accepted(self, listener: int, conn: int, peer: Peer, now: float) -> None:
+        self._need_webhook().connection_accepted(listener, conn, peer, now)
+        self._pump_webhook(now)
+
+    def _need_webhook(self) -> QQWebhook:
+        if self.webhook is None:
+            raise LocalProtocolError(
+                "this bot serves no callbacks",
+                expected="a BotConfig with a webhook",
+                received="a listener call",
+            )
+        return self.webhook
+
+    def _pump_webhook(self, now: float) -> None:
+        """Carry the endpoint's actions up; its events through the reply ledger."""
+        assert self.webhook is not None
+        for action in self.webhook.actions():
+            if isinstance(action, Deliver) and not self.conversations.inbound(action.event, now):
+                continue  # it came the other way already (or the platform retried it)
+            if isinstance(action, Failed):  # the port could not be had: the bot cannot serve
+                self._fail(action.reason, now)
+                continue
+            self._out.append(action)
 
     def handle_timer(self, now: float) -> None:
         if self.phase in _STOPPED:
@@ -279,7 +333,9 @@ class BotProtocol(Driven):
 
     def _token_ready(self, token: str, expires_at: float, now: float) -> None:
         if self.phase is BotPhase.AUTHENTICATING:
-            if self.config.gateway_url or self._session:
+            if not self.config.gateway:
+                self._move(BotInput.SERVING, "access token received; callbacks only")
+            elif self.config.gateway_url or self._session:
                 self._start_gateway(self.config.gateway_url, now)
             else:
                 self._move(BotInput.TOKEN, "access token received")
@@ -491,6 +547,9 @@ class BotProtocol(Driven):
         if gateway is not None and gateway.state.name not in ("FAILED", "CLOSED"):
             gateway.close(now)  # it would otherwise go on reconnecting for a dead bot
             self._pump(now)
+        if self.webhook is not None:
+            self.webhook.close(now)
+            self._pump_webhook(now)
         self._end_unsent_calls(now)
         self._out.append(Failed(reason))
 

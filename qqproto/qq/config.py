@@ -23,6 +23,7 @@ from .auth import DEFAULT_TOKEN_URL, AuthConfig
 from .payloads import Intents
 from .reply_rules import ReplyPolicy
 from .scenes import Scene
+from .webhook import WebhookConfig
 
 __all__ = ["DEFAULT_GATEWAY_URL", "BotConfig", "GatewayConfig"]
 
@@ -110,6 +111,10 @@ class BotConfig:
     reply_policies: Mapping[Scene, ReplyPolicy] | None = field(default=None, compare=False)
     #: How long an inbound id is remembered to drop its redeliveries.
     dedup_ttl: float = 600.0
+    #: Serve the platform's callbacks too (webhook mode, ``qqproto.qq.webhook``).
+    webhook: WebhookConfig | None = None
+    #: Run the WebSocket gateway; False for a bot on callbacks alone.
+    gateway: bool = True
 
     @classmethod
     def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
@@ -117,6 +122,10 @@ class BotConfig:
 
     def __post_init__(self) -> None:
         # The pieces validate their own parts; fail here, before anything runs.
+        if not self.gateway and self.webhook is None:
+            raise ConfigError("gateway", "a gateway, or a webhook to serve", "neither")
+        if self.webhook is not None and self.webhook.app_id != self.app_id:
+            raise ConfigError("webhook", f"the callbacks of app {self.app_id}", self.webhook.app_id)
         AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)
         ApiConfig(self.app_id, self.api_base)
         GatewayConfig(

@@ -36,6 +36,7 @@ class BotPhase(Enum):
 class BotInput(Enum):
     TOKEN = "token"  # the first access token came
     GATEWAY = "gateway"  # a gateway was started (found, configured, or saved)
+    SERVING = "serving"  # webhook mode: the first token came, and there is no gateway
     FAIL = "fail"  # the bot gave up (its token, its gateway, or discovery)
     CLOSE = "close"  # the application closed the bot
 
@@ -44,13 +45,14 @@ B = BotPhase
 _BOT_LIVE: Final = (B.AUTHENTICATING, B.DISCOVERING, B.RUNNING)
 
 #: The bot's phases. A bot told its gateway URL (or given a saved session)
-#: skips discovery.
+#: skips discovery; one on callbacks alone (no gateway) runs once it has a token.
 BOT_TABLE: Final[Table[BotPhase, BotInput, None]] = Table(
     "bot",
     BotPhase,
     (
         Row(BotInput.TOKEN, (B.AUTHENTICATING,), B.DISCOVERING),
         Row(BotInput.GATEWAY, (B.AUTHENTICATING, B.DISCOVERING), B.RUNNING),
+        Row(BotInput.SERVING, (B.AUTHENTICATING,), B.RUNNING),
         Row(BotInput.FAIL, _BOT_LIVE, B.FAILED),
         Row(BotInput.CLOSE, _BOT_LIVE, B.CLOSED),
     ),
