@@ -53,7 +53,7 @@ from .decode import EventDecoder, untyped_event
 from .events import Event
 from .signing import CallbackKey
 
-__all__ = ["ACK", "QQWebhook", "WebhookConfig", "WebhookRefused"]
+__all__ = ["ACK", "Handled", "QQWebhook", "WebhookConfig", "WebhookRefused"]
 
 #: The acknowledgement of a dispatch (spec 10.4: the platform reads the status;
 #: ``d: 1`` would ask it to deliver again).
@@ -106,6 +106,28 @@ class WebhookRefused:
         return f"callback refused with {self.status}{where}: {self.why}"
 
 
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """The answer to one request (``status`` and ``body``), and what it
+    delivers to the application."""
+
+    status: int
+    body: bytes
+    delivered: tuple[object, ...] = ()
+
+
+def _refused(status: int, why: str, peer: Peer | None) -> Handled:
+    return Handled(status, why.encode(), (WebhookRefused(status, why, peer),))
+
+
+def _op(body: bytes) -> object:
+    """The ``op`` of a body that may be anything (None when it has none)."""
+    try:
+        return _ENVELOPE.decode(body).op
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
+        return None
+
+
 class _Envelope(msgspec.Struct, gc=False):
     op: Any = None
     d: Any = None
@@ -137,79 +159,68 @@ class QQWebhook(HttpService):
     # -- requests --------------------------------------------------------------------------
 
     def on_request(self, conn: int, request: Request, now: float) -> None:
+        handled = self.handle(request, now, self.peers.get(conn))
+        headers = _JSON if handled.status == 200 else ()
+        self.respond(conn, handled.status, headers, handled.body)
+        self._out += [Deliver(value) for value in handled.delivered]
+
+    def handle(self, request: Request, now: float, peer: Peer | None = None) -> Handled:
+        """What one request gets: the answer, and the values for the application
+        (the table of the module docstring). No I/O: :meth:`on_request` writes it."""
         signature = request.header("x-signature-ed25519")
         timestamp = request.header("x-signature-timestamp")
         if signature is None or timestamp is None:
-            self._unsigned(conn, request)
-            return
+            if _op(request.body) == 13:  # only op 13 may come unsigned (spec 10.3)
+                return self._validate(request.body, peer)
+            return _refused(401, "no X-Signature-Ed25519 and X-Signature-Timestamp", peer)
         if not self.key.verify(signature, timestamp.encode() + request.body):
-            self._refuse(conn, 401, "the signature does not match the body")
-            return
+            return _refused(401, "the signature does not match the body", peer)
         wall = now + self.config.wall_offset
         if not _DIGITS.match(timestamp) or abs(wall - int(timestamp)) > self.config.max_skew:
-            self._refuse(conn, 401, f"timestamp {timestamp[:24]!r} is outside the window")
-            return
+            return _refused(401, f"timestamp {timestamp[:24]!r} is outside the window", peer)
         try:
             op, s, t, event_id, body = self._decoder.decode_frame(request.body)
         except RemoteProtocolError:
-            self._refuse(conn, 400, "the body is no JSON object")
-            return
+            return _refused(400, "the body is no JSON object", peer)
         if op == 13 and type(op) is int:
-            self._validate(conn, request.body)
-        elif op == 0 and type(op) is int:
-            self.respond(conn, 200, _JSON, ACK)
-            self._dispatch(s, t, event_id, body, now)
-        else:
-            self._refuse(conn, 400, f"op {op!r} is no callback op (0 or 13)")
+            return self._validate(request.body, peer)
+        if op == 0 and type(op) is int:
+            return Handled(200, ACK, self._dispatch(s, t, event_id, body, now))
+        return _refused(400, f"op {op!r} is no callback op (0 or 13)", peer)
 
-    def _unsigned(self, conn: int, request: Request) -> None:
-        """Only op 13 may come without a signature (spec 10.3)."""
-        try:
-            op = _ENVELOPE.decode(request.body).op
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
-            op = None
-        if op == 13 and type(op) is int:
-            self._validate(conn, request.body)
-        else:
-            self._refuse(conn, 401, "no X-Signature-Ed25519 and X-Signature-Timestamp")
-
-    def _validate(self, conn: int, body: bytes) -> None:
+    def _validate(self, body: bytes, peer: Peer | None) -> Handled:
         d = _ENVELOPE.decode(body).d
         token = d.get("plain_token") if isinstance(d, dict) else None
         event_ts = d.get("event_ts") if isinstance(d, dict) else None
         if not (isinstance(token, str) and _PLAIN_TOKEN.match(token)):
-            self._refuse(conn, 400, "op 13 without a plain_token of letters and digits")
-            return
+            return _refused(400, "op 13 without a plain_token of letters and digits", peer)
         if not (isinstance(event_ts, str) and _DIGITS.match(event_ts)):
-            self._refuse(conn, 400, "op 13 without an event_ts of digits")
-            return
+            return _refused(400, "op 13 without an event_ts of digits", peer)
         signature = self.key.sign((event_ts + token).encode()).hex()
-        answer = json.dumps({"plain_token": token, "signature": signature}).encode()
-        self.respond(conn, 200, _JSON, answer)
+        return Handled(200, json.dumps({"plain_token": token, "signature": signature}).encode())
 
-    def _dispatch(self, s: Any, t: Any, event_id: Any, body: Any, now: float) -> None:
+    def _dispatch(self, s: Any, t: Any, event_id: Any, body: Any, now: float) -> tuple[object, ...]:
+        """What a dispatch delivers: its event once per envelope id (and, for a
+        payload that broke its type, the problem beside the raw dispatch)."""
         if type(event_id) is str and not self._seen.add(event_id, None, now):
             self.redeliveries += 1  # acknowledged again, delivered once
-            return
-        seq = s if type(s) is int else None
+            return ()
         if isinstance(body, Event):
-            self._out.append(Deliver(body))
-            return
+            return (body,)
+        seq = s if type(s) is int else None
         event, problem = untyped_event(self._decoder, seq, t, event_id, body)
+        values: list[object] = []
         if problem is not None:
-            self._out.append(Deliver(ProtocolViolation(problem)))
+            values.append(ProtocolViolation(problem))
         if event is not None:
-            self._out.append(Deliver(event))
+            values.append(event)
+        return tuple(values)
 
     # -- refusals --------------------------------------------------------------------------
 
     def on_refused(self, conn: int, refused: Refused | Dropped, now: float) -> None:
         status = refused.status if isinstance(refused, Refused) else 400
         self._out.append(Deliver(WebhookRefused(status, refused.why, self.peers.get(conn))))
-
-    def _refuse(self, conn: int, status: int, why: str) -> None:
-        self.respond(conn, status, body=why.encode())
-        self._out.append(Deliver(WebhookRefused(status, why, self.peers.get(conn))))
 
     def __repr__(self) -> str:
         return (
