@@ -47,6 +47,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_server.py
 	$(BIN)/python fuzz/fuzz_cq.py
 	$(BIN)/python fuzz/fuzz_onebot_events.py
+	$(BIN)/python fuzz/fuzz_webhooks.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dispatch.py
