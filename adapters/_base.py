@@ -70,6 +70,7 @@ class DriverBase:
         on_state: Callable[[StateChanged], None] | None = None,
         on_end: Callable[[BaseException | None], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        server_ssl: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         io_timeout: float = 30.0,
         pool_size: int = 4,
@@ -82,6 +83,8 @@ class DriverBase:
         self.io_timeout = io_timeout
         self.pool_size = pool_size
         self._ssl_context = ssl_context
+        #: Serve TLS on every listener with this context (its certificate and key).
+        self.server_ssl = server_ssl
         #: The connections the object knows (opening or open), and its listeners.
         self._conns: dict[int, _Conn] = {}
         self._listeners: dict[int, _Closable | None] = {}  # None: not bound yet

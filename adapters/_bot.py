@@ -52,7 +52,7 @@ D = TypeVar("D", bound=DriverBase)
 #: An event handler: a plain or an async function of one event.
 Handler = Callable[[E], object]
 #: What ``driver_options`` may set (see :class:`~._base.DriverBase`).
-DRIVER_OPTIONS = frozenset({"connect_timeout", "io_timeout", "pool_size"})
+DRIVER_OPTIONS = frozenset({"connect_timeout", "io_timeout", "pool_size", "server_ssl"})
 
 
 class _Waiter(Protocol):

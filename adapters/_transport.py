@@ -12,7 +12,8 @@ choose between a ``recv()`` that holds queued writes back and a short
 timeout that spins; a blocking TLS ``recv()`` can also sit on half a record
 after the socket looked readable, and a blocking connect cannot be given up.
 
-A socket a listener accepted (``accepted=``) skips the connect. The thread
+A socket a listener accepted (``accepted=``) skips the connect (and, with a
+server TLS context beside it, shakes hands as the server first). The thread
 reports to its caller through three callbacks, with no lock of ours held:
 ``on_open(t)`` (not for an accepted socket); ``on_data(t, data)`` (``b""`` at EOF); and
 ``on_lost(t, reason)`` when the connection failed to open or broke, never
@@ -64,10 +65,13 @@ class Transport:
         on_open: Callable[[Transport], None],
         on_data: Callable[[Transport, bytes], None],
         on_lost: Callable[[Transport, str], None],
-        accepted: socket.socket | None = None,
+        accepted: tuple[socket.socket, ssl.SSLContext | None] | None = None,
     ) -> None:
         self.url = url
-        self._accepted = accepted  # a socket a listener accepted: open already
+        # A socket a listener accepted (open already), and the context to serve
+        # TLS on it with (the handshake comes first), if any.
+        self._accepted: socket.socket | None = accepted[0] if accepted else None
+        self._server_ssl: ssl.SSLContext | None = accepted[1] if accepted else None
         self._ssl, self._connect_timeout, self._io_timeout = (
             ssl_context,
             connect_timeout,
@@ -133,6 +137,8 @@ class Transport:
             if self._accepted is not None:
                 sock = self._accepted
                 sock.setblocking(False)
+                if self._server_ssl is not None:
+                    sock = self._serve_tls(sock)
             else:
                 sock = self._open()
                 log.info("connected to %s", self.url)
@@ -179,6 +185,20 @@ class Transport:
         except BaseException:
             sock.close()
             raise
+
+    def _serve_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        """The server's side of a TLS handshake, by ``connect_timeout``."""
+        assert self._server_ssl is not None
+        deadline = time.monotonic() + self._connect_timeout
+        tls = self._server_ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        while True:
+            try:
+                tls.do_handshake()
+                return tls
+            except ssl.SSLWantReadError:
+                self._wait(tls, _READ, deadline)
+            except ssl.SSLWantWriteError:
+                self._wait(tls, _WRITE, deadline)
 
     def _connect(self, end: Origin, deadline: float) -> socket.socket:
         error = OSError(f"no address for {end.host}")

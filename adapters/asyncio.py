@@ -158,7 +158,13 @@ class AsyncioDriver(DriverBase):
 
     async def _serve(self, listener: int, host: str, port: int) -> None:
         try:
-            server = await asyncio.start_server(partial(self._accept, listener), host, port)
+            server = await asyncio.start_server(
+                partial(self._accept, listener),
+                host,
+                port,
+                ssl=self.server_ssl,
+                ssl_handshake_timeout=self.connect_timeout if self.server_ssl else None,
+            )
         except OSError as exc:
             self._bind_failed(listener, exc)
             return

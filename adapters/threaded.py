@@ -176,11 +176,11 @@ class ThreadedDriver(DriverBase):
         )
 
     def _accept(self, listener: int, sock: socket.socket, address: tuple[str, int]) -> None:
-        peer, io_timeout = Peer(*address), self.io_timeout
+        peer, timeouts = Peer(*address), (self.connect_timeout, self.io_timeout)
 
         def transport(conn: int) -> Transport:
-            wired = self._wired(conn)
-            return Transport(str(peer), self.ssl_context, 0, io_timeout, accepted=sock, **wired)
+            wired, tls = self._wired(conn), self.server_ssl
+            return Transport(str(peer), self.ssl_context, *timeouts, accepted=(sock, tls), **wired)
 
         with self._cond:
             if accepted := None if self._done else self._accepted(listener, transport, peer):

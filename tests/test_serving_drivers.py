@@ -1,0 +1,207 @@
+"""The serving endpoints on both drivers, on loopback, plain and over TLS.
+
+``QQWebhook`` takes callbacks signed with ``cryptography`` and sent with
+``http.client``; ``OneBotServer`` takes a reverse WebSocket dialled with the
+``websockets`` library. Each runs once per driver; the TLS cases serve a
+self-signed certificate made here, which the client trusts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import http.client
+import ipaddress
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+from websockets.asyncio.client import connect
+
+from qqproto.adapters.asyncio import AsyncioDriver
+from qqproto.adapters.threaded import ThreadedDriver
+from qqproto.listener import HttpService, ListenerState
+from qqproto.onebot import MessageEvent
+from qqproto.onebot.reverse import OneBotServer, ServeConfig
+from qqproto.qq import C2CMessageCreate
+from qqproto.qq.webhook import QQWebhook, WebhookConfig
+
+from .e2e_servers import LoopThread
+
+DEADLINE = 20.0
+SECRET = "serving-secret-01"
+DRIVERS = ["asyncio", "threads"]
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a self-signed certificate for 127.0.0.1, and a
+    client context that trusts it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder: Path = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+class Running:
+    """``proto`` on a driver of the given kind, and what it delivered."""
+
+    def __init__(self, kind: str, proto: HttpService, loop: LoopThread, **options: Any) -> None:
+        self.proto, self.loop = proto, loop
+        self.delivered: list[object] = []
+        self._got = threading.Condition()
+        if kind == "asyncio":
+            self.driver: AsyncioDriver | ThreadedDriver = AsyncioDriver(
+                proto, on_event=self._on_event, **options
+            )
+            self._task = asyncio.run_coroutine_threadsafe(self.driver.run(), loop.loop)
+        else:
+            self.driver = ThreadedDriver(proto, on_event=self._on_event, **options)
+            self.driver.start()
+        self.wait(lambda: proto.state is ListenerState.LISTENING)
+
+    def _on_event(self, event: object) -> None:
+        with self._got:
+            self.delivered.append(event)
+            self._got.notify_all()
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + DEADLINE
+        with self._got:
+            while not done():
+                assert time.monotonic() < deadline, f"not done; delivered {self.delivered}"
+                self._got.wait(0.05)
+
+    def stop(self) -> None:
+        if isinstance(self.driver, ThreadedDriver):
+            self.driver.stop()
+        else:
+            self.loop.loop.call_soon_threadsafe(self.driver.stop)
+            self._task.result(DEADLINE)
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    with LoopThread() as running:
+        yield running
+
+
+def signed_post(port: int, body: bytes, context: ssl.SSLContext | None) -> int:
+    stamp = str(int(time.time()))
+    key = Ed25519PrivateKey.from_private_bytes((SECRET * 2).encode()[:32])
+    headers = {
+        "X-Signature-Ed25519": key.sign(stamp.encode() + body).hex(),
+        "X-Signature-Timestamp": stamp,
+    }
+    connection: http.client.HTTPConnection
+    if context is None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    else:
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=DEADLINE, context=context
+        )
+    try:
+        connection.request("POST", "/", body, headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+CALLBACK = json.dumps(
+    {
+        "id": "C2C_MESSAGE_CREATE:1",
+        "op": 0,
+        "t": "C2C_MESSAGE_CREATE",
+        "d": {
+            "id": "ROBOT1.0_x",
+            "content": "over the wire",
+            "timestamp": "2026-12-07T10:00:00+08:00",
+            "author": {"user_openid": "u1"},
+        },
+    }
+).encode()
+
+
+@pytest.mark.parametrize("secure", [False, True])
+@pytest.mark.parametrize("kind", DRIVERS)
+def test_the_qq_webhook_takes_a_signed_callback(
+    kind: str, secure: bool, loop: LoopThread, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_ssl, client_ssl = tls
+    hook = QQWebhook(WebhookConfig("1", SECRET, port=0, wall_offset=time.time() - time.monotonic()))
+    running = Running(kind, hook, loop, server_ssl=server_ssl if secure else None)
+    try:
+        assert signed_post(hook.port, CALLBACK, client_ssl if secure else None) == 200
+        running.wait(lambda: any(isinstance(e, C2CMessageCreate) for e in running.delivered))
+        [event] = [e for e in running.delivered if isinstance(e, C2CMessageCreate)]
+        assert event.content == "over the wire"
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("secure", [False, True])
+@pytest.mark.parametrize("kind", DRIVERS)
+def test_onebot_reverse_websocket_dialled_by_another_library(
+    kind: str, secure: bool, loop: LoopThread, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_ssl, client_ssl = tls
+    server = OneBotServer(ServeConfig(port=0, access_token="t"))
+    running = Running(kind, server, loop, server_ssl=server_ssl if secure else None)
+    scheme = "wss" if secure else "ws"
+
+    async def napcat() -> None:
+        headers = {"Authorization": "Bearer t", "X-Self-ID": "42", "X-Client-Role": "Universal"}
+        async with connect(
+            f"{scheme}://127.0.0.1:{server.port}/",
+            additional_headers=headers,
+            ssl=client_ssl if secure else None,
+        ) as ws:
+            event = {"post_type": "message", "message_type": "private", "self_id": 42}
+            event |= {"user_id": 7, "message_id": 1, "message": "hi from napcat"}
+            await ws.send(json.dumps(event))
+            await asyncio.sleep(0.2)  # the server reads it before we hang up
+
+    try:
+        loop.run(napcat())
+        running.wait(lambda: any(isinstance(e, MessageEvent) for e in running.delivered))
+        [event] = [e for e in running.delivered if isinstance(e, MessageEvent)]
+        assert event.text == "hi from napcat" and event.self_id == 42
+    finally:
+        running.stop()
