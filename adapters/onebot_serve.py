@@ -20,7 +20,8 @@ import sys
 from typing import Any
 
 from qqproto.onebot import MessageEvent
-from qqproto.onebot.reverse import Connected, Disconnected, OneBotServer, ServeConfig, ServeRefused
+from qqproto.onebot.reverse import OneBotServer
+from qqproto.onebot.serving import Connected, Disconnected, ServeConfig, ServeRefused
 
 from .command import drive, run_command
 from .onebot_run import Answers, Lines, echo_of

@@ -43,7 +43,8 @@ from fuzz import engine
 from qqproto.actions import Deliver, Disconnect, Listen, SendData
 from qqproto.contract import Driven, Peer
 from qqproto.onebot.events import Event as OneBotEvent
-from qqproto.onebot.reverse import OneBotServer, ServeConfig
+from qqproto.onebot.reverse import OneBotServer
+from qqproto.onebot.serving import ServeConfig
 from qqproto.qq.events import Event as QQEvent
 from qqproto.qq.webhook import ACK, QQWebhook, WebhookConfig
 

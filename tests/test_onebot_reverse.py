@@ -23,7 +23,8 @@ from qqproto.http import HttpConnection, HttpResponse
 from qqproto.listener import ListenerState
 from qqproto.onebot import ActionResult, MessageEvent, StreamFrame
 from qqproto.onebot.actions import Action
-from qqproto.onebot.reverse import Connected, Disconnected, OneBotServer, ServeConfig, ServeRefused
+from qqproto.onebot.reverse import OneBotServer
+from qqproto.onebot.serving import Connected, Disconnected, ServeConfig, ServeRefused
 from qqproto.ws import Closed, Opened, TextReceived, WebSocketClient
 
 TOKEN = "s3cret"

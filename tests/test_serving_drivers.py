@@ -32,7 +32,8 @@ from qqproto.adapters.asyncio import AsyncioDriver
 from qqproto.adapters.threaded import ThreadedDriver
 from qqproto.listener import HttpService, ListenerState
 from qqproto.onebot import MessageEvent
-from qqproto.onebot.reverse import OneBotServer, ServeConfig
+from qqproto.onebot.reverse import OneBotServer
+from qqproto.onebot.serving import ServeConfig
 from qqproto.qq import C2CMessageCreate
 from qqproto.qq.webhook import QQWebhook, WebhookConfig
 

@@ -56,8 +56,7 @@ import random
 from collections.abc import Iterator
 from typing import Final
 
-from .._json import loads
-from ..actions import Deliver, Failed, HttpRequest
+from ..actions import Deliver, Failed
 from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven
 from ..errors import (
@@ -71,10 +70,11 @@ from ..http import HttpResponse
 from ..link import LinkState, ReconnectPolicy, WebSocketLink
 from ..ratelimit import RateLimiter
 from ..ws import BytesReceived, Closed, Opened, TextReceived
-from .actions import Action, Answer, read_answer
+from .actions import Action, Answer
 from .config import OneBotConfig
 from .events import Event, MetaEvent
 from .frames import read_frame
+from .http_api import HttpApi, TokenRefused
 from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
 from .liveness import PING, Liveness
 from .pacing import Outbox
@@ -112,6 +112,8 @@ class OneBotProtocol(Driven):
         limiter = RateLimiter(config.send_rate, config.send_burst) if config.send_rate else None
         self._outbox: Outbox[tuple[Call[Action], str]] = Outbox(limiter)
         self._http_out: set[int] = set()  # HTTP requests the driver has yet to answer
+        api_url, token = config.api_url, config.access_token
+        self._api = HttpApi(api_url, 12, token) if api_url is not None else None
         self.version: int | None = {"v11": 11, "v12": 12}.get(config.protocol)
         #: The bot's own id, from the first event that carries one.
         self.self_id: int | str | None = None
@@ -183,13 +185,11 @@ class OneBotProtocol(Driven):
 
     def _send(self, pending: Call[Action], frame: str, now: float) -> None:
         deadline = now + self.config.call_timeout
-        api_url = self.config.api_url
-        if api_url is not None and self.version == 12:  # over HTTP: the request id is the key
+        if self._api is not None and self.version == 12:  # over HTTP: the request id is the key
             request_id = self._calls.next_id()
             self._calls.sent(pending, request_id, deadline=deadline)
             self._http_out.add(request_id)
-            headers = (("Content-Type", "application/json"), *self._headers)
-            self._out.append(HttpRequest(request_id, "POST", api_url, headers, frame.encode()))
+            self._out.append(self._api.request(request_id, pending.what, str(pending.id)))
         else:
             self._calls.sent(pending, str(pending.id), deadline=deadline)
             self._link.send_text(frame)
@@ -238,15 +238,16 @@ class OneBotProtocol(Driven):
         call = self._take(request_id)
         if call is None:  # its call ended already (a timeout): said, not crashed on
             return
-        if response.status in (401, 403):
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=self._http(response))))
-            if self.state not in _TERMINAL:
-                self._refused(f"access token refused (HTTP {response.status} from the API)")
-            return
+        assert self._api is not None  # a request went: there is an API
         try:
-            answer = read_answer(loads(response.body))
-        except (ValueError, RecursionError, RemoteProtocolError):
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=self._http(response))))
+            answer = self._api.read(response)
+        except TokenRefused as refused:
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=refused)))
+            if self.state not in _TERMINAL:
+                self._refused(str(refused))
+            return
+        except RemoteProtocolError as error:
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
             return
         self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
 
@@ -274,15 +275,6 @@ class OneBotProtocol(Driven):
         except StrayAnswer as stray:  # its call ended first (a timeout, a close)
             self._violation(stray)
             return None
-
-    @staticmethod
-    def _http(response: HttpResponse) -> RemoteProtocolError:
-        shown = response.body[:200].decode("utf-8", "replace")
-        return RemoteProtocolError(
-            "bad HTTP answer to an action",
-            expected="200 and a JSON answer",
-            received=f"{response.status}: {shown}",
-        )
 
     def handle_timer(self, now: float) -> None:
         if self.state in _TERMINAL:

@@ -44,114 +44,44 @@ closed, and the implementation dials again.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from ..actions import Deliver
-from ..calls import Calls, StrayAnswer
+from ..calls import Call, Calls, StrayAnswer
 from ..contract import Peer
-from ..errors import ConfigError, NotSent, ProtocolViolation, RemoteProtocolError
+from ..errors import (
+    LocalProtocolError,
+    NotSent,
+    ProtocolViolation,
+    RemoteProtocolError,
+)
+from ..http import HttpResponse
 from ..http_server import Dropped, Refused, Request, Upgrade
 from ..listener import HttpService
 from ..ws import BytesReceived, Closed, TextReceived
 from ..ws_server import WebSocketServer
 from .actions import Action, Answer
-from .config import DEFAULT_MAX_MESSAGE_SIZE
 from .events import Event, MetaEvent
 from .frames import read_frame
+from .http_api import HttpApi
 from .liveness import PING, Liveness
 from .results import ActionResult, StreamFrame
+from .serving import (
+    ROLES,
+    Connected,
+    Disconnected,
+    Role,
+    ServeConfig,
+    ServeRefused,
+    check_signature,
+    check_token,
+)
 
-__all__ = ["Connected", "Disconnected", "OneBotServer", "ServeConfig", "ServeRefused"]
-
-Role = Literal["universal", "event", "api"]
-_ROLES: Final[dict[str, Role]] = {"universal": "universal", "event": "event", "api": "api"}
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Where to listen for implementations, and what to ask of them."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    #: The token implementations must present; None lets everyone in.
-    access_token: str | None = field(default=None, repr=False)
-    #: The path reverse WebSockets dial.
-    ws_path: str = "/"
-    #: The path implementations POST events to (v11 HTTP POST, v12 webhook).
-    event_path: str = "/onebot/event"
-    #: v11 HTTP POST: the HMAC-SHA1 key of ``X-Signature`` (None: unsigned).
-    secret: str | None = field(default=None, repr=False)
-    #: Seconds a POSTed event's answer waits for the application's quick
-    #: operation (:meth:`OneBotServer.quick_reply`); 0: 204 at once.
-    quick_window: float = 0.0
-    #: Seconds an action waits for its answer.
-    call_timeout: float = 30.0
-    #: A connection is dead after this many heartbeat intervals without a byte.
-    heartbeat_factor: float = 2.5
-    #: Without heartbeats: a ping after this many seconds of silence (None: never)...
-    ping_interval: float | None = 30.0
-    #: ...and dead when nothing comes this many seconds after it.
-    ping_timeout: float = 20.0
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("ws_path", "event_path"):
-            if not getattr(self, name).startswith("/"):
-                raise ConfigError(name, "a path starting with /", getattr(self, name))
-        if self.ws_path == self.event_path:
-            raise ConfigError("event_path", "a path other than ws_path", self.event_path)
-        if not 0 <= self.quick_window <= 60:
-            raise ConfigError("quick_window", "0 to 60 seconds", self.quick_window)
-        if self.access_token == "":
-            raise ConfigError("access_token", "a token, or None for none", "<empty>")
-        if not self.call_timeout > 0:
-            raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
-        if not 1 < self.heartbeat_factor <= 3:
-            raise ConfigError("heartbeat_factor", "above 1, at most 3", self.heartbeat_factor)
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """An implementation's WebSocket was accepted for ``self_id`` (None: a v12
-    one that has not said yet) in ``role``; ``replaced`` when it pushed out an
-    older one."""
-
-    conn: int
-    self_id: str | None
-    role: Role
-    version: int
-    peer: Peer
-    replaced: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """A connection ended, and why; its actions in flight ended with it."""
-
-    conn: int
-    self_id: str | None
-    role: Role
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
-class ServeRefused:
-    """A request or upgrade refused with ``status``, and why."""
-
-    status: int
-    why: str
-    peer: Peer | None = None
-
-    def __str__(self) -> str:
-        where = f" from {self.peer}" if self.peer else ""
-        return f"refused with {self.status}{where}: {self.why}"
+__all__ = ["OneBotServer"]
 
 
 @dataclass(slots=True)
@@ -177,6 +107,8 @@ class OneBotServer(HttpService):
         self._accounts: dict[tuple[str, Role], int] = {}  # (self id, role) -> conn
         self._calls: Calls[Action] = Calls(random.Random(config.seed), max_attempts=1)
         self._call_conn: dict[int, int] = {}  # call id -> the connection it went on
+        self._http_out: set[int] = set()  # HTTP requests the driver has yet to answer
+        self._versions: dict[str, int] = {}  # account -> the version its events speak
         #: POSTed events whose answer waits for a quick operation: conn -> (event, deadline).
         self._posted: dict[int, tuple[Event, float]] = {}
         routes = {config.ws_path: ("GET",), config.event_path: ("POST",)}
@@ -192,20 +124,63 @@ class OneBotServer(HttpService):
         return [sid for (sid, role) in self._accounts if role != "event"]
 
     def call(self, self_id: str | int, action: Action, now: float) -> int:
-        """Send ``action`` to account ``self_id``; its outcome comes back as
-        ``Deliver(ActionResult)`` under the id returned."""
+        """Send ``action`` to account ``self_id``: on its WebSocket, or else to
+        ``api_url`` over HTTP. Its outcome comes back as ``Deliver(ActionResult)``
+        under the id returned; with neither way, at once, as ``NotSent``."""
         pending = self._calls.new(action)
         frame = action.frame(str(pending.id))  # before the call is registered: it may raise
+        deadline = now + self.config.call_timeout
         session = self._api_session(str(self_id))
-        if session is None:
+        if session is not None:
+            self._calls.sent(pending, str(pending.id), deadline=deadline)
+            self._call_conn[pending.id] = session.conn
+            session.ws.send_text(frame)
+            self.send(session.conn, session.ws.data_to_send())
+        elif self.config.api_url is not None:
+            version = self.config.api_version or self._versions.get(str(self_id), 11)
+            api = HttpApi(self.config.api_url, version, self.config.access_token)
+            request_id = self._calls.next_id()
+            self._calls.sent(pending, request_id, deadline=deadline)
+            self._http_out.add(request_id)
+            self._out.append(api.request(request_id, action, str(pending.id)))
+        else:
             error = NotSent(f"{action.name} not sent: no connection from account {self_id}")
             self._out.append(Deliver(ActionResult(pending.id, action, error=error)))
-            return pending.id
-        self._calls.sent(pending, str(pending.id), deadline=now + self.config.call_timeout)
-        self._call_conn[pending.id] = session.conn
-        session.ws.send_text(frame)
-        self.send(session.conn, session.ws.data_to_send())
         return pending.id
+
+    def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
+        """The HTTP API's answer to an action."""
+        call = self._take(request_id)
+        if call is None:
+            return
+        assert self.config.api_url is not None
+        try:
+            answer = HttpApi(self.config.api_url, 11).read(response)
+        except RemoteProtocolError as error:  # a refused token among them: said, not final
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+            return
+        self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
+
+    def http_failed(self, request_id: int, now: float, reason: str) -> None:
+        """An action sent over HTTP got no answer: its outcome is unknown."""
+        call = self._take(request_id)
+        if call is not None:
+            error = RemoteProtocolError(f"request failed: {reason}: the outcome is unknown")
+            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+
+    def _take(self, request_id: int) -> Call[Action] | None:
+        """The call an HTTP answer ends; None (and a violation) when it ended
+        already; :class:`LocalProtocolError` for an id never sent."""
+        if request_id not in self._http_out:
+            raise LocalProtocolError(
+                "HTTP answer to no request", expected="a request sent", received=request_id
+            )
+        self._http_out.discard(request_id)
+        try:
+            return self._calls.answer(request_id)
+        except StrayAnswer as stray:
+            self._violation(stray)
+            return None
 
     def _api_session(self, self_id: str) -> _Session | None:
         for role in ("universal", "api"):
@@ -240,7 +215,7 @@ class OneBotServer(HttpService):
 
     def on_upgrade(self, conn: int, upgrade: Upgrade, now: float) -> None:
         request = upgrade.request
-        status, why = self._check_token(request)
+        status, why = check_token(request, self.config.access_token)
         if status:
             self._refuse(conn, status, why)
             return
@@ -253,7 +228,7 @@ class OneBotServer(HttpService):
         if self_id is None and version == 11:
             self._refuse(conn, 400, "no X-Self-ID: which account is this?")
             return
-        role = _ROLES.get((request.header("x-client-role") or "universal").strip().lower())
+        role = ROLES.get((request.header("x-client-role") or "universal").strip().lower())
         if role is None:
             self._refuse(conn, 400, "X-Client-Role is none of Universal, Event and API")
             return
@@ -275,25 +250,6 @@ class OneBotServer(HttpService):
         peer = self.peers.get(conn, Peer("", 0))
         self._out.append(Deliver(Connected(conn, self_id, role, version, peer, replaced)))
 
-    def _check_token(self, request: Request) -> tuple[int, str]:
-        """(0, "") when the token passes; else the status and why."""
-        token = self.config.access_token
-        if token is None:
-            return 0, ""
-        header = request.header("authorization")
-        if header is not None:
-            scheme, _, offered = header.partition(" ")
-            if scheme.lower() not in ("bearer", "token"):
-                return 403, f"Authorization scheme {scheme[:20]!r} (Bearer or Token)"
-            offered = offered.strip()
-        else:
-            offered = (request.query.get("access_token") or [""])[-1]
-        if not offered:
-            return 401, "no access token"
-        if not hmac.compare_digest(offered.encode(), token.encode()):
-            return 403, "wrong access token"
-        return 0, ""
-
     def _claim(self, session: _Session, now: float) -> bool:
         """Make ``session`` its account's connection in its role; True when it
         replaced an older one (closed here)."""
@@ -312,9 +268,9 @@ class OneBotServer(HttpService):
 
     def on_request(self, conn: int, request: Request, now: float) -> None:
         if request.header("x-onebot-version") == "12":
-            status, why = self._check_token(request)
+            status, why = check_token(request, self.config.access_token)
         else:
-            status, why = self._check_signature(request)
+            status, why = check_signature(request, self.config.secret)
         if status:
             self._refuse(conn, status, why)
             return
@@ -326,25 +282,13 @@ class OneBotServer(HttpService):
         if isinstance(event, Answer):
             self._refuse(conn, 400, "the body is an action's answer, not an event")
             return
+        if event.self_id is not None:
+            self._versions[str(event.self_id)] = event.version
         if self.config.quick_window > 0 and event.type in ("message", "request"):
             self._posted[conn] = (event, now + self.config.quick_window)
         else:
             self.respond(conn, 204)
         self._out.append(Deliver(event))
-
-    def _check_signature(self, request: Request) -> tuple[int, str]:
-        """v11: ``X-Signature: sha1=<hex HMAC-SHA1(secret, raw body)>`` when a
-        secret is set; missing is 401, wrong 403 (compared in constant time)."""
-        secret = self.config.secret
-        if secret is None:
-            return 0, ""
-        signature = request.header("x-signature")
-        if signature is None:
-            return 401, "no X-Signature"
-        expected = "sha1=" + hmac.new(secret.encode(), request.body, hashlib.sha1).hexdigest()
-        if not hmac.compare_digest(signature.strip().lower().encode(), expected.encode()):
-            return 403, "X-Signature does not match the body"
-        return 0, ""
 
     def quick_reply(
         self, event: Event, operation: Mapping[str, Any] | list[Any] | None, now: float
