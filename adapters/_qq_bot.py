@@ -7,9 +7,11 @@ differ only in the machinery underneath (``_bot_async``, ``_bot_threaded``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import ssl
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -114,6 +116,10 @@ class QQBotSetup(ConfiguredBot[BotConfig, BotProtocol, Any]):
         self._made(config, allow_from, on_state, driver_options, ssl_context)
 
     def _protocol(self, config: BotConfig) -> BotProtocol:
+        hook = config.webhook
+        if hook is not None and hook.wall_offset is None:  # the drivers' clock is monotonic
+            hook = dataclasses.replace(hook, wall_offset=time.time() - time.monotonic())
+            self.config = config = dataclasses.replace(config, webhook=hook)
         return BotProtocol(config)
 
     @property

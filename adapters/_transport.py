@@ -191,14 +191,18 @@ class Transport:
         assert self._server_ssl is not None
         deadline = time.monotonic() + self._connect_timeout
         tls = self._server_ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        while True:
-            try:
-                tls.do_handshake()
-                return tls
-            except ssl.SSLWantReadError:
-                self._wait(tls, _READ, deadline)
-            except ssl.SSLWantWriteError:
-                self._wait(tls, _WRITE, deadline)
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    return tls
+                except ssl.SSLWantReadError:
+                    self._wait(tls, _READ, deadline)
+                except ssl.SSLWantWriteError:
+                    self._wait(tls, _WRITE, deadline)
+        except BaseException:
+            tls.close()  # it holds the descriptor now: closing the raw socket would not
+            raise
 
     def _connect(self, end: Origin, deadline: float) -> socket.socket:
         error = OSError(f"no address for {end.host}")

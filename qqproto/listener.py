@@ -105,6 +105,10 @@ class HttpService(Driven):
         self._http: dict[int, HttpServerConnection] = {}
         self.peers: dict[int, Peer] = {}
         self._now = 0.0  # of the driver call under way (a pipelined request's)
+        # What came on a connection and waits its turn: a loop, not a recursion,
+        # serves pipelined requests (a thousand in one read must not nest).
+        self._queue: dict[int, list[Incoming]] = {}
+        self._serving: set[int] = set()
         self.listener = next(self._ids)
         self._out.append(Listen(self.listener, host, port))
 
@@ -145,8 +149,10 @@ class HttpService(Driven):
             )
         following = http.respond(status, headers, body)
         self._flush(conn, http)
-        if following:  # pipelined: the next requests, in turn
-            self._serve(conn, following, self._now)
+        if following:  # pipelined: the next requests, in turn, after this one's own work
+            self._queue.setdefault(conn, []).extend(following)
+            if conn not in self._serving:  # an answer given later (a timer): serve them now
+                self._serve(conn, [], self._now)
 
     def take_over(self, conn: int) -> None:
         """``conn`` is the subclass's now (an accepted upgrade): its bytes go to
@@ -195,6 +201,7 @@ class HttpService(Driven):
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
         self._http.pop(conn, None)
+        self._queue.pop(conn, None)
         if self.peers.pop(conn, None) is not None:
             self.on_closed(conn, now)
 
@@ -210,13 +217,24 @@ class HttpService(Driven):
     # -- inside ----------------------------------------------------------------------------
 
     def _serve(self, conn: int, incoming: list[Incoming], now: float) -> None:
-        for came in incoming:
-            if isinstance(came, Request):
-                self.on_request(conn, came, now)
-            elif isinstance(came, Upgrade):
-                self.on_upgrade(conn, came, now)
-            else:
-                self.on_refused(conn, came, now)
+        queue = self._queue.setdefault(conn, [])
+        queue.extend(incoming)
+        if conn in self._serving:  # the loop below, further up the stack, takes them
+            return
+        self._serving.add(conn)
+        try:
+            while queue:
+                came = queue.pop(0)
+                if isinstance(came, Request):
+                    self.on_request(conn, came, now)
+                elif isinstance(came, Upgrade):
+                    self.on_upgrade(conn, came, now)
+                else:
+                    self.on_refused(conn, came, now)
+        finally:
+            self._serving.discard(conn)
+            if not queue:
+                self._queue.pop(conn, None)
         http = self._http.get(conn)
         if http is not None:
             self._flush(conn, http)

@@ -82,6 +82,14 @@ class WebSocketServer:
         self._accepted = True
         self._out += self._ws.send(AcceptConnection(subprotocol=subprotocol))
 
+    def early_events(self) -> list[WsEvent]:
+        """The messages that came in the same bytes as the upgrade (read them
+        right after :meth:`accept`: no more bytes may ever come)."""
+        if not self._accepted:
+            raise LocalProtocolError("early_events() before accept()", expected="accept() first")
+        early, self._early = self._early, b""
+        return self._read(early) if early else []
+
     def receive_data(self, data: bytes) -> list[WsEvent]:
         """Feed the connection's bytes (``b""`` at EOF); whole messages, in order
         (the first call gives those that came with the upgrade request too)."""

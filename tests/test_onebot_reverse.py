@@ -18,7 +18,7 @@ import pytest
 from qqproto.actions import Deliver, Disconnect, HttpRequest, Listen, SendData, StopListening
 from qqproto.calls import CallTimeout
 from qqproto.contract import Peer
-from qqproto.errors import NotSent, ProtocolViolation
+from qqproto.errors import ConfigError, NotSent, ProtocolViolation
 from qqproto.http import HttpConnection, HttpResponse
 from qqproto.listener import ListenerState
 from qqproto.onebot import ActionResult, MessageEvent, StreamFrame
@@ -427,3 +427,88 @@ def test_without_a_quick_operation_the_window_ends_in_204() -> None:
     w.advance(2.1)
     [conn] = w.posts
     assert w.answer_of(conn).status == 204
+
+
+# -- what a review found -------------------------------------------------------------------------
+
+
+def test_a_thousand_pipelined_posts_are_answered_in_order_without_recursion() -> None:
+    w = World()
+    bodies = [json.dumps(message(42, n)).encode() for n in range(1500)]
+    stream = b"".join(
+        b"POST /onebot/event HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b)
+        for b in bodies
+    )
+    w.server.connection_accepted(w.listener, -99, Peer("127.0.0.1", 1), w.now)
+    w.server.receive_data(-99, stream, w.now)
+    out = b"".join(a.data for a in w.server.actions() if isinstance(a, SendData))
+    assert out.count(b"HTTP/1.1 204 ") == 1500
+    w.pump()
+
+
+def test_events_of_pipelined_posts_reach_the_application_in_order() -> None:
+    w = World()
+    stream = b"".join(
+        b"POST /onebot/event HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b)
+        for b in (json.dumps(message(42, n)).encode() for n in range(5))
+    )
+    w.server.connection_accepted(w.listener, -99, Peer("127.0.0.1", 1), w.now)
+    w.server.receive_data(-99, stream, w.now)
+    events = [a.event for a in w.server.actions() if isinstance(a, Deliver)]
+    assert [e.text for e in events if isinstance(e, MessageEvent)] == [f"m{n}" for n in range(5)]
+
+
+def test_a_v12_header_never_skips_the_secret() -> None:
+    w = World(secret="hush", access_token=None)
+    headers = (("X-OneBot-Version", "12"),)
+    assert post(w, BODY, headers).status == 401
+    assert w.of(MessageEvent) == []
+
+
+def test_a_body_of_the_other_version_is_refused() -> None:
+    w = World()
+    headers = (("X-OneBot-Version", "12"), ("Authorization", f"Bearer {TOKEN}"))
+    assert post(w, BODY, headers).status == 400  # a v11 body under a v12 header
+
+
+def test_frames_sent_with_the_upgrade_are_read_at_once() -> None:
+    w = World()
+    client = WebSocketClient("ws://127.0.0.1:8080/", random.Random(0).randbytes, extra_headers=(
+        ("Authorization", f"Bearer {TOKEN}"), ("X-Self-ID", "42")))  # fmt: skip
+    w.server.connection_accepted(w.listener, -50, Peer("127.0.0.1", 1), w.now)
+    client_bytes = client.connect()
+    # the client may not send before the 101, but nothing stops a peer that does
+    early = b"\x81\x80\0\0\0\0"  # an empty masked text frame: a frame, and no event
+    frame = client_bytes + early
+    w.server.receive_data(-50, frame, w.now)
+    delivered = [a.event for a in w.server.actions() if isinstance(a, Deliver)]
+    assert isinstance(delivered[0], Connected)
+    assert any(isinstance(d, ProtocolViolation) for d in delivered[1:])  # the "" frame, read
+
+
+def test_a_universal_connection_replaces_an_event_one_of_its_account() -> None:
+    w = World()
+    event = w.dial("42", role="Event")
+    w.dial("42")  # Universal
+    assert event.closed and "replaced" in w.of(Disconnected)[0].why
+
+
+def test_a_close_from_the_implementation_is_answered() -> None:
+    w = World()
+    impl = w.dial("42")
+    w.server.receive_data(impl.conn, impl.ws.close(1000), w.now)
+    actions = w.server.actions()
+    sent = b"".join(a.data for a in actions if isinstance(a, SendData) and a.conn == impl.conn)
+    assert sent[:1] == b"\x88"  # a close frame back, before the transport goes
+    assert any(isinstance(a, Disconnect) and a.conn == impl.conn for a in actions)
+
+
+def test_an_empty_authorization_header_is_no_token() -> None:
+    w = World()
+    Impl(w, (("X-Self-ID", "42"), ("Authorization", "")))
+    assert w.of(ServeRefused)[0].status == 401
+
+
+def test_an_empty_secret_is_refused() -> None:
+    with pytest.raises(ConfigError, match="secret"):
+        ServeConfig(secret="")

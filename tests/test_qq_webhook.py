@@ -294,3 +294,36 @@ def test_any_body_gets_an_answer_and_never_an_exception(
     assert response.status in (200, 400, 401)
     if response.status == 200 and not op13:
         assert response.body == ACK
+
+
+# -- what a review found -------------------------------------------------------------------------
+
+
+def test_a_thousand_pipelined_callbacks_are_answered_in_order_without_recursion() -> None:
+    served = Served()
+    stream = b""
+    for n in range(1200):
+        body = dispatch(event_id=f"E:{n}", content=str(n))
+        head = "".join(f"{k}: {v}\r\n" for k, v in signed(body))
+        stream += (
+            f"POST / HTTP/1.1\r\nHost: b\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        stream += body
+    served.hook.receive_data(served.conn, stream, NOW)
+    actions = served.hook.actions()
+    out = b"".join(a.data for a in actions if isinstance(a, SendData))
+    assert out.count(b"HTTP/1.1 200 ") == 1200
+    events = [a.event for a in actions if isinstance(a, Deliver)]
+    contents = [e.content for e in events if isinstance(e, C2CMessageCreate)]
+    assert contents == [str(n) for n in range(1200)]  # in the order they came
+
+
+def test_a_signed_op_13_that_msgspec_cannot_read_gets_400_not_a_crash() -> None:
+    served = Served()
+    body = b'{"op": 13, "d": {"plain_token": "a", "event_ts": "1"}, "x": "\\ud800"}'
+    assert served.post(body, signed(body)).status == 400
+
+
+def test_an_endpoint_needs_to_be_told_the_wall_clock() -> None:
+    with pytest.raises(ConfigError, match="wall_offset"):
+        QQWebhook(WebhookConfig(APP_ID, SECRET))

@@ -126,3 +126,12 @@ def test_a_message_seen_on_the_gateway_and_the_webhook_reaches_the_application_o
     net.advance(0.1)
     assert callback(bot, net, -1, "C2C_MESSAGE_CREATE", d, "E:9").status == 200  # and called back
     assert [e.content for e in net.events if isinstance(e, C2CMessageCreate)] == ["both ways"]
+
+
+def test_a_connection_accepted_as_the_bot_closes_is_let_go_quietly() -> None:
+    _, bot, net = make()
+    bot.close(net.now)
+    bot.connection_accepted(net.listens[0].listener, -7, Peer("203.0.113.9", 1), net.now)
+    bot.receive_data(-7, b"GET / HTTP/1.1\r\n\r\n", net.now)  # queued before it was cut
+    bot.connection_lost(-7, net.now)
+    assert bot.phase is BotPhase.CLOSED

@@ -62,6 +62,7 @@ from ..errors import (
 from ..http import HttpResponse
 from ..http_server import Dropped, Refused, Request, Upgrade
 from ..listener import HttpService
+from ..ttl import TTLMap
 from ..ws import BytesReceived, Closed, TextReceived
 from ..ws_server import WebSocketServer
 from .actions import Action, Answer
@@ -108,12 +109,13 @@ class OneBotServer(HttpService):
         self._calls: Calls[Action] = Calls(random.Random(config.seed), max_attempts=1)
         self._call_conn: dict[int, int] = {}  # call id -> the connection it went on
         self._http_out: set[int] = set()  # HTTP requests the driver has yet to answer
-        self._versions: dict[str, int] = {}  # account -> the version its events speak
+        #: account -> the version its POSTed events speak (bounded: anyone may POST)
+        self._versions: TTLMap[str, int] = TTLMap(ttl=86_400.0, max_size=10_000)
         #: POSTed events whose answer waits for a quick operation: conn -> (event, deadline).
         self._posted: dict[int, tuple[Event, float]] = {}
         routes = {config.ws_path: ("GET",), config.event_path: ("POST",)}
         super().__init__(
-            config.host, config.port, routes, max_body_size=config.max_message_size, ids=ids
+            config.host, config.port, routes, max_body_size=config.max_body_size, ids=ids
         )
 
     # -- what the application reads and does --------------------------------------------
@@ -137,7 +139,8 @@ class OneBotServer(HttpService):
             session.ws.send_text(frame)
             self.send(session.conn, session.ws.data_to_send())
         elif self.config.api_url is not None:
-            version = self.config.api_version or self._versions.get(str(self_id), 11)
+            learned = self._versions.get(str(self_id), now, 11)
+            version = self.config.api_version if self.config.api_version else learned
             api = HttpApi(self.config.api_url, version, self.config.access_token)
             request_id = self._calls.next_id()
             self._calls.sent(pending, request_id, deadline=deadline)
@@ -249,28 +252,33 @@ class OneBotServer(HttpService):
         replaced = self._claim(session, now) if self_id is not None else False
         peer = self.peers.get(conn, Peer("", 0))
         self._out.append(Deliver(Connected(conn, self_id, role, version, peer, replaced)))
+        self._frames(session, ws.early_events(), now)  # frames sent with the upgrade
 
     def _claim(self, session: _Session, now: float) -> bool:
         """Make ``session`` its account's connection in its role; True when it
-        replaced an older one (closed here)."""
+        replaced older ones (closed here). One live connection per account: a
+        Universal one replaces any other; an Event or API one replaces one of
+        its role and a Universal one (Lagrange's pair is two roles, one each)."""
         assert session.self_id is not None
-        key = (session.self_id, session.role)
-        old = self._accounts.get(key)
-        self._accounts[key] = session.conn
-        if old is None or old == session.conn:
-            return False
-        older = self._sessions.get(old)
-        if older is not None:
-            self._end(older, "replaced by a new connection", close=1000)
-        return True
+        sid = session.self_id
+        roles: tuple[Role, ...] = (
+            ("universal", "event", "api")
+            if session.role == "universal"
+            else (session.role, "universal")
+        )
+        replaced = False
+        for role in roles:
+            old = self._accounts.pop((sid, role), None)
+            if old is not None and old != session.conn and (older := self._sessions.get(old)):
+                self._end(older, "replaced by a new connection", close=1000)
+                replaced = True
+        self._accounts[(sid, session.role)] = session.conn
+        return replaced
 
     # -- events POSTed (v11 HTTP POST, v12 webhook: spec 1.2, 1.3, 7.1) ---------------------
 
     def on_request(self, conn: int, request: Request, now: float) -> None:
-        if request.header("x-onebot-version") == "12":
-            status, why = check_token(request, self.config.access_token)
-        else:
-            status, why = check_signature(request, self.config.secret)
+        status, why = self._check_post(request)
         if status:
             self._refuse(conn, status, why)
             return
@@ -282,13 +290,26 @@ class OneBotServer(HttpService):
         if isinstance(event, Answer):
             self._refuse(conn, 400, "the body is an action's answer, not an event")
             return
+        if (request.header("x-onebot-version") == "12") != (event.version == 12):
+            self._refuse(conn, 400, f"a v{event.version} event under another version's header")
+            return
         if event.self_id is not None:
-            self._versions[str(event.self_id)] = event.version
+            self._versions.set(str(event.self_id), event.version, now)
+        self._out.append(Deliver(event))  # before what follows on the connection
         if self.config.quick_window > 0 and event.type in ("message", "request"):
             self._posted[conn] = (event, now + self.config.quick_window)
         else:
             self.respond(conn, 204)
-        self._out.append(Deliver(event))
+
+    def _check_post(self, request: Request) -> tuple[int, str]:
+        """v12 webhooks by the token, v11 POSTs by the signature; a header that
+        says v12 never skips a secret that no token stands in for."""
+        config = self.config
+        if request.header("x-onebot-version") == "12":
+            if config.access_token is None and config.secret is not None:
+                return 401, "a v12 webhook needs the access token, and none is set here"
+            return check_token(request, config.access_token)
+        return check_signature(request, config.secret)
 
     def quick_reply(
         self, event: Event, operation: Mapping[str, Any] | list[Any] | None, now: float
@@ -297,6 +318,7 @@ class OneBotServer(HttpService):
         1.3: ``reply``, ``at_sender``, ``approve``, ...) or v12's list of action
         requests; None for none. False when its answer is gone already (no
         window, or it passed): the operation is then not done."""
+        self._now = now
         for conn, (waiting, _) in self._posted.items():
             if waiting is event:
                 del self._posted[conn]
@@ -315,19 +337,23 @@ class OneBotServer(HttpService):
         if session is None:
             return
         session.liveness.heard(now)
-        for event in session.ws.receive_data(data):
+        self._frames(session, session.ws.receive_data(data), now)
+
+    def _frames(self, session: _Session, events: list[Any], now: float) -> None:
+        for event in events:
             if type(event) is TextReceived:
                 self._on_text(session, event.text, now)
             elif type(event) is Closed:
                 if event.error is not None:
                     self._violation(event.error)
+                self.send(session.conn, session.ws.data_to_send())  # our close frame, answering
                 why = f"closed with {event.code}" + (f" ({event.reason})" if event.reason else "")
                 self._end(session, why, close=None)
                 return
             elif type(event) is BytesReceived:
                 why = "a binary frame (MessagePack is not spoken here)"
                 self._violation(RemoteProtocolError(why, expected="a text frame", received=event))
-        self.send(conn, session.ws.data_to_send())  # pongs, a close answered
+        self.send(session.conn, session.ws.data_to_send())  # pongs
 
     def _on_text(self, session: _Session, text: str, now: float) -> None:
         try:

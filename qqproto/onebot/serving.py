@@ -73,6 +73,8 @@ class ServeConfig:
     #: ...and dead when nothing comes this many seconds after it.
     ping_timeout: float = 20.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: The largest event body POSTed (read whole before its signature is checked).
+    max_body_size: int = 1024 * 1024
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,6 +89,8 @@ class ServeConfig:
             raise ConfigError("quick_window", "0 to 60 seconds", self.quick_window)
         if self.access_token == "":
             raise ConfigError("access_token", "a token, or None for none", "<empty>")
+        if self.secret == "":
+            raise ConfigError("secret", "a secret, or None for none", "<empty>")
         if not self.call_timeout > 0:
             raise ConfigError("call_timeout", "a positive number of seconds", self.call_timeout)
         if not 1 < self.heartbeat_factor <= 3:
@@ -135,7 +139,7 @@ def check_token(request: Request, token: str | None) -> tuple[int, str]:
     the status and why."""
     if token is None:
         return 0, ""
-    header = request.header("authorization")
+    header = request.header("authorization") or None  # an empty header is none
     if header is not None:
         scheme, _, offered = header.partition(" ")
         if scheme.lower() not in ("bearer", "token"):

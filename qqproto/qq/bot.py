@@ -209,7 +209,7 @@ class BotProtocol(Driven):
         self._pump(now)
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
-        if self.webhook is not None and conn in self.webhook.peers:
+        if self.webhook is not None and conn < 0:  # accepted, so the endpoint's (contract.py)
             self.webhook.receive_data(conn, data, now)
             self._pump_webhook(now)
             return
@@ -217,7 +217,7 @@ class BotProtocol(Driven):
         self._pump(now)
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
-        if self.webhook is not None and conn in self.webhook.peers:
+        if self.webhook is not None and conn < 0:
             self.webhook.connection_lost(conn, now, reason)
             self._pump_webhook(now)
             return

@@ -76,8 +76,9 @@ class WebhookConfig:
     path: str = "/"
     #: A timestamp further than this (seconds) from the wall clock is refused.
     max_skew: float = 300.0
-    #: Wall time minus the driver's ``now``.
-    wall_offset: float = 0.0
+    #: Wall time minus the driver's ``now`` (``time.time() - time.monotonic()``
+    #: for the drivers); the bots fill it in, anything else must say it.
+    wall_offset: float | None = None
     #: How long an envelope id is remembered (the platform retries callbacks).
     dedup_ttl: float = 3600.0
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
@@ -142,7 +143,14 @@ class QQWebhook(HttpService):
     name = "webhook"
 
     def __init__(self, config: WebhookConfig, *, ids: Any = None) -> None:
+        if config.wall_offset is None:
+            raise ConfigError(
+                "wall_offset",
+                "wall time minus the driver's clock (time.time() - time.monotonic())",
+                None,
+            )
         self.config = config
+        self._wall_offset = config.wall_offset
         self.key = CallbackKey(config.secret)
         self._decoder = EventDecoder()
         self._seen: TTLMap[str, None] = TTLMap(config.dedup_ttl)
@@ -160,9 +168,9 @@ class QQWebhook(HttpService):
 
     def on_request(self, conn: int, request: Request, now: float) -> None:
         handled = self.handle(request, now, self.peers.get(conn))
+        self._out += [Deliver(value) for value in handled.delivered]  # before what follows
         headers = _JSON if handled.status == 200 else ()
         self.respond(conn, handled.status, headers, handled.body)
-        self._out += [Deliver(value) for value in handled.delivered]
 
     def handle(self, request: Request, now: float, peer: Peer | None = None) -> Handled:
         """What one request gets: the answer, and the values for the application
@@ -175,7 +183,7 @@ class QQWebhook(HttpService):
             return _refused(401, "no X-Signature-Ed25519 and X-Signature-Timestamp", peer)
         if not self.key.verify(signature, timestamp.encode() + request.body):
             return _refused(401, "the signature does not match the body", peer)
-        wall = now + self.config.wall_offset
+        wall = now + self._wall_offset
         if not _DIGITS.match(timestamp) or abs(wall - int(timestamp)) > self.config.max_skew:
             return _refused(401, f"timestamp {timestamp[:24]!r} is outside the window", peer)
         try:
@@ -189,7 +197,10 @@ class QQWebhook(HttpService):
         return _refused(400, f"op {op!r} is no callback op (0 or 13)", peer)
 
     def _validate(self, body: bytes, peer: Peer | None) -> Handled:
-        d = _ENVELOPE.decode(body).d
+        try:
+            d = _ENVELOPE.decode(body).d
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
+            d = None  # a body json reads and msgspec does not (a lone surrogate): no token
         token = d.get("plain_token") if isinstance(d, dict) else None
         event_ts = d.get("event_ts") if isinstance(d, dict) else None
         if not (isinstance(token, str) and _PLAIN_TOKEN.match(token)):
