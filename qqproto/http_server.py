@@ -266,6 +266,11 @@ class HttpServerConnection:
         self._send_answer(status, headers, why.encode(), close=close)
         return Refused(status, why, close)
 
+    @property
+    def awaiting_answer(self) -> bool:
+        """A request (or upgrade) was handed out and waits for :meth:`respond`."""
+        return self._answer_due
+
     # -- writing ------------------------------------------------------------------------
 
     def respond(

@@ -94,9 +94,17 @@ class HttpService(Driven):
         routes: Mapping[str, Collection[str]],
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        idle_timeout: float = 60.0,
+        max_connections: int = 1024,
         ids: Iterator[int] | None = None,
     ) -> None:
         super().__init__(ids=ids)
+        #: A connection that brings no whole request for this long (a keep-alive
+        #: gone quiet, a client that sends a byte a minute) is let go.
+        self.idle_timeout = idle_timeout
+        #: Connections past this many (HTTP and taken over) are let go at once.
+        self.max_connections = max_connections
+        self._idle_since: dict[int, float] = {}  # conn -> when it last had an answer
         self.host, self.port = host, port
         self.routes = routes
         self.max_body_size = max_body_size
@@ -148,6 +156,7 @@ class HttpService(Driven):
                 received=conn,
             )
         following = http.respond(status, headers, body)
+        self._idle_since[conn] = self._now  # the next request's time starts now
         self._flush(conn, http)
         if following:  # pipelined: the next requests, in turn, after this one's own work
             self._queue.setdefault(conn, []).extend(following)
@@ -158,6 +167,7 @@ class HttpService(Driven):
         """``conn`` is the subclass's now (an accepted upgrade): its bytes go to
         :meth:`on_upgraded_data`, its answers to :meth:`send`."""
         self._http.pop(conn, None)
+        self._idle_since.pop(conn, None)
 
     def send(self, conn: int, data: bytes) -> None:
         if data:
@@ -187,8 +197,13 @@ class HttpService(Driven):
         if self.state is not ListenerState.LISTENING:
             self.disconnect(conn)
             return
+        if len(self.peers) >= self.max_connections:
+            self.disconnect(conn)
+            self.on_refused(conn, Dropped(f"over {self.max_connections} connections"), now)
+            return
         self._http[conn] = HttpServerConnection(self.routes, max_body_size=self.max_body_size)
         self.peers[conn] = peer
+        self._idle_since[conn] = now
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
         self._now = now
@@ -202,8 +217,29 @@ class HttpService(Driven):
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
         self._http.pop(conn, None)
         self._queue.pop(conn, None)
+        self._idle_since.pop(conn, None)
         if self.peers.pop(conn, None) is not None:
             self.on_closed(conn, now)
+
+    def next_deadline(self) -> float | None:
+        """When a quiet HTTP connection is to be let go (a subclass adds its own)."""
+        quiet = [since for c, since in self._idle_since.items() if not self._answering(c)]
+        return min(quiet) + self.idle_timeout if quiet else None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        for conn, since in list(self._idle_since.items()):
+            if now >= since + self.idle_timeout and not self._answering(conn):
+                why = f"no whole request in {self.idle_timeout:g} s"
+                self._idle_since.pop(conn, None)
+                self._http.pop(conn, None)
+                self.disconnect(conn)
+                self.on_refused(conn, Dropped(why), now)
+
+    def _answering(self, conn: int) -> bool:
+        """A request of ``conn`` is with the subclass (its answer may take a while)."""
+        http = self._http.get(conn)
+        return http is not None and http.awaiting_answer
 
     def close(self, now: float) -> None:
         """Stop listening and let every connection go."""

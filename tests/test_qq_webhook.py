@@ -327,3 +327,25 @@ def test_a_signed_op_13_that_msgspec_cannot_read_gets_400_not_a_crash() -> None:
 def test_an_endpoint_needs_to_be_told_the_wall_clock() -> None:
     with pytest.raises(ConfigError, match="wall_offset"):
         QQWebhook(WebhookConfig(APP_ID, SECRET))
+
+
+def test_a_connection_that_brings_no_whole_request_is_let_go() -> None:
+    served = Served()
+    served.hook.receive_data(served.conn, b"POST / HTTP/1.1\r\nHost: b\r\nContent-Len", NOW)
+    served.hook.actions()
+    deadline = served.hook.next_deadline()
+    assert deadline == NOW + 60.0
+    served.hook.handle_timer(deadline - 0.1)
+    assert not [a for a in served.hook.actions() if isinstance(a, Disconnect)]
+    served.hook.handle_timer(deadline)
+    actions = served.hook.actions()
+    assert any(isinstance(a, Disconnect) and a.conn == served.conn for a in actions)
+    refused = [a.event for a in actions if isinstance(a, Deliver)]
+    assert isinstance(refused[0], WebhookRefused) and "no whole request" in refused[0].why
+
+
+def test_connections_past_the_cap_are_let_go_at_once() -> None:
+    served = Served()
+    served.hook.max_connections = 1  # the one Served opened
+    served.hook.connection_accepted(served.listener, -50, PEER, NOW)
+    assert any(isinstance(a, Disconnect) and a.conn == -50 for a in served.hook.actions())

@@ -193,12 +193,13 @@ class OneBotServer(HttpService):
         return None
 
     def next_deadline(self) -> float | None:
-        times = [self._calls.next_deadline()]
+        times = [super().next_deadline(), self._calls.next_deadline()]
         times += [s.liveness.deadline() for s in self._sessions.values()]
         times += [deadline for _, deadline in self._posted.values()]
         return min((t for t in times if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
+        super().handle_timer(now)  # quiet HTTP connections
         for call, timeout in self._calls.expired(now):
             self._call_conn.pop(call.id, None)
             self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))

@@ -140,6 +140,8 @@ class BotProtocol(Driven):
         times.append(self._calls.next_deadline())
         if self._gateway is not None:
             times.append(self._gateway.next_deadline())
+        if self.webhook is not None:
+            times.append(self.webhook.next_deadline())
         return min((t for t in times if t is not None), default=None)
 
     # -- the application's calls ---------------------------------------------------
@@ -272,6 +274,9 @@ class BotProtocol(Driven):
         if self._gateway is not None:
             self._gateway.handle_timer(now)
             self._pump(now)
+        if self.webhook is not None:
+            self.webhook.handle_timer(now)
+            self._pump_webhook(now)
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
         pending = self._take(request_id)
