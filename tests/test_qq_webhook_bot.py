@@ -13,7 +13,14 @@ from qqproto.actions import Action, HttpRequest, Listen, SendData
 from qqproto.contract import Peer
 from qqproto.errors import ConfigError
 from qqproto.http import HttpConnection
-from qqproto.qq import ApiResult, BotConfig, BotPhase, BotProtocol, C2CMessageCreate
+from qqproto.qq import (
+    ApiResult,
+    AtMessageCreate,
+    BotConfig,
+    BotPhase,
+    BotProtocol,
+    C2CMessageCreate,
+)
 from qqproto.qq.webhook import ACK, WebhookConfig
 from qqproto.testing import MemoryNetwork, QQSimulator, SimulatorConfig
 
@@ -135,3 +142,13 @@ def test_a_connection_accepted_as_the_bot_closes_is_let_go_quietly() -> None:
     bot.receive_data(-7, b"GET / HTTP/1.1\r\n\r\n", net.now)  # queued before it was cut
     bot.connection_lost(-7, net.now)
     assert bot.phase is BotPhase.CLOSED
+
+
+def test_a_callback_bot_learns_its_id_so_guild_messages_read_as_the_gateways_do() -> None:
+    sim, bot, net = make()
+    net.advance(1)
+    assert bot.webhook is not None and bot.webhook.bot_id == sim.config.bot_id
+    d = sim.guild_at_message("hi there", net.now)  # "<@!bot_id> hi there"
+    callback(bot, net, -1, "AT_MESSAGE_CREATE", d, "E:7")
+    [event] = [e for e in net.events if isinstance(e, AtMessageCreate)]
+    assert event.text == "hi there"

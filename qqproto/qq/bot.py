@@ -39,11 +39,12 @@ from ..contract import Driven, Peer
 from ..errors import LocalProtocolError, ProtocolError, ProtocolViolation, RemoteProtocolError
 from ..http import HttpResponse
 from ..link import Retry
-from .api import ApiCall, ApiConfig, ApiResult, get_gateway_bot
+from .api import ApiCall, ApiConfig, ApiResult, get_gateway_bot, get_me
 from .auth import AuthConfig, TokenError, TokenManager
 from .codes import ApiError
 from .config import BotConfig, GatewayConfig
 from .conversation import Conversations, reply_code
+from .events import Ready
 from .gateway import GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .replies import ReplyTicket
@@ -68,6 +69,7 @@ class _Kind(Enum):
     TOKEN = "token"
     DISCOVERY = "discovery"
     REST = "rest"
+    IDENTITY = "identity"  # webhook mode: who the bot is (GET /users/@me), for guild @s
 
 
 @dataclass(slots=True)
@@ -340,6 +342,9 @@ class BotProtocol(Driven):
         if self.phase is BotPhase.AUTHENTICATING:
             if not self.config.gateway:
                 self._move(BotInput.SERVING, "access token received; callbacks only")
+                # Guild messages name the bot by its user id: the gateway's READY
+                # says it; callbacks alone must ask (spec 10.4).
+                self._start(self._calls.new(_Job(_Kind.IDENTITY, get_me())), now)
             elif self.config.gateway_url or self._session:
                 self._start_gateway(self.config.gateway_url, now)
             else:
@@ -420,6 +425,8 @@ class BotProtocol(Driven):
                         continue
                     if not self.conversations.inbound(action.event, now):
                         continue  # a redelivery (spec 14, quirk 7): the application has it
+                    if isinstance(action.event, Ready) and self.webhook is not None:
+                        self.webhook.bot_id = action.event.user.id  # for callbacks' guild @s
                 if isinstance(action, Failed):  # the bot's phase moves before it reports
                     if self.phase in _STOPPED:
                         continue  # the bot ended first (a final token error): one Failed
@@ -493,6 +500,9 @@ class BotProtocol(Driven):
         delivered_earlier: bool = False,
     ) -> None:
         job = pending.what
+        if job.kind is _Kind.IDENTITY and error is None and self.webhook is not None:
+            self.webhook.bot_id = result.id
+            return  # (a failure is said below, as the call's result)
         if job.kind is _Kind.DISCOVERY:
             if error is None:
                 self._discovery_backoff.reset()

@@ -164,6 +164,17 @@ class QQWebhook(HttpService):
             ids=ids,
         )
 
+    @property
+    def bot_id(self) -> str | None:
+        """The bot's user id: guild messages @ it, and it leaves their text
+        as the gateway's decoder leaves it (set it once known: ``GET /users/@me``,
+        or the gateway's READY; a ``BotProtocol`` does)."""
+        return self._decoder.bot_id
+
+    @bot_id.setter
+    def bot_id(self, bot_id: str | None) -> None:
+        self._decoder.bot_id = bot_id
+
     # -- requests --------------------------------------------------------------------------
 
     def on_request(self, conn: int, request: Request, now: float) -> None:
