@@ -206,3 +206,64 @@ def test_onebot_reverse_websocket_dialled_by_another_library(
         assert event.text == "hi from napcat" and event.self_id == 42
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+def test_two_accounts_and_a_replaced_connection(kind: str, loop: LoopThread) -> None:
+    server = OneBotServer(ServeConfig(port=0, access_token="t"))
+    running = Running(kind, server, loop)
+
+    async def accounts() -> tuple[int | None, str | None]:
+        url = f"ws://127.0.0.1:{server.port}/"
+        headers = {"Authorization": "Bearer t", "X-Client-Role": "Universal"}
+        a = await connect(url, additional_headers=headers | {"X-Self-ID": "1001"})
+        b = await connect(url, additional_headers=headers | {"X-Self-ID": "1002"})
+        again = await connect(url, additional_headers=headers | {"X-Self-ID": "1001"})
+        await a.wait_closed()  # replaced by `again`
+        for ws, sid in ((b, 1002), (again, 1001)):
+            event = {"post_type": "message", "message_type": "private", "self_id": sid}
+            await ws.send(json.dumps(event | {"user_id": 7, "message_id": sid, "message": "x"}))
+        await asyncio.sleep(0.2)
+        for ws in (b, again):
+            await ws.close()
+        return a.close_code, a.close_reason
+
+    try:
+        code, reason = loop.run(accounts())
+        assert code == 1000 and "replaced" in (reason or "")
+        running.wait(
+            lambda: len([e for e in running.delivered if isinstance(e, MessageEvent)]) == 2
+        )
+        senders = {e.self_id for e in running.delivered if isinstance(e, MessageEvent)}
+        assert senders == {1001, 1002}
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+def test_forged_stale_and_oversize_callbacks_are_refused(kind: str, loop: LoopThread) -> None:
+    hook = QQWebhook(WebhookConfig("1", SECRET, port=0, wall_offset=time.time() - time.monotonic()))
+    running = Running(kind, hook, loop)
+    try:
+        key = Ed25519PrivateKey.from_private_bytes((SECRET * 2).encode()[:32])
+
+        def status(body: bytes, stamp: str, signature: str | None = None) -> int:
+            sig = signature or key.sign(stamp.encode() + body).hex()
+            headers = {"X-Signature-Ed25519": sig, "X-Signature-Timestamp": stamp}
+            connection = http.client.HTTPConnection("127.0.0.1", hook.port, timeout=DEADLINE)
+            try:
+                connection.request("POST", "/", body, headers)
+                return connection.getresponse().status
+            except (ConnectionResetError, BrokenPipeError):
+                return -1  # cut off while sending: the 413 went first
+            finally:
+                connection.close()
+
+        now = str(int(time.time()))
+        assert status(CALLBACK, now, signature="00" * 64) == 401  # forged
+        assert status(CALLBACK, str(int(time.time()) - 86_400)) == 401  # a day old
+        assert status(b"{" + b" " * (2 * 1024 * 1024) + b"}", now) in (413, -1)
+        assert status(CALLBACK, now) == 200  # and it goes on serving
+        running.wait(lambda: any(isinstance(e, C2CMessageCreate) for e in running.delivered))
+    finally:
+        running.stop()
