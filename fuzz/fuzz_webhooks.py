@@ -21,11 +21,14 @@ contract:
   (the seeds carry some), once per envelope id, and a 200 to a dispatch is
   the acknowledgement;
 - a OneBot event is delivered only after a good token (an upgrade that was
-  accepted) or on an event POST, never from a refused request.
+  accepted) or on an event POST, never from a refused request; and a POST is
+  accepted only with a signature (the endpoint has a secret).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sys
 from collections import Counter
@@ -49,6 +52,7 @@ from qqproto.qq.events import Event as QQEvent
 from qqproto.qq.webhook import ACK, QQWebhook, WebhookConfig
 
 SECRET: Final = "fuzz-secret-0123"
+ONEBOT_SECRET: Final = "hush"
 TOKEN: Final = "t"
 WALL: Final = 1_765_000_000
 QQ_STATUSES: Final = {200, 400, 401, 404, 405, 413, 426, 431}
@@ -73,6 +77,12 @@ def _dispatch(n: int) -> bytes:
         "author": {"user_openid": "u"},
     }
     return json.dumps({"id": f"E:{n}", "op": 0, "t": "C2C_MESSAGE_CREATE", "d": d}).encode()
+
+
+def _hmac_signed(body: bytes) -> bytes:
+    """A v11 event POST signed with the endpoint's secret (spec 1.2)."""
+    digest = hmac.new(ONEBOT_SECRET.encode(), body, hashlib.sha1).hexdigest()
+    return _post("/onebot/event", body, f"X-Signature: sha1={digest}\r\n".encode())
 
 
 def _post(path: str, body: bytes, extra: bytes = b"") -> bytes:
@@ -119,9 +129,11 @@ ONEBOT_SEEDS: Final = (
     _UPGRADE + _frame(b'{"echo":"1","status":"ok"}') + _frame(b"[[[["),
     _UPGRADE.replace(b"Bearer t", b"Bearer x"),
     _UPGRADE.replace(b"X-Self-ID: 42\r\n", b""),
-    _post("/onebot/event", _EVENT),
+    _post("/onebot/event", _EVENT),  # unsigned: 401
     _post("/onebot/event", b"[1]"),
     _post("/onebot/event", _EVENT, b"X-OneBot-Version: 12\r\n"),
+    _hmac_signed(_EVENT),
+    _hmac_signed(_EVENT) + _hmac_signed(b"[1]"),
 )
 
 
@@ -150,7 +162,10 @@ def _pieces(case: Case) -> list[bytes]:
 
 def _endpoint(onebot: bool) -> Driven:
     if onebot:
-        return OneBotServer(ServeConfig(port=0, access_token=TOKEN, max_message_size=4096))
+        config = ServeConfig(
+            port=0, access_token=TOKEN, secret=ONEBOT_SECRET, max_message_size=4096
+        )
+        return OneBotServer(config)
     return QQWebhook(WebhookConfig("1", SECRET, port=0, wall_offset=WALL, max_body_size=4096))
 
 
@@ -199,6 +214,8 @@ def run_case(case: Case) -> str:
         opened = 101 in statuses or 204 in statuses
         if onebot_events and not opened:
             raise ContractViolation(f"{len(onebot_events)} events, no accepted upgrade nor POST")
+        if 204 in statuses and b"X-Signature: sha1=" not in case.stream:
+            raise ContractViolation("an event POST accepted with no signature")
         return f"onebot, answered {sorted(set(statuses))}, events {min(len(onebot_events), 2)}"
     events = [e for e in delivered if isinstance(e, QQEvent)]
     ids = [e.event_id for e in events]
