@@ -39,6 +39,19 @@ def _profile() -> str:
 
 settings.load_profile(_profile())
 
+#: The per-test hang guard (pytest-timeout) for each profile. A state machine
+#: runs ten times the examples in ci as in dev: on a slow or busy machine
+#: that is minutes, not a hang, and a timeout inside Hypothesis's run reads
+#: as a flaky failure rather than as the hang it guards against.
+HANG_GUARD = {"dev": None, "ci": 900.0, "soak": 7200.0}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    guard = HANG_GUARD.get(_profile())
+    if guard is not None:
+        for item in items:
+            item.add_marker(pytest.mark.timeout(guard))
+
 
 @pytest.fixture
 def loop() -> Iterator[LoopThread]:
