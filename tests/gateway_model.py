@@ -268,6 +268,16 @@ class ClientModel:
         cause, self.cause = self.cause, "resume"
         if cause == "closed":
             return
+        # A resume that failed counts whatever ended it, and the third one
+        # ends the session, even on a loss the client gives up after (a fatal
+        # close, a second refused token): it is gone, not to be resumed later.
+        if self.attempt_login == "resume" and not self.attempt_good:
+            self.failed_resumes += 1
+        if cause.startswith("invalidate") or (
+            self.session is not None and self.failed_resumes >= MAX_FAILED_RESUMES
+        ):
+            self.session = self.seq = None
+            self.failed_resumes = 0
         if cause in ("fatal", "intents"):
             self.expect_failed = cause
             return
@@ -278,13 +288,6 @@ class ClientModel:
                 return
         if cause in ("auth", "invalidate op 9"):
             self.token_floor = token_gen + 1
-        if self.attempt_login == "resume" and not self.attempt_good:
-            self.failed_resumes += 1
-        if cause.startswith("invalidate") or (
-            self.session is not None and self.failed_resumes >= MAX_FAILED_RESUMES
-        ):
-            self.session = self.seq = None
-            self.failed_resumes = 0
         if not self.attempt_good:
             self.failures += 1
             if self.failures >= MAX_ATTEMPTS:

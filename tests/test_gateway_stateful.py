@@ -67,6 +67,7 @@ from .gateway_model import (
     MAX_MESSAGE_SIZE,
     RESUME_CODES,
     URL,
+    ClientModel,
     Entry,
     ServerSession,
     client_config,
@@ -654,3 +655,15 @@ def test_op9_before_identify_is_no_intents_refusal(resumable: bool) -> None:
     machine.state_follows_the_table()
     machine.never_stuck()
     machine.teardown()
+
+
+def test_the_model_ends_the_session_on_a_third_failed_resume_even_if_fatal() -> None:
+    """The gateway drops a session after three failed resumes whatever ended
+    the third (a fatal close too: a saved session must not be resumed later);
+    the model once kept it when the loss was fatal (found by the ci profile)."""
+    model = ClientModel()
+    model.session, model.seq = "s", 1
+    for cause in ("resume", "resume", "fatal"):
+        model.attempt_login, model.attempt_good, model.cause = "resume", False, cause
+        model.attempt_ended(0.0, 0)
+    assert (model.session, model.seq, model.expect_failed) == (None, None, "fatal")
