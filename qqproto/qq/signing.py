@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Final
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    # Without the extra (a gateway bot's install), a type checker that follows
+    # this module still must not fail: the imports may be missing.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # type: ignore[import-not-found,unused-ignore]
         Ed25519PrivateKey,
         Ed25519PublicKey,
     )
@@ -38,8 +40,10 @@ def derive_seed(secret: str) -> bytes:
 
 def _ed25519() -> tuple[type[Ed25519PrivateKey], type[Exception]]:
     try:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.exceptions import InvalidSignature  # type: ignore[import-not-found,unused-ignore]
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # type: ignore[import-not-found,unused-ignore]
+            Ed25519PrivateKey,
+        )
     except ImportError:  # pragma: no cover - the extra is part of the dev install
         raise ImportError(
             "webhooks verify ed25519 signatures with the cryptography package: "
@@ -62,12 +66,15 @@ class CallbackKey:
     @property
     def public_bytes(self) -> bytes:
         """The raw 32-byte public key (spec 10.1's test vector is one)."""
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        from cryptography.hazmat.primitives.serialization import (  # type: ignore[import-not-found,unused-ignore]
+            Encoding,
+            PublicFormat,
+        )
 
-        return self._public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return bytes(self._public.public_bytes(Encoding.Raw, PublicFormat.Raw))
 
     def sign(self, message: bytes) -> bytes:
-        return self._private.sign(message)
+        return bytes(self._private.sign(message))
 
     def verify(self, signature_hex: str, message: bytes) -> bool:
         """Whether ``signature_hex`` (the ``X-Signature-Ed25519`` header) signs
