@@ -171,26 +171,24 @@ class Transport:
         if not end.tls:
             return sock
         try:
-            sock = self._ssl().wrap_socket(
+            tls = self._ssl().wrap_socket(
                 sock, server_hostname=end.host, do_handshake_on_connect=False
             )
-            while True:
-                try:
-                    sock.do_handshake()
-                    return sock
-                except ssl.SSLWantReadError:
-                    self._wait(sock, _READ, deadline)
-                except ssl.SSLWantWriteError:
-                    self._wait(sock, _WRITE, deadline)
         except BaseException:
             sock.close()
             raise
+        return self._handshake(tls, deadline)
 
     def _serve_tls(self, sock: socket.socket) -> ssl.SSLSocket:
         """The server's side of a TLS handshake, by ``connect_timeout``."""
         assert self._server_ssl is not None
         deadline = time.monotonic() + self._connect_timeout
         tls = self._server_ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return self._handshake(tls, deadline)
+
+    def _handshake(self, tls: ssl.SSLSocket, deadline: float) -> ssl.SSLSocket:
+        """Shake hands on a non-blocking TLS socket by ``deadline``; closed on failure
+        (it holds the descriptor now: closing the raw socket would not do)."""
         try:
             while True:
                 try:
@@ -201,7 +199,7 @@ class Transport:
                 except ssl.SSLWantWriteError:
                     self._wait(tls, _WRITE, deadline)
         except BaseException:
-            tls.close()  # it holds the descriptor now: closing the raw socket would not
+            tls.close()
             raise
 
     def _connect(self, end: Origin, deadline: float) -> socket.socket:

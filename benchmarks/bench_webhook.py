@@ -21,13 +21,14 @@ bytes out (``receive_data``), HTTP work the floor does not include.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
-import time
-from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 import msgspec
+from bench_onebot import best
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from qqproto.contract import Peer
@@ -55,16 +56,6 @@ def callbacks(n: int) -> list[tuple[bytes, str, str]]:
         stamp = str(int(WALL))
         out.append((body, key.sign(stamp.encode() + body).hex(), stamp))
     return out
-
-
-def best(fn: Callable[[], None], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def endpoint() -> QQWebhook:

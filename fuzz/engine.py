@@ -25,6 +25,18 @@ from hypothesis import strategies as st
 C = TypeVar("C")
 
 
+def reads(stream: bytes, cuts: tuple[int, ...]) -> list[bytes]:
+    """``stream`` cut into reads of the sizes ``cuts`` gives (at least a byte
+    each), the rest as the last one."""
+    pieces, at = [], 0
+    for cut in cuts:
+        if at >= len(stream):
+            break
+        pieces.append(stream[at : at + max(cut, 1)])
+        at += max(cut, 1)
+    return [*pieces, stream[at:]] if at < len(stream) else pieces
+
+
 def run(
     argv: list[str],
     *,

@@ -88,16 +88,6 @@ class Case:
     eof: bool
 
 
-def _pieces(case: Case) -> list[bytes]:
-    pieces, at = [], 0
-    for cut in case.cuts:
-        if at >= len(case.stream):
-            break
-        pieces.append(case.stream[at : at + max(cut, 1)])
-        at += max(cut, 1)
-    return [*pieces, case.stream[at:]] if at < len(case.stream) else pieces
-
-
 class ContractViolation(AssertionError):
     """The pieces broke a promise of their docstrings."""
 
@@ -132,7 +122,7 @@ def run_case(case: Case) -> str:
                     return
                 ws.accept()
 
-    pieces = _pieces(case) + ([b""] if case.eof else [])
+    pieces = engine.reads(case.stream, case.cuts) + ([b""] if case.eof else [])
     for piece in pieces:
         if ws is not None:
             ws_events += ws.receive_data(piece)

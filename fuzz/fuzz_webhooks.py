@@ -150,16 +150,6 @@ class ContractViolation(AssertionError):
     """An endpoint broke a promise of its docstring."""
 
 
-def _pieces(case: Case) -> list[bytes]:
-    pieces, at = [], 0
-    for cut in case.cuts:
-        if at >= len(case.stream):
-            break
-        pieces.append(case.stream[at : at + max(cut, 1)])
-        at += max(cut, 1)
-    return [*pieces, case.stream[at:]] if at < len(case.stream) else pieces
-
-
 def _endpoint(onebot: bool) -> Driven:
     if onebot:
         config = ServeConfig(
@@ -194,7 +184,7 @@ def run_case(case: Case) -> str:
     endpoint.listening(listen.listener, "127.0.0.1", 8080, 0.0)
     endpoint.connection_accepted(listen.listener, -1, Peer("127.0.0.1", 1), 0.0)
     out, delivered, gone = b"", [], False
-    for piece in [*_pieces(case), b""]:
+    for piece in [*engine.reads(case.stream, case.cuts), b""]:
         if gone:
             break
         endpoint.receive_data(-1, piece, 0.0)

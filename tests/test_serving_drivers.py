@@ -196,8 +196,7 @@ def test_onebot_reverse_websocket_dialled_by_another_library(
         ) as ws:
             event = {"post_type": "message", "message_type": "private", "self_id": 42}
             event |= {"user_id": 7, "message_id": 1, "message": "hi from napcat"}
-            await ws.send(json.dumps(event))
-            await asyncio.sleep(0.2)  # the server reads it before we hang up
+            await ws.send(json.dumps(event))  # it goes before the close that follows
 
     try:
         loop.run(napcat())
@@ -223,8 +222,7 @@ def test_two_accounts_and_a_replaced_connection(kind: str, loop: LoopThread) -> 
         for ws, sid in ((b, 1002), (again, 1001)):
             event = {"post_type": "message", "message_type": "private", "self_id": sid}
             await ws.send(json.dumps(event | {"user_id": 7, "message_id": sid, "message": "x"}))
-        await asyncio.sleep(0.2)
-        for ws in (b, again):
+        for ws in (b, again):  # each close follows its message
             await ws.close()
         return a.close_code, a.close_reason
 
