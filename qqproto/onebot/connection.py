@@ -57,7 +57,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from ..actions import Deliver, Failed
-from ..calls import Call, Calls, StrayAnswer
+from ..calls import Call
 from ..contract import Driven
 from ..errors import (
     LocalProtocolError,
@@ -78,7 +78,7 @@ from .http_api import HttpApi, TokenRefused
 from .lifecycle import TABLE, Attempts, OneBotInput, OneBotState
 from .liveness import PING, Liveness
 from .pacing import Outbox
-from .results import ActionResult, StreamFrame
+from .pending import PendingActions
 
 __all__ = ["OneBotProtocol"]
 
@@ -108,10 +108,11 @@ class OneBotProtocol(Driven):
             max_message_size=config.max_message_size,
         )
         self._lifecycle = TABLE.lifecycle(OneBotState.CONNECTING)
-        self._calls: Calls[Action] = Calls(rng, max_attempts=1)
+        self._pending = PendingActions(
+            rng, config.call_timeout, lambda action: self._out.append(action)
+        )
         limiter = RateLimiter(config.send_rate, config.send_burst) if config.send_rate else None
         self._outbox: Outbox[tuple[Call[Action], str]] = Outbox(limiter)
-        self._http_out: set[int] = set()  # HTTP requests the driver has yet to answer
         api_url, token = config.api_url, config.access_token
         self._api = HttpApi(api_url, 12, token) if api_url is not None else None
         self.version: int | None = {"v11": 11, "v12": 12}.get(config.protocol)
@@ -137,7 +138,7 @@ class OneBotProtocol(Driven):
     def next_deadline(self) -> float | None:
         if self.state in _TERMINAL:
             return None
-        times = [self._calls.next_deadline(), self._outbox.next_deadline(open_=self._can_send)]
+        times = [self._pending.next_deadline(), self._outbox.next_deadline(open_=self._can_send)]
         if self._link.state is LinkState.IDLE:
             times.append(self._link.reconnect_at)
         elif self._link.state is LinkState.OPEN:
@@ -162,7 +163,7 @@ class OneBotProtocol(Driven):
                 expected="CONNECTING or CONNECTED",
                 received=self.state.name,
             )
-        pending = self._calls.new(action)
+        pending = self._pending.new(action)
         frame = action.frame(str(pending.id))  # before the call is registered: it may raise
         give_up_at = now + self.config.call_timeout
         if self._outbox.add((pending, frame), action, give_up_at, now, open_=self._can_send):
@@ -184,14 +185,10 @@ class OneBotProtocol(Driven):
                 self._send(pending, frame, now)
 
     def _send(self, pending: Call[Action], frame: str, now: float) -> None:
-        deadline = now + self.config.call_timeout
-        if self._api is not None and self.version == 12:  # over HTTP: the request id is the key
-            request_id = self._calls.next_id()
-            self._calls.sent(pending, request_id, deadline=deadline)
-            self._http_out.add(request_id)
-            self._out.append(self._api.request(request_id, pending.what, str(pending.id)))
+        if self._api is not None and self.version == 12:
+            self._pending.over_http(pending, self._api, now)
         else:
-            self._calls.sent(pending, str(pending.id), deadline=deadline)
+            self._pending.on_socket(pending, now)
             self._link.send_text(frame)
 
     def close(self, now: float) -> None:
@@ -235,55 +232,22 @@ class OneBotProtocol(Driven):
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
         """The answer to an action sent over HTTP (v12 with ``api_url``)."""
-        call = self._take(request_id)
-        if call is None:  # its call ended already (a timeout): said, not crashed on
-            return
         assert self._api is not None  # a request went: there is an API
-        try:
-            answer = self._api.read(response)
-        except TokenRefused as refused:
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=refused)))
-            if self.state not in _TERMINAL:
-                self._refused(str(refused))
-            return
-        except RemoteProtocolError as error:
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
-            return
-        self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
+        error = self._pending.http_answered(request_id, response, self._api)
+        if isinstance(error, TokenRefused) and self.state not in _TERMINAL:
+            self._refused(str(error))
 
     def http_failed(self, request_id: int, now: float, reason: str) -> None:
         """An action sent over HTTP got no answer: its outcome is unknown."""
-        call = self._take(request_id)
-        if call is None:
-            return
-        error = RemoteProtocolError(f"request failed: {reason}: the outcome is unknown")
-        self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
-
-    def _take(self, request_id: int) -> Call[Action] | None:
-        """The call an HTTP answer ends; None, and a violation, for one that ended
-        already (its deadline passed first). An id never sent is the driver's
-        mistake: :class:`LocalProtocolError`."""
-        if request_id not in self._http_out:
-            raise LocalProtocolError(
-                "HTTP answer to no request",
-                expected=f"one of {sorted(self._http_out)}",
-                received=request_id,
-            )
-        self._http_out.discard(request_id)
-        try:
-            return self._calls.answer(request_id)
-        except StrayAnswer as stray:  # its call ended first (a timeout, a close)
-            self._violation(stray)
-            return None
+        self._pending.http_failed(request_id, reason)
 
     def handle_timer(self, now: float) -> None:
         if self.state in _TERMINAL:
             return
-        for call, timeout in self._calls.expired(now):
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
+        self._pending.expire(now)
         for call, _ in self._outbox.expired(now):
             why = f"waited {self.config.call_timeout:g} s and never went out"
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=_not_sent(call, why))))
+            self._pending.settle(call, error=_not_sent(call, why))
         link = self._link.state
         if link is LinkState.IDLE:
             self._maybe_connect(now)
@@ -338,21 +302,7 @@ class OneBotProtocol(Driven):
             # action, then a close. Later, or to an action, it is an answer.
             self._refused(f"access token refused (retcode {TOKEN_REFUSED_RETCODE})")
             return
-        key = str(echo) if type(echo) is int else echo  # a numeric echo whose text is ours
-        if type(key) is not str:  # none, "" aside: an echo of a form we never send
-            self._violation(StrayAnswer(echo, "an answer with an echo we never send", late=False))
-            return
-        final = not answer.continues
-        try:
-            call = self._calls.answer(key, final=final)
-        except StrayAnswer as stray:  # an unknown echo, or a second answer
-            self._violation(stray)
-            return
-        if final:
-            self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
-        else:  # a stream goes on: each frame gives it call_timeout more (an upload is long)
-            call.deadline = now + self.config.call_timeout
-            self._out.append(Deliver(StreamFrame(call.id, call.what, answer)))
+        self._pending.answered(answer, now)
 
     def _on_closed(self, event: Closed, now: float) -> None:
         error = event.error
@@ -412,14 +362,12 @@ class OneBotProtocol(Driven):
         """End the pending actions (only those on the socket, when it alone went:
         an action over HTTP does not need it); when the connection is over for
         good, the waiting ones too, which never went out."""
-        only = (lambda call: isinstance(call.key, str)) if socket_only else None
-        for call in self._calls.drop_all(why, only=only):
-            error = RemoteProtocolError(why, expected="an answer", received=None)
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
-        if not socket_only:  # what waits goes out on the next connection, unless there is none
-            for call, _ in self._outbox.drop_all():
-                not_sent = _not_sent(call, f"the connection is over ({why})")
-                self._out.append(Deliver(ActionResult(call.id, call.what, error=not_sent)))
+        if socket_only:  # what waits goes out on the next connection
+            self._pending.socket_gone(why)
+            return
+        self._pending.drop_all(why)
+        for call, _ in self._outbox.drop_all():  # unless there is none
+            self._pending.settle(call, error=_not_sent(call, f"the connection is over ({why})"))
 
     def _fire(self, trigger: OneBotInput, why: str, attempts: Attempts | None = None) -> None:
         change = self._lifecycle.fire(trigger, why, attempts or Attempts())

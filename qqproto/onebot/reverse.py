@@ -51,10 +51,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..actions import Deliver
-from ..calls import Call, Calls, StrayAnswer
 from ..contract import Peer
 from ..errors import (
-    LocalProtocolError,
     NotSent,
     ProtocolViolation,
     RemoteProtocolError,
@@ -70,7 +68,7 @@ from .events import Event, MetaEvent
 from .frames import read_frame
 from .http_api import HttpApi
 from .liveness import PING, Liveness
-from .results import ActionResult, StreamFrame
+from .pending import PendingActions
 from .serving import (
     ROLES,
     Connected,
@@ -106,9 +104,11 @@ class OneBotServer(HttpService):
         self.config = config
         self._sessions: dict[int, _Session] = {}
         self._accounts: dict[tuple[str, Role], int] = {}  # (self id, role) -> conn
-        self._calls: Calls[Action] = Calls(random.Random(config.seed), max_attempts=1)
-        self._call_conn: dict[int, int] = {}  # call id -> the connection it went on
-        self._http_out: set[int] = set()  # HTTP requests the driver has yet to answer
+        self._pending = PendingActions(
+            random.Random(config.seed),
+            config.call_timeout,
+            lambda action: self._out.append(action),  # late: actions() swaps the list
+        )
         #: account -> the version its POSTed events speak (bounded: anyone may POST)
         self._versions: TTLMap[str, int] = TTLMap(ttl=86_400.0, max_size=10_000)
         #: POSTed events whose answer waits for a quick operation: conn -> (event, deadline).
@@ -129,61 +129,31 @@ class OneBotServer(HttpService):
         """Send ``action`` to account ``self_id``: on its WebSocket, or else to
         ``api_url`` over HTTP. Its outcome comes back as ``Deliver(ActionResult)``
         under the id returned; with neither way, at once, as ``NotSent``."""
-        pending = self._calls.new(action)
+        pending = self._pending.new(action)
         frame = action.frame(str(pending.id))  # before the call is registered: it may raise
-        deadline = now + self.config.call_timeout
         session = self._api_session(str(self_id))
         if session is not None:
-            self._calls.sent(pending, str(pending.id), deadline=deadline)
-            self._call_conn[pending.id] = session.conn
+            self._pending.on_socket(pending, now, tag=session.conn)
             session.ws.send_text(frame)
             self.send(session.conn, session.ws.data_to_send())
         elif self.config.api_url is not None:
             learned = self._versions.get(str(self_id), now, 11)
             version = self.config.api_version if self.config.api_version else learned
             api = HttpApi(self.config.api_url, version, self.config.access_token)
-            request_id = self._calls.next_id()
-            self._calls.sent(pending, request_id, deadline=deadline)
-            self._http_out.add(request_id)
-            self._out.append(api.request(request_id, action, str(pending.id)))
+            self._pending.over_http(pending, api, now)
         else:
-            error = NotSent(f"{action.name} not sent: no connection from account {self_id}")
-            self._out.append(Deliver(ActionResult(pending.id, action, error=error)))
+            why = f"{action.name} not sent: no connection from account {self_id}"
+            self._pending.settle(pending, error=NotSent(why))
         return pending.id
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
-        """The HTTP API's answer to an action."""
-        call = self._take(request_id)
-        if call is None:
-            return
-        assert self.config.api_url is not None
-        try:
-            answer = HttpApi(self.config.api_url, 11).read(response)
-        except RemoteProtocolError as error:  # a refused token among them: said, not final
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
-            return
-        self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
+        """The HTTP API's answer to an action (a refused token is said, not final)."""
+        assert self.config.api_url is not None  # a request went: there is an API
+        self._pending.http_answered(request_id, response, HttpApi(self.config.api_url, 11))
 
     def http_failed(self, request_id: int, now: float, reason: str) -> None:
         """An action sent over HTTP got no answer: its outcome is unknown."""
-        call = self._take(request_id)
-        if call is not None:
-            error = RemoteProtocolError(f"request failed: {reason}: the outcome is unknown")
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
-
-    def _take(self, request_id: int) -> Call[Action] | None:
-        """The call an HTTP answer ends; None (and a violation) when it ended
-        already; :class:`LocalProtocolError` for an id never sent."""
-        if request_id not in self._http_out:
-            raise LocalProtocolError(
-                "HTTP answer to no request", expected="a request sent", received=request_id
-            )
-        self._http_out.discard(request_id)
-        try:
-            return self._calls.answer(request_id)
-        except StrayAnswer as stray:
-            self._violation(stray)
-            return None
+        self._pending.http_failed(request_id, reason)
 
     def _api_session(self, self_id: str) -> _Session | None:
         for role in ("universal", "api"):
@@ -193,16 +163,14 @@ class OneBotServer(HttpService):
         return None
 
     def next_deadline(self) -> float | None:
-        times = [super().next_deadline(), self._calls.next_deadline()]
+        times = [super().next_deadline(), self._pending.next_deadline()]
         times += [s.liveness.deadline() for s in self._sessions.values()]
         times += [deadline for _, deadline in self._posted.values()]
         return min((t for t in times if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         super().handle_timer(now)  # quiet HTTP connections
-        for call, timeout in self._calls.expired(now):
-            self._call_conn.pop(call.id, None)
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=timeout)))
+        self._pending.expire(now)
         for conn, (_, deadline) in list(self._posted.items()):
             if now >= deadline:  # no quick operation in time: nothing to do
                 del self._posted[conn]
@@ -363,7 +331,7 @@ class OneBotServer(HttpService):
             self._violation(error)
             return
         if isinstance(frame, Answer):
-            self._on_answer(frame, now)
+            self._pending.answered(frame, now)
             return
         self._on_event(session, frame, now)
 
@@ -374,25 +342,6 @@ class OneBotServer(HttpService):
         if isinstance(event, MetaEvent) and event.interval is not None:
             session.liveness.heartbeat(event.interval, now)
         self._out.append(Deliver(event))
-
-    def _on_answer(self, answer: Answer, now: float) -> None:
-        echo = answer.echo
-        key = str(echo) if type(echo) is int else echo
-        if type(key) is not str or not key:
-            self._violation(StrayAnswer(echo, "an answer with an echo we never send", late=False))
-            return
-        final = not answer.continues
-        try:
-            call = self._calls.answer(key, final=final)
-        except StrayAnswer as stray:
-            self._violation(stray)
-            return
-        if final:
-            self._call_conn.pop(call.id, None)
-            self._out.append(Deliver(ActionResult(call.id, call.what, answer)))
-        else:
-            call.deadline = now + self.config.call_timeout
-            self._out.append(Deliver(StreamFrame(call.id, call.what, answer)))
 
     # -- ends -------------------------------------------------------------------------------
 
@@ -413,12 +362,7 @@ class OneBotServer(HttpService):
             and self._accounts.get((session.self_id, session.role)) == conn
         ):
             del self._accounts[(session.self_id, session.role)]
-        gone = [cid for cid, c in self._call_conn.items() if c == conn]
-        reason = f"its connection ended ({why}): outcome unknown"
-        for call in self._calls.drop_all(reason, only=lambda c: c.id in gone):
-            self._call_conn.pop(call.id, None)
-            error = RemoteProtocolError(reason, expected="an answer", received=None)
-            self._out.append(Deliver(ActionResult(call.id, call.what, error=error)))
+        self._pending.socket_gone(f"its connection ended ({why}): outcome unknown", conn)
         if close is not None:
             session.ws.close(close, why[:120])
             self.send(conn, session.ws.data_to_send())
