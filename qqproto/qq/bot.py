@@ -3,14 +3,15 @@
 It ties the pieces together under the driver contract, so a driver runs a
 whole bot as it would run a bare gateway:
 
-1. fetch an access token (:mod:`.auth`); wrong credentials end the bot here,
-   with the platform's code, before any gateway connection is opened;
+1. fetch an access token (:mod:`.auth`, kept by :mod:`.rest`); wrong
+   credentials end the bot here, with the platform's code, before any
+   gateway connection is opened;
 2. discover the gateway (``GET /gateway/bot``) and check that a session may
    start (``session_start_limit.remaining``); failures back off and retry;
 3. run the gateway (:mod:`.gateway`), handing it tokens as it asks;
-4. run REST calls (:mod:`.api`) with the current token: on HTTP 401 or a token
-   code the token is refetched and the call retried once; 429 and 5xx are
-   retried with backoff; the outcome comes back as an :class:`ApiResult`;
+4. run REST calls (:mod:`.rest`) with the current token: on HTTP 401 or a
+   token code the token is refetched and the call retried once; 429 and 5xx
+   are retried with backoff; the outcome comes back as an :class:`ApiResult`;
 5. register every inbound message with the reply ledger (:mod:`.conversation`),
    dropping redelivered ids; :meth:`BotProtocol.reply` answers an event with
    its ``msg_id`` and ``msg_seq``, refusing locally what the platform would;
@@ -28,27 +29,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from ..actions import Deliver, Failed, HttpRequest
+from ..actions import Deliver, Failed
 from ..backoff import Backoff
-from ..calls import Call, Calls, StrayAnswer
 from ..contract import Driven, Peer
-from ..errors import LocalProtocolError, ProtocolError, ProtocolViolation, RemoteProtocolError
+from ..errors import LocalProtocolError, ProtocolError
 from ..http import HttpResponse
 from ..link import Retry
-from .api import ApiCall, ApiConfig, ApiResult, get_gateway_bot, get_me
-from .auth import AuthConfig, TokenError, TokenManager
-from .codes import ApiError
+from .api import ApiCall, ApiResult, get_gateway_bot, get_me
 from .config import BotConfig, GatewayConfig
-from .conversation import Conversations, reply_code
+from .conversation import Conversations
 from .events import Ready
 from .gateway import GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
-from .replies import ReplyTicket
-from .reply_rules import Outcome, ReplyRefused
+from .rest import OwnCall, RestClient, TokenHooks
 from .results import GatewayInfo, check_session_budget
 from .session import Session, TokenWanted
 from .webhook import QQWebhook
@@ -57,32 +52,10 @@ __all__ = ["BotProtocol"]
 
 #: A token the gateway gets must still live this long (its own margin is 10 s).
 GATEWAY_TOKEN_MARGIN = 15.0
-#: How often a REST call is tried when the platform says "later" (429, 5xx).
-REST_ATTEMPTS = 3
 
 
 #: The phases a bot never leaves: nothing opens, and no request goes out, once in one.
 _STOPPED = (BotPhase.FAILED, BotPhase.CLOSED)
-
-
-class _Kind(Enum):
-    TOKEN = "token"
-    DISCOVERY = "discovery"
-    REST = "rest"
-    IDENTITY = "identity"  # webhook mode: who the bot is (GET /users/@me), for guild @s
-
-
-@dataclass(slots=True)
-class _Job:
-    """What one of the bot's calls is for (its id is the one the application knows)."""
-
-    kind: _Kind
-    call: ApiCall[Any] | None = None
-    ticket: ReplyTicket | None = None  # a passive reply's latest attempt
-    auth_retried: bool = False
-
-
-_Pending = Call[_Job]
 
 
 class BotProtocol(Driven):
@@ -92,12 +65,6 @@ class BotProtocol(Driven):
         super().__init__()
         self.config = config
         self._rng = config.rng or random.Random(config.seed)
-        self._api = ApiConfig(config.app_id, config.api_base)
-        self._tokens = TokenManager(
-            AuthConfig(config.app_id, config.secret, config.token_url, config.max_attempts),
-            self._rng,
-            on_change=lambda change: self._out.append(change),
-        )
         self._discovery_backoff = Backoff(
             self._rng,
             base=config.backoff_base,
@@ -105,20 +72,26 @@ class BotProtocol(Driven):
             max_attempts=config.max_attempts,
         )
         self._session = session
-        #: Every request out, and the REST calls held for a token or a retry.
-        self._calls: Calls[_Job] = Calls(self._rng, max_attempts=REST_ATTEMPTS)
         self._gateway: GatewayProtocol | None = None
         self._given: str | None = None  # the token the gateway last got
         self._gateway_asked = False
         self._discovery_due: float | None = None
         self.conversations = Conversations(config.reply_policies, dedup_ttl=config.dedup_ttl)
+        #: The token and every REST call.
+        self.rest = RestClient(
+            config,
+            self._rng,
+            self.conversations,
+            TokenHooks(ready=self._token_ready, lost=self._fail),
+            lambda action: self._out.append(action),  # late: actions() swaps the list
+        )
         self._phase = BOT_TABLE.lifecycle(BotPhase.AUTHENTICATING)
         self.gateway_info: GatewayInfo | None = None
         #: The callback endpoint, in webhook mode.
         self.webhook = QQWebhook(config.webhook, ids=self._ids) if config.webhook else None
         if self.webhook is not None:
             self._pump_webhook(0.0)
-        self._fetch_token(0.0)
+        self.rest.fetch_token(0.0)
 
     # -- reading -------------------------------------------------------------------
 
@@ -138,8 +111,7 @@ class BotProtocol(Driven):
     def next_deadline(self) -> float | None:
         if self.phase in _STOPPED:
             return None
-        times = [self._tokens.next_deadline(), self._discovery_due]
-        times.append(self._calls.next_deadline())
+        times = [self.rest.next_deadline(), self._discovery_due]
         if self._gateway is not None:
             times.append(self._gateway.next_deadline())
         if self.webhook is not None:
@@ -151,9 +123,7 @@ class BotProtocol(Driven):
     def call(self, api_call: ApiCall[Any], now: float) -> int:
         """Start a REST call; its outcome comes back as ``Deliver(ApiResult)``."""
         self._check_running()
-        pending = self._calls.new(_Job(_Kind.REST, api_call))
-        self._start(pending, now)
-        return pending.id
+        return self.rest.call(api_call, now)
 
     def reply(
         self,
@@ -176,9 +146,7 @@ class BotProtocol(Driven):
         api_call, ticket = self.conversations.begin(
             event, text, now, markdown=markdown, media_file_info=media_file_info
         )
-        pending = self._calls.new(_Job(_Kind.REST, api_call, ticket))
-        self._start(pending, now)
-        return pending.id
+        return self.rest.call(api_call, now, ticket=ticket)
 
     def _check_running(self) -> None:
         if self.phase in _STOPPED:
@@ -265,14 +233,10 @@ class BotProtocol(Driven):
     def handle_timer(self, now: float) -> None:
         if self.phase in _STOPPED:
             return
-        request = self._tokens.handle_timer(self._calls.next_id(), now)
-        if request is not None:
-            self._send(self._calls.new(_Job(_Kind.TOKEN)), request)
+        self.rest.handle_timer(now)
         if self._discovery_due is not None and now >= self._discovery_due:
             self._discovery_due = None
             self._discover(now)
-        for pending in self._calls.due(now):
-            self._start(pending, now)
         if self._gateway is not None:
             self._gateway.handle_timer(now)
             self._pump(now)
@@ -281,62 +245,13 @@ class BotProtocol(Driven):
             self._pump_webhook(now)
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
-        pending = self._take(request_id)
-        job = pending.what
-        if job.kind is not _Kind.REST and self.phase in _STOPPED:
-            return  # a token or the gateway's address: nothing may start any more
-        if job.kind is _Kind.TOKEN:
-            try:
-                token = self._tokens.response(request_id, response, now)
-            except TokenError as error:
-                self._token_failed(error, now)
-                return
-            if token.problem is not None:  # usable, but the answer was not right
-                self._out.append(Deliver(ProtocolViolation(token.problem)))
-            self._token_ready(token.value, token.expires_at, now)
-            return
-        assert job.call is not None
-        try:
-            result = job.call.parse(response)
-        except ApiError as error:
-            self._api_error(pending, error, now)
-            return
-        except RemoteProtocolError as error:
-            if not self._reply_failed(pending, error, None, 200 <= response.status < 300, now):
-                self._finish(pending, None, error, now)
-            return
-        self._finish(pending, result, None, now)
+        self.rest.http_response(request_id, response, now)
 
     def http_failed(self, request_id: int, now: float, reason: str) -> None:
         """The HTTP request got no answer (DNS, connect, TLS, timeout)."""
-        pending = self._take(request_id)
-        kind = pending.what.kind
-        if kind is not _Kind.REST and self.phase in _STOPPED:
-            return
-        if kind is _Kind.TOKEN:
-            self._token_failed(self._tokens.transport_failed(request_id, reason, now), now)
-            return
-        lost = RemoteProtocolError(f"request failed: {reason}")
-        if not self._reply_failed(pending, lost, None, True, now):
-            self._retry_later(pending, lost, now)
+        self.rest.http_failed(request_id, now, reason)
 
     # -- tokens ---------------------------------------------------------------------------
-
-    def _fetch_token(self, now: float, *, stale: bool = False) -> None:
-        if self.phase in _STOPPED:
-            return
-        request_id = self._calls.next_id()
-        want = self._tokens.invalidate if stale else self._tokens.want
-        request = want(request_id, now)
-        if request is not None:
-            self._send(self._calls.new(_Job(_Kind.TOKEN)), request)
-
-    def _token_failed(self, error: TokenError, now: float) -> None:
-        """A fetch failed: the bot fails with it, or says when the next one goes."""
-        if error.final:
-            self._fail(str(error), now)
-        elif self._tokens.retrying is not None:
-            self._out.append(Deliver(self._tokens.retrying))
 
     def _token_ready(self, token: str, expires_at: float, now: float) -> None:
         if self.phase is BotPhase.AUTHENTICATING:
@@ -344,7 +259,7 @@ class BotProtocol(Driven):
                 self._move(BotInput.SERVING, "access token received; callbacks only")
                 # Guild messages name the bot by its user id: the gateway's READY
                 # says it; callbacks alone must ask (spec 10.4).
-                self._start(self._calls.new(_Job(_Kind.IDENTITY, get_me())), now)
+                self.rest.call(get_me(), now, own=OwnCall(self._identified))
             elif self.config.gateway_url or self._session:
                 self._start_gateway(self.config.gateway_url, now)
             else:
@@ -352,8 +267,12 @@ class BotProtocol(Driven):
                 self._discover(now)
         if self._gateway is not None and (self._gateway_asked or self._given is not None):
             self._give_gateway(token, expires_at, now)
-        for pending in self._calls.release():  # the calls held for a token
-            self._start(pending, now)
+
+    def _identified(self, outcome: ApiResult[Any], now: float) -> None:
+        if outcome.error is not None:  # said as the call's result
+            self._out.append(Deliver(outcome))
+        elif self.webhook is not None and outcome.result is not None:
+            self.webhook.bot_id = outcome.result.id
 
     def _give_gateway(self, token: str, expires_at: float, now: float) -> None:
         assert self._gateway is not None
@@ -363,7 +282,7 @@ class BotProtocol(Driven):
         self._pump(now)
 
     def _gateway_wants_token(self, wanted: TokenWanted, now: float) -> None:
-        current = self._tokens.current(now)
+        current = self.rest.token(now)
         fresh = current is not None and now < current.expires_at - GATEWAY_TOKEN_MARGIN
         # A stale token is the one the server refused (close 4004, a dropped
         # session): a newer one we hold will do, the same one will not.
@@ -371,14 +290,30 @@ class BotProtocol(Driven):
             self._give_gateway(current.value, current.expires_at, now)
             return
         self._gateway_asked = True
-        self._fetch_token(now, stale=wanted.stale)
+        self.rest.fetch_token(now, stale=wanted.stale)
 
     # -- discovery and the gateway --------------------------------------------------------
 
     def _discover(self, now: float) -> None:
-        self._start(self._calls.new(_Job(_Kind.DISCOVERY, get_gateway_bot())), now)
+        own = OwnCall(self._discovered, on_later=self._discover_later)
+        self.rest.call(get_gateway_bot(), now, own=own)
 
-    def _discovered(self, info: GatewayInfo, now: float) -> None:
+    def _discover_later(self, error: ProtocolError, now: float) -> None:
+        backoff = self._discovery_backoff
+        delay = backoff.next_delay()
+        if backoff.exhausted:
+            self._fail(f"gateway discovery failed: {error}", now)
+        else:
+            self._discovery_due = now + delay
+            self._out.append(Deliver(Retry.after(backoff, delay, str(error), "discovery")))
+
+    def _discovered(self, outcome: ApiResult[GatewayInfo], now: float) -> None:
+        if outcome.error is not None:
+            self._fail(f"gateway discovery failed: {outcome.error}", now)
+            return
+        self._discovery_backoff.reset()
+        info = outcome.result
+        assert info is not None
         self.gateway_info = info
         try:
             check_session_budget(info, shards=1)
@@ -435,118 +370,7 @@ class BotProtocol(Driven):
                     self._end_unsent_calls(now)
                 self._out.append(action)
 
-    # -- REST ---------------------------------------------------------------------------
-
-    def _start(self, pending: _Pending, now: float) -> None:
-        job = pending.what
-        if self.phase in _STOPPED:  # no caller sends then; should one, it ends here
-            self._finish(pending, None, pending.last_error or self._unsent(), now)
-            return
-        token = self._tokens.current(now)
-        if token is None:
-            self._calls.hold(pending)
-            if not self._tokens.failed:
-                self._fetch_token(now)
-            return
-        assert job.call is not None
-        if job.ticket is not None and pending.attempts:
-            try:  # the same msg_seq again, if the window and the id still allow
-                job.ticket = self.conversations.tracker.retry(job.ticket, now)
-            except ReplyRefused as refused:
-                self._finish(pending, None, refused, now)
-                return
-        self._send(pending, job.call.to_request(self._calls.next_id(), token.value, self._api))
-
-    def _api_error(self, pending: _Pending, error: ApiError, now: float) -> None:
-        landed = error.status >= 500
-        if self._reply_failed(pending, error, reply_code(error), landed, now):
-            return
-        job = pending.what
-        if error.token_rejected and not job.auth_retried and self.phase not in _STOPPED:
-            job.auth_retried = True
-            pending.last_error = error
-            self._calls.hold(pending)
-            self._fetch_token(now, stale=True)
-        elif error.retryable:
-            self._retry_later(pending, error, now)
-        else:
-            self._finish(pending, None, error, now)
-
-    def _retry_later(self, pending: _Pending, error: ProtocolError, now: float) -> None:
-        kind = pending.what.kind
-        if self.phase in _STOPPED:  # no retry: this error is the outcome
-            if kind is _Kind.REST:
-                self._finish(pending, None, error, now)
-            return
-        if kind is _Kind.DISCOVERY:
-            backoff = self._discovery_backoff
-            delay = backoff.next_delay()
-            if backoff.exhausted:
-                self._fail(f"gateway discovery failed: {error}", now)
-            else:
-                self._discovery_due = now + delay
-                self._out.append(Deliver(Retry.after(backoff, delay, str(error), "discovery")))
-            return
-        if self._calls.retry_later(pending, error, now) is None:  # its attempts are spent
-            self._finish(pending, None, error, now)
-
-    def _finish(
-        self,
-        pending: _Pending,
-        result: Any,
-        error: ProtocolError | None,
-        now: float,
-        *,
-        delivered_earlier: bool = False,
-    ) -> None:
-        job = pending.what
-        if job.kind is _Kind.IDENTITY and error is None and self.webhook is not None:
-            self.webhook.bot_id = result.id
-            return  # (a failure is said below, as the call's result)
-        if job.kind is _Kind.DISCOVERY:
-            if error is None:
-                self._discovery_backoff.reset()
-                self._discovered(result, now)
-            else:
-                self._fail(f"gateway discovery failed: {error}", now)
-            return
-        assert job.call is not None
-        if job.ticket is not None and error is None and result is not None:
-            self.conversations.delivered(job.ticket, result, now)
-        elif error is None:  # a proactive send's id is the bot's own too (AstrBot #6931)
-            self.conversations.sent(result, now)
-        outcome = ApiResult(pending.id, job.call, result, error, delivered_earlier)
-        self._out.append(Deliver(outcome))
-
-    def _reply_failed(
-        self, pending: _Pending, error: ProtocolError, code: int | None, landed: bool, now: float
-    ) -> bool:
-        """Report a reply's failed attempt to the ledger; True if that settled the call."""
-        ticket = pending.what.ticket
-        if ticket is None:
-            return False
-        outcome = self.conversations.tracker.failed(ticket, now, code=code, may_have_landed=landed)
-        if outcome is Outcome.DELIVERED:  # 40054005 on a retry: an earlier attempt landed
-            self._finish(pending, None, None, now, delivered_earlier=True)
-        elif outcome is Outcome.DEAD:
-            self._finish(pending, None, error, now)
-        return outcome is not Outcome.FAILED
-
     # -- small helpers ----------------------------------------------------------------------
-
-    def _send(self, pending: _Pending, request: HttpRequest) -> None:
-        self._calls.sent(pending, request.request_id)
-        self._out.append(request)
-
-    def _take(self, request_id: int) -> _Pending:
-        try:
-            return self._calls.answer(request_id)
-        except StrayAnswer as stray:  # the driver answered what we never asked (again)
-            raise LocalProtocolError(
-                f"HTTP answer to no request: {stray}",
-                expected=f"one of {self._calls.in_flight}",
-                received=request_id,
-            ) from None
 
     def _move(self, trigger: BotInput, why: str) -> None:
         change = self._phase.fire(trigger, why)
@@ -569,19 +393,9 @@ class BotProtocol(Driven):
         self._out.append(Failed(reason))
 
     def _end_unsent_calls(self, now: float) -> None:
-        """A stopped bot sends nothing more: the calls that wait end now, with
-        the error their last attempt got, or saying that none was made."""
+        """A stopped bot sends nothing more: the calls that wait end now."""
         self._discovery_due = None
-        for pending in self._calls.take_unsent():
-            if pending.what.kind is _Kind.REST:
-                self._finish(pending, None, pending.last_error or self._unsent(), now)
-
-    def _unsent(self) -> LocalProtocolError:
-        return LocalProtocolError(
-            f"the bot {self.phase.value} before the call was sent",
-            expected="a running bot",
-            received="a call waiting for an access token",
-        )
+        self.rest.stop(self.phase.value, now)
 
     def __repr__(self) -> str:
         gateway = f", gateway={self._gateway!r}" if self._gateway is not None else ""
