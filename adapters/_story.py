@@ -11,10 +11,23 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["STEP_DEADLINE", "Stalled", "StoryBase"]
+__all__ = ["STEP_DEADLINE", "Chapters", "Stalled", "StoryBase"]
 
 #: Every wait in the story ends long before this; the demo as a whole takes seconds.
 STEP_DEADLINE = 10.0
+
+
+class Chapters:
+    """Says each chapter's title under the next number, across both parts of
+    the demo, so a chapter added to one never misnumbers the other's."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.told = 0
+
+    def __call__(self, title: str) -> None:
+        self.told += 1
+        self.say(f"\n{self.told}. {title}")
 
 
 class Stalled(Exception):

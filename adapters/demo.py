@@ -27,7 +27,7 @@ from qqproto.testing import QQSimulator, SimulatorConfig
 
 from . import demo_onebot
 from ._common import DriverError
-from ._story import Stalled, StoryBase
+from ._story import Chapters, Stalled, StoryBase
 from .bot import QQBot
 from .serve import SimulatorServer
 
@@ -95,28 +95,28 @@ class Story(StoryBase):
         await self.until(lambda: "READY" in self.states[after:], "a resumed session")
 
 
-async def tell(say: Callable[[str], None]) -> int:
+async def tell(say: Callable[[str], None], chapter: Chapters) -> int:
     sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET, heartbeat_interval_ms=1000))
     async with SimulatorServer(sim) as server:
         story = Story(say, server, sim)
         say(f"qqproto demo: a bot against the QQ platform simulator at {server.base_url}")
         story.listener = asyncio.create_task(story.listen())
         try:
-            await chapters(story, say)
+            await chapters(story, say, chapter)
         finally:
             await story.bot.close()
             await story.finish()
         return verdict(story, say)
 
 
-async def chapters(story: Story, say: Callable[[str], None]) -> None:
+async def chapters(story: Story, say: Callable[[str], None], chapter: Chapters) -> None:
     sim = story.sim
 
-    say("\n1. Token, gateway discovery, Hello, Identify, READY")
+    chapter("Token, gateway discovery, Hello, Identify, READY")
     await story.bot.start()
     await story.until(lambda: "READY" in story.states, "READY")
 
-    say("\n2. Messages in a group, a C2C chat and a guild channel, each answered")
+    chapter("Messages in a group, a C2C chat and a guild channel, each answered")
     ids = [
         story.push(lambda s, now: s.group_at_message("hello from a group", now)),
         story.push(lambda s, now: s.c2c_message("hi in private", now)),
@@ -125,7 +125,7 @@ async def chapters(story: Story, say: Callable[[str], None]) -> None:
     await story.messages_arrive(*ids)
     await story.all_answered()
 
-    say("\n3. The platform delivers a message twice (a new envelope, the same id)")
+    chapter("The platform delivers a message twice (a new envelope, the same id)")
     [again] = [d for _, _, d, _ in sim.scripted if d["id"] == ids[0]]
     story.server.call(lambda now: sim.dispatch("GROUP_AT_MESSAGE_CREATE", again, now))
     after = story.push(lambda s, now: s.c2c_message("the next message", now))
@@ -133,7 +133,7 @@ async def chapters(story: Story, say: Callable[[str], None]) -> None:
     say(f"   (the copy was dropped: redeliveries = {story.bot.protocol.redeliveries})")
     await story.all_answered()
 
-    say("\n4. The TCP link drops; two messages are sent while the bot is away")
+    chapter("The TCP link drops; two messages are sent while the bot is away")
     mark = len(story.states)
     story.server.call(sim.drop)
     away = [
@@ -144,12 +144,12 @@ async def chapters(story: Story, say: Callable[[str], None]) -> None:
     await story.messages_arrive(*away)
     await story.all_answered()
 
-    say("\n5. The server asks the bot to reconnect (op 7)")
+    chapter("The server asks the bot to reconnect (op 7)")
     mark = len(story.states)
     story.server.call(sim.reconnect)
     await story.resumed(mark)
 
-    say("\n6. The session times out (close 4009): resume, not a new session")
+    chapter("The session times out (close 4009): resume, not a new session")
     mark = len(story.states)
     story.server.call(lambda now: sim.close(4009, now))
     await story.resumed(mark)
@@ -175,8 +175,9 @@ def run(say: Callable[[str], None] = print) -> int:
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        status = asyncio.run(tell(say))
-        return status or asyncio.run(demo_onebot.tell(say, first=7))
+        chapter = Chapters(say)
+        status = asyncio.run(tell(say, chapter))
+        return status or asyncio.run(demo_onebot.tell(say, chapter))
     except (Stalled, DriverError) as error:
         say(f"\nFAILED: {error}")
         return 1

@@ -24,7 +24,7 @@ from qqproto.link import Retry
 from qqproto.onebot import MessageEvent, MetaEvent, to_me
 from qqproto.testing import OneBotSimConfig, OneBotSimulator
 
-from ._story import Stalled, StoryBase
+from ._story import Chapters, Stalled, StoryBase
 from .onebot_bot import OneBotBot
 from .serve import SimulatorServer
 
@@ -88,8 +88,8 @@ class Story(StoryBase):
         return self.pushed[-1]
 
 
-async def tell(say: Callable[[str], None], first: int) -> int:
-    """The chapters, numbered from ``first``; 0 when the story holds, else 1."""
+async def tell(say: Callable[[str], None], chapter: Chapters) -> int:
+    """The chapters, numbered on from ``chapter``'s; 0 when the story holds, else 1."""
     sim = OneBotSimulator(OneBotSimConfig.napcat_like(access_token=TOKEN, heartbeat_interval=1.0))
     async with SimulatorServer(sim) as server:
         story = Story(say, server, sim)
@@ -98,22 +98,22 @@ async def tell(say: Callable[[str], None], first: int) -> int:
         )
         story.listener = asyncio.create_task(story.listen())
         try:
-            await chapters(story, say, first)
+            await chapters(story, say, chapter)
         finally:
             await story.bot.close()
             await story.finish()
         return verdict(story, say)
 
 
-async def chapters(story: Story, say: Callable[[str], None], n: int) -> None:
+async def chapters(story: Story, say: Callable[[str], None], chapter: Chapters) -> None:
     sim = story.sim
 
-    say(f"\n{n}. The forward WebSocket, the token, the connect event")
+    chapter("The forward WebSocket, the token, the connect event")
     await story.bot.start()
     await story.until(lambda: story.bot.self_id is not None, "the connect event")
     say(f"   the bot is {story.bot.self_id}, speaking OneBot v{story.bot.version}")
 
-    say(f"\n{n + 1}. A group message that @s the bot, and a private one, each answered")
+    chapter("A group message that @s the bot, and a private one, each answered")
     ids = [
         story.push(lambda s, now: s.group_message("hello from a group", now, mention_self=True)),
         story.push(lambda s, now: s.private_message("hi in private", now)),
@@ -121,7 +121,7 @@ async def chapters(story: Story, say: Callable[[str], None], n: int) -> None:
     await story.messages_arrive(*ids)
     await story.all_answered()
 
-    say(f"\n{n + 2}. The implementation answers an action twice")
+    chapter("The implementation answers an action twice")
     story.server.call(lambda now: sim.answer_twice())
     ids = [story.push(lambda s, now: s.private_message("answer me once", now))]
     await story.messages_arrive(*ids)
@@ -129,7 +129,7 @@ async def chapters(story: Story, say: Callable[[str], None], n: int) -> None:
     await story.until(lambda: bool(story.violations), "the second answer reported")
     story.server.call(lambda now: sim.answer_twice(False))
 
-    say(f"\n{n + 3}. Heartbeats stop (1 s apart, so the link is dead after 2.5 s)")
+    chapter("Heartbeats stop (1 s apart, so the link is dead after 2.5 s)")
     await story.until(lambda: story.heartbeats > 0, "a heartbeat")  # its interval is known
     retries = len(story.retries)
     story.server.call(lambda now: sim.stop_heartbeats())
@@ -140,7 +140,7 @@ async def chapters(story: Story, say: Callable[[str], None], n: int) -> None:
     await story.messages_arrive(*ids)
     await story.all_answered()
 
-    say(f"\n{n + 4}. An action the implementation never answers (a 1 s deadline here)")
+    chapter("An action the implementation never answers (a 1 s deadline here)")
     story.server.call(lambda now: sim.hold("get_group_info"))
     result = await story.bot.call("get_group_info", {"group_id": int(sim.group_id)})
     if not isinstance(result.error, CallTimeout):

@@ -19,7 +19,7 @@ import logging
 import sys
 from typing import Any
 
-from qqproto.onebot import MessageEvent
+from qqproto.onebot import Event, MessageEvent
 from qqproto.onebot.reverse import OneBotServer
 from qqproto.onebot.serving import Connected, Disconnected, ServeConfig, ServeRefused
 
@@ -55,15 +55,17 @@ class ServeEcho(Answers):
     def on_event(self, event: object, now: float) -> None:
         if isinstance(event, MessageEvent) and event.type == "message":
             self.lines.message(event, event.self_id)
-            if self.echo and event.text:
-                self._answer(event, now)
+            if self.echo and event.text and self._answer(event, now):
+                return
         elif isinstance(event, Connected):
+            impl = f", {event.impl}" if event.impl else ""
             log.info(
-                "%s connected from %s (%s, v%d)",
+                "%s connected from %s (%s, v%d%s)",
                 event.self_id,
                 event.peer,
                 event.role,
                 event.version,
+                impl,
             )
         elif isinstance(event, Disconnected):
             log.info("%s disconnected: %s", event.self_id, event.why)
@@ -71,11 +73,14 @@ class ServeEcho(Answers):
             log.warning("%s", event)
         else:
             self.on_news(event)
+        if isinstance(event, Event):  # nothing to answer with: a POST held for one goes now
+            self.server.quick_reply(event, None, now)
 
-    def _answer(self, event: MessageEvent, now: float) -> None:
+    def _answer(self, event: MessageEvent, now: float) -> bool:
+        """Echo ``event``; False when there is nothing to echo."""
         action = echo_of(event)
         if action is None:
-            return
+            return False
         operation: Any = (
             [{"action": action.name, "params": dict(action.params)}]  # v12: actions to run
             if event.version == 12
@@ -86,6 +91,7 @@ class ServeEcho(Answers):
             self.lines.answered(to, None, True)  # done by the implementation, after our answer
         elif event.self_id is not None:
             self.sent(self.server.call(event.self_id, action, now), event)
+        return True
 
 
 def run(config: ServeConfig, args: argparse.Namespace) -> int:

@@ -253,7 +253,8 @@ def test_v12_offers_its_subprotocol_and_names_its_account_by_its_events() -> Non
     impl = w.dial(self_id=None, **{"Sec-WebSocket-Protocol": "12.walle-q"})
     assert impl.opened
     [connected] = w.of(Connected)
-    assert (connected.self_id, connected.version) == (None, 12)
+    assert (connected.self_id, connected.version, connected.impl) == (None, 12, "walle-q")
+    assert not w.of(ProtocolViolation)
     impl.send(
         {
             "id": "e1",
@@ -268,6 +269,16 @@ def test_v12_offers_its_subprotocol_and_names_its_account_by_its_events() -> Non
         }
     )
     assert w.server.accounts == ["777"]
+
+
+def test_an_implementation_name_outside_the_grammar_is_let_in_and_said() -> None:
+    w = World()
+    impl = w.dial("42", **{"Sec-WebSocket-Protocol": "12.go_cqhttp"})  # go-cqhttp's v12
+    assert impl.opened
+    [connected] = w.of(Connected)
+    assert connected.impl == "go_cqhttp"
+    [violation] = w.of(ProtocolViolation)
+    assert "grammar" in str(violation.error) and "go_cqhttp" in str(violation.error)
 
 
 def test_a_streamed_answer_comes_frame_by_frame() -> None:

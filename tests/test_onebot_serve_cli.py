@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import json
 import signal
 import socket
@@ -17,6 +18,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from qqproto.adapters.onebot_run import Lines
+from qqproto.adapters.onebot_serve import QUICK_WINDOW, ServeEcho
+
+from . import test_onebot_reverse as reverse
 from .e2e_servers import LoopThread
 from .test_onebot_cli import Process, kind
 
@@ -191,3 +196,25 @@ def test_a_port_in_use_fails_with_a_line_and_exit_3(served: tuple[Process, int])
         assert process.wait() == 3
     finally:
         process.kill()
+
+
+@pytest.mark.parametrize(
+    ("segments", "status"),
+    [
+        ([{"type": "text", "data": {"text": "hi"}}], 200),
+        ([{"type": "face", "data": {"id": "1"}}], 204),
+    ],
+)
+def test_with_echo_a_post_with_nothing_to_echo_is_answered_at_once(
+    segments: list[dict[str, Any]], status: int
+) -> None:
+    """No text: ``--echo`` has nothing to say, and the POST is answered now,
+    not when the quick window ends (the server's clock never moves here)."""
+    w = reverse.World(quick_window=QUICK_WINDOW)
+    echo = ServeEcho(w.server, Lines(io.StringIO(), as_json=True), echo=True)
+    body = json.dumps({**reverse.message(42, 5), "message": segments}).encode()
+    reverse.post(w, body)
+    for event in w.delivered:
+        echo.on_event(event, w.now)
+    [conn] = w.posts
+    assert w.answer_of(conn).status == status

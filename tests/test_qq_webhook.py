@@ -222,6 +222,11 @@ def test_a_typed_event_with_a_bad_field_is_delivered_raw_and_reported() -> None:
         (lambda b: (), 401, "no X-Signature"),
         (lambda b: signed(b + b" "), 401, "does not match"),
         (lambda b: signed(b, key=platform_key("another-secret")), 401, "does not match"),
+        (  # another bot's callback: the 401 names the likely cause
+            lambda b: (*signed(b, key=platform_key("another-secret")), ("X-Bot-Appid", "999")),
+            401,
+            "X-Bot-Appid '999' is not this bot's '102000000'",
+        ),
         (lambda b: signed(b, ts=str(int(WALL) - 86_400)), 401, "outside the window"),
         (lambda b: signed(b, ts=str(int(WALL) + 3600)), 401, "outside the window"),
         (lambda b: signed(b, ts="soon"), 401, "outside the window"),

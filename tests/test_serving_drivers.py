@@ -13,6 +13,7 @@ import datetime
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 import time
@@ -263,5 +264,34 @@ def test_forged_stale_and_oversize_callbacks_are_refused(kind: str, loop: LoopTh
         assert status(b"{" + b" " * (2 * 1024 * 1024) + b"}", now) in (413, -1)
         assert status(CALLBACK, now) == 200  # and it goes on serving
         running.wait(lambda: any(isinstance(e, C2CMessageCreate) for e in running.delivered))
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("kind", DRIVERS)
+def test_a_failed_tls_handshake_is_let_go_and_serving_goes_on(
+    kind: str, loop: LoopThread, tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_ssl, client_ssl = tls
+    hook = QQWebhook(WebhookConfig("1", SECRET, port=0, wall_offset=time.time() - time.monotonic()))
+    running = Running(kind, hook, loop, server_ssl=server_ssl)
+    try:
+        # Plain HTTP to the TLS port: no HTTP answer, and the socket is closed
+        # (a hang would time the read out and fail here).
+        with socket.create_connection(("127.0.0.1", hook.port), timeout=DEADLINE) as plain:
+            plain.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            answer = b""
+            try:
+                while chunk := plain.recv(4096):
+                    answer += chunk
+            except ConnectionResetError:  # closed with our bytes unread: a reset, as good
+                pass
+            assert not answer.startswith(b"HTTP/")
+        # A client that does not trust the certificate gives up in the handshake.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            signed_post(hook.port, CALLBACK, ssl.create_default_context())
+        assert signed_post(hook.port, CALLBACK, client_ssl) == 200
+        running.wait(lambda: any(isinstance(e, C2CMessageCreate) for e in running.delivered))
+        running.wait(lambda: not hook.peers)  # every connection, the failed ones too, is gone
     finally:
         running.stop()

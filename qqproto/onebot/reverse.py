@@ -70,6 +70,7 @@ from .http_api import HttpApi
 from .liveness import PING, Liveness
 from .pending import PendingActions
 from .serving import (
+    IMPL_NAME,
     ROLES,
     Connected,
     Disconnected,
@@ -196,6 +197,10 @@ class OneBotServer(HttpService):
         v12 = next((p for p in offered if p.startswith("12.")), None)
         legacy_v12 = request.header("x-onebot-version") == "12"
         version = 12 if v12 or legacy_v12 else 11
+        impl = v12[3:] if v12 else request.header("x-impl") if legacy_v12 else None
+        if impl is not None and not IMPL_NAME.fullmatch(impl):  # go-cqhttp's go_cqhttp: let in
+            why = "an implementation name outside v12's grammar"
+            self._violation(RemoteProtocolError(why, expected=IMPL_NAME.pattern, received=impl))
         self_id = (request.header("x-self-id") or "").strip() or None
         if self_id is None and version == 11:
             self._refuse(conn, 400, "no X-Self-ID: which account is this?")
@@ -220,7 +225,8 @@ class OneBotServer(HttpService):
         self.send(conn, ws.data_to_send())
         replaced = self._claim(session, now) if self_id is not None else False
         peer = self.peers.get(conn, Peer("", 0))
-        self._out.append(Deliver(Connected(conn, self_id, role, version, peer, replaced)))
+        connected = Connected(conn, self_id, role, version, peer, replaced, impl)
+        self._out.append(Deliver(connected))
         self._frames(session, ws.early_events(), now)  # frames sent with the upgrade
 
     def _claim(self, session: _Session, now: float) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -27,6 +28,7 @@ from .config import DEFAULT_MAX_MESSAGE_SIZE
 from .http_api import HttpApi
 
 __all__ = [
+    "IMPL_NAME",
     "ROLES",
     "Connected",
     "Disconnected",
@@ -39,6 +41,8 @@ __all__ = [
 
 Role = Literal["universal", "event", "api"]
 ROLES: Final[dict[str, Role]] = {"universal": "universal", "event": "event", "api": "api"}
+#: v12's grammar for implementation names (``walle-q``, ``go-cqhttp.v2.3``).
+IMPL_NAME: Final = re.compile(r"[a-z][\-a-z0-9]*(\.[\-a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class Connected:
     version: int
     peer: Peer
     replaced: bool = False
+    #: The implementation's name, as a v12 one says it (``12.<impl>``, or ``X-Impl``).
+    impl: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,11 @@ class QQWebhook(HttpService):
                 return self._validate(request.body, peer)
             return _refused(401, "no X-Signature-Ed25519 and X-Signature-Timestamp", peer)
         if not self.key.verify(signature, timestamp.encode() + request.body):
-            return _refused(401, "the signature does not match the body", peer)
+            why = "the signature does not match the body"
+            app = request.header("x-bot-appid")
+            if app is not None and app != self.config.app_id:  # the likeliest cause: say it
+                why += f" (X-Bot-Appid {app[:24]!r} is not this bot's {self.config.app_id!r})"
+            return _refused(401, why, peer)
         wall = now + self._wall_offset
         if not _DIGITS.match(timestamp) or abs(wall - int(timestamp)) > self.config.max_skew:
             return _refused(401, f"timestamp {timestamp[:24]!r} is outside the window", peer)
