@@ -58,7 +58,8 @@ from .phases import BotPhase, TokenPhase
 from .replies import ReplyContext, ReplyTicket, ReplyTracker
 from .reply_rules import ReplyPolicy, ReplyRefused
 from .scenes import Scene
-from .session import Session, TokenWanted
+from .session import IdentifyWanted, Session, TokenWanted
+from .shards import IdentifyGate, ShardPlan
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",
@@ -103,6 +104,8 @@ __all__ = [
     "GuildAuthor",
     "GuildMember",
     "GuildMessage",
+    "IdentifyGate",
+    "IdentifyWanted",
     "Intents",
     "InteractionCreate",
     "InteractionData",
@@ -126,6 +129,7 @@ __all__ = [
     "Resumed",
     "Scene",
     "Session",
+    "ShardPlan",
     "Target",
     "Token",
     "TokenError",

@@ -54,6 +54,10 @@ class GatewayConfig:
     #: WebSocket masking keys and handshake nonces: ``os.urandom`` in drivers;
     #: when None, bytes from the jitter RNG, so runs are reproducible.
     entropy: Entropy | None = field(default=None, compare=False, repr=False)
+    #: Ask before each Identify (``Deliver(IdentifyWanted)``) and wait for
+    #: ``identify_allowed``: shards pace their Identifies through a gate
+    #: (``qqproto.qq.shards``). A Resume never asks.
+    gated: bool = False
 
     def __post_init__(self) -> None:
         if type(self.app_id) is not str or not self.app_id:

@@ -222,13 +222,15 @@ class EventDecoder:
     """Builds typed events from gateway frames; one per gateway session.
 
     ``bot_id`` is READY's ``user.id``: set it when READY arrives (and keep it
-    across resumes) so guild mentions of the bot leave ``text``.
+    across resumes) so guild mentions of the bot leave ``text``. ``shard``
+    marks each event with the shard it came on (``on_shard``; None: not a shard's).
     """
 
-    __slots__ = ("bot_id",)
+    __slots__ = ("bot_id", "shard")
 
-    def __init__(self, bot_id: str | None = None) -> None:
+    def __init__(self, bot_id: str | None = None, shard: tuple[int, int] | None = None) -> None:
         self.bot_id = bot_id
+        self.shard = shard
 
     def decode_frame(self, frame: str | bytes) -> Decoded:
         """``(op, s, t, id, body)`` of one frame, for the gateway's hot path.
@@ -258,6 +260,8 @@ class EventDecoder:
         force_setattr(event, "frame", frame if type(frame) is str else _str(frame))
         if event._WANTS_BOT_ID and self.bot_id:
             force_setattr(event, "bot_id", self.bot_id)
+        if self.shard is not None:
+            force_setattr(event, "on_shard", self.shard)
         return 0, s, event.TYPE, event_id, event
 
     def _decode_frame_slowly(self, frame: str | bytes) -> Decoded:
@@ -286,7 +290,7 @@ class EventDecoder:
         if t in _DECODERS:
             return self._typed(t, seq, event_id, d)
         try:
-            return Dispatch(t, seq, event_id, json_value(d))
+            return Dispatch(t, seq, event_id, json_value(d), self.shard)
         except (*_DECODE_ERRORS, RecursionError) as exc:
             raise _decode_error(t, d, exc) from None
 
@@ -331,6 +335,8 @@ class EventDecoder:
         force_setattr(event, "frame", '{"d":' + _str(d) + "}")
         if event._WANTS_BOT_ID and self.bot_id:
             force_setattr(event, "bot_id", self.bot_id)
+        if self.shard is not None:
+            force_setattr(event, "on_shard", self.shard)
         return event
 
 
@@ -360,8 +366,8 @@ def untyped_event(
             f"dispatch without {what}", expected=expected, received=received
         )
     if isinstance(body, EventDecodeError):  # a typed event with a bad field
-        return Dispatch(t, seq, event_id, body.data), body
+        return Dispatch(t, seq, event_id, body.data, decoder.shard), body
     try:  # a type without a class: d decoded as JSON
         return decoder.decode(t, seq, event_id, body), None
     except EventDecodeError as exc:
-        return Dispatch(t, seq, event_id, exc.data), exc
+        return Dispatch(t, seq, event_id, exc.data, decoder.shard), exc

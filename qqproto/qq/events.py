@@ -11,7 +11,7 @@ dropped. A ``ProtocolViolation`` reports something the server got wrong
 that the gateway survived.
 
 What the decoder sets, once, before an event leaves it (``event_id``,
-``event_seq``, ``frame`` and, for guild messages, ``bot_id``) is spelled
+``event_seq``, ``frame``, ``on_shard`` and, for guild messages, ``bot_id``) is spelled
 ``qqproto.<name>`` on the wire side, so a payload that one day carries such
 a key cannot collide with them. What derives from the fields (``text``,
 ``to_me``, ``empty``, ``Attachment.url``) is a property, computed when read.
@@ -20,7 +20,7 @@ a key cannot collide with them. What derives from the fields (``text``,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -76,12 +76,14 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """One dispatch (op 0) without a typed event: event ``type`` (``t``),
-    ``seq`` (``s``), envelope ``id`` and the data ``d`` as plain JSON values."""
+    ``seq`` (``s``), envelope ``id`` and the data ``d`` as plain JSON values;
+    ``on_shard`` the shard ``(i, n)`` it came on (None: a callback's)."""
 
     type: str
     seq: int | None
     id: str | None
     data: Any
+    on_shard: tuple[int, int] | None = field(default=None, compare=False)
 
 
 #: What msgspec raises for text it cannot decode: its DecodeError (a
@@ -89,7 +91,7 @@ class Dispatch:
 #: holding a lone surrogate; json's errors are ValueErrors too.
 _DECODE_ERRORS = (msgspec.DecodeError, ValueError)
 
-_COMPUTED = frozenset({"event_id", "event_seq", "frame", "bot_id"})
+_COMPUTED = frozenset({"event_id", "event_seq", "frame", "bot_id", "on_shard"})
 
 
 def _wire_name(name: str) -> str | None:
@@ -125,6 +127,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False, rename=_wire_na
     event_id: str | None = None
     event_seq: int | None = None
     frame: str = ""
+    #: The shard ``(i, n)`` the event came on (None: a callback's, or built by
+    #: hand). READY's own ``shard`` is what the server said, kept as it came.
+    on_shard: tuple[int, int] | None = None
 
     @property
     def raw(self) -> Any:
@@ -138,7 +143,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False, rename=_wire_na
 
     def as_dispatch(self) -> Dispatch:
         """The untyped view of this event, as the gateway delivers unknown types."""
-        return Dispatch(self.TYPE, self.event_seq, self.event_id, self.raw)
+        return Dispatch(self.TYPE, self.event_seq, self.event_id, self.raw, self.on_shard)
 
     def __repr__(self) -> str:  # without frame, which repeats every field
         fields = (f"{n}={getattr(self, n)!r}" for n in self.__struct_fields__ if n != "frame")

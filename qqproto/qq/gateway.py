@@ -56,7 +56,7 @@ from .lifecycle import (
 )
 from .login import Login, login_frame, out_of_turn, read_ready, ready_to_resume
 from .payloads import encode_heartbeat
-from .session import AccessToken, Session
+from .session import AccessToken, IdentifyWanted, Session
 
 __all__ = ["GatewayProtocol"]
 
@@ -134,7 +134,7 @@ class GatewayProtocol(Driven):
         self._gateway_url = session.gateway_url if session else config.gateway_url
         self.bot_user: Any = None
         #: Builds typed events; knows the bot's id (READY's user.id) for guild text.
-        self._decoder = EventDecoder(session.bot_id if session else None)
+        self._decoder = EventDecoder(session.bot_id if session else None, config.shard)
 
         # The access token.
         self._token = AccessToken(lambda wanted: self._out.append(Deliver(wanted)))
@@ -143,8 +143,12 @@ class GatewayProtocol(Driven):
         self._beat = Heartbeat()
         self._reset_connection()
 
+        #: Gated: a grant for the next Identify is held, or was asked for.
+        self._granted = False
+        self._asked_grant = False
+
         self._token.want("no access token yet")
-        self._link.open(self._gateway_url)
+        self._open_or_ask()
 
     def _reset_connection(self) -> None:
         self._beat.reset()
@@ -185,7 +189,7 @@ class GatewayProtocol(Driven):
             return None
         link = self._link.state
         if link is LinkState.IDLE:
-            return self._link.reconnect_at
+            return None if self._asked_grant else self._link.reconnect_at
         if link is LinkState.OPEN:
             return self._beat.deadline
         return None
@@ -257,6 +261,19 @@ class GatewayProtocol(Driven):
         self._token.give(token, expires_at, now)
         if self._login is Login.PENDING and self._link.state is LinkState.OPEN:
             self._log_in(now)
+
+    def identify_allowed(self, now: float) -> None:
+        """The identify gate grants this shard its Identify (a gated gateway
+        asked with ``IdentifyWanted``): the connection opens now."""
+        self._asked_grant = False
+        self._granted = True
+        if self.state not in _TERMINAL and self._link.due(now):
+            self._open_or_ask()
+
+    @property
+    def waiting_for_grant(self) -> bool:
+        """Gated, and waiting for ``identify_allowed`` before it connects."""
+        return self._asked_grant
 
     def close(self, now: float, code: int = 1000) -> None:
         """Close the gateway for good (1000 tells the server the session is over)."""
@@ -420,6 +437,8 @@ class GatewayProtocol(Driven):
         frame, self._login = login_frame(
             self.state, token, self._session_id, self._seq, self.config
         )
+        if self._login is Login.IDENTIFY:
+            self._granted = False  # spent (a gated gateway asks again next time)
         self._link.send_text(frame)
         self._beat.logged_in(now)
 
@@ -473,7 +492,18 @@ class GatewayProtocol(Driven):
     def _maybe_connect(self, now: float) -> None:
         if self.state not in _TERMINAL and self._link.due(now):
             self._token.usable(now)  # fetch it while the socket opens, not after Hello
-            self._link.open(self._gateway_url)
+            self._open_or_ask()
+
+    def _open_or_ask(self) -> None:
+        """Open the next connection, unless it will Identify and a gated
+        gateway holds no grant: then ask for one (once), and wait."""
+        will_identify = not (self.state is S.RESUMING and self._session_id is not None)
+        if self.config.gated and will_identify and not self._granted:
+            if not self._asked_grant:
+                self._asked_grant = True
+                self._out.append(Deliver(IdentifyWanted(self.config.shard)))
+            return
+        self._link.open(self._gateway_url)
 
     # -- small helpers ------------------------------------------------------------------
 

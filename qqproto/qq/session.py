@@ -19,6 +19,7 @@ from ..url import BadUrl, Url
 __all__ = [
     "TOKEN_MARGIN",
     "AccessToken",
+    "IdentifyWanted",
     "Session",
     "TokenWanted",
 ]
@@ -37,6 +38,17 @@ class TokenWanted:
 
     reason: str
     stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyWanted:
+    """Delivered by a gated gateway (``GatewayConfig.gated``) before it opens a
+    connection that will Identify: answer with
+    :meth:`GatewayProtocol.identify_allowed` when the identify gate grants
+    ``shard`` its turn (:class:`~qqproto.qq.shards.IdentifyGate`).
+    :class:`~qqproto.qq.BotProtocol` answers it itself."""
+
+    shard: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
