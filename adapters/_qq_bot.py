@@ -11,7 +11,6 @@ import dataclasses
 import os
 import random
 import ssl
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ from qqproto.qq import (
 )
 
 from ._bot import ConfiguredBot, Routing, no_driver_options_in
+from ._wall import wall_offset
 
 __all__ = ["QQ_ROUTING", "QQBotSetup", "make_config"]
 
@@ -118,7 +118,7 @@ class QQBotSetup(ConfiguredBot[BotConfig, BotProtocol, Any]):
     def _protocol(self, config: BotConfig) -> BotProtocol:
         hook = config.webhook
         if hook is not None and hook.wall_offset is None:  # the drivers' clock is monotonic
-            hook = dataclasses.replace(hook, wall_offset=time.time() - time.monotonic())
+            hook = dataclasses.replace(hook, wall_offset=wall_offset())
             self.config = config = dataclasses.replace(config, webhook=hook)
         return BotProtocol(config)
 

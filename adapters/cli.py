@@ -26,6 +26,10 @@ from . import demo
 __all__ = ["build_parser", "main"]
 
 SECRET_VARIABLE = "QQPROTO_SECRET"
+#: OneBot's token and signing secret, when not on the command line (other
+#: users can read a process's arguments).
+ONEBOT_TOKEN_VARIABLE = "QQPROTO_ONEBOT_TOKEN"
+ONEBOT_SECRET_VARIABLE = "QQPROTO_ONEBOT_SECRET"
 #: The option behind each BotConfig field a ConfigError may name.
 OPTION_OF = {
     "app_id": "--app-id",
@@ -173,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="dial an implementation's WebSocket", description="Run a OneBot client."
     )
     ob.add_argument("--ws-url", required=True, type=url("ws", "wss"), help="the forward WebSocket")
-    ob.add_argument("--access-token", help="sent as Authorization: Bearer")
+    ob.add_argument(
+        "--access-token",
+        help=f"sent as Authorization: Bearer (default: the {ONEBOT_TOKEN_VARIABLE} variable)",
+    )
     ob.add_argument(
         "--protocol", choices=("auto", "v11", "v12"), default="auto", help="default: auto"
     )
@@ -192,8 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     obs.add_argument("--host", required=True, help="the address to listen on")
     obs.add_argument("--port", required=True, type=port, help="the port (0: any free one)")
-    obs.add_argument("--access-token", help="what implementations must present (Bearer)")
-    obs.add_argument("--secret", help="v11 HTTP POST: the X-Signature HMAC key")
+    obs.add_argument(
+        "--access-token",
+        help="what implementations must present (Bearer; default: the "
+        f"{ONEBOT_TOKEN_VARIABLE} variable)",
+    )
+    obs.add_argument(
+        "--secret",
+        help="v11 HTTP POST: the X-Signature HMAC key (default: the "
+        f"{ONEBOT_SECRET_VARIABLE} variable)",
+    )
     obs.add_argument("--echo", action="store_true", help="answer each message with its text")
     obs.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     obs.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
@@ -206,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return demo.run(lambda line: print(line, flush=True))
     run_parser: argparse.ArgumentParser = args.run_parser
+    if args.command == "onebot":
+        args.access_token = args.access_token or os.environ.get(ONEBOT_TOKEN_VARIABLE) or None
     if args.command == "onebot" and args.onebot_command == "serve":
+        args.secret = args.secret or os.environ.get(ONEBOT_SECRET_VARIABLE) or None
         from . import onebot_serve  # the driver loads only for a real run
 
         try:

@@ -96,6 +96,14 @@ class ServeEcho(Answers):
 
 def run(config: ServeConfig, args: argparse.Namespace) -> int:
     """Serve until a signal (0) or until the port is lost (3)."""
+    if config.access_token is not None and config.secret is None:
+        # The token guards the WebSockets; NapCat's and LLOneBot's POSTs carry
+        # none (they sign with it), so without a secret POSTs go unchecked.
+        log.warning(
+            "no --secret: v11 events POSTed to %s are taken unsigned (one that "
+            "presents a token must present the right one)",
+            config.event_path,
+        )
 
     async def main() -> int:
         lines = Lines(sys.stdout, as_json=args.json)

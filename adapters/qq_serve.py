@@ -14,9 +14,9 @@ each message with its text through the REST client and the reply ledger, as
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
-import time
 
 from qqproto.errors import ProtocolViolation
 from qqproto.qq import BotConfig, Dispatch, Event
@@ -25,6 +25,7 @@ from qqproto.qq.auth import DEFAULT_TOKEN_URL
 from qqproto.qq.webhook import QQWebhook, WebhookConfig, WebhookRefused
 
 from . import runner
+from ._wall import keep_wall_offset, wall_offset
 from .command import drive, run_command
 from .report import HumanReport, JsonReport, Report
 
@@ -42,7 +43,7 @@ def config_from(args: argparse.Namespace, secret: str) -> WebhookConfig:
         host=args.host,
         port=args.port,
         path=args.path,
-        wall_offset=time.time() - time.monotonic(),
+        wall_offset=wall_offset(),
     )
 
 
@@ -62,7 +63,11 @@ def run(config: WebhookConfig, args: argparse.Namespace) -> int:
             elif isinstance(event, WebhookRefused | ProtocolViolation):
                 log.warning("%s", event)
 
-        return await drive(hook, on_event, lines)
+        keeper = asyncio.create_task(keep_wall_offset(lambda: hook))
+        try:
+            return await drive(hook, on_event, lines)
+        finally:
+            keeper.cancel()
 
     async def bot() -> int:
         api_base = SANDBOX_BASE_URL if args.sandbox else args.api_base or PRODUCTION_BASE_URL

@@ -33,6 +33,7 @@ from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
 from qqproto.qq.auth import DEFAULT_TOKEN_URL
 
 from ._common import DriverError, DriverFailed
+from ._wall import keep_wall_offset
 from .bot import QQBot
 from .report import HumanReport, JsonReport, Report, prepare_output
 
@@ -135,6 +136,7 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
         loop.add_signal_handler(signum, stop.set)
     events = asyncio.create_task(runner.events())
     stopped = asyncio.create_task(stop.wait())
+    keeper = asyncio.create_task(keep_wall_offset(lambda: bot.protocol.webhook))
     failure: str | None = None  # reported last, after the close's own state lines
     try:
         await asyncio.wait({events, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -153,9 +155,10 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         stopped.cancel()
+        keeper.cancel()
         await bot.close()
         await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
-        await asyncio.gather(events, stopped, return_exceptions=True)
+        await asyncio.gather(events, stopped, keeper, return_exceptions=True)
     if failure is not None:
         report.failed(failure)
         return EXIT_FAILED

@@ -145,6 +145,7 @@ class HttpServerConnection:
         self._head: h11.Request | None = None
         self._body = bytearray()
         self._answer_due = False  # a Request or Upgrade was handed out, not yet answered
+        self._ahead = 0  # bytes read while an answer is due (h11 holds them)
         self._skipping: int | None = None  # bytes of a refused request's body skipped
         self.upgraded = False  # an Upgrade was given: HTTP is over on this connection
         self.closed = False  # the connection is to be closed after data_to_send()
@@ -155,6 +156,11 @@ class HttpServerConnection:
         """Feed what the connection read (``b""`` at EOF); what came, in order."""
         if self.upgraded or self.closed:
             return []
+        if self._answer_due:  # pipelined: bounded, or a client could fill memory
+            self._ahead += len(data)
+            if self._ahead > self.max_header_size + self.max_body_size:
+                self.closed = True
+                return [Dropped(f"over {self._ahead} bytes sent ahead of an answer")]
         self._h11.receive_data(data)
         return self._events()
 
@@ -230,6 +236,8 @@ class HttpServerConnection:
         if (_header(head, b"upgrade") or "").lower() == "websocket":
             return self._upgrade(head, method)
         self._head = head
+        if self._h11.they_are_waiting_for_100_continue:  # curl waits 1 s for this otherwise
+            self._out += self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
         return None
 
     def _upgrade(self, head: h11.Request, method: str) -> Incoming:
@@ -285,7 +293,7 @@ class HttpServerConnection:
                 expected="a Request or Upgrade from receive_data, answered once",
                 received=f"respond({status})",
             )
-        self._answer_due = False
+        self._answer_due, self._ahead = False, 0
         self._send_answer(status, list(headers), body, close=self.upgraded)
         return [] if self.closed else self._events()
 

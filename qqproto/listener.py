@@ -112,6 +112,7 @@ class HttpService(Driven):
         self._lifecycle = TABLE.lifecycle(ListenerState.STARTING)
         self._http: dict[int, HttpServerConnection] = {}
         self.peers: dict[int, Peer] = {}
+        self._letting_go: set[int] = set()  # HTTP closed them; the driver has yet to say
         self._now = 0.0  # of the driver call under way (a pipelined request's)
         # What came on a connection and waits its turn: a loop, not a recursion,
         # serves pipelined requests (a thousand in one read must not nest).
@@ -147,8 +148,12 @@ class HttpService(Driven):
     def respond(
         self, conn: int, status: int, headers: Collection[tuple[str, str]] = (), body: bytes = b""
     ) -> None:
-        """Answer the request (or refuse the upgrade) ``conn`` handed out last."""
+        """Answer the request (or refuse the upgrade) ``conn`` handed out last.
+        On a connection being let go (a client that broke its bounds), the
+        answer has nowhere to go and is dropped."""
         http = self._http.get(conn)
+        if http is None and conn in self._letting_go:
+            return
         if http is None:
             raise LocalProtocolError(
                 "no HTTP connection to answer on",
@@ -218,6 +223,7 @@ class HttpService(Driven):
         self._http.pop(conn, None)
         self._queue.pop(conn, None)
         self._idle_since.pop(conn, None)
+        self._letting_go.discard(conn)
         if self.peers.pop(conn, None) is not None:
             self.on_closed(conn, now)
 
@@ -279,6 +285,7 @@ class HttpService(Driven):
         self.send(conn, http.data_to_send())
         if http.closed:
             self._http.pop(conn, None)
+            self._letting_go.add(conn)
             self.disconnect(conn)
 
     def _check_listener(self, listener: int, call: str) -> None:

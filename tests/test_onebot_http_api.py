@@ -9,9 +9,10 @@ from typing import Literal
 
 import pytest
 
-from qqproto.actions import HttpRequest
+from qqproto.actions import Deliver, HttpRequest, Listen
+from qqproto.contract import Peer
 from qqproto.errors import ConfigError, LocalProtocolError, NotSent, ProtocolViolation
-from qqproto.http import HttpResponse
+from qqproto.http import HttpConnection, HttpResponse
 from qqproto.onebot import ActionResult, Chat, send_message
 from qqproto.onebot.actions import Action
 from qqproto.onebot.http_api import HttpApi, TokenRefused
@@ -98,3 +99,28 @@ def test_http_answers_that_come_late_or_to_nothing() -> None:
     assert any(isinstance(getattr(a, "event", None), ProtocolViolation) for a in server.actions())
     with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
         server.http_response(999, HttpResponse(200, (), b"{}"), 2.0)
+
+
+def test_the_http_api_takes_only_the_accounts_that_post_here() -> None:
+    """One ``api_url`` is one implementation's: once accounts POST events, an
+    action for another account is not sent to it."""
+    server = OneBotServer(ServeConfig(port=0, api_url="http://127.0.0.1:5700/"))
+    [listen] = server.actions()
+    assert isinstance(listen, Listen)
+    server.listening(listen.listener, "127.0.0.1", 8080, 0.0)
+    before = server.call("999", Action("get_status"), 0.0)  # no account POSTed yet: any goes
+    assert any(isinstance(a, HttpRequest) for a in server.actions())
+    server.connection_accepted(listen.listener, -1, Peer("127.0.0.1", 6000), 0.0)
+    event = {"post_type": "meta_event", "meta_event_type": "heartbeat", "self_id": 42,
+             "time": 1, "interval": 5000, "status": {}}  # fmt: skip
+    url = "http://127.0.0.1:8080/onebot/event"
+    post = HttpRequest(1, "POST", url, (), json.dumps(event).encode())
+    server.receive_data(-1, HttpConnection().send(post), 0.0)
+    server.actions()
+    other = server.call("999", Action("get_status"), 0.0)
+    [said] = [a.event for a in server.actions() if isinstance(a, Deliver)]
+    assert isinstance(said, ActionResult) and said.call_id == other
+    assert isinstance(said.error, NotSent)
+    assert "POST events here" in str(said.error) and before != other
+    server.call(42, Action("get_status"), 0.0)
+    assert any(isinstance(a, HttpRequest) for a in server.actions())

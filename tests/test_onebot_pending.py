@@ -55,7 +55,9 @@ def test_a_socket_going_ends_its_calls_only() -> None:
     assert set(results) == {on_a.id}
     assert isinstance(results[on_a.id].error, RemoteProtocolError)
     assert "socket 1 closed" in str(results[on_a.id].error)
-    pending.answered(_answer(str(on_b.id)), 1.0)  # the other socket's call lives on
+    pending.answered(_answer(str(on_b.id)), 1.0, tag=1)  # socket 1 cannot answer it
+    assert on_b.id not in _results(out)
+    pending.answered(_answer(str(on_b.id)), 1.0, tag=2)  # its own socket does
     assert _results(out)[on_b.id].error is None
 
 

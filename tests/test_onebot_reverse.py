@@ -523,3 +523,78 @@ def test_an_empty_authorization_header_is_no_token() -> None:
 def test_an_empty_secret_is_refused() -> None:
     with pytest.raises(ConfigError, match="secret"):
         ServeConfig(secret="")
+
+
+def test_an_event_for_another_account_on_a_socket_is_its_sockets_and_said() -> None:
+    w = World()
+    impl = w.dial("42")
+    impl.send(message(7, 1))  # self_id 7 on account 42's connection
+    [event] = w.of(MessageEvent)
+    assert event.self_id == 42  # answers go back where it came from
+    [violation] = w.of(ProtocolViolation)
+    assert "another account" in str(violation.error)
+
+
+def test_an_answer_on_another_accounts_socket_settles_nothing() -> None:
+    w = World()
+    a, b = w.dial("1"), w.dial("2")
+    call = w.server.call("1", Action("get_status"), w.now)
+    w.pump()
+    [frame] = a.frames()
+    b.send({"status": "failed", "retcode": 1404, "data": None, "echo": frame["echo"]})
+    assert not w.of(ActionResult)
+    assert "another connection" in str(w.of(ProtocolViolation)[0].error)
+    a.send({"status": "ok", "retcode": 0, "data": {}, "echo": frame["echo"]})
+    [result] = w.of(ActionResult)
+    assert result.call_id == call and result.ok
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/", (), 426),  # the WebSocket path is no event path
+        ("POST", "/onebot/event", (("Authorization", "Bearer nope"),), 403),  # a wrong token
+        ("POST", "/onebot/event", (("X-Self-ID", "43"),), 400),  # another account's header
+    ],
+)
+def test_requests_that_are_no_good_event_posts(
+    method: str, path: str, headers: tuple[tuple[str, str], ...], status: int
+) -> None:
+    w = World()
+    conn = w.next_conn
+    w.next_conn -= 1
+    client = HttpConnection()
+    w.server.connection_accepted(w.listener, conn, Peer("127.0.0.1", 6000), w.now)
+    request = HttpRequest(1, method, f"http://127.0.0.1:8080{path}", headers, BODY)
+    w.server.receive_data(conn, client.send(request), w.now)
+    w.posts[conn] = client
+    assert w.answer_of(conn).status == status
+    assert not w.of(MessageEvent)
+
+
+def test_an_empty_bearer_falls_back_to_the_query_token() -> None:
+    w = World()
+    empty = (("Authorization", "Bearer"), ("X-Self-ID", "42"))  # NapCat's, as h11 sends it
+    impl = Impl(w, empty, query=f"?access_token={TOKEN}")
+    assert impl.opened
+
+
+def test_bytes_sent_ahead_of_a_pending_answer_are_bounded() -> None:
+    """A POST waiting for its quick operation: a client that streams on is let
+    go once it sent more than one whole request could hold, and the late
+    quick operation has nowhere to go (no error)."""
+    w = World(quick_window=30.0, max_body_size=1024)
+    post(w, BODY)
+    [conn] = w.posts
+    [event] = w.of(MessageEvent)
+    for _ in range(100):
+        w.server.receive_data(conn, b"x" * 1024, w.now)
+    out = w.server.actions()
+    assert Disconnect(conn) in out  # let go, its bytes dropped
+    refusals = [
+        a.event for a in out if isinstance(a, Deliver) and isinstance(a.event, ServeRefused)
+    ]
+    assert len(refusals) == 1 and "ahead of an answer" in refusals[0].why
+    # Before the driver says the connection is gone, the answer has nowhere to go.
+    assert w.server.quick_reply(event, {"reply": "late"}, w.now)
+    assert not [a for a in w.server.actions() if isinstance(a, SendData)]

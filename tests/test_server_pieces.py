@@ -357,3 +357,22 @@ def test_an_upgrade_with_bytes_no_header_may_hold_is_refused_not_crashed_on() ->
     assert isinstance(refused, Refused) and refused.status == 400
     with pytest.raises(RemoteProtocolError, match="bad WebSocket upgrade"):
         WebSocketServer(bad)
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body() -> None:
+    server = HttpServerConnection(ROUTES)
+    head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    assert server.receive_data(head) == []
+    assert server.data_to_send() == b"HTTP/1.1 100 \r\n\r\n"
+    [request] = server.receive_data(b"{}")
+    assert isinstance(request, Request) and request.body == b"{}"
+
+
+def test_bytes_sent_ahead_of_an_answer_are_bounded() -> None:
+    server = HttpServerConnection(ROUTES, max_header_size=1024, max_body_size=1024)
+    [request] = server.receive_data(post(body=b"{}"))
+    assert isinstance(request, Request)
+    assert server.receive_data(post(body=b"{}")) == []  # one pipelined request: fine
+    [dropped] = server.receive_data(b"x" * 4096)
+    assert isinstance(dropped, Dropped) and "ahead of an answer" in dropped.why
+    assert server.closed

@@ -74,12 +74,19 @@ class PendingActions:
 
     # -- answers -----------------------------------------------------------------------
 
-    def answered(self, answer: Answer, now: float) -> None:
-        """An answer frame came on a socket: end its call, or say it is stray."""
+    def answered(self, answer: Answer, now: float, tag: Hashable = None) -> None:
+        """An answer frame came on the socket ``tag``: end its call, or say it
+        is stray. Only the socket a call went out on answers it: echoes are
+        easy to guess, and one implementation must not settle another's."""
         echo = answer.echo
         key = str(echo) if type(echo) is int else echo  # a numeric echo whose text is ours
         if type(key) is not str or not key:
             self._stray(StrayAnswer(echo, "an answer with an echo we never send", late=False))
+            return
+        call_id = int(key) if key.isdigit() and len(key) < 20 else None
+        if call_id in self._sockets and self._sockets[call_id] != tag:
+            why = "an answer to an action sent on another connection"
+            self._stray(StrayAnswer(echo, why, late=False))
             return
         final = not answer.continues
         try:

@@ -50,6 +50,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from ..actions import Deliver
 from ..contract import Peer
 from ..errors import (
@@ -64,7 +66,7 @@ from ..ttl import TTLMap
 from ..ws import BytesReceived, Closed, TextReceived
 from ..ws_server import WebSocketServer
 from .actions import Action, Answer
-from .events import Event, MetaEvent
+from .events import Event, MetaEvent, opaque_id
 from .frames import read_frame
 from .http_api import HttpApi
 from .liveness import PING, Liveness
@@ -129,7 +131,11 @@ class OneBotServer(HttpService):
     def call(self, self_id: str | int, action: Action, now: float) -> int:
         """Send ``action`` to account ``self_id``: on its WebSocket, or else to
         ``api_url`` over HTTP. Its outcome comes back as ``Deliver(ActionResult)``
-        under the id returned; with neither way, at once, as ``NotSent``."""
+        under the id returned; with neither way, at once, as ``NotSent``.
+
+        ``api_url`` is one implementation's: it takes the actions of the
+        accounts whose events are POSTed here (of any account while none has
+        been), never those of an account it does not serve."""
         pending = self._pending.new(action)
         frame = action.frame(str(pending.id))  # before the call is registered: it may raise
         session = self._api_session(str(self_id))
@@ -137,15 +143,21 @@ class OneBotServer(HttpService):
             self._pending.on_socket(pending, now, tag=session.conn)
             session.ws.send_text(frame)
             self.send(session.conn, session.ws.data_to_send())
-        elif self.config.api_url is not None:
+        elif self.config.api_url is not None and self._api_serves(str(self_id), now):
             learned = self._versions.get(str(self_id), now, 11)
             version = self.config.api_version if self.config.api_version else learned
             api = HttpApi(self.config.api_url, version, self.config.access_token)
             self._pending.over_http(pending, api, now)
         else:
             why = f"{action.name} not sent: no connection from account {self_id}"
+            if self.config.api_url is not None:
+                why += ", and the HTTP API serves the accounts that POST events here"
             self._pending.settle(pending, error=NotSent(why))
         return pending.id
+
+    def _api_serves(self, self_id: str, now: float) -> bool:
+        self._versions.expire(now)
+        return len(self._versions) == 0 or self._versions.contains(self_id, now)
 
     def http_response(self, request_id: int, response: HttpResponse, now: float) -> None:
         """The HTTP API's answer to an action (a refused token is said, not final)."""
@@ -253,6 +265,9 @@ class OneBotServer(HttpService):
     # -- events POSTed (v11 HTTP POST, v12 webhook: spec 1.2, 1.3, 7.1) ---------------------
 
     def on_request(self, conn: int, request: Request, now: float) -> None:
+        if request.path != self.config.event_path:  # a GET on the WebSocket path
+            self._refuse(conn, 426, "this path takes WebSocket upgrades only")
+            return
         status, why = self._check_post(request)
         if status:
             self._refuse(conn, status, why)
@@ -268,6 +283,10 @@ class OneBotServer(HttpService):
         if (request.header("x-onebot-version") == "12") != (event.version == 12):
             self._refuse(conn, 400, f"a v{event.version} event under another version's header")
             return
+        said = (request.header("x-self-id") or "").strip()
+        if said and event.self_id is not None and said != str(event.self_id):
+            self._refuse(conn, 400, f"X-Self-ID {said[:24]!r} names another account than the event")
+            return
         if event.self_id is not None:
             self._versions.set(str(event.self_id), event.version, now)
         self._out.append(Deliver(event))  # before what follows on the connection
@@ -278,12 +297,17 @@ class OneBotServer(HttpService):
 
     def _check_post(self, request: Request) -> tuple[int, str]:
         """v12 webhooks by the token, v11 POSTs by the signature; a header that
-        says v12 never skips a secret that no token stands in for."""
+        says v12 never skips a secret that no token stands in for. A v11 POST
+        that presents a token must present the right one (NapCat and LLOneBot
+        send none, and sign with theirs)."""
         config = self.config
+        token_status, why = check_token(request, config.access_token)
         if request.header("x-onebot-version") == "12":
             if config.access_token is None and config.secret is not None:
                 return 401, "a v12 webhook needs the access token, and none is set here"
-            return check_token(request, config.access_token)
+            return token_status, why
+        if token_status == 403:
+            return token_status, why
         return check_signature(request, config.secret)
 
     def quick_reply(
@@ -337,7 +361,7 @@ class OneBotServer(HttpService):
             self._violation(error)
             return
         if isinstance(frame, Answer):
-            self._pending.answered(frame, now)
+            self._pending.answered(frame, now, session.conn)
             return
         self._on_event(session, frame, now)
 
@@ -345,6 +369,14 @@ class OneBotServer(HttpService):
         if session.self_id is None and event.self_id is not None:  # v12: it says now
             session.self_id = str(event.self_id)
             self._claim(session, now)
+        elif session.version == 11 and session.self_id and event.self_id is not None:
+            said = str(event.self_id)
+            if said != session.self_id:  # the socket's account is the one answers go to
+                why = "an event for another account than its connection's X-Self-ID"
+                self._violation(RemoteProtocolError(why, expected=session.self_id, received=said))
+                sid = session.self_id
+                mine = int(sid) if sid.isdigit() and len(sid) < 20 else opaque_id(sid)
+                msgspec.structs.force_setattr(event, "self_id", mine)
         if isinstance(event, MetaEvent) and event.interval is not None:
             session.liveness.heartbeat(event.interval, now)
         self._out.append(Deliver(event))

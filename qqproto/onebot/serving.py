@@ -142,16 +142,20 @@ class ServeRefused:
 
 def check_token(request: Request, token: str | None) -> tuple[int, str]:
     """(0, "") when the request's token passes (or none is asked for); else
-    the status and why."""
+    the status and why: 401 when it presents none, 403 when it presents a
+    wrong one. ``Authorization: Bearer <t>`` (or go-cqhttp's ``Token <t>``)
+    counts first; an empty one (NapCat's ``Bearer ``) counts as none, and
+    the ``access_token`` query is read then."""
     if token is None:
         return 0, ""
-    header = request.header("authorization") or None  # an empty header is none
-    if header is not None:
-        scheme, _, offered = header.partition(" ")
+    offered = ""
+    header = (request.header("authorization") or "").strip()
+    if header:
+        scheme, _, rest = header.partition(" ")
         if scheme.lower() not in ("bearer", "token"):
             return 403, f"Authorization scheme {scheme[:20]!r} (Bearer or Token)"
-        offered = offered.strip()
-    else:
+        offered = rest.strip()
+    if not offered:
         offered = (request.query.get("access_token") or [""])[-1]
     if not offered:
         return 401, "no access token"

@@ -150,7 +150,10 @@ class QQWebhook(HttpService):
                 None,
             )
         self.config = config
-        self._wall_offset = config.wall_offset
+        #: Wall time minus the driver's clock. Whoever runs the endpoint may set
+        #: it again as the host's clock moves (an NTP step, a suspend); the
+        #: ``qqproto qq serve`` command does so every minute.
+        self.wall_offset: float = config.wall_offset
         self.key = CallbackKey(config.secret)
         self._decoder = EventDecoder()
         self._seen: TTLMap[str, None] = TTLMap(config.dedup_ttl)
@@ -196,9 +199,9 @@ class QQWebhook(HttpService):
             why = "the signature does not match the body"
             app = request.header("x-bot-appid")
             if app is not None and app != self.config.app_id:  # the likeliest cause: say it
-                why += f" (X-Bot-Appid {app[:24]!r} is not this bot's {self.config.app_id!r})"
+                why += f" (X-Bot-Appid {app[:24]!r} names another bot)"
             return _refused(401, why, peer)
-        wall = now + self._wall_offset
+        wall = now + self.wall_offset
         if not _DIGITS.match(timestamp) or abs(wall - int(timestamp)) > self.config.max_skew:
             return _refused(401, f"timestamp {timestamp[:24]!r} is outside the window", peer)
         try:
