@@ -272,7 +272,7 @@ def test_the_reconnect_backoff_is_configured_on_the_bot() -> None:
 
 def test_misuse_is_a_local_protocol_error() -> None:
     w = World()
-    with pytest.raises(LocalProtocolError, match="no gateway connection was asked for"):
+    with pytest.raises(LocalProtocolError, match="a connection no shard asked for"):
         w.bot.connection_made(w.conn, 0.0)
     with pytest.raises(LocalProtocolError, match="HTTP answer to no request"):
         w.bot.http_response(999, token_reply(), 0.0)

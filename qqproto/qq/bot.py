@@ -28,10 +28,10 @@ timeout), ``http_failed(request_id, now, reason)``.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..actions import Deliver, Failed
+from ..actions import Action, Deliver, Failed
 from ..backoff import Backoff
 from ..contract import Driven, Peer
 from ..errors import LocalProtocolError, ProtocolError
@@ -44,14 +44,13 @@ from .events import Ready
 from .gateway import GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .rest import OwnCall, RestClient, TokenHooks
-from .results import GatewayInfo, check_session_budget
-from .session import Session, TokenWanted
+from .results import GatewayInfo
+from .session import Session
+from .shard_set import ShardSet
+from .shards import IdentifyGate, ShardPlan, plan_shards
 from .webhook import QQWebhook
 
 __all__ = ["BotProtocol"]
-
-#: A token the gateway gets must still live this long (its own margin is 10 s).
-GATEWAY_TOKEN_MARGIN = 15.0
 
 
 #: The phases a bot never leaves: nothing opens, and no request goes out, once in one.
@@ -61,7 +60,13 @@ _STOPPED = (BotPhase.FAILED, BotPhase.CLOSED)
 class BotProtocol(Driven):
     """One bot (one shard): tokens, discovery, the gateway and REST calls."""
 
-    def __init__(self, config: BotConfig, session: Session | None = None) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        session: Session | None = None,
+        *,
+        sessions: Iterable[Session] = (),
+    ) -> None:
         super().__init__()
         self.config = config
         self._rng = config.rng or random.Random(config.seed)
@@ -71,10 +76,8 @@ class BotProtocol(Driven):
             cap=config.backoff_cap,
             max_attempts=config.max_attempts,
         )
-        self._session = session
-        self._gateway: GatewayProtocol | None = None
-        self._given: str | None = None  # the token the gateway last got
-        self._gateway_asked = False
+        #: Saved sessions to resume, by shard id.
+        self._sessions = {s.shard[0]: s for s in ([session] if session else []) + [*sessions]}
         self._discovery_due: float | None = None
         self.conversations = Conversations(config.reply_policies, dedup_ttl=config.dedup_ttl)
         #: The token and every REST call.
@@ -84,6 +87,13 @@ class BotProtocol(Driven):
             self.conversations,
             TokenHooks(ready=self._token_ready, lost=self._fail),
             lambda action: self._out.append(action),  # late: actions() swaps the list
+        )
+        #: The gateways, one per shard, with the gate their Identifies pass.
+        self.shards = ShardSet(
+            self.rest,
+            IdentifyGate(),
+            self._from_gateway,
+            external_gate=config.external_gate,
         )
         self._phase = BOT_TABLE.lifecycle(BotPhase.AUTHENTICATING)
         self.gateway_info: GatewayInfo | None = None
@@ -101,7 +111,13 @@ class BotProtocol(Driven):
 
     @property
     def gateway(self) -> GatewayProtocol | None:
-        return self._gateway
+        """The first shard's gateway (the only one, unless ``config.shards``)."""
+        return next(iter(self.shards.gateways.values()), None)
+
+    @property
+    def gateways(self) -> dict[int, GatewayProtocol]:
+        """Every shard's gateway, by shard id."""
+        return dict(self.shards.gateways)
 
     @property
     def redeliveries(self) -> int:
@@ -111,9 +127,7 @@ class BotProtocol(Driven):
     def next_deadline(self) -> float | None:
         if self.phase in _STOPPED:
             return None
-        times = [self.rest.next_deadline(), self._discovery_due]
-        if self._gateway is not None:
-            times.append(self._gateway.next_deadline())
+        times = [self.rest.next_deadline(), self._discovery_due, self.shards.next_deadline()]
         if self.webhook is not None:
             times.append(self.webhook.next_deadline())
         return min((t for t in times if t is not None), default=None)
@@ -165,9 +179,7 @@ class BotProtocol(Driven):
         """
         if self.phase in _STOPPED:
             return
-        if self._gateway is not None and self._gateway.state.name not in ("FAILED", "CLOSED"):
-            self._gateway.close(now)
-            self._pump(now)
+        self.shards.close(now)
         if self.webhook is not None:
             self.webhook.close(now)
             self._pump_webhook(now)
@@ -177,24 +189,26 @@ class BotProtocol(Driven):
     # -- the driver contract ---------------------------------------------------------
 
     def connection_made(self, conn: int, now: float) -> None:
-        self._need_gateway().connection_made(conn, now)
-        self._pump(now)
+        self.shards.connection_made(conn, now)
 
     def receive_data(self, conn: int, data: bytes, now: float) -> None:
         if self.webhook is not None and conn < 0:  # accepted, so the endpoint's (contract.py)
             self.webhook.receive_data(conn, data, now)
             self._pump_webhook(now)
             return
-        self._need_gateway().receive_data(conn, data, now)
-        self._pump(now)
+        self.shards.receive_data(conn, data, now)
 
     def connection_lost(self, conn: int, now: float, reason: str | None = None) -> None:
         if self.webhook is not None and conn < 0:
             self.webhook.connection_lost(conn, now, reason)
             self._pump_webhook(now)
             return
-        self._need_gateway().connection_lost(conn, now, reason)
-        self._pump(now)
+        self.shards.connection_lost(conn, now, reason)
+
+    def identify_allowed(self, shard_id: int, now: float) -> None:
+        """With ``config.external_gate``: the outside gate lets shard ``shard_id``
+        Identify (it asked with ``Deliver(IdentifyWanted)``)."""
+        self.shards.identify_allowed(shard_id, now)
 
     # the callback endpoint's calls (webhook mode)
 
@@ -237,9 +251,7 @@ class BotProtocol(Driven):
         if self._discovery_due is not None and now >= self._discovery_due:
             self._discovery_due = None
             self._discover(now)
-        if self._gateway is not None:
-            self._gateway.handle_timer(now)
-            self._pump(now)
+        self.shards.handle_timer(now)
         if self.webhook is not None:
             self.webhook.handle_timer(now)
             self._pump_webhook(now)
@@ -260,37 +272,18 @@ class BotProtocol(Driven):
                 # Guild messages name the bot by its user id: the gateway's READY
                 # says it; callbacks alone must ask (spec 10.4).
                 self.rest.call(get_me(), now, own=OwnCall(self._identified))
-            elif self.config.gateway_url or self._session:
-                self._start_gateway(self.config.gateway_url, now)
+            elif self.config.gateway_url or self._all_resume():
+                self._start_shards(self.config.gateway_url, None, now)
             else:
                 self._move(BotInput.TOKEN, "access token received")
                 self._discover(now)
-        if self._gateway is not None and (self._gateway_asked or self._given is not None):
-            self._give_gateway(token, expires_at, now)
+        self.shards.token_ready(token, expires_at, now)
 
     def _identified(self, outcome: ApiResult[Any], now: float) -> None:
         if outcome.error is not None:  # said as the call's result
             self._out.append(Deliver(outcome))
         elif self.webhook is not None and outcome.result is not None:
             self.webhook.bot_id = outcome.result.id
-
-    def _give_gateway(self, token: str, expires_at: float, now: float) -> None:
-        assert self._gateway is not None
-        self._gateway_asked = False
-        self._given = token
-        self._gateway.token_received(token, expires_at, now)
-        self._pump(now)
-
-    def _gateway_wants_token(self, wanted: TokenWanted, now: float) -> None:
-        current = self.rest.token(now)
-        fresh = current is not None and now < current.expires_at - GATEWAY_TOKEN_MARGIN
-        # A stale token is the one the server refused (close 4004, a dropped
-        # session): a newer one we hold will do, the same one will not.
-        if current is not None and fresh and not (wanted.stale and current.value == self._given):
-            self._give_gateway(current.value, current.expires_at, now)
-            return
-        self._gateway_asked = True
-        self.rest.fetch_token(now, stale=wanted.stale)
 
     # -- discovery and the gateway --------------------------------------------------------
 
@@ -315,60 +308,82 @@ class BotProtocol(Driven):
         info = outcome.result
         assert info is not None
         self.gateway_info = info
+        self._start_shards(info.url, info, now)
+
+    def _planned(self) -> tuple[int, tuple[int, ...]]:
+        """(count, ids) as the configuration says, before any discovery."""
+        config = self.config
+        if config.shards is None:
+            return config.shard[1], (config.shard[0],)
+        assert config.shards != "auto"  # BotConfig lets "auto" through only with discovery
+        return config.shards, tuple(config.shard_ids or range(config.shards))
+
+    def _all_resume(self) -> bool:
+        """Every planned shard holds a session: no discovery is needed."""
+        if self.config.shards == "auto" or not self._sessions:
+            return False
+        return all(i in self._sessions for i in self._planned()[1])
+
+    def _plan(self, info: GatewayInfo | None) -> ShardPlan:
+        config = self.config
+        if info is None:
+            return ShardPlan(*self._planned())
+        resuming = frozenset(self._sessions)
+        if config.shards is None:
+            i, n = config.shard
+            return plan_shards(info, n, range(i, i + 1), resuming=resuming)
+        count = None if config.shards == "auto" else config.shards
+        return plan_shards(info, count, config.shard_ids, resuming=resuming)
+
+    def _start_shards(self, url: str | None, info: GatewayInfo | None, now: float) -> None:
         try:
-            check_session_budget(info, shards=1)
-        except ProtocolError as error:
+            plan = self._plan(info)
+        except ProtocolError as error:  # over the start budget, or a slice beyond the count
             self._fail(str(error), now)
             return
-        self._start_gateway(info.url, now)
-
-    def _start_gateway(self, url: str | None, now: float) -> None:
+        self.shards.gate.set_concurrency(plan.max_concurrency)
         config = self.config
-        session = self._session
-        gateway_config = GatewayConfig(
-            config.app_id,
-            config.intents,
-            config.shard,
-            url or (session.gateway_url if session else ""),
-            max_attempts=config.max_attempts,
-            backoff_base=config.backoff_base,
-            backoff_cap=config.backoff_cap,
-            rng=self._rng,
-            entropy=config.entropy,
-        )
-        self._gateway = GatewayProtocol(gateway_config, session, ids=self._ids)
-        self._move(BotInput.GATEWAY, f"gateway at {gateway_config.gateway_url}")
-        self._pump(now)
-
-    def _need_gateway(self) -> GatewayProtocol:
-        if self._gateway is None:
-            raise LocalProtocolError(
-                "no gateway connection was asked for",
-                expected="a Connect action first",
-                received=self.phase.value,
+        configs = []
+        for shard in plan.shards:
+            session = self._sessions.get(shard[0])
+            if session is not None and session.shard != shard:
+                session = None  # saved for another count: a new session, not a resume
+            configs.append(
+                GatewayConfig(
+                    config.app_id,
+                    config.intents,
+                    shard,
+                    url or (session.gateway_url if session else ""),
+                    max_attempts=config.max_attempts,
+                    backoff_base=config.backoff_base,
+                    backoff_cap=config.backoff_cap,
+                    rng=self._rng,
+                    entropy=config.entropy,
+                    gated=True,
+                )
             )
-        return self._gateway
+        where = configs[0].gateway_url
+        shards = (
+            f"shard {plan.ids[0]} of {plan.count}"
+            if len(plan.ids) == 1
+            else (f"shards {plan.ids[0]}..{plan.ids[-1]} of {plan.count}")
+        )
+        self._move(BotInput.GATEWAY, f"gateway at {where} ({shards})")
+        sessions = {i: s for i, s in self._sessions.items() if s.shard == (i, plan.count)}
+        self.shards.start(configs, sessions, self._ids, now)
 
-    def _pump(self, now: float) -> None:
-        """Carry the gateway's actions up, answering its token requests here."""
-        assert self._gateway is not None
-        while actions := self._gateway.actions():
-            for action in actions:
-                if isinstance(action, Deliver):
-                    if isinstance(action.event, TokenWanted):  # the bot keeps the token
-                        self._gateway_wants_token(action.event, now)
-                        continue
-                    if not self.conversations.inbound(action.event, now):
-                        continue  # a redelivery (spec 14, quirk 7): the application has it
-                    if isinstance(action.event, Ready) and self.webhook is not None:
-                        self.webhook.bot_id = action.event.user.id  # for callbacks' guild @s
-                if isinstance(action, Failed):  # the bot's phase moves before it reports
-                    if self.phase in _STOPPED:
-                        continue  # the bot ended first (a final token error): one Failed
-                    self.failure_reason = action.reason
-                    self._move(BotInput.FAIL, action.reason)
-                    self._end_unsent_calls(now)
-                self._out.append(action)
+    def _from_gateway(self, action: Action, now: float) -> None:
+        """What a gateway emits, on its way up: events through the reply ledger,
+        and a gateway's failure the whole bot's."""
+        if isinstance(action, Deliver):
+            if not self.conversations.inbound(action.event, now):
+                return  # a redelivery (spec 14, quirk 7): the application has it
+            if isinstance(action.event, Ready) and self.webhook is not None:
+                self.webhook.bot_id = action.event.user.id  # for callbacks' guild @s
+        elif isinstance(action, Failed):  # a shard that gives up takes the bot with it
+            self._fail(action.reason, now)
+            return
+        self._out.append(action)
 
     # -- small helpers ----------------------------------------------------------------------
 
@@ -382,10 +397,7 @@ class BotProtocol(Driven):
             return
         self.failure_reason = reason
         self._move(BotInput.FAIL, reason)
-        gateway = self._gateway
-        if gateway is not None and gateway.state.name not in ("FAILED", "CLOSED"):
-            gateway.close(now)  # it would otherwise go on reconnecting for a dead bot
-            self._pump(now)
+        self.shards.close(now)  # they would otherwise go on reconnecting for a dead bot
         if self.webhook is not None:
             self.webhook.close(now)
             self._pump_webhook(now)
@@ -398,5 +410,7 @@ class BotProtocol(Driven):
         self.rest.stop(self.phase.value, now)
 
     def __repr__(self) -> str:
-        gateway = f", gateway={self._gateway!r}" if self._gateway is not None else ""
-        return f"BotProtocol(app_id={self.config.app_id!r}, phase={self.phase.value}{gateway})"
+        return (
+            f"BotProtocol(app_id={self.config.app_id!r}, phase={self.phase.value}, "
+            f"shards={self.shards!r})"
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..url import BadUrl, Url
@@ -119,6 +119,15 @@ class BotConfig:
     webhook: WebhookConfig | None = None
     #: Run the WebSocket gateway; False for a bot on callbacks alone.
     gateway: bool = True
+    #: Run several shards: how many, or ``"auto"`` for the count ``/gateway/bot``
+    #: recommends (None: the one shard ``shard`` names).
+    shards: int | Literal["auto"] | None = None
+    #: Which of those shards this process runs (None: all of them).
+    shard_ids: range | None = None
+    #: Identifies wait for a gate outside this object (the same gate across
+    #: processes): ``Deliver(IdentifyWanted)`` goes to the application, which
+    #: answers with ``BotProtocol.identify_allowed``. False: the bot's own gate.
+    external_gate: bool = False
 
     @classmethod
     def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
@@ -130,6 +139,17 @@ class BotConfig:
             raise ConfigError("gateway", "a gateway, or a webhook to serve", "neither")
         if self.webhook is not None and self.webhook.app_id != self.app_id:
             raise ConfigError("webhook", f"the callbacks of app {self.app_id}", self.webhook.app_id)
+        shards = self.shards
+        if shards is not None and shards != "auto" and (type(shards) is not int or shards < 1):
+            raise ConfigError("shards", 'a count of at least 1, or "auto"', shards)
+        ids = self.shard_ids
+        if ids is not None:
+            if shards is None or not isinstance(ids, range) or len(ids) == 0 or ids.start < 0:
+                raise ConfigError("shard_ids", "a non-empty range of the shards", ids)
+            if type(shards) is int and ids.stop > shards:
+                raise ConfigError("shard_ids", f"a part of 0..{shards - 1}", ids)
+        if shards == "auto" and self.gateway_url is not None:
+            raise ConfigError("shards", "a count: with gateway_url there is no discovery", shards)
         AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)
         ApiConfig(self.app_id, self.api_base)
         GatewayConfig(

@@ -26,6 +26,7 @@ processes lives in Redis (:mod:`qqproto.adapters.redis`).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -82,13 +83,16 @@ def plan_shards(
     info: GatewayInfo,
     count: int | None = None,
     ids: range | None = None,
+    *,
+    resuming: Collection[int] = (),
 ) -> ShardPlan:
     """The plan for this process: ``count`` shards (None: the platform's
     recommendation), of which it runs ``ids`` (None: all of them).
 
     Raises :class:`SessionLimitExceeded` when ``remaining`` cannot start them
-    (the error says when the budget refills), :class:`ConfigError` when the
-    wishes do not fit together."""
+    (the error says when the budget refills; the shards ``resuming`` a saved
+    session spend none of it), :class:`ConfigError` when the wishes do not
+    fit together."""
     limit = info.session_start_limit
     if limit is None:
         raise ConfigError("gateway info", "a GET /gateway/bot answer", info)
@@ -100,8 +104,9 @@ def plan_shards(
     chosen = range(total) if ids is None else ids
     if len(chosen) == 0 or chosen.start < 0 or chosen.stop > total:
         raise ConfigError("shard slice", f"a part of 0..{total - 1}", _show(chosen))
-    if len(chosen) > limit.remaining:
-        raise SessionLimitExceeded(len(chosen), limit)
+    starting = sum(1 for i in chosen if i not in resuming)
+    if starting > limit.remaining:
+        raise SessionLimitExceeded(starting, limit)
     return ShardPlan(total, tuple(chosen), max(1, limit.max_concurrency))
 
 

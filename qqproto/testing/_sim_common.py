@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from ..qq.scenes import Scene
+from ..qq.shards import shard_of_guild
 
 __all__ = [
     "Heartbeat",
@@ -25,6 +26,7 @@ __all__ = [
     "SimResume",
     "SimSent",
     "SimulatorConfig",
+    "route",
 ]
 
 
@@ -275,3 +277,13 @@ def rfc3339(unix: float) -> str:
     hh, rest = divmod(rest, 3600)
     mm, ss = divmod(rest, 60)
     return f"{year:04d}-{month:02d}-{day:02d}T{hh:02d}:{mm:02d}:{ss:02d}+08:00"
+
+
+def route(d: Any, shards: int) -> int:
+    """The shard a dispatch goes to, as the platform routes them (spec 11): a
+    guild's events by ``(guild_id >> 22) % shards``; others (no rule is
+    documented for groups and C2C) to shard 0."""
+    guild = d.get("guild_id") if isinstance(d, dict) else None
+    if shards > 1 and type(guild) is str and guild.isdigit():
+        return shard_of_guild(guild, shards)
+    return 0

@@ -69,6 +69,11 @@ class GatewayLink:
         self._silence_at = now + state.config.heartbeat_deadline
         self._send({"op": 10, "d": {"heartbeat_interval": state.config.heartbeat_interval_ms}})
 
+    @property
+    def shard_id(self) -> int | None:
+        """Its session's shard, once it has one."""
+        return self.session.shard[0] if self.session is not None else None
+
     # -- what the connection and the simulator call -------------------------------------------
 
     def take_output(self) -> bytes:
@@ -246,6 +251,13 @@ class GatewayLink:
         if state.session_starts <= 0:
             refuse("op 9: no session starts left")
             self.dismiss(9, False, now, kill=True)
+            return
+        window = [i for i in state.identifies if i.outcome == "READY" and now - i.now < 5.0]
+        if len(window) >= config.max_concurrency:  # spec 11: max_concurrency per 5 s
+            # The platform closes flooding clients with 4008 (spec 9); an Identify
+            # past the pace is modelled so, which a client backs off from.
+            refuse("4008 identify too soon (max_concurrency per 5 s)")
+            self.close(4008, "identify too soon", now)
             return
         state.session_starts -= 1
         session = Session(uuid_like(state.rng), (shard[0], shard[1]), intents)

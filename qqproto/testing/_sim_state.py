@@ -51,6 +51,9 @@ class Carrier(Protocol):
     @property
     def ready(self) -> bool: ...  # it carries a READY (or resumed) session
 
+    @property
+    def shard_id(self) -> int | None: ...  # its session's shard, once it has one
+
     def send_entry(self, entry: Entry, now: float) -> None: ...
 
     def send_raw(self, text: str) -> None: ...

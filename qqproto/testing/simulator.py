@@ -32,13 +32,14 @@ from ._sim_common import (
     openid,
     rfc3339,
     robot_id,
+    route,
     snowflake,
     uuid_like,
 )
 from ._sim_gateway import KILLING_CLOSE_CODES
 from ._sim_http import SimConnection
 from ._sim_rest import remember
-from ._sim_state import SimState
+from ._sim_state import Carrier, SimState
 from .faults import (
     AskHeartbeat,
     CloseWith,
@@ -150,7 +151,7 @@ class QQSimulator:
         *,
         group_openid: str | None = None,
         member_openid: str | None = None,
-        shard: int = 0,
+        shard: int | None = None,
     ) -> dict[str, Any]:
         """A group member @-mentions the bot; returns ``d`` (its ``id`` is the msg_id).
         The platform removes the @ and leaves a leading space (spec 6.1)."""
@@ -170,7 +171,7 @@ class QQSimulator:
         return d
 
     def c2c_message(
-        self, content: str, now: float, *, user_openid: str | None = None, shard: int = 0
+        self, content: str, now: float, *, user_openid: str | None = None, shard: int | None = None
     ) -> dict[str, Any]:
         """A user writes to the bot one-to-one; returns ``d``."""
         user = user_openid or self.user_openid
@@ -193,7 +194,7 @@ class QQSimulator:
         channel_id: str | None = None,
         guild_id: str | None = None,
         author_id: str | None = None,
-        shard: int = 0,
+        shard: int | None = None,
     ) -> dict[str, Any]:
         """A guild member @-mentions the bot in a channel (``<@!bot_id> content``)."""
         d = self._guild_message(
@@ -213,7 +214,7 @@ class QQSimulator:
         *,
         guild_id: str | None = None,
         author_id: str | None = None,
-        shard: int = 0,
+        shard: int | None = None,
     ) -> dict[str, Any]:
         """A guild direct message; ``guild_id`` is the DM session's (the reply target)."""
         d = self._guild_message(
@@ -225,7 +226,7 @@ class QQSimulator:
         return d
 
     def interaction(
-        self, now: float, *, chat_type: int = 1, button_data: str = "ok", shard: int = 0
+        self, now: float, *, chat_type: int = 1, button_data: str = "ok", shard: int | None = None
     ) -> dict[str, Any]:
         """A button click (INTERACTION_CREATE) in a group (1), C2C (2) or guild (0)."""
         d: dict[str, Any] = {
@@ -248,13 +249,23 @@ class QQSimulator:
         return d
 
     def dispatch(
-        self, t: str, d: Any, now: float, *, shard: int = 0, envelope_id: str | None = None
+        self,
+        t: str,
+        d: Any,
+        now: float,
+        *,
+        shard: int | None = None,
+        envelope_id: str | None = None,
     ) -> str:
         """Push any dispatch; returns its envelope ``id``. Message ids and replyable
         event ids are remembered for the passive-reply rules. With no session on
-        ``shard``, it waits for the next one (delivered right after its READY)."""
+        ``shard``, it waits for the next one (delivered right after its READY).
+        ``shard`` None routes as the platform does (spec 11): a guild's events to
+        ``(guild_id >> 22) % shards``, everything else to shard 0."""
         if type(t) is not str or not t:
             raise LocalProtocolError("bad dispatch type", expected="a non-empty t", received=t)
+        if shard is None:
+            shard = route(d, self.config.shards)
         eid = envelope_id or event_id(self.state.rng, t)
         remember(self.state, t, d, eid, now)
         self.scripted.append((now, t, d, eid))
@@ -271,10 +282,10 @@ class QQSimulator:
 
     # -- scripting: faults ------------------------------------------------------------------------
 
-    def drop(self, now: float) -> None:
-        """Every gateway connection dies without a close frame (TCP drop)."""
+    def drop(self, now: float, *, shard: int | None = None) -> None:
+        """Every gateway connection (or ``shard``'s) dies without a close frame (TCP drop)."""
         with self.state.entered(None):
-            for link in list(self.state.links):
+            for link in self._links(shard):
                 link.drop(now)
 
     def reconnect(self, now: float) -> None:
@@ -283,14 +294,15 @@ class QQSimulator:
             for link in list(self.state.links):
                 link.dismiss(7, None, now)
 
-    def invalid_session(self, resumable: bool, now: float) -> None:
-        """op 9 on every gateway connection; ``False`` ends the sessions too."""
+    def invalid_session(self, resumable: bool, now: float, *, shard: int | None = None) -> None:
+        """op 9 on every gateway connection (or ``shard``'s); ``False`` ends the
+        sessions too."""
         with self.state.entered(None):
-            for link in list(self.state.links):
+            for link in self._links(shard):
                 link.dismiss(9, bool(resumable), now, kill=not resumable)
             if not resumable:
-                for stream in self.state.streams.values():
-                    if stream.session is not None:
+                for number, stream in self.state.streams.items():
+                    if stream.session is not None and shard in (None, number):
                         self.state.retire(stream.session, now)
 
     def close(self, code: int, now: float, reason: str = "") -> None:
@@ -368,6 +380,10 @@ class QQSimulator:
             )
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _links(self, shard: int | None) -> list[Carrier]:
+        """The gateway connections (those of ``shard``'s session only, if given)."""
+        return [link for link in self.state.links if shard in (None, link.shard_id)]
 
     def _guild_message(
         self, content: str, now: float, channel: str, guild: str, author: str | None
