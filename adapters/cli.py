@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from qqproto import __version__
 from qqproto.errors import ConfigError
 from qqproto.qq import Intents
+from qqproto.qq.shards import parse_slice
 from qqproto.url import BadUrl, Url
 
 from . import demo
@@ -39,6 +40,8 @@ OPTION_OF = {
     "gateway_url": "--gateway-url",
     "intents": "--intents",
     "shard": "--shard",
+    "shards": "--shards",
+    "shard_ids": "--shard-slice",
     "max_attempts": "--max-attempts",
 }
 
@@ -55,6 +58,23 @@ def shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {i}/{n}")
     return i, n
+
+
+def shard_count(text: str) -> int | str:
+    """``N`` (at least 1) or ``auto``."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1 or auto, got {text!r}")
+    return int(text)
+
+
+def shard_slice(text: str) -> range:
+    """``I..J``: shards I to J, both included."""
+    try:
+        return parse_slice(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected I..J with I <= J, got {text!r}") from None
 
 
 def intents(text: str) -> int:
@@ -137,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="intents bit mask (default: group + C2C + public guild messages)",
     )
     run.add_argument("--shard", type=shard, default=(0, 1), help="shard I/N (default 0/1)")
+    run.add_argument(
+        "--shards",
+        type=shard_count,
+        help="run N shards in this process, or auto for the count the platform recommends",
+    )
+    run.add_argument(
+        "--shard-slice",
+        type=shard_slice,
+        help="with --shards: run only shards I..J of them (both included)",
+    )
     run.add_argument(
         "--max-attempts",
         type=positive,

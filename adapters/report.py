@@ -53,6 +53,8 @@ def event_fields(event: Event | Dispatch) -> dict[str, Any]:
             fields["id"] = data.get("id", event.id)
             fields["content"] = content if isinstance(content, str) else ""
             fields["attachments"] = []
+        if event.on_shard is not None:  # a gateway's (a callback comes on none)
+            fields["shard"] = list(event.on_shard)
         return fields
     fields = {
         "type": type(event).TYPE,
@@ -64,6 +66,8 @@ def event_fields(event: Event | Dispatch) -> dict[str, Any]:
         fields["attachments"] = [
             {"url": a.url, "content_type": a.content_type} for a in event.attachments
         ]
+    if event.on_shard is not None:  # a gateway's (a callback comes on none)
+        fields["shard"] = list(event.on_shard)
     return fields
 
 

@@ -54,6 +54,8 @@ def config_from(args: argparse.Namespace, secret: str) -> BotConfig:
         secret,
         intents=args.intents,
         shard=args.shard,
+        shards=args.shards,
+        shard_ids=args.shard_slice,
         gateway_url=args.gateway_url,
         max_attempts=args.max_attempts,
         api_base=api_base,

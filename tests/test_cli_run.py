@@ -420,3 +420,41 @@ def test_an_echo_under_way_when_asked_to_stop_finishes_and_gets_its_line(
         "why": "closed by the application",
         "machine": "bot",
     }
+
+
+def test_shards_run_in_one_process_and_each_event_says_its_shard() -> None:
+    sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET, shards=4, max_concurrency=4))
+    with ThreadedSimulatorServer(sim) as server:
+        command = Command(
+            [*endpoints(server), "--json", "--shards", "auto", "--shard-slice", "1..2"]
+        )
+        try:
+            for _ in range(2):
+                command.until(kind("state", to="READY"))
+            guild = str((2 << 22) | 5)  # the platform routes it to shard 2 of 4
+            server.call(lambda now: sim.guild_at_message("sharded", now, guild_id=guild))
+            event = command.until(kind("event", type="AT_MESSAGE_CREATE"))
+            assert event["shard"] == [2, 4] and event["content"] == "sharded"
+            assert sorted(tuple(i.shard) for i in sim.identifies) == [(1, 4), (2, 4)]  # type: ignore[arg-type]
+        finally:
+            command.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--shards", "0"], "--shards"),
+        (["--shards", "many"], "--shards"),
+        (["--shards", "4", "--shard-slice", "3..1"], "--shard-slice"),
+        (["--shards", "4", "--shard-slice", "2..4"], "--shard-slice"),
+        (["--shard-slice", "0..1"], "--shard-slice"),
+    ],
+)
+def test_bad_shard_options_are_usage_errors(args: list[str], said: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "qqproto", *RUN_ARGS, "--secret", SECRET, *args],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 2 and said in done.stderr, done.stderr

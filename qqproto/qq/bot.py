@@ -91,7 +91,7 @@ class BotProtocol(Driven):
         #: The gateways, one per shard, with the gate their Identifies pass.
         self.shards = ShardSet(
             self.rest,
-            IdentifyGate(),
+            IdentifyGate(window=config.identify_window),
             self._from_gateway,
             external_gate=config.external_gate,
         )

@@ -128,6 +128,9 @@ class BotConfig:
     #: processes): ``Deliver(IdentifyWanted)`` goes to the application, which
     #: answers with ``BotProtocol.identify_allowed``. False: the bot's own gate.
     external_gate: bool = False
+    #: The platform's identify window (5 s): ``max_concurrency`` Identifies per
+    #: window. Shorter only against a simulator told the same (tests).
+    identify_window: float = 5.0
 
     @classmethod
     def sandbox(cls, app_id: str, secret: str, **kwargs: Any) -> BotConfig:
@@ -148,6 +151,10 @@ class BotConfig:
                 raise ConfigError("shard_ids", "a non-empty range of the shards", ids)
             if type(shards) is int and ids.stop > shards:
                 raise ConfigError("shard_ids", f"a part of 0..{shards - 1}", ids)
+        if not self.identify_window > 0:
+            raise ConfigError(
+                "identify_window", "a positive number of seconds", self.identify_window
+            )
         if shards == "auto" and self.gateway_url is not None:
             raise ConfigError("shards", "a count: with gateway_url there is no discovery", shards)
         AuthConfig(self.app_id, self.secret, self.token_url, self.max_attempts)

@@ -47,6 +47,9 @@ class SimulatorConfig:
     # -- additions to the fixed interface ----------------------------------------------
     #: ``shards`` in ``/gateway/bot``; an Identify with fewer shards is closed with 4011.
     shards: int = 1
+    #: ``max_concurrency`` Identifies per this many seconds (the platform's 5 s;
+    #: shorter for fast tests, with the bot's ``identify_window`` the same).
+    identify_window: float = 5.0
     #: ``session_start_limit.reset_after`` (ms).
     session_start_reset_after_ms: int = 14_400_000
     #: How long a session without a connection can still be resumed (seconds).

@@ -252,11 +252,12 @@ class GatewayLink:
             refuse("op 9: no session starts left")
             self.dismiss(9, False, now, kill=True)
             return
-        window = [i for i in state.identifies if i.outcome == "READY" and now - i.now < 5.0]
+        span = config.identify_window
+        window = [i for i in state.identifies if i.outcome == "READY" and now - i.now < span]
         if len(window) >= config.max_concurrency:  # spec 11: max_concurrency per 5 s
             # The platform closes flooding clients with 4008 (spec 9); an Identify
             # past the pace is modelled so, which a client backs off from.
-            refuse("4008 identify too soon (max_concurrency per 5 s)")
+            refuse(f"4008 identify too soon (max_concurrency per {span:g} s)")
             self.close(4008, "identify too soon", now)
             return
         state.session_starts -= 1
