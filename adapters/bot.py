@@ -53,17 +53,36 @@ class QQBot(QQBotSetup, AsyncBotBase[BotProtocol]):
         *,
         markdown: str | Mapping[str, Any] | None = None,
         media_file_info: str | None = None,
+        msg_seq: int | None = None,
     ) -> ApiResult[Any]:
         """A passive reply to ``event``; its :class:`ApiResult` when the call is done.
 
         ``ReplyRefused`` raises at once when the platform would refuse it.
+        ``msg_seq``: one a counter shared by several workers handed out.
         """
         result: ApiResult[Any] = await self._await(
             lambda now: self.protocol.reply(
-                event, text, now, markdown=markdown, media_file_info=media_file_info
+                event,
+                text,
+                now,
+                markdown=markdown,
+                media_file_info=media_file_info,
+                msg_seq=msg_seq,
             )
         )
         return result
+
+    async def identify_allowed(self, shard_id: int) -> None:
+        """With ``external_gate``: the shared gate lets shard ``shard_id`` Identify."""
+        await self.start()
+        self.driver.call(lambda now: self.protocol.identify_allowed(shard_id, now))
+
+    async def inbound(self, event: object) -> bool:
+        """Register an event that came another way (a worker's stream), so that
+        :meth:`reply` can answer it; False when the bot had it already."""
+        await self.start()
+        fresh: bool = self.driver.call(lambda now: self.protocol.inbound(event, now))
+        return fresh
 
     async def call(self, api_call: ApiCall[Any]) -> ApiResult[Any]:
         """Run a REST call (``qqproto.qq.api``); its :class:`ApiResult`."""

@@ -35,12 +35,19 @@ class ThreadedQQBot(QQBotSetup, ThreadedBotBase[BotProtocol]):
         *,
         markdown: str | Mapping[str, Any] | None = None,
         media_file_info: str | None = None,
+        msg_seq: int | None = None,
         timeout: float | None = 60.0,
     ) -> ApiResult[Any]:
-        """A passive reply; blocks for its :class:`ApiResult` (TimeoutError after ``timeout``)."""
+        """A passive reply; blocks for its :class:`ApiResult` (TimeoutError after
+        ``timeout``). ``msg_seq``: one a counter shared by several workers handed out."""
         result: ApiResult[Any] = self._wait(
             lambda now: self.protocol.reply(
-                event, text, now, markdown=markdown, media_file_info=media_file_info
+                event,
+                text,
+                now,
+                markdown=markdown,
+                media_file_info=media_file_info,
+                msg_seq=msg_seq,
             ),
             timeout,
         )

@@ -6,18 +6,26 @@ runs the gateway state machine with ``HYPOTHESIS_PROFILE=soak``.
 
 Fixtures: ``loop`` (an event loop in a thread of its own), and on it ``gw``
 (the ``websockets`` gateway) and ``rest`` (the h11 REST server) of
-tests/e2e_servers.py, each started for the test that asks and stopped after.
+tests/e2e_servers.py, each started for the test that asks and stopped after;
+``redis_server`` (one real redis-server for the session, tests/redis_server.py)
+and ``store_maker``, which makes the shared store of one app, once in memory
+and once in that Redis, for the suites both implementations must pass.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from qqproto.adapters.coordination import Coordination
+
 from .e2e_servers import FakeGateway, FakeRest, LoopThread
+from .redis_server import RedisServer
 
 settings.register_profile(
     "dev",
@@ -73,3 +81,26 @@ def rest(loop: LoopThread, gw: FakeGateway) -> Iterator[FakeRest]:
     loop.run(server.__aenter__())
     yield server
     loop.run(server.__aexit__())
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+_apps = itertools.count(1)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_maker(request: pytest.FixtureRequest) -> Callable[[], Coordination]:
+    """A maker of one app's shared store; under Redis a fresh app id (its own
+    keys) for each test, so tests sharing the server never see each other's."""
+    if request.param == "memory":
+        return Coordination.in_memory
+    from qqproto.adapters.redis import connect
+
+    server: RedisServer = request.getfixturevalue("redis_server")
+    app = f"test-{next(_apps)}-{time.monotonic_ns()}"
+    return lambda: connect(server.url, app)

@@ -21,6 +21,7 @@ from qqproto.qq import (
     BotProtocol,
     C2CMessageCreate,
 )
+from qqproto.qq.decode import EventDecoder
 from qqproto.qq.webhook import ACK, WebhookConfig
 from qqproto.testing import MemoryNetwork, QQSimulator, SimulatorConfig
 
@@ -119,11 +120,30 @@ def test_a_port_that_cannot_be_had_fails_the_bot() -> None:
     assert net.failure is not None and "address in use" in net.failure  # Failed went out
 
 
-def test_a_bot_needs_a_gateway_or_a_webhook() -> None:
-    with pytest.raises(ConfigError, match="gateway"):
-        BotConfig(APP_ID, SECRET, gateway=False)
+def test_a_webhook_for_another_app_is_refused() -> None:
     with pytest.raises(ConfigError, match="webhook"):
         BotConfig(APP_ID, SECRET, webhook=WebhookConfig("another-app", SECRET))
+
+
+def test_a_bot_with_neither_only_calls_and_replies_to_what_it_is_given() -> None:
+    """A worker: its events come another way (a stream), and it answers them."""
+    sim = QQSimulator(SimulatorConfig(app_id=APP_ID, secret=SECRET))
+    origin = "http://127.0.0.1:1"
+    config = BotConfig(
+        APP_ID, SECRET, gateway=False, api_base=origin, token_url=f"{origin}/app/getAppAccessToken"
+    )
+    bot = BotProtocol(config)
+    net = MemoryNetwork(sim, bot)
+    assert net.wait_for(lambda: bot.phase is BotPhase.RUNNING, within=30)
+    assert net.connects == 0  # no gateway, no listener
+    d = sim.group_at_message("from the stream", net.now)  # nobody connected: it waits there
+    frame = {"op": 0, "s": 1, "t": "GROUP_AT_MESSAGE_CREATE", "id": "E1", "d": d}
+    event = EventDecoder().decode_dispatch(json.dumps(frame))
+    assert bot.inbound(event, net.now) and not bot.inbound(event, net.now)
+    call = bot.reply(event, "answered", net.now, msg_seq=2)  # the shared counter said 2
+    net.settle()
+    assert net.results[call].ok
+    assert [(s.msg_id, s.msg_seq) for s in sim.sent] == [(d["id"], 2)]
 
 
 def test_a_message_seen_on_the_gateway_and_the_webhook_reaches_the_application_once() -> None:

@@ -236,6 +236,23 @@ def test_the_budget_counts_from_begin() -> None:
         tracker.begin(event, 1.0)
 
 
+def test_a_shared_msg_seq_is_used_and_counts_against_the_budget() -> None:
+    """Two workers answering one message take their msg_seq from one counter
+    (qqproto.adapters.redis): each ledger uses the seq it is given, and the
+    seq, the count of replies everywhere, is what the budget checks."""
+    worker_a, worker_b = ReplyTracker(), ReplyTracker()
+    ctx_a, ctx_b = group_msg(worker_a), group_msg(worker_b)
+    assert worker_a.begin(ctx_a, 1.0, msg_seq=1).msg_seq == 1
+    assert worker_b.begin(ctx_b, 1.0, msg_seq=2).msg_seq == 2
+    assert worker_b.begin(ctx_b, 1.0).msg_seq == 3  # counting on from what it was given
+    with pytest.raises(LocalProtocolError, match="bad shared msg_seq"):
+        worker_a.begin(ctx_a, 1.0, msg_seq=1)  # this ledger used it already
+    assert worker_a.begin(ctx_a, 1.0, msg_seq=5).msg_seq == 5
+    with refused(Refusal.BUDGET_SPENT) as info:
+        worker_a.begin(ctx_a, 1.0, msg_seq=6)  # a sixth reply somewhere
+    assert "5 of 5 replies to this message used (shared count)" in str(info.value)
+
+
 def test_can_reply_is_false_once_the_budget_is_spent() -> None:
     tracker = ReplyTracker()
     ctx = group_msg(tracker)

@@ -147,6 +147,7 @@ class BotProtocol(Driven):
         *,
         markdown: str | Mapping[str, Any] | None = None,
         media_file_info: str | None = None,
+        msg_seq: int | None = None,
     ) -> int:
         """Answer ``event`` (a message or event the bot delivered) with a passive reply.
 
@@ -154,13 +155,32 @@ class BotProtocol(Driven):
         the next ``msg_seq``; the outcome comes back as ``Deliver(ApiResult)``
         under the returned id. :class:`~qqproto.qq.reply_rules.ReplyRefused` raises
         here, before any request, when the platform would refuse it (window
-        closed, budget spent, the id dead or unknown).
+        closed, budget spent, the id dead or unknown). ``msg_seq`` is one a
+        counter shared by several processes handed out (the worker's case,
+        ``qqproto.adapters.redis``); by default the ledger counts alone.
         """
         self._check_running()
         api_call, ticket = self.conversations.begin(
-            event, text, now, markdown=markdown, media_file_info=media_file_info
+            event, text, now, markdown=markdown, media_file_info=media_file_info, msg_seq=msg_seq
         )
         return self.rest.call(api_call, now, ticket=ticket)
+
+    def restore(self, sessions: Iterable[Session]) -> None:
+        """Resume these saved sessions (a shared store's, say) instead of
+        identifying: before the gateways start, that is before the first token."""
+        if self.shards.gateways or self.phase is not BotPhase.AUTHENTICATING:
+            raise LocalProtocolError(
+                "sessions are restored before the gateways start",
+                expected="a bot still AUTHENTICATING",
+                received=self.phase.value,
+            )
+        self._sessions.update({s.shard[0]: s for s in sessions})
+
+    def inbound(self, event: object, now: float) -> bool:
+        """Register an event that came another way (a worker reads them from a
+        stream the gateway processes feed), so that :meth:`reply` can answer
+        it; False when this bot had it already."""
+        return self.conversations.inbound(event, now)
 
     def _check_running(self) -> None:
         if self.phase in _STOPPED:
@@ -267,7 +287,9 @@ class BotProtocol(Driven):
 
     def _token_ready(self, token: str, expires_at: float, now: float) -> None:
         if self.phase is BotPhase.AUTHENTICATING:
-            if not self.config.gateway:
+            if not self.config.gateway and self.webhook is None:
+                self._move(BotInput.SERVING, "access token received; calls only")
+            elif not self.config.gateway:
                 self._move(BotInput.SERVING, "access token received; callbacks only")
                 # Guild messages name the bot by its user id: the gateway's READY
                 # says it; callbacks alone must ask (spec 10.4).

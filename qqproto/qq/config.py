@@ -117,7 +117,9 @@ class BotConfig:
     dedup_ttl: float = 600.0
     #: Serve the platform's callbacks too (webhook mode, ``qqproto.qq.webhook``).
     webhook: WebhookConfig | None = None
-    #: Run the WebSocket gateway; False for a bot on callbacks alone.
+    #: Run the WebSocket gateway; False for a bot on callbacks alone, or (with
+    #: no webhook either) one that only calls and replies: a worker, whose
+    #: events come another way (``BotProtocol.inbound``).
     gateway: bool = True
     #: Run several shards: how many, or ``"auto"`` for the count ``/gateway/bot``
     #: recommends (None: the one shard ``shard`` names).
@@ -138,8 +140,6 @@ class BotConfig:
 
     def __post_init__(self) -> None:
         # The pieces validate their own parts; fail here, before anything runs.
-        if not self.gateway and self.webhook is None:
-            raise ConfigError("gateway", "a gateway, or a webhook to serve", "neither")
         if self.webhook is not None and self.webhook.app_id != self.app_id:
             raise ConfigError("webhook", f"the callbacks of app {self.app_id}", self.webhook.app_id)
         shards = self.shards

@@ -306,10 +306,12 @@ class Conversations:
         *,
         markdown: str | Mapping[str, Any] | None = None,
         media_file_info: str | None = None,
+        msg_seq: int | None = None,
     ) -> tuple[ApiCall[SentMessage], ReplyTicket]:
-        """The reply call to ``event``'s conversation and the ticket it carries."""
+        """The reply call to ``event``'s conversation and the ticket it carries
+        (``msg_seq``: one a shared counter handed out, see ``ReplyTracker.begin``)."""
         ctx = self.context(event, now)
-        ticket = self.tracker.begin(ctx, now)
+        ticket = self.tracker.begin(ctx, now, msg_seq=msg_seq)
         to = Target(ctx.scene, ctx.target)
         try:
             if markdown is not None:

@@ -274,11 +274,27 @@ class ReplyTracker:
         self._now = max(self._now, now)
         self._sent.set(message_id, now, now)
 
-    def begin(self, ctx: ReplyContext, now: float) -> ReplyTicket:
-        """The next msg_seq for a new reply to ``ctx``, or :class:`ReplyRefused` saying why."""
+    def begin(self, ctx: ReplyContext, now: float, *, msg_seq: int | None = None) -> ReplyTicket:
+        """The next msg_seq for a new reply to ``ctx``, or :class:`ReplyRefused` saying why.
+
+        ``msg_seq`` is one handed out elsewhere: by a counter that several
+        processes answering the same message share (``qqproto.adapters.redis``).
+        It is then the count of replies to this message everywhere, so the
+        scene's budget is checked against it too."""
         entry = self._live(ctx, now)
+        if msg_seq is not None:
+            if type(msg_seq) is not int or msg_seq < 1 or msg_seq in entry.slots:
+                raise LocalProtocolError(
+                    "bad shared msg_seq", expected="a new integer >= 1", received=msg_seq
+                )
+            cap = self.policies[entry.scene].max_replies
+            if cap is not None and msg_seq > cap:
+                noun = "message" if entry.kind == "msg_id" else "event"
+                why = f"{msg_seq - 1} of {cap} replies to this {noun} used (shared count)"
+                raise ReplyRefused(Refusal.BUDGET_SPENT, why, ctx, used=msg_seq - 1, cap=cap)
         self._charge(entry)
-        seq, entry.next_seq = entry.next_seq, entry.next_seq + 1
+        seq = entry.next_seq if msg_seq is None else msg_seq
+        entry.next_seq = max(entry.next_seq, seq + 1)
         entry.slots[seq] = _Slot()
         return ReplyTicket(ctx, seq, 1, self._owner)
 

@@ -1,0 +1,272 @@
+"""What the processes of one bot share, as interfaces, and their in-process implementations.
+
+A bot at scale runs its shards in several processes, on several hosts, and
+its work in others (docs/scaling.md). They share five things:
+
+- :class:`IdentifySlots`: the identify pace, ``max_concurrency`` Identifies
+  per window for the whole app, whichever process sends them;
+- :class:`SessionStore`: each shard's session, so a restarted process
+  resumes instead of identifying again;
+- :class:`EventStream`: the events, from the gateway processes to the
+  workers, each taken by one worker, acknowledged when handled, and taken
+  over from a worker that died with it;
+- :class:`HandledIds`: which events were handled, so an event that comes
+  twice (a platform redelivery, or one taken over from a slow worker)
+  reaches the application once;
+- :class:`ReplySeqs`: each message's next ``msg_seq``, so two workers
+  answering one message never use the same one.
+
+``qqproto.adapters.redis`` keeps them in Redis. The ``Memory*`` classes here
+keep them in one process, with the same behaviour: they are what runs
+without Redis, and the same test suite runs against both. All are asyncio;
+every time is seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from qqproto.qq.session import Session
+
+__all__ = [
+    "Coordination",
+    "EventStream",
+    "HandledIds",
+    "IdentifySlots",
+    "MemoryEventStream",
+    "MemoryHandledIds",
+    "MemoryIdentifySlots",
+    "MemoryReplySeqs",
+    "MemorySessionStore",
+    "ReplySeqs",
+    "SessionStore",
+    "Start",
+    "Taken",
+    "Unavailable",
+]
+
+
+class Unavailable(ConnectionError):
+    """The shared store cannot be reached now (Redis restarting, the network):
+    the caller waits and tries again; nothing it had acknowledged is lost."""
+
+
+#: What :meth:`HandledIds.start` says: handle it, it was handled, or another
+#: worker is handling it now.
+Start = Literal["mine", "done", "busy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """One stream entry a worker took: its id, its fields, and whether it was
+    taken over from another worker (which held it too long: it died, or hangs)."""
+
+    entry_id: str
+    fields: dict[str, str]
+    reclaimed: bool = False
+
+
+class IdentifySlots(Protocol):
+    async def acquire(self, shard: int, max_concurrency: int, window: float) -> None:
+        """Return when ``shard`` may Identify: at most ``max_concurrency``
+        Identifies of the app in any ``window`` seconds, across processes. A
+        holder that dies blocks no one for longer than the window."""
+
+
+class SessionStore(Protocol):
+    async def load(self, shard: tuple[int, int]) -> Session | None:
+        """The session saved for ``shard`` (``[i, n]``), if any."""
+
+    async def save(self, session: Session) -> None: ...
+
+    async def forget(self, shard: tuple[int, int]) -> None: ...
+
+
+class EventStream(Protocol):
+    async def publish(self, entries: list[dict[str, str]]) -> list[str]:
+        """Append entries, in order; their ids."""
+
+    async def take(self, consumer: str, count: int, block: float, min_idle: float) -> list[Taken]:
+        """Up to ``count`` entries for ``consumer``: first those another
+        consumer has held unacknowledged for ``min_idle`` seconds (taken over),
+        then new ones, waiting up to ``block`` seconds for any."""
+
+    async def ack(self, entry_ids: list[str]) -> None:
+        """These entries are handled: no consumer gets them again."""
+
+    async def pending(self) -> int:
+        """Entries taken and not acknowledged, all consumers together."""
+
+
+class HandledIds(Protocol):
+    async def start(self, key: str, consumer: str, *, reclaimed: bool, lease: float) -> Start:
+        """``consumer`` means to handle the event ``key``: ``"mine"`` (go on; it
+        holds the key for ``lease`` seconds), ``"done"`` (handled already), or
+        ``"busy"`` (another consumer is at it, and this copy is not one taken
+        over from it). A copy taken over (``reclaimed``) takes the key over."""
+
+    async def finish(self, key: str, ttl: float) -> None:
+        """The event ``key`` was handled; remembered ``ttl`` seconds."""
+
+
+class ReplySeqs(Protocol):
+    async def next(self, msg_id: str, ttl: float) -> int:
+        """The next ``msg_seq`` for a reply to ``msg_id`` (1, 2, ...), counted
+        for ``ttl`` seconds (the reply window) from the first."""
+
+
+@dataclass(slots=True)
+class Coordination:
+    """The five shared things of one app (see the module docstring)."""
+
+    slots: IdentifySlots
+    sessions: SessionStore
+    stream: EventStream
+    handled: HandledIds
+    seqs: ReplySeqs
+    #: Closes what the implementations hold (a Redis connection pool).
+    closers: list[object] = field(default_factory=list)
+
+    @classmethod
+    def in_memory(cls) -> Coordination:
+        """Everything in this process: what runs without Redis."""
+        return cls(
+            MemoryIdentifySlots(),
+            MemorySessionStore(),
+            MemoryEventStream(),
+            MemoryHandledIds(),
+            MemoryReplySeqs(),
+        )
+
+    async def aclose(self) -> None:
+        for closer in self.closers:
+            close = getattr(closer, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class MemoryIdentifySlots:
+    """One process's identify slots: a slot per ``shard % max_concurrency``,
+    each held for the window from its grant."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, float] = {}  # slot -> when it frees
+        self._lock = asyncio.Lock()  # first come, first served
+
+    async def acquire(self, shard: int, max_concurrency: int, window: float) -> None:
+        async with self._lock:
+            slot = shard % max_concurrency
+            while (free_at := self._held.get(slot, 0.0)) > _now():
+                await asyncio.sleep(free_at - _now())
+            self._held[slot] = _now() + window
+
+
+class MemorySessionStore:
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[int, int], Session] = {}
+
+    async def load(self, shard: tuple[int, int]) -> Session | None:
+        return self._sessions.get(shard)
+
+    async def save(self, session: Session) -> None:
+        self._sessions[session.shard] = session
+
+    async def forget(self, shard: tuple[int, int]) -> None:
+        self._sessions.pop(shard, None)
+
+
+@dataclass(slots=True)
+class _Held:
+    consumer: str
+    since: float
+    fields: dict[str, str]
+
+
+class MemoryEventStream:
+    """A stream with one consumer group, in this process."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, dict[str, str]] = OrderedDict()  # not yet taken
+        self._held: dict[str, _Held] = {}  # taken, not acknowledged
+        self._ids = itertools.count(1)
+        self._arrived = asyncio.Event()
+
+    async def publish(self, entries: list[dict[str, str]]) -> list[str]:
+        ids = []
+        for fields in entries:
+            entry_id = f"{next(self._ids)}-0"
+            self._entries[entry_id] = dict(fields)
+            ids.append(entry_id)
+        self._arrived.set()
+        return ids
+
+    async def take(self, consumer: str, count: int, block: float, min_idle: float) -> list[Taken]:
+        out = self._take_over(consumer, count, min_idle)
+        if not out and not self._entries and block > 0:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), block)
+            except TimeoutError:
+                return []
+        while self._entries and len(out) < count:
+            entry_id, fields = self._entries.popitem(last=False)
+            self._held[entry_id] = _Held(consumer, _now(), fields)
+            out.append(Taken(entry_id, fields))
+        return out
+
+    def _take_over(self, consumer: str, count: int, min_idle: float) -> list[Taken]:
+        now, out = _now(), list[Taken]()
+        for entry_id, held in list(self._held.items()):
+            if len(out) >= count:
+                break
+            if now - held.since >= min_idle:  # its own too: a handler that failed
+                held.consumer, held.since = consumer, now
+                out.append(Taken(entry_id, held.fields, reclaimed=True))
+        return out
+
+    async def ack(self, entry_ids: list[str]) -> None:
+        for entry_id in entry_ids:
+            self._held.pop(entry_id, None)
+
+    async def pending(self) -> int:
+        return len(self._held)
+
+
+class MemoryHandledIds:
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[str, float]] = {}  # key -> (holder or "\0done", until)
+
+    async def start(self, key: str, consumer: str, *, reclaimed: bool, lease: float) -> Start:
+        now = _now()
+        holder, until = self._keys.get(key, ("", 0.0))
+        if until <= now or holder == consumer or (reclaimed and holder != _DONE):
+            self._keys[key] = (consumer, now + lease)
+            return "mine"
+        return "done" if holder == _DONE else "busy"
+
+    async def finish(self, key: str, ttl: float) -> None:
+        self._keys[key] = (_DONE, _now() + ttl)
+
+
+_DONE = "\0done"
+
+
+class MemoryReplySeqs:
+    def __init__(self) -> None:
+        self._seqs: dict[str, tuple[int, float]] = {}
+
+    async def next(self, msg_id: str, ttl: float) -> int:
+        now = _now()
+        seq, until = self._seqs.get(msg_id, (0, 0.0))
+        if until <= now:
+            seq, until = 0, now + ttl
+        self._seqs[msg_id] = (seq + 1, until)
+        return seq + 1

@@ -1,0 +1,143 @@
+"""Feeder: a gateway process's side of running one bot across processes.
+
+It runs beside a :class:`~qqproto.adapters.bot.QQBot` made with
+``external_gate=True`` and does the three things the processes share
+(:mod:`qqproto.adapters.coordination`):
+
+- each ``IdentifyWanted`` waits for the app's shared identify slot, then
+  the shard may Identify (``QQBot.identify_allowed``); a shard that resumes
+  never asks;
+- each shard's session is saved every ``save_every`` seconds while it
+  changes, and once more at the end, so a restarted process resumes
+  (:meth:`Feeder.restore` before the bot starts);
+- each event is published on the stream, in order, in batches: the workers
+  read it there. ``feed`` queues; a task publishes.
+
+The Feeder does no protocol work of its own: it moves values between the
+bot and the shared store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from qqproto.qq import Dispatch, Event, IdentifyWanted, Session
+
+from .bot import QQBot
+from .coordination import Coordination, Unavailable
+from .feed import entry_of
+
+__all__ = ["Feeder"]
+
+log = logging.getLogger("qqproto.feeder")
+
+
+class Feeder:
+    """Moves a gateway bot's identifies, sessions and events to the shared store."""
+
+    def __init__(
+        self, bot: QQBot, shared: Coordination, *, save_every: float = 5.0, batch: int = 256
+    ) -> None:
+        self.bot = bot
+        self.shared = shared
+        self.save_every = save_every
+        self.batch = batch
+        self._queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._saved: dict[int, Session] = {}
+        self.published = 0
+
+    async def restore(self, shards: list[tuple[int, int]]) -> int:
+        """Resume the sessions the store holds for ``shards``; how many it held."""
+        found = [s for s in [await self.shared.sessions.load(shard) for shard in shards] if s]
+        self.bot.protocol.restore(found)
+        return len(found)
+
+    def feed(self, value: object) -> bool:
+        """Take what the bot delivered: True when it was the Feeder's to handle
+        (an ``IdentifyWanted``), else False; events are queued for the stream too."""
+        if isinstance(value, IdentifyWanted):
+            self._spawn(self._identify(value.shard[0]))
+            return True
+        if isinstance(value, Event | Dispatch):
+            self._queue.put_nowait(entry_of(value))
+        return False
+
+    async def run(self) -> None:
+        """Publish what is fed and save sessions, until cancelled. While the
+        shared store is away, a batch waits and goes again (a batch cut short
+        may come twice: the workers' de-duplication takes the copies)."""
+        saver = asyncio.create_task(self._save_loop())
+        try:
+            while True:
+                entries = [await self._queue.get()]
+                while not self._queue.empty() and len(entries) < self.batch:
+                    entries.append(self._queue.get_nowait())
+                await self._publish(entries)
+        finally:
+            saver.cancel()
+            await asyncio.gather(saver, return_exceptions=True)
+
+    async def _publish(self, entries: list[dict[str, str]]) -> None:
+        away = 0
+        while True:
+            try:
+                await self.shared.stream.publish(entries)
+            except Unavailable as error:
+                away += 1
+                wait = min(10.0, 0.5 * 2 ** (away - 1))
+                log.warning(
+                    "the shared store is away (%s): %d events wait %.1f s",
+                    error,
+                    len(entries),
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                continue
+            self.published += len(entries)
+            return
+
+    async def flush(self) -> None:
+        """Publish what waits, and save every session now (at the end)."""
+        entries = []
+        while not self._queue.empty():
+            entries.append(self._queue.get_nowait())
+        if entries:
+            await self._publish(entries)
+        await self._save()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _identify(self, shard_id: int) -> None:
+        gate = self.bot.protocol.shards.gate  # max_concurrency as /gateway/bot said
+        started = time.monotonic()
+        await self.shared.slots.acquire(shard_id, gate.max_concurrency, gate.span)
+        log.info("shard %d may identify (waited %.1f s)", shard_id, time.monotonic() - started)
+        await self.bot.identify_allowed(shard_id)
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.save_every)
+            try:
+                await self._save()
+            except Unavailable as error:  # the next round saves what changed
+                log.warning("sessions not saved: the shared store is away (%s)", error)
+
+    async def _save(self) -> None:
+        for shard_id, gateway in self.bot.protocol.gateways.items():
+            session = gateway.session
+            if session is not None and session != self._saved.get(shard_id):
+                await self.shared.sessions.save(session)
+                self._saved[shard_id] = session

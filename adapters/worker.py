@@ -1,0 +1,129 @@
+"""Workers: handle the events the gateway processes put on the shared stream.
+
+Each worker takes entries through the stream's consumer group, so an entry
+goes to one worker, and acknowledges it once handled. Delivery is at least
+once, and the application sees each event once:
+
+1. an entry held unacknowledged for ``min_idle`` seconds (its worker died, or
+   hangs) is taken over by another worker;
+2. before handling, the worker takes the event's key (its message id) in
+   :class:`~qqproto.adapters.coordination.HandledIds`: an event handled
+   already is acknowledged and skipped (the platform sent it twice, or its
+   first worker finished just before it was taken over); one another worker
+   handles now is skipped too, unless this copy was taken over from it;
+3. after the handler returns, the key says ``done`` for ``dedup_ttl``
+   seconds, and the entry is acknowledged.
+
+A handler that raises leaves its entry unacknowledged, and said in the log:
+after ``min_idle`` another worker tries it. An entry that holds no event is
+acknowledged and said (it would fail every worker alike). While the shared
+store is away (Redis restarting), :meth:`Worker.run` waits and tries again;
+what a handler did before is not undone, and its event is not handled twice
+once the store is back, unless its lease ran out meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from qqproto.errors import RemoteProtocolError
+from qqproto.qq.events import Dispatch, Event
+
+from .coordination import Coordination, Taken, Unavailable
+from .feed import event_of
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("qqproto.worker")
+
+Handler = Callable[[Event | Dispatch], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What one worker did, for its log and its tests."""
+
+    handled: int = 0
+    duplicates: int = 0  # handled already, or by another worker now
+    taken_over: int = 0  # entries another worker had held too long
+    failed: int = 0  # handlers that raised (their entries wait to be tried again)
+    unreadable: int = 0
+
+
+class Worker:
+    """One consumer of the stream (see the module docstring)."""
+
+    def __init__(
+        self,
+        shared: Coordination,
+        consumer: str,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        block: float = 1.0,
+        min_idle: float = 30.0,
+        lease: float = 60.0,
+        dedup_ttl: float = 600.0,
+    ) -> None:
+        self.shared = shared
+        self.consumer = consumer
+        self.handler = handler
+        self.batch, self.block = batch, block
+        self.min_idle, self.lease, self.dedup_ttl = min_idle, lease, dedup_ttl
+        self.stats = WorkerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take and handle entries until ``stop`` is set. While the shared store
+        is away, it waits (1 s, 2 s, ... 10 s) and tries again, saying so."""
+        away = 0
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                away = 0
+            except Unavailable as error:
+                away += 1
+                wait = min(10.0, 2.0 ** (away - 1))
+                log.warning("the shared store is away (%s): trying again in %.0f s", error, wait)
+                await asyncio.sleep(wait)
+
+    async def run_once(self) -> int:
+        """Take one batch (waiting up to ``block`` for it) and handle it; how many came."""
+        taken = await self.shared.stream.take(self.consumer, self.batch, self.block, self.min_idle)
+        done: list[str] = []
+        for entry in taken:
+            if await self._handle(entry):
+                done.append(entry.entry_id)
+        await self.shared.stream.ack(done)
+        return len(taken)
+
+    async def _handle(self, entry: Taken) -> bool:
+        """Handle one entry; whether it may be acknowledged."""
+        stats = self.stats
+        if entry.reclaimed:
+            stats.taken_over += 1
+        try:
+            event = event_of(entry.fields)
+        except RemoteProtocolError as error:
+            stats.unreadable += 1
+            log.error("stream entry %s holds no event, dropped: %s", entry.entry_id, error)
+            return True
+        key = entry.fields.get("key") or entry.entry_id
+        verdict = await self.shared.handled.start(
+            key, self.consumer, reclaimed=entry.reclaimed, lease=self.lease
+        )
+        if verdict != "mine":
+            stats.duplicates += 1
+            log.debug("%s %s: %s", entry.entry_id, key, verdict)
+            return True
+        try:
+            await self.handler(event)
+        except Exception:
+            stats.failed += 1
+            log.exception("handler failed on %s (%s): it will be tried again", key, entry.entry_id)
+            return False
+        await self.shared.handled.finish(key, self.dedup_ttl)
+        stats.handled += 1
+        return True
