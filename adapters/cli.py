@@ -12,13 +12,16 @@ gave up.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from qqproto import __version__
 from qqproto.errors import ConfigError
-from qqproto.qq import Intents
+from qqproto.qq import BotConfig, Intents
+from qqproto.qq.api import PRODUCTION_BASE_URL, SANDBOX_BASE_URL
+from qqproto.qq.auth import DEFAULT_TOKEN_URL
 from qqproto.qq.shards import parse_slice
 from qqproto.url import BadUrl, Url
 
@@ -168,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --shards: run only shards I..J of them (both included)",
     )
     run.add_argument(
+        "--redis",
+        type=url("redis", "rediss"),
+        help="share identifies, sessions and events with other processes through this Redis",
+    )
+    run.add_argument(
         "--max-attempts",
         type=positive,
         default=30,
@@ -201,6 +209,31 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     qs.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
     qs.set_defaults(run_parser=qs)
+    work = qq_commands.add_parser(
+        "work",
+        help="handle the events of qq run --redis processes",
+        description="Run a worker on the event stream that qq run --redis processes feed.",
+    )
+    work.add_argument(
+        "--redis", required=True, type=url("redis", "rediss"), help="the Redis they share"
+    )
+    work.add_argument("--app-id", help="the bot's AppID (default: the only app in that Redis)")
+    work.add_argument(
+        "--secret", help=f"--echo: the bot's AppSecret (default: the {SECRET_VARIABLE} variable)"
+    )
+    work.add_argument("--sandbox", action="store_true", help="--echo: use the sandbox API")
+    work.add_argument("--api-base", type=url("https", "http"), help="--echo: REST API base URL")
+    work.add_argument("--token-url", type=url("https", "http"), help="--echo: token endpoint")
+    work.add_argument(
+        "--min-idle",
+        type=float,
+        default=30.0,
+        help="take over events another worker held this many seconds (default 30)",
+    )
+    work.add_argument("--echo", action="store_true", help="answer each message with its text")
+    work.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
+    work.add_argument("-v", "--verbose", action="store_true", help="log on stderr")
+    work.set_defaults(run_parser=work)
     onebot = commands.add_parser("onebot", help="a OneBot v11/v12 implementation")
     onebot_commands = onebot.add_subparsers(dest="onebot_command", required=True, metavar="COMMAND")
     ob = onebot_commands.add_parser(
@@ -273,8 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             option = {"url": "--ws-url"}.get(error.name, "--" + error.name.replace("_", "-"))
             run_parser.error(f"argument {option}: expected {error.expected}")
         return onebot_run.run(onebot_config, args)
+    if getattr(args, "redis", None) and importlib.util.find_spec("redis") is None:
+        run_parser.error("argument --redis: needs the redis extra (pip install 'qqproto[redis]')")
     if args.sandbox and args.api_base:
         run_parser.error("argument --sandbox: not allowed with --api-base")
+    if args.qq_command == "work":
+        return _work(args, run_parser)
     secret = args.secret or os.environ.get(SECRET_VARIABLE)
     if not secret:
         run_parser.error(f"argument --secret: required (or set {SECRET_VARIABLE})")
@@ -295,6 +332,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         option = OPTION_OF.get(error.name.split(".")[0], error.name)
         run_parser.error(f"argument {option}: expected {error.expected}, got {error.received!r}")
     return runner.run(config, args)
+
+
+def _work(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> int:
+    from . import qq_work  # the driver loads only for a real run
+
+    if not args.min_idle > 0:
+        run_parser.error(f"argument --min-idle: expected seconds > 0, got {args.min_idle}")
+    config = None
+    if args.echo:
+        secret = args.secret or os.environ.get(SECRET_VARIABLE)
+        if not secret:
+            run_parser.error(f"argument --secret: required with --echo (or set {SECRET_VARIABLE})")
+        if args.app_id is None:
+            run_parser.error("argument --app-id: required with --echo")
+        api_base = SANDBOX_BASE_URL if args.sandbox else args.api_base or PRODUCTION_BASE_URL
+        try:
+            config = BotConfig(
+                args.app_id,
+                secret,
+                gateway=False,
+                api_base=api_base,
+                token_url=args.token_url or DEFAULT_TOKEN_URL,
+            )
+        except ConfigError as error:
+            run_parser.error(
+                f"argument --{error.name.replace('_', '-')}: expected {error.expected}"
+            )
+    return qq_work.run(args, config)
 
 
 if __name__ == "__main__":  # pragma: no cover

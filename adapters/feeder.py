@@ -25,15 +25,30 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from qqproto.qq import Dispatch, Event, IdentifyWanted, Session
+from qqproto.qq import BotConfig, Dispatch, Event, IdentifyWanted, Ready, Resumed, Session
+from qqproto.qq.reply_rules import DEFAULT_POLICIES
 
 from .bot import QQBot
 from .coordination import Coordination, Unavailable
 from .feed import entry_of
 
-__all__ = ["Feeder"]
+__all__ = ["SEQ_TTL", "Feeder", "planned_shards"]
 
 log = logging.getLogger("qqproto.feeder")
+
+#: How long a message's shared msg_seq counter lives: the longest reply window.
+SEQ_TTL = max(policy.window for policy in DEFAULT_POLICIES.values())
+
+
+def planned_shards(config: BotConfig) -> list[tuple[int, int]]:
+    """The shards ``config`` runs, when it says without asking the platform
+    (``shards="auto"`` does not: its sessions are not restored)."""
+    if config.shards is None:
+        return [config.shard]
+    if config.shards == "auto":
+        return []
+    ids = config.shard_ids or range(config.shards)
+    return [(i, config.shards) for i in ids]
 
 
 class Feeder:
@@ -57,14 +72,18 @@ class Feeder:
         self.bot.protocol.restore(found)
         return len(found)
 
+    async def next_seq(self, message: object) -> int:
+        """The shared ``msg_seq`` for the next reply to ``message``."""
+        return await self.shared.seqs.next(str(getattr(message, "id", "")), SEQ_TTL)
+
     def feed(self, value: object) -> bool:
         """Take what the bot delivered: True when it was the Feeder's to handle
         (an ``IdentifyWanted``), else False; events are queued for the stream too."""
         if isinstance(value, IdentifyWanted):
             self._spawn(self._identify(value.shard[0]))
             return True
-        if isinstance(value, Event | Dispatch):
-            self._queue.put_nowait(entry_of(value))
+        if isinstance(value, Event | Dispatch) and not isinstance(value, Ready | Resumed):
+            self._queue.put_nowait(entry_of(value))  # (a session's own news stays here)
         return False
 
     async def run(self) -> None:

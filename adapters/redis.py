@@ -31,6 +31,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from qqproto.qq.session import Session
 
@@ -235,7 +237,10 @@ class RedisReplySeqs:
 
 def connect(url: str, app_id: str) -> Coordination:
     """The app's coordination through the Redis at ``url`` (``redis://host:port/db``)."""
-    client = aioredis.Redis.from_url(url)
+    # A command on a pooled connection Redis dropped (a restart) is tried again
+    # on a fresh one at once, a few times, before the store says it is away.
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
+    client = aioredis.Redis.from_url(url, retry=retry, retry_on_error=list(_AWAY))
     return Coordination(
         RedisIdentifySlots(client, app_id),
         RedisSessionStore(client, app_id),

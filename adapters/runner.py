@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -35,6 +36,8 @@ from qqproto.qq.auth import DEFAULT_TOKEN_URL
 from ._common import DriverError, DriverFailed
 from ._wall import keep_wall_offset
 from .bot import QQBot
+from .coordination import Coordination, Unavailable
+from .feeder import Feeder, planned_shards
 from .report import HumanReport, JsonReport, Report, prepare_output
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "config_from", "run"]
@@ -77,14 +80,19 @@ def failure_code(error: ProtocolError | None) -> int | str | None:
 class Runner:
     """One bot, its report, and the echo replies under way."""
 
-    def __init__(self, bot: QQBot, report: Report, *, echo: bool) -> None:
+    def __init__(
+        self, bot: QQBot, report: Report, *, echo: bool, feeder: Feeder | None = None
+    ) -> None:
         self.bot = bot
         self.report = report
         self.echo = echo
+        self.feeder = feeder
         self._replies: set[asyncio.Task[None]] = set()
 
     async def events(self) -> None:
         async for event in self.bot.events():
+            if self.feeder is not None and self.feeder.feed(event):
+                continue  # an identify that waits for the shared slot
             if isinstance(event, Ready | Resumed):
                 continue  # they show as state changes
             if isinstance(event, ProtocolViolation):
@@ -104,7 +112,8 @@ class Runner:
 
     async def _echo(self, message: Message) -> None:
         try:
-            result = await self.bot.reply(message, message.text)
+            seq = await self.feeder.next_seq(message) if self.feeder is not None else None
+            result = await self.bot.reply(message, message.text, msg_seq=seq)
         except DriverFailed:
             return  # the bot gave up; its failed line says why
         except DriverError:  # closed before the answer came: it may or may not have landed
@@ -129,8 +138,26 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
         if change.machine != "token":  # the token's moves are logged, not lines
             report.state(change)
 
+    redis_url: str | None = getattr(args, "redis", None)
+    shared = None
+    if redis_url:
+        from .redis import connect  # the qqproto[redis] extra: the command checked it is there
+
+        shared = connect(redis_url, config.app_id)
+    if shared is not None:  # the identify slots are the app's, across processes
+        config = dataclasses.replace(config, external_gate=True)
     bot = QQBot.from_config(config, allow_from=allow_from, on_state=state)
-    runner = Runner(bot, report, echo=args.echo)
+    feeder = Feeder(bot, shared) if shared is not None else None
+    runner = Runner(bot, report, echo=args.echo, feeder=feeder)
+    feeding: asyncio.Task[None] | None = None
+    if feeder is not None:
+        try:
+            restored = await feeder.restore(planned_shards(config))
+        except Unavailable as error:
+            log.warning("no saved sessions read: %s", error)
+            restored = 0
+        log.info("%d saved sessions to resume", restored)
+        feeding = asyncio.create_task(feeder.run())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     report.on_closed = stop.set  # the reader of stdout went away
@@ -161,10 +188,23 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
         await bot.close()
         await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
         await asyncio.gather(events, stopped, keeper, return_exceptions=True)
+        if feeder is not None and feeding is not None and shared is not None:
+            await _wind_up(feeder, feeding, shared)
     if failure is not None:
         report.failed(failure)
         return EXIT_FAILED
     return EXIT_OK
+
+
+async def _wind_up(feeder: Feeder, feeding: asyncio.Task[None], shared: Coordination) -> None:
+    """Publish what waits and save the sessions (a restart resumes them), then let go."""
+    feeding.cancel()
+    await asyncio.gather(feeding, return_exceptions=True)
+    try:
+        await asyncio.wait_for(feeder.flush(), REPLY_GRACE)
+    except (Unavailable, TimeoutError) as error:
+        log.warning("events or sessions not saved at the end: %s", error or "timed out")
+    await shared.aclose()
 
 
 def run(config: BotConfig, args: argparse.Namespace) -> int:

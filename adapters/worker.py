@@ -67,6 +67,7 @@ class Worker:
         min_idle: float = 30.0,
         lease: float = 60.0,
         dedup_ttl: float = 600.0,
+        fatal: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.shared = shared
         self.consumer = consumer
@@ -74,10 +75,12 @@ class Worker:
         self.batch, self.block = batch, block
         self.min_idle, self.lease, self.dedup_ttl = min_idle, lease, dedup_ttl
         self.stats = WorkerStats()
+        #: Handler exceptions that stop the worker instead of waiting for a retry.
+        self.fatal = fatal
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take and handle entries until ``stop`` is set. While the shared store
-        is away, it waits (1 s, 2 s, ... 10 s) and tries again, saying so."""
+        is away, it waits (0.5 s, 1 s, ... 10 s) and tries again, saying so."""
         away = 0
         while not stop.is_set():
             try:
@@ -85,8 +88,8 @@ class Worker:
                 away = 0
             except Unavailable as error:
                 away += 1
-                wait = min(10.0, 2.0 ** (away - 1))
-                log.warning("the shared store is away (%s): trying again in %.0f s", error, wait)
+                wait = min(10.0, 0.5 * 2.0 ** (away - 1))
+                log.warning("the shared store is away (%s): trying again in %.1f s", error, wait)
                 await asyncio.sleep(wait)
 
     async def run_once(self) -> int:
@@ -120,6 +123,8 @@ class Worker:
             return True
         try:
             await self.handler(event)
+        except self.fatal:
+            raise
         except Exception:
             stats.failed += 1
             log.exception("handler failed on %s (%s): it will be tried again", key, entry.entry_id)
