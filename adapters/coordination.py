@@ -112,6 +112,14 @@ class HandledIds(Protocol):
     async def finish(self, key: str, ttl: float) -> None:
         """The event ``key`` was handled; remembered ``ttl`` seconds."""
 
+    async def start_many(
+        self, keys: list[tuple[str, bool]], consumer: str, *, lease: float
+    ) -> list[Start]:
+        """:meth:`start` for each ``(key, reclaimed)``, in order, at one go."""
+
+    async def finish_many(self, keys: list[str], ttl: float) -> None:
+        """:meth:`finish` for each key, at one go."""
+
 
 class ReplySeqs(Protocol):
     async def next(self, msg_id: str, ttl: float) -> int:
@@ -254,6 +262,15 @@ class MemoryHandledIds:
 
     async def finish(self, key: str, ttl: float) -> None:
         self._keys[key] = (_DONE, _now() + ttl)
+
+    async def start_many(
+        self, keys: list[tuple[str, bool]], consumer: str, *, lease: float
+    ) -> list[Start]:
+        return [await self.start(k, consumer, reclaimed=r, lease=lease) for k, r in keys]
+
+    async def finish_many(self, keys: list[str], ttl: float) -> None:
+        for key in keys:
+            await self.finish(key, ttl)
 
 
 _DONE = "\0done"

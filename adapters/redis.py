@@ -133,6 +133,7 @@ class RedisEventStream:
         self.key = _prefix(app_id) + "events"
         self._max_len = max_len
         self._group_made = False
+        self._swept: dict[str, float] = {}  # consumer -> when it last looked for held entries
 
     async def _group(self, *, again: bool = False) -> None:
         if self._group_made and not again:
@@ -156,6 +157,9 @@ class RedisEventStream:
     @_reachable
     async def take(self, consumer: str, count: int, block: float, min_idle: float) -> list[Taken]:
         await self._group()
+        now = asyncio.get_running_loop().time()
+        if now - self._swept.get(consumer, float("-inf")) < min_idle / 4:
+            return await self._read(consumer, count, block)  # held ones were looked for lately
         try:
             _, claimed, _ = await self._r.xautoclaim(
                 self.key, GROUP, consumer, int(min_idle * 1000), start_id="0-0", count=count
@@ -167,10 +171,15 @@ class RedisEventStream:
             return []
         out = [Taken(_text(i), _fields(f), reclaimed=True) for i, f in claimed if f]
         if out:
-            return out
+            return out  # (more may wait: the next call looks again)
+        self._swept[consumer] = now
+        return await self._read(consumer, count, block)
+
+    async def _read(self, consumer: str, count: int, block: float) -> list[Taken]:
         answer: Any = await self._r.xreadgroup(
             GROUP, consumer, {self.key: ">"}, count=count, block=max(1, int(block * 1000))
         )
+        out = []
         for _, entries in answer or []:  # [[stream, [(id, fields), ...]]]
             out += [Taken(_text(i), _fields(f)) for i, f in entries]
         return out
@@ -199,11 +208,41 @@ return 'busy'
 """
 
 
+#: :data:`_START` for a batch at once: ARGV[2] holds each key's reclaimed flag.
+_START_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  local reclaimed = string.sub(ARGV[2], i, i) == '1'
+  if (not v) or v == ARGV[1] or (reclaimed and v ~= '\0done') then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[3])
+    out[i] = 'mine'
+  elseif v == '\0done' then
+    out[i] = 'done'
+  else
+    out[i] = 'busy'
+  end
+end
+return out
+"""
+
+
+#: Mark a batch handled: each key ``done`` for ARGV[1] ms.
+_FINISH_MANY = """
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, '\0done', 'PX', ARGV[1])
+end
+return #KEYS
+"""
+
+
 class RedisHandledIds:
     def __init__(self, client: aioredis.Redis, app_id: str) -> None:
         self._r = client
         self._key = _prefix(app_id) + "handled:"
         self._start = client.register_script(_START)
+        self._start_many = client.register_script(_START_MANY)
+        self._finish_many = client.register_script(_FINISH_MANY)
 
     @_reachable
     async def start(self, key: str, consumer: str, *, reclaimed: bool, lease: float) -> Start:
@@ -218,6 +257,27 @@ class RedisHandledIds:
     @_reachable
     async def finish(self, key: str, ttl: float) -> None:
         await self._r.set(self._key + key, "\0done", px=max(1, int(ttl * 1000)))
+
+    @_reachable
+    async def start_many(
+        self, keys: list[tuple[str, bool]], consumer: str, *, lease: float
+    ) -> list[Start]:
+        if not keys:
+            return []
+        flags = "".join("1" if reclaimed else "0" for _, reclaimed in keys)
+        said = await self._start_many(
+            keys=[self._key + key for key, _ in keys],
+            args=[consumer, flags, max(1, int(lease * 1000))],
+        )
+        return [_text(v) for v in said]  # type: ignore[misc]
+
+    @_reachable
+    async def finish_many(self, keys: list[str], ttl: float) -> None:
+        if not keys:
+            return
+        await self._finish_many(
+            keys=[self._key + key for key in keys], args=[max(1, int(ttl * 1000))]
+        )
 
 
 class RedisReplySeqs:

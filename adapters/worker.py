@@ -93,42 +93,49 @@ class Worker:
                 await asyncio.sleep(wait)
 
     async def run_once(self) -> int:
-        """Take one batch (waiting up to ``block`` for it) and handle it; how many came."""
+        """Take one batch (waiting up to ``block`` for it) and handle it; how many came.
+        The handled ids of a batch are taken and marked at one go each."""
         taken = await self.shared.stream.take(self.consumer, self.batch, self.block, self.min_idle)
-        done: list[str] = []
+        if not taken:
+            return 0
+        stats, done = self.stats, []
+        readable: list[tuple[Taken, Event | Dispatch, str]] = []
         for entry in taken:
-            if await self._handle(entry):
+            if entry.reclaimed:
+                stats.taken_over += 1
+            try:
+                event = event_of(entry.fields)
+            except RemoteProtocolError as error:
+                stats.unreadable += 1
+                log.error("stream entry %s holds no event, dropped: %s", entry.entry_id, error)
                 done.append(entry.entry_id)
+                continue
+            readable.append((entry, event, entry.fields.get("key") or entry.entry_id))
+        verdicts = await self.shared.handled.start_many(
+            [(key, entry.reclaimed) for entry, _, key in readable], self.consumer, lease=self.lease
+        )
+        handled = []
+        for (entry, event, key), verdict in zip(readable, verdicts, strict=True):
+            if verdict != "mine":
+                stats.duplicates += 1
+                log.debug("%s %s: %s", entry.entry_id, key, verdict)
+                done.append(entry.entry_id)
+            elif await self._handle(event, key, entry.entry_id):
+                handled.append(key)
+                done.append(entry.entry_id)
+        await self.shared.handled.finish_many(handled, self.dedup_ttl)
         await self.shared.stream.ack(done)
         return len(taken)
 
-    async def _handle(self, entry: Taken) -> bool:
-        """Handle one entry; whether it may be acknowledged."""
-        stats = self.stats
-        if entry.reclaimed:
-            stats.taken_over += 1
-        try:
-            event = event_of(entry.fields)
-        except RemoteProtocolError as error:
-            stats.unreadable += 1
-            log.error("stream entry %s holds no event, dropped: %s", entry.entry_id, error)
-            return True
-        key = entry.fields.get("key") or entry.entry_id
-        verdict = await self.shared.handled.start(
-            key, self.consumer, reclaimed=entry.reclaimed, lease=self.lease
-        )
-        if verdict != "mine":
-            stats.duplicates += 1
-            log.debug("%s %s: %s", entry.entry_id, key, verdict)
-            return True
+    async def _handle(self, event: Event | Dispatch, key: str, entry_id: str) -> bool:
+        """Run the handler; whether it succeeded (its entry may then be acknowledged)."""
         try:
             await self.handler(event)
         except self.fatal:
             raise
         except Exception:
-            stats.failed += 1
-            log.exception("handler failed on %s (%s): it will be tried again", key, entry.entry_id)
+            self.stats.failed += 1
+            log.exception("handler failed on %s (%s): it will be tried again", key, entry_id)
             return False
-        await self.shared.handled.finish(key, self.dedup_ttl)
-        stats.handled += 1
+        self.stats.handled += 1
         return True
