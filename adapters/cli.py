@@ -312,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_parser.error("argument --sandbox: not allowed with --api-base")
     if args.qq_command == "work":
         return _work(args, run_parser)
+    if args.qq_command == "run" and args.shards is not None and args.shard != (0, 1):
+        run_parser.error("argument --shard: not allowed with --shards (use --shard-slice)")
     secret = args.secret or os.environ.get(SECRET_VARIABLE)
     if not secret:
         run_parser.error(f"argument --secret: required (or set {SECRET_VARIABLE})")
@@ -337,8 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _work(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> int:
     from . import qq_work  # the driver loads only for a real run
 
-    if not args.min_idle > 0:
-        run_parser.error(f"argument --min-idle: expected seconds > 0, got {args.min_idle}")
+    if not 0 < args.min_idle < 86_400:
+        run_parser.error(
+            f"argument --min-idle: expected seconds > 0 (under a day), got {args.min_idle}"
+        )
     config = None
     if args.echo:
         secret = args.secret or os.environ.get(SECRET_VARIABLE)

@@ -10,9 +10,10 @@ its work in others (docs/scaling.md). They share five things:
 - :class:`EventStream`: the events, from the gateway processes to the
   workers, each taken by one worker, acknowledged when handled, and taken
   over from a worker that died with it;
-- :class:`HandledIds`: which events were handled, so an event that comes
-  twice (a platform redelivery, or one taken over from a slow worker)
-  reaches the application once;
+- :class:`HandledIds`: which events were handled, or are being handled
+  under a lease, so an event that comes twice (a platform redelivery, or
+  one taken over from a worker that is slow, not dead) reaches the
+  application once;
 - :class:`ReplySeqs`: each message's next ``msg_seq``, so two workers
   answering one message never use the same one.
 
@@ -71,10 +72,19 @@ class Taken:
 
 
 class IdentifySlots(Protocol):
-    async def acquire(self, shard: int, max_concurrency: int, window: float) -> None:
-        """Return when ``shard`` may Identify: at most ``max_concurrency``
-        Identifies of the app in any ``window`` seconds, across processes. A
-        holder that dies blocks no one for longer than the window."""
+    """The app's identify turn, across processes: one shard at a time."""
+
+    async def acquire(self, shard: int, hold: float) -> str:
+        """Wait for the turn, then take it for ``hold`` seconds; a token that
+        names this holding. A holder that dies blocks no one for longer than
+        ``hold``, so it keeps the turn with :meth:`keep` while it dials."""
+
+    async def keep(self, token: str, hold: float) -> None:
+        """Hold the turn ``hold`` seconds more (if it is still this token's)."""
+
+    async def release(self, token: str, spacing: float) -> None:
+        """The turn ends: the next starts ``spacing`` seconds from now (the
+        Identify went out), or at once (``spacing`` 0: it did not)."""
 
 
 class SessionStore(Protocol):
@@ -101,24 +111,20 @@ class EventStream(Protocol):
     async def pending(self) -> int:
         """Entries taken and not acknowledged, all consumers together."""
 
+    async def trim(self) -> int:
+        """Let go of the entries every consumer is past; how many went."""
+
 
 class HandledIds(Protocol):
-    async def start(self, key: str, consumer: str, *, reclaimed: bool, lease: float) -> Start:
-        """``consumer`` means to handle the event ``key``: ``"mine"`` (go on; it
-        holds the key for ``lease`` seconds), ``"done"`` (handled already), or
-        ``"busy"`` (another consumer is at it, and this copy is not one taken
-        over from it). A copy taken over (``reclaimed``) takes the key over."""
+    """Which events were handled, or are being handled now, by whom."""
 
-    async def finish(self, key: str, ttl: float) -> None:
-        """The event ``key`` was handled; remembered ``ttl`` seconds."""
-
-    async def start_many(
-        self, keys: list[tuple[str, bool]], consumer: str, *, lease: float
-    ) -> list[Start]:
-        """:meth:`start` for each ``(key, reclaimed)``, in order, at one go."""
+    async def start_many(self, keys: list[str], consumer: str, *, lease: float) -> list[Start]:
+        """For each event key, in order: ``"mine"`` (free, or already this
+        consumer's: it now holds it for ``lease`` seconds), ``"done"`` (handled),
+        or ``"busy"`` (another consumer holds a live lease on it)."""
 
     async def finish_many(self, keys: list[str], ttl: float) -> None:
-        """:meth:`finish` for each key, at one go."""
+        """These events were handled; remembered as such ``ttl`` seconds."""
 
 
 class ReplySeqs(Protocol):
@@ -162,19 +168,29 @@ def _now() -> float:
 
 
 class MemoryIdentifySlots:
-    """One process's identify slots: a slot per ``shard % max_concurrency``,
-    each held for the window from its grant."""
+    """One process's identify turn."""
 
     def __init__(self) -> None:
-        self._held: dict[int, float] = {}  # slot -> when it frees
+        self._holder: str | None = None
+        self._until = 0.0  # the holding (or the spacing after it) ends then
+        self._tokens = itertools.count(1)
         self._lock = asyncio.Lock()  # first come, first served
 
-    async def acquire(self, shard: int, max_concurrency: int, window: float) -> None:
+    async def acquire(self, shard: int, hold: float) -> str:
         async with self._lock:
-            slot = shard % max_concurrency
-            while (free_at := self._held.get(slot, 0.0)) > _now():
-                await asyncio.sleep(free_at - _now())
-            self._held[slot] = _now() + window
+            while (until := self._until) > _now():
+                await asyncio.sleep(until - _now())
+            token = f"{shard}:{next(self._tokens)}"
+            self._holder, self._until = token, _now() + hold
+            return token
+
+    async def keep(self, token: str, hold: float) -> None:
+        if self._holder == token:
+            self._until = _now() + hold
+
+    async def release(self, token: str, spacing: float) -> None:
+        if self._holder == token:
+            self._holder, self._until = None, _now() + spacing
 
 
 class MemorySessionStore:
@@ -247,30 +263,28 @@ class MemoryEventStream:
     async def pending(self) -> int:
         return len(self._held)
 
+    async def trim(self) -> int:
+        return 0  # an acknowledged entry is gone at once here
+
 
 class MemoryHandledIds:
     def __init__(self) -> None:
         self._keys: dict[str, tuple[str, float]] = {}  # key -> (holder or "\0done", until)
 
-    async def start(self, key: str, consumer: str, *, reclaimed: bool, lease: float) -> Start:
-        now = _now()
-        holder, until = self._keys.get(key, ("", 0.0))
-        if until <= now or holder == consumer or (reclaimed and holder != _DONE):
-            self._keys[key] = (consumer, now + lease)
-            return "mine"
-        return "done" if holder == _DONE else "busy"
-
-    async def finish(self, key: str, ttl: float) -> None:
-        self._keys[key] = (_DONE, _now() + ttl)
-
-    async def start_many(
-        self, keys: list[tuple[str, bool]], consumer: str, *, lease: float
-    ) -> list[Start]:
-        return [await self.start(k, consumer, reclaimed=r, lease=lease) for k, r in keys]
+    async def start_many(self, keys: list[str], consumer: str, *, lease: float) -> list[Start]:
+        now, out = _now(), list[Start]()
+        for key in keys:
+            holder, until = self._keys.get(key, ("", 0.0))
+            if until <= now or holder == consumer:
+                self._keys[key] = (consumer, now + lease)
+                out.append("mine")
+            else:
+                out.append("done" if holder == _DONE else "busy")
+        return out
 
     async def finish_many(self, keys: list[str], ttl: float) -> None:
         for key in keys:
-            await self.finish(key, ttl)
+            self._keys[key] = (_DONE, _now() + ttl)
 
 
 _DONE = "\0done"

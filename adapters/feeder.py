@@ -4,9 +4,12 @@ It runs beside a :class:`~qqproto.adapters.bot.QQBot` made with
 ``external_gate=True`` and does the three things the processes share
 (:mod:`qqproto.adapters.coordination`):
 
-- each ``IdentifyWanted`` waits for the app's shared identify slot, then
-  the shard may Identify (``QQBot.identify_allowed``); a shard that resumes
-  never asks;
+- each ``IdentifyWanted`` waits for the app's identify turn, shared by
+  every process, then the shard may dial and Identify
+  (``QQBot.identify_allowed``); the Feeder keeps the turn alive while it
+  dials, and ends it when the bot says (``IdentifyTurnOver``): the next
+  shard, in any process, goes a spacing after the Identify, or at once when
+  none went. A shard that resumes never asks;
 - each shard's session is saved every ``save_every`` seconds while it
   changes, and once more at the end, so a restarted process resumes
   (:meth:`Feeder.restore` before the bot starts);
@@ -20,24 +23,54 @@ bot and the shared store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
-from qqproto.qq import BotConfig, Dispatch, Event, IdentifyWanted, Ready, Resumed, Session
+from qqproto.qq import (
+    BotConfig,
+    Dispatch,
+    Event,
+    IdentifyTurnOver,
+    IdentifyWanted,
+    Ready,
+    Resumed,
+    Session,
+)
 from qqproto.qq.reply_rules import DEFAULT_POLICIES
 
 from .bot import QQBot
 from .coordination import Coordination, Unavailable
 from .feed import entry_of
 
-__all__ = ["SEQ_TTL", "Feeder", "planned_shards"]
+__all__ = ["HOLD", "SEQ_TTL", "Feeder", "planned_shards"]
 
 log = logging.getLogger("qqproto.feeder")
 
+_T = TypeVar("_T")
+
+#: Seconds a turn to Identify is held between two keep-alives (a holder that
+#: dies blocks the app's other shards no longer than this).
+HOLD = 3.0
+#: Seconds between saves of a session that did not change (it lives an hour).
+REFRESH_EVERY = 600.0
 #: How long a message's shared msg_seq counter lives: the longest reply window.
 SEQ_TTL = max(policy.window for policy in DEFAULT_POLICIES.values())
+
+
+async def _retrying(call: Callable[[], Awaitable[_T]], what: str) -> _T:
+    """``call()`` until the shared store answers (0.5 s, 1 s, ... 10 s apart)."""
+    away = 0
+    while True:
+        try:
+            return await call()
+        except Unavailable as error:
+            away += 1
+            wait = min(10.0, 0.5 * 2 ** (away - 1))
+            log.warning("%s: the shared store is away (%s): again in %.1f s", what, error, wait)
+            await asyncio.sleep(wait)
 
 
 def planned_shards(config: BotConfig) -> list[tuple[int, int]]:
@@ -64,6 +97,8 @@ class Feeder:
         self._queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._saved: dict[int, Session] = {}
+        self._turns: dict[int, asyncio.Future[bool]] = {}  # shard -> how its turn ended
+        self._refreshed = time.monotonic()
         self.published = 0
 
     async def restore(self, shards: list[tuple[int, int]]) -> int:
@@ -80,7 +115,14 @@ class Feeder:
         """Take what the bot delivered: True when it was the Feeder's to handle
         (an ``IdentifyWanted``), else False; events are queued for the stream too."""
         if isinstance(value, IdentifyWanted):
-            self._spawn(self._identify(value.shard[0]))
+            ended = asyncio.get_running_loop().create_future()
+            self._turns[value.shard[0]] = ended
+            self._spawn(self._identify(value.shard[0], ended))
+            return True
+        if isinstance(value, IdentifyTurnOver):
+            turn = self._turns.pop(value.shard[0], None)
+            if turn is not None and not turn.done():
+                turn.set_result(value.identified)
             return True
         if isinstance(value, Event | Dispatch) and not isinstance(value, Ready | Resumed):
             self._queue.put_nowait(entry_of(value))  # (a session's own news stays here)
@@ -139,12 +181,24 @@ class Feeder:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _identify(self, shard_id: int) -> None:
-        gate = self.bot.protocol.shards.gate  # max_concurrency as /gateway/bot said
+    async def _identify(self, shard_id: int, ended: asyncio.Future[bool]) -> None:
+        """Take the app's turn for ``shard_id``, let it dial, keep the turn while
+        it does, and end the turn as the bot says it ended."""
+        gate = self.bot.protocol.shards.gate  # the spacing /gateway/bot's max_concurrency sets
+        slots, hold = self.shared.slots, HOLD
         started = time.monotonic()
-        await self.shared.slots.acquire(shard_id, gate.max_concurrency, gate.span)
+        token = await _retrying(lambda: slots.acquire(shard_id, hold), "identify turn")
         log.info("shard %d may identify (waited %.1f s)", shard_id, time.monotonic() - started)
         await self.bot.identify_allowed(shard_id)
+        while True:
+            try:
+                identified = await asyncio.wait_for(asyncio.shield(ended), hold / 3)
+                break
+            except TimeoutError:  # still dialling: the turn must not lapse meanwhile
+                with contextlib.suppress(Unavailable):
+                    await slots.keep(token, hold)
+        spacing = gate.spacing if identified else 0.0
+        await _retrying(lambda: slots.release(token, spacing), "identify turn's end")
 
     async def _save_loop(self) -> None:
         while True:
@@ -155,8 +209,14 @@ class Feeder:
                 log.warning("sessions not saved: the shared store is away (%s)", error)
 
     async def _save(self) -> None:
+        """Save what changed, and now and then what did not (the store keeps a
+        session an hour from its last save: a quiet shard's must not lapse)."""
+        now = time.monotonic()
+        refresh = now - self._refreshed >= REFRESH_EVERY
         for shard_id, gateway in self.bot.protocol.gateways.items():
             session = gateway.session
-            if session is not None and session != self._saved.get(shard_id):
+            if session is not None and (refresh or session != self._saved.get(shard_id)):
                 await self.shared.sessions.save(session)
                 self._saved[shard_id] = session
+        if refresh:
+            self._refreshed = now

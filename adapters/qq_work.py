@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -28,7 +29,7 @@ from qqproto.qq import BotConfig, Dispatch, Event, Message
 from ._common import DriverError, DriverFailed
 from .bot import QQBot
 from .command import run_command
-from .coordination import Coordination
+from .coordination import Coordination, Unavailable
 from .feeder import SEQ_TTL
 from .report import HumanReport, JsonReport, Report
 from .runner import EXIT_FAILED, EXIT_OK, failure_code
@@ -36,14 +37,20 @@ from .worker import Worker
 
 __all__ = ["find_app", "run"]
 
+log = logging.getLogger("qqproto.work")
+
 
 async def find_app(url: str) -> list[str]:
-    """The apps whose event stream is in the Redis at ``url``."""
+    """The apps whose event stream is in the Redis at ``url``; :class:`Unavailable`
+    while that Redis cannot be reached."""
     import redis.asyncio as aioredis
+    from redis import exceptions
 
     client = aioredis.Redis.from_url(url)
     try:
         keys = [key async for key in client.scan_iter(match="qqproto:*:events", count=1000)]
+    except (exceptions.ConnectionError, exceptions.TimeoutError) as error:
+        raise Unavailable(f"redis: {error}") from error
     finally:
         await client.aclose()
     names = (k.decode() if isinstance(k, bytes) else str(k) for k in keys)
@@ -86,11 +93,19 @@ def run(args: argparse.Namespace, config: BotConfig | None) -> int:
         report: Report = JsonReport(sys.stdout) if args.json else HumanReport(sys.stdout)
         app_id = args.app_id
         if app_id is None:
-            apps = await find_app(args.redis)
-            if len(apps) != 1:
-                said = ", ".join(apps) if apps else "none yet"
+            apps: list[str] = []
+            while not apps:  # no gateway process has fed this Redis yet: wait for one
+                try:
+                    apps = await find_app(args.redis)
+                except Unavailable as error:
+                    log.warning("%s: waiting", error)
+                if not apps:
+                    log.info("no bot's stream in %s yet: waiting", args.redis)
+                    await asyncio.sleep(1.0)
+            if len(apps) > 1:
                 print(
-                    f"qqproto qq work: error: argument --app-id: required: the apps here: {said}",
+                    "qqproto qq work: error: argument --app-id: required: several bots "
+                    f"here: {', '.join(apps)}",
                     file=sys.stderr,
                 )
                 return 2

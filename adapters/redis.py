@@ -4,19 +4,20 @@ The five shared things of :mod:`qqproto.adapters.coordination`, kept in
 Redis with the ``redis`` client's asyncio API. Every key starts with
 ``qqproto:<app id>:``, so several bots share one Redis safely:
 
-- **identify slots** (``identify:<slot>``): one ``SET NX PX`` per window
-  slot, slot ``shard % max_concurrency``. The key expires with the window, so
-  a process that dies holding one blocks nobody beyond it, and nothing needs
-  releasing;
+- **the identify turn** (``identify``): one key, taken with ``SET NX PX``
+  and kept alive while its holder dials; after the Identify it lives on for
+  the spacing (``5.5 s / max_concurrency``), and without one it goes. A
+  process that dies holding it blocks nobody beyond its hold (a few seconds);
 - **sessions** (``session:<i>:<n>``): the resume data of each shard, as JSON,
   kept ``session_ttl`` seconds from its last save;
 - **the event stream** (``events``): ``XADD`` from the gateway processes;
   the workers read it through one consumer group (``XREADGROUP``), each
   entry acknowledged (``XACK``) once handled; an entry a worker held too long
   is taken over by another (``XAUTOCLAIM``);
-- **handled ids** (``handled:<id>``): a short lease while a worker handles
-  an event, then ``done`` for the de-duplication window; taking it and
-  taking it over are one Lua script each, so two workers never both win;
+- **handled ids** (``handled:<id>``): a lease while a worker handles an
+  event, then ``done`` for the de-duplication window; a batch's keys are
+  taken by one Lua script, so two workers never both win one, and nobody
+  takes a key whose lease is alive;
 - **reply seqs** (``seq:<msg id>``): ``INCR``, with the reply window as the
   key's life from the first reply.
 """
@@ -26,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Coroutine
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
@@ -52,8 +55,9 @@ __all__ = [
 GROUP = "workers"
 #: How long a saved session is kept after its last save (seconds).
 SESSION_TTL = 3600.0
-#: The stream keeps about this many entries (older acknowledged ones go).
-STREAM_MAX = 100_000
+
+
+log = logging.getLogger("qqproto.redis")
 
 
 def _prefix(app_id: str) -> str:
@@ -82,19 +86,50 @@ def _reachable(
     return guarded
 
 
+#: Keep (ARGV[2] > 0) or end the turn, if it is still ARGV[1]'s: PEXPIRE, or
+#: the spacing after an Identify (PEXPIRE too), or DEL when no Identify went.
+_TURN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+
 class RedisIdentifySlots:
+    """The app's identify turn is one key: ``SET NX PX`` takes it, the holder
+    keeps it alive while it dials, and after its Identify it lives on for the
+    spacing, so the next shard, in any process, waits that long."""
+
     def __init__(self, client: aioredis.Redis, app_id: str) -> None:
         self._r = client
-        self._key = _prefix(app_id) + "identify:"
+        self._key = _prefix(app_id) + "identify"
+        self._turn = client.register_script(_TURN)
         self._lock = asyncio.Lock()  # this process's shards ask in their order
 
     @_reachable
-    async def acquire(self, shard: int, max_concurrency: int, window: float) -> None:
-        key = f"{self._key}{shard % max_concurrency}"
+    async def acquire(self, shard: int, hold: float) -> str:
+        token = f"{shard}:{uuid.uuid4().hex}"
         async with self._lock:
-            while not await self._r.set(key, str(shard), nx=True, px=max(1, int(window * 1000))):
-                left = await self._r.pttl(key)
+            while not await self._r.set(self._key, token, nx=True, px=_ms(hold)):
+                left = await self._r.pttl(self._key)
                 await asyncio.sleep(max(left, 5) / 1000)
+        return token
+
+    @_reachable
+    async def keep(self, token: str, hold: float) -> None:
+        await self._turn(keys=[self._key], args=[token, _ms(hold)])
+
+    @_reachable
+    async def release(self, token: str, spacing: float) -> None:
+        await self._turn(keys=[self._key], args=[token, _ms(spacing) if spacing > 0 else 0])
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 class RedisSessionStore:
@@ -128,12 +163,20 @@ class RedisSessionStore:
 
 
 class RedisEventStream:
-    def __init__(self, client: aioredis.Redis, app_id: str, max_len: int = STREAM_MAX) -> None:
+    """The app's events as a Redis Stream, read through one consumer group.
+
+    Nothing is trimmed on the way in: an entry leaves only once every worker
+    is past it (:meth:`trim`, which the workers call now and then), so a
+    stream whose workers are all down grows until they come back. A Redis
+    that restarted without its data has lost the group too: it is made again,
+    and what was in the stream is gone with the rest."""
+
+    def __init__(self, client: aioredis.Redis, app_id: str) -> None:
         self._r = client
         self.key = _prefix(app_id) + "events"
-        self._max_len = max_len
         self._group_made = False
         self._swept: dict[str, float] = {}  # consumer -> when it last looked for held entries
+        self._cursor: dict[str, str] = {}  # consumer -> where its last look stopped
 
     async def _group(self, *, again: bool = False) -> None:
         if self._group_made and not again:
@@ -145,39 +188,54 @@ class RedisEventStream:
                 raise
         self._group_made = True
 
+    async def _grouped(self, call: Callable[[], Awaitable[_T]], lost: _T) -> _T:
+        """``call()``, the group made first; ``lost`` when Redis lost the group
+        (it restarted without its data): the group is made again."""
+        await self._group()
+        try:
+            return await call()
+        except redis_errors.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            log.warning("the consumer group of %s was gone: made again", self.key)
+            await self._group(again=True)
+            return lost
+
     @_reachable
     async def publish(self, entries: list[dict[str, str]]) -> list[str]:
         await self._group()  # entries before the group exists would be read from "0" anyway
         async with self._r.pipeline(transaction=False) as pipe:
             for fields in entries:
-                pipe.xadd(self.key, fields, maxlen=self._max_len, approximate=True)  # type: ignore[arg-type]
+                pipe.xadd(self.key, fields)  # type: ignore[arg-type]
             ids = await pipe.execute()
         return [_text(i) for i in ids]
 
     @_reachable
     async def take(self, consumer: str, count: int, block: float, min_idle: float) -> list[Taken]:
-        await self._group()
         now = asyncio.get_running_loop().time()
-        if now - self._swept.get(consumer, float("-inf")) < min_idle / 4:
-            return await self._read(consumer, count, block)  # held ones were looked for lately
-        try:
-            _, claimed, _ = await self._r.xautoclaim(
-                self.key, GROUP, consumer, int(min_idle * 1000), start_id="0-0", count=count
-            )
-        except redis_errors.ResponseError as error:  # a Redis that lost its data restarted
-            if "NOGROUP" not in str(error):
-                raise
-            await self._group(again=True)
-            return []
+        if now - self._swept.get(consumer, float("-inf")) >= min_idle / 4:
+            claimed = await self._grouped(lambda: self._claim(consumer, count, min_idle), None)
+            if claimed:
+                return claimed
+            if claimed is not None:  # looked through the whole pending list
+                self._swept[consumer] = now
+        return await self._grouped(lambda: self._read(consumer, count, block), [])
+
+    async def _claim(self, consumer: str, count: int, min_idle: float) -> list[Taken]:
+        """Entries held ``min_idle`` by anyone, from where the last look stopped."""
+        start = self._cursor.get(consumer, "0-0")
+        cursor, claimed, _ = await self._r.xautoclaim(
+            self.key, GROUP, consumer, _ms(min_idle), start_id=start, count=count
+        )
+        self._cursor[consumer] = _text(cursor)
         out = [Taken(_text(i), _fields(f), reclaimed=True) for i, f in claimed if f]
-        if out:
-            return out  # (more may wait: the next call looks again)
-        self._swept[consumer] = now
-        return await self._read(consumer, count, block)
+        if not out and _text(cursor) != "0-0":
+            return await self._claim(consumer, count, min_idle)  # more of the list to look at
+        return out
 
     async def _read(self, consumer: str, count: int, block: float) -> list[Taken]:
         answer: Any = await self._r.xreadgroup(
-            GROUP, consumer, {self.key: ">"}, count=count, block=max(1, int(block * 1000))
+            GROUP, consumer, {self.key: ">"}, count=count, block=_ms(block)
         )
         out = []
         for _, entries in answer or []:  # [[stream, [(id, fields), ...]]]
@@ -187,37 +245,40 @@ class RedisEventStream:
     @_reachable
     async def ack(self, entry_ids: list[str]) -> None:
         if entry_ids:
-            await self._r.xack(self.key, GROUP, *entry_ids)
+            await self._grouped(lambda: self._r.xack(self.key, GROUP, *entry_ids), 0)
 
     @_reachable
     async def pending(self) -> int:
-        await self._group()
-        summary = await self._r.xpending(self.key, GROUP)
-        return int(summary["pending"])
+        summary: Any = await self._grouped(lambda: self._r.xpending(self.key, GROUP), None)
+        return int(summary["pending"]) if summary else 0
+
+    @_reachable
+    async def trim(self) -> int:
+        """Drop the entries every worker is past (delivered and acknowledged); how many."""
+
+        async def below() -> str | None:
+            summary: Any = await self._r.xpending(self.key, GROUP)
+            if summary["pending"]:
+                return _text(summary["min"])  # the oldest still held stays
+            groups: Any = await self._r.xinfo_groups(self.key)
+            ours = [g for g in groups if _text(g["name"]) == GROUP]
+            return _text(ours[0]["last-delivered-id"]) if ours else None
+
+        minid = await self._grouped(below, None)
+        if minid is None or minid == "0-0":
+            return 0
+        return int(await self._r.xtrim(self.key, minid=minid, approximate=False))
 
 
-#: Take the handled-id key: free, expired, ours, or taken over -> "mine".
-_START = """
-local v = redis.call('GET', KEYS[1])
-if (not v) or v == ARGV[1] or (ARGV[2] == '1' and v ~= '\\0done') then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-  return 'mine'
-end
-if v == '\\0done' then return 'done' end
-return 'busy'
-"""
-
-
-#: :data:`_START` for a batch at once: ARGV[2] holds each key's reclaimed flag.
+#: Take each handled-id key that is free or already ARGV[1]'s, for ARGV[2] ms.
 _START_MANY = """
 local out = {}
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
-  local reclaimed = string.sub(ARGV[2], i, i) == '1'
-  if (not v) or v == ARGV[1] or (reclaimed and v ~= '\0done') then
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[3])
+  if (not v) or v == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
     out[i] = 'mine'
-  elseif v == '\0done' then
+  elseif v == '\\0done' then
     out[i] = 'done'
   else
     out[i] = 'busy'
@@ -226,58 +287,39 @@ end
 return out
 """
 
-
 #: Mark a batch handled: each key ``done`` for ARGV[1] ms.
 _FINISH_MANY = """
 for _, key in ipairs(KEYS) do
-  redis.call('SET', key, '\0done', 'PX', ARGV[1])
+  redis.call('SET', key, '\\0done', 'PX', ARGV[1])
 end
 return #KEYS
 """
 
 
 class RedisHandledIds:
+    """Each key is a lease (the consumer's name, expiring) or a mark that
+    says done; a batch is taken and marked with one script call each (one
+    Redis, not a Cluster: a script's keys may lie in any slot)."""
+
     def __init__(self, client: aioredis.Redis, app_id: str) -> None:
         self._r = client
         self._key = _prefix(app_id) + "handled:"
-        self._start = client.register_script(_START)
         self._start_many = client.register_script(_START_MANY)
         self._finish_many = client.register_script(_FINISH_MANY)
 
     @_reachable
-    async def start(self, key: str, consumer: str, *, reclaimed: bool, lease: float) -> Start:
-        said = await self._start(
-            keys=[self._key + key],
-            args=[consumer, "1" if reclaimed else "0", max(1, int(lease * 1000))],
-        )
-        verdict = _text(said)
-        assert verdict in ("mine", "done", "busy"), verdict
-        return verdict  # type: ignore[return-value]
-
-    @_reachable
-    async def finish(self, key: str, ttl: float) -> None:
-        await self._r.set(self._key + key, "\0done", px=max(1, int(ttl * 1000)))
-
-    @_reachable
-    async def start_many(
-        self, keys: list[tuple[str, bool]], consumer: str, *, lease: float
-    ) -> list[Start]:
+    async def start_many(self, keys: list[str], consumer: str, *, lease: float) -> list[Start]:
         if not keys:
             return []
-        flags = "".join("1" if reclaimed else "0" for _, reclaimed in keys)
         said = await self._start_many(
-            keys=[self._key + key for key, _ in keys],
-            args=[consumer, flags, max(1, int(lease * 1000))],
+            keys=[self._key + key for key in keys], args=[consumer, _ms(lease)]
         )
         return [_text(v) for v in said]  # type: ignore[misc]
 
     @_reachable
     async def finish_many(self, keys: list[str], ttl: float) -> None:
-        if not keys:
-            return
-        await self._finish_many(
-            keys=[self._key + key for key in keys], args=[max(1, int(ttl * 1000))]
-        )
+        if keys:
+            await self._finish_many(keys=[self._key + key for key in keys], args=[_ms(ttl)])
 
 
 class RedisReplySeqs:

@@ -185,6 +185,9 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
             loop.remove_signal_handler(signum)
         stopped.cancel()
         keeper.cancel()
+        if feeder is not None:  # the sessions stay on the platform, for a restart to resume
+            with contextlib.suppress(DriverError):
+                bot.driver.call(lambda now: bot.protocol.close(now, keep_sessions=True))
         await bot.close()
         await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
         await asyncio.gather(events, stopped, keeper, return_exceptions=True)

@@ -56,3 +56,15 @@ class ThreadedQQBot(QQBotSetup, ThreadedBotBase[BotProtocol]):
     def call(self, api_call: ApiCall[Any], timeout: float | None = 60.0) -> ApiResult[Any]:
         result: ApiResult[Any] = self._wait(lambda now: self.protocol.call(api_call, now), timeout)
         return result
+
+    def identify_allowed(self, shard_id: int) -> None:
+        """With ``external_gate``: the shared gate lets shard ``shard_id`` Identify."""
+        self.start()
+        self.driver.call(lambda now: self.protocol.identify_allowed(shard_id, now))
+
+    def inbound(self, event: object) -> bool:
+        """Register an event that came another way (a worker's stream), so that
+        :meth:`reply` can answer it; False when the bot had it already."""
+        self.start()
+        fresh: bool = self.driver.call(lambda now: self.protocol.inbound(event, now))
+        return fresh

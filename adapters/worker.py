@@ -5,14 +5,20 @@ goes to one worker, and acknowledges it once handled. Delivery is at least
 once, and the application sees each event once:
 
 1. an entry held unacknowledged for ``min_idle`` seconds (its worker died, or
-   hangs) is taken over by another worker;
+   is slow) is taken over by another worker;
 2. before handling, the worker takes the event's key (its message id) in
-   :class:`~qqproto.adapters.coordination.HandledIds`: an event handled
-   already is acknowledged and skipped (the platform sent it twice, or its
-   first worker finished just before it was taken over); one another worker
-   handles now is skipped too, unless this copy was taken over from it;
-3. after the handler returns, the key says ``done`` for ``dedup_ttl``
-   seconds, and the entry is acknowledged.
+   :class:`~qqproto.adapters.coordination.HandledIds`, a lease of ``lease``
+   seconds: an event handled already is acknowledged and skipped (the
+   platform sent it twice, or its first worker finished it meanwhile); a copy
+   another worker holds a live lease on is skipped too, and an entry taken
+   over from such a worker stays pending until its lease ends (the worker
+   was slow, not dead: it finishes, or its lease runs out and the event is
+   handled here);
+3. after the handlers of a batch return, their keys say ``done`` for
+   ``dedup_ttl`` seconds, and the entries are acknowledged.
+
+So an event is handled twice only when a handler outlives its lease: keep
+``lease`` above the longest a batch's handlers take.
 
 A handler that raises leaves its entry unacknowledged, and said in the log:
 after ``min_idle`` another worker tries it. An entry that holds no event is
@@ -41,6 +47,9 @@ log = logging.getLogger("qqproto.worker")
 
 Handler = Callable[[Event | Dispatch], Awaitable[None]]
 
+#: Seconds between two trims of the stream (the entries every worker is past go).
+TRIM_EVERY = 30.0
+
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -49,6 +58,7 @@ class WorkerStats:
     handled: int = 0
     duplicates: int = 0  # handled already, or by another worker now
     taken_over: int = 0  # entries another worker had held too long
+    waiting: int = 0  # taken over, but their first worker still holds the lease
     failed: int = 0  # handlers that raised (their entries wait to be tried again)
     unreadable: int = 0
 
@@ -81,11 +91,15 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Take and handle entries until ``stop`` is set. While the shared store
         is away, it waits (0.5 s, 1 s, ... 10 s) and tries again, saying so."""
-        away = 0
+        away, trimmed = 0, asyncio.get_running_loop().time()
         while not stop.is_set():
             try:
                 await self.run_once()
                 away = 0
+                if asyncio.get_running_loop().time() - trimmed >= TRIM_EVERY:
+                    trimmed = asyncio.get_running_loop().time()
+                    gone = await self.shared.stream.trim()
+                    log.debug("%d handled entries let go", gone)
             except Unavailable as error:
                 away += 1
                 wait = min(10.0, 0.5 * 2.0 ** (away - 1))
@@ -112,10 +126,15 @@ class Worker:
                 continue
             readable.append((entry, event, entry.fields.get("key") or entry.entry_id))
         verdicts = await self.shared.handled.start_many(
-            [(key, entry.reclaimed) for entry, _, key in readable], self.consumer, lease=self.lease
+            [key for _, _, key in readable], self.consumer, lease=self.lease
         )
         handled = []
         for (entry, event, key), verdict in zip(readable, verdicts, strict=True):
+            if verdict == "busy" and entry.reclaimed:
+                # Its first worker is slow, not dead (its lease lives): the entry
+                # stays pending, and is looked at again once that worker is done.
+                stats.waiting += 1
+                continue
             if verdict != "mine":
                 stats.duplicates += 1
                 log.debug("%s %s: %s", entry.entry_id, key, verdict)

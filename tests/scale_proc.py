@@ -65,7 +65,7 @@ async def gateway(args: argparse.Namespace) -> None:
 
 async def slot(args: argparse.Namespace) -> None:
     shared = connect(args.redis, args.app_id)
-    await shared.slots.acquire(0, 1, args.window)
+    await shared.slots.acquire(0, hold=args.window)
     say(held=True)
     await asyncio.Event().wait()  # until killed
 
@@ -80,7 +80,8 @@ async def worker(args: argparse.Namespace) -> None:
             await asyncio.Event().wait()  # until killed, the event held
         say(handled=key)
 
-    await Worker(shared, args.name, handle, block=0.2, min_idle=args.min_idle).run(asyncio.Event())
+    worker = Worker(shared, args.name, handle, block=0.2, min_idle=args.min_idle, lease=args.lease)
+    await worker.run(asyncio.Event())
 
 
 async def reply(args: argparse.Namespace) -> None:
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--name", default="worker")
     parser.add_argument("--hang-on", default="")
     parser.add_argument("--min-idle", type=float, default=0.5)
+    parser.add_argument("--lease", type=float, default=1.0)
     parser.add_argument("--frame", default="")
     args = parser.parse_args()
     role = {"gateway": gateway, "slot": slot, "worker": worker, "reply": reply}[args.role]

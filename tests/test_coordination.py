@@ -9,7 +9,6 @@ lets something through early does.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Awaitable, Callable
 
 from qqproto.adapters.coordination import Coordination
@@ -34,28 +33,40 @@ def run(make: Make, body: Callable[[Coordination], Awaitable[None]]) -> None:
 # -- identify slots --------------------------------------------------------------------------
 
 
-def test_one_identify_per_window_for_the_app(store_maker: Make) -> None:
+def test_one_turn_at_a_time_and_the_spacing_after_an_identify(store_maker: Make) -> None:
     async def body(shared: Coordination) -> None:
         loop = asyncio.get_running_loop()
-        times = []
-        for shard in (0, 1, 2):
-            await shared.slots.acquire(shard, 1, WINDOW)
-            times.append(loop.time())
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(gap >= WINDOW * 0.95 for gap in gaps), gaps
+        first = await shared.slots.acquire(0, hold=5.0)
+        second = asyncio.create_task(shared.slots.acquire(1, hold=5.0))
+        await asyncio.sleep(0.1)
+        assert not second.done()  # 0 holds the turn
+        await shared.slots.keep(first, 5.0)
+        identified_at = loop.time()
+        await shared.slots.release(first, WINDOW)  # its Identify went out
+        token = await asyncio.wait_for(second, 10)
+        assert loop.time() - identified_at >= WINDOW * 0.95
+        started = loop.time()
+        await shared.slots.release(token, 0.0)  # no Identify: the next goes at once
+        await shared.slots.release(token, 5.0)  # (ended already: nothing more happens)
+        await shared.slots.acquire(2, hold=5.0)
+        assert loop.time() - started < WINDOW
 
     run(store_maker, body)
 
 
-def test_max_concurrency_slots_go_together(store_maker: Make) -> None:
+def test_a_holder_that_stops_keeping_its_turn_loses_it(store_maker: Make) -> None:
     async def body(shared: Coordination) -> None:
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        await shared.slots.acquire(0, 2, WINDOW)
-        await shared.slots.acquire(1, 2, WINDOW)
-        together = loop.time() - start
-        await shared.slots.acquire(2, 2, WINDOW)  # slot 0 again: waits out the window
-        assert together < WINDOW <= (loop.time() - start) / 0.95
+        stale = await shared.slots.acquire(0, hold=WINDOW)  # then never heard of again
+        started = loop.time()
+        await shared.slots.acquire(1, hold=5.0)
+        assert loop.time() - started >= WINDOW * 0.9
+        await shared.slots.keep(stale, 5.0)  # too late: the turn is another's now
+        await shared.slots.release(stale, 0.0)
+        third = asyncio.create_task(shared.slots.acquire(2, hold=5.0))
+        await asyncio.sleep(0.1)
+        assert not third.done()  # the stale token moved nothing
+        third.cancel()
 
     run(store_maker, body)
 
@@ -115,15 +126,31 @@ def test_a_waiting_worker_gets_what_is_published_meanwhile(store_maker: Make) ->
 def test_an_event_is_handled_once(store_maker: Make) -> None:
     async def body(shared: Coordination) -> None:
         handled = shared.handled
-        assert await handled.start("m1", "a", reclaimed=False, lease=60) == "mine"
-        assert await handled.start("m1", "a", reclaimed=False, lease=60) == "mine"  # its own
-        assert await handled.start("m1", "b", reclaimed=False, lease=60) == "busy"  # a copy
-        assert await handled.start("m1", "b", reclaimed=True, lease=60) == "mine"  # taken over
-        await handled.finish("m1", 60)
-        assert await handled.start("m1", "c", reclaimed=True, lease=60) == "done"
-        assert await handled.start("m2", "c", reclaimed=False, lease=WINDOW) == "mine"
+        assert await handled.start_many(["m1", "m2"], "a", lease=60) == ["mine", "mine"]
+        assert await handled.start_many(["m1"], "a", lease=60) == ["mine"]  # its own
+        assert await handled.start_many(["m1"], "b", lease=60) == ["busy"]  # a's lease lives
+        await handled.finish_many(["m1"], 60)
+        assert await handled.start_many(["m1", "m3"], "c", lease=60) == ["done", "mine"]
+        assert await handled.start_many(["m4"], "c", lease=WINDOW) == ["mine"]
         await asyncio.sleep(WINDOW * 1.1)  # the lease ran out: the worker died quietly
-        assert await handled.start("m2", "d", reclaimed=False, lease=60) == "mine"
+        assert await handled.start_many(["m4"], "d", lease=60) == ["mine"]
+
+    run(store_maker, body)
+
+
+def test_trimming_lets_go_only_of_what_every_worker_is_past(store_maker: Make) -> None:
+    async def body(shared: Coordination) -> None:
+        stream = shared.stream
+        await stream.publish([{"n": str(n)} for n in range(5)])
+        taken = await stream.take("a", 3, 0.1, min_idle=60)
+        await stream.ack([taken[0].entry_id, taken[2].entry_id])  # 1 still held, 3 and 4 unread
+        await stream.trim()
+        rest = await stream.take("b", 10, 0.1, min_idle=60)
+        assert [t.fields["n"] for t in rest] == ["3", "4"]  # the unread ones are all there
+        await stream.ack([t.entry_id for t in rest])
+        await asyncio.sleep(WINDOW)
+        [held] = await stream.take("b", 10, 0.1, min_idle=WINDOW * 0.9)
+        assert held.fields == {"n": "1"}  # and so is the held one
 
     run(store_maker, body)
 

@@ -148,13 +148,44 @@ def test_a_worker_that_dies_mid_event_leaves_it_to_another(store_maker: Make) ->
         taken = await shared.stream.take("dead", 10, 0.05, min_idle=60)
         assert len(taken) == 2
         key = taken[0].fields["key"]
-        assert await shared.handled.start(key, "dead", reclaimed=False, lease=60) == "mine"
+        assert await shared.handled.start_many([key], "dead", lease=0.4) == ["mine"]
         survivor = Worker(shared, "alive", handle, block=0.05, min_idle=0.2)
         assert await survivor.run_once() == 0  # not idle long enough yet
         await asyncio.sleep(0.25)
+        await survivor.run_once()  # m1 now; m0 waits: the dead one's lease still runs
+        assert seen == ["m1"] and survivor.stats.waiting == 1
+        await asyncio.sleep(0.3)  # the lease ran out
         while await survivor.run_once():
             pass
-        assert sorted(seen) == ["m0", "m1"] and survivor.stats.taken_over == 2
+        assert sorted(seen) == ["m0", "m1"]
+        assert await shared.stream.pending() == 0
+
+    run(store_maker, body)
+
+
+def test_a_slow_worker_is_not_doubled_by_the_one_that_takes_over(store_maker: Make) -> None:
+    async def body(shared: Coordination) -> None:
+        seen: list[str] = []
+
+        async def slow(event: Event | Dispatch) -> None:
+            seen.append(f"slow {key_of(event)}")
+            await asyncio.sleep(0.4)  # longer than min_idle: its entries get taken over
+
+        async def quick(event: Event | Dispatch) -> None:
+            seen.append(f"quick {key_of(event)}")
+
+        await shared.stream.publish(messages(3))
+        slow_one = Worker(shared, "slow", slow, block=0.05, min_idle=0.1, lease=10)
+        quick_one = Worker(shared, "quick", quick, block=0.05, min_idle=0.1, lease=10)
+        running = asyncio.create_task(slow_one.run_once())
+        await asyncio.sleep(0.2)
+        for _ in range(20):  # taken over while the slow one works: it must wait
+            await quick_one.run_once()
+            await asyncio.sleep(0.05)
+        await running
+        while await quick_one.run_once():
+            pass
+        assert sorted(seen) == ["slow m0", "slow m1", "slow m2"]  # each once, all by the slow one
         assert await shared.stream.pending() == 0
 
     run(store_maker, body)

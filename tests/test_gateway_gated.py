@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qqproto.qq.config import GatewayConfig
 from qqproto.qq.lifecycle import GatewayState
-from qqproto.qq.session import IdentifyWanted, Session
+from qqproto.qq.session import IdentifyTurnOver, IdentifyWanted, Session
 
 from .gateway_harness import Harness
 
@@ -18,6 +18,10 @@ def gated(session: Session | None = None) -> Harness:
 
 def asked(h: Harness) -> list[IdentifyWanted]:
     return [e for e in h.events if isinstance(e, IdentifyWanted)]
+
+
+def turns(h: Harness) -> list[IdentifyTurnOver]:
+    return [e for e in h.events if isinstance(e, IdentifyTurnOver)]
 
 
 def test_it_opens_nothing_until_its_identify_is_allowed() -> None:
@@ -75,14 +79,27 @@ def test_a_saved_session_resumes_without_asking() -> None:
     assert h.sent()[0]["op"] == 6
 
 
-def test_a_grant_before_the_backoff_ends_waits_for_it() -> None:
+def test_a_turn_its_connection_did_not_use_goes_back_and_the_next_dial_asks_again() -> None:
     h = gated()
     h.proto.identify_allowed(h.now)
     h.pump()
-    h.refuse()  # could not connect: a backoff, then a new attempt that asks again
-    assert len(asked(h)) == 1  # the grant is kept: nothing was identified with it
-    h.advance(120)
+    h.refuse()  # could not connect: the turn goes back at once, for the next shard
+    assert turns(h) == [IdentifyTurnOver(SHARD, identified=False)]
+    h.advance(120)  # past the backoff: it asks again, and dials only when allowed
+    assert len(asked(h)) == 2 and len(h.connects) == 1
+    h.proto.identify_allowed(h.now)
+    h.pump()
     assert len(h.connects) == 2
+
+
+def test_the_turn_ends_when_the_identify_goes_out() -> None:
+    h = gated()
+    h.proto.identify_allowed(h.now)
+    h.pump()
+    h.accept()
+    assert turns(h) == []  # connected, Hello not yet: the turn holds
+    h.hello()
+    assert turns(h) == [IdentifyTurnOver(SHARD, identified=True)]
 
 
 def test_a_closed_gateway_opens_nothing_when_allowed_later() -> None:

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -169,7 +170,7 @@ def test_a_process_killed_holding_a_slot_blocks_no_one_beyond_the_window(
     async def take() -> float:
         shared = connect(redis_server.url, app_id)
         try:
-            await shared.slots.acquire(1, 1, window)
+            await shared.slots.acquire(1, hold=5.0)
         finally:
             await shared.aclose()
         return time.monotonic() - killed_at
@@ -353,3 +354,46 @@ def test_the_commands_run_and_work_share_one_bot(
         assert sorted(str(s.content) for s in sim.sent) == sorted(
             g["content"] for g in got if g["by"] == "echo"
         )
+
+
+def test_a_worker_without_app_id_among_several_bots_is_a_usage_error(
+    redis_server: RedisServer,
+) -> None:
+    async def two_bots() -> None:
+        for app_id in ("1001", "1002"):
+            shared = connect(redis_server.url, app_id)
+            await shared.stream.publish([{"frame": "{}"}])
+            await shared.aclose()
+
+    asyncio.run(two_bots())
+    done = subprocess.run(
+        [sys.executable, "-m", "qqproto", "qq", "work", "--redis", redis_server.url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 2 and "several bots here: 1001, 1002" in done.stderr, done.stderr
+
+
+def test_a_clean_stop_keeps_the_sessions_and_the_next_run_resumes_them(
+    redis_server: RedisServer, procs: list[Proc]
+) -> None:
+    sim = QQSimulator(SimulatorConfig(shards=2, max_concurrency=2, heartbeat_interval_ms=500))
+    with ThreadedSimulatorServer(sim) as server:
+        args = [
+            "qq", "run", "--app-id", sim.config.app_id, "--api-base", server.base_url,
+            "--token-url", server.token_url, "--shards", "2", "--redis", redis_server.url, "--json",
+        ]  # fmt: skip
+        first = Proc(*args, module="qqproto")
+        procs.append(first)
+        for _ in range(2):
+            first.until(lambda line: line.get("to") == "READY")
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(DEADLINE) == 0
+        identifies = len(sim.identifies)
+        again = Proc(*args, module="qqproto")
+        procs.append(again)
+        for _ in range(2):
+            again.until(lambda line: line.get("to") == "READY")
+        assert len(sim.identifies) == identifies  # both resumed: no session spent
+        assert [r.outcome for r in sim.resumes][-2:] == ["RESUMED", "RESUMED"]

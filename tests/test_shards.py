@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -70,24 +72,29 @@ def test_guild_events_route_by_the_platforms_rule() -> None:
 SPAN = IDENTIFY_WINDOW + IDENTIFY_MARGIN
 
 
-def test_one_identify_per_window_in_the_order_asked() -> None:
+def test_one_turn_at_a_time_in_order_each_a_span_after_the_last_identify() -> None:
     gate = IdentifyGate(1)
     for shard in (2, 0, 1):
         gate.ask(shard, 0.0)
     assert gate.due(0.0) == [2]
-    assert gate.due(1.0) == [] and gate.next_deadline() == SPAN
-    assert gate.due(SPAN) == [0]
-    assert gate.due(2 * SPAN) == [1]
-    assert gate.next_deadline() is None
+    assert gate.due(9.0) == [] and gate.next_deadline() is None  # 2's turn: nobody else
+    gate.spent(2, 3.0)  # its handshake took 3 s: the span runs from the Identify
+    assert gate.next_deadline() == 3.0 + SPAN
+    assert gate.due(3.0 + SPAN - 0.01) == []
+    assert gate.due(3.0 + SPAN) == [0]
+    gate.returned(0)  # its connection failed before an Identify: the next goes at once
+    assert gate.due(3.0 + SPAN) == [1]
+    assert gate.waiting == [] and gate.turn == 1
 
 
-def test_max_concurrency_identifies_go_together_then_wait() -> None:
+def test_max_concurrency_spaces_identifies_by_a_fraction_of_the_span() -> None:
     gate = IdentifyGate(2)
-    for shard in range(5):
+    for shard in range(3):
         gate.ask(shard, 0.0)
-    assert gate.due(0.0) == [0, 1]
-    assert gate.due(SPAN) == [2, 3]
-    assert gate.due(2 * SPAN) == [4]
+    assert gate.due(0.0) == [0]
+    gate.spent(0, 0.0)
+    assert gate.due(0.0) == [] and gate.next_deadline() == SPAN / 2  # never two at once
+    assert gate.due(SPAN / 2) == [1]
 
 
 def test_asking_twice_keeps_one_place_and_cancel_gives_it_up() -> None:
@@ -98,6 +105,8 @@ def test_asking_twice_keeps_one_place_and_cancel_gives_it_up() -> None:
     assert gate.waiting == [0, 1]
     gate.cancel(0)
     assert gate.due(0.0) == [1]
+    gate.cancel(1)  # a closed shard gives its turn up too
+    assert gate.turn is None
 
 
 def test_a_bad_concurrency_is_refused() -> None:
@@ -106,9 +115,10 @@ def test_a_bad_concurrency_is_refused() -> None:
 
 
 class GateMachine(RuleBasedStateMachine):
-    """Any schedule of asks, cancels and waits: no window ever holds more
-    grants than allowed, grants keep the order asked, and nothing waits
-    forever (the deadline always says when to come back)."""
+    """Any schedule of asks, cancels, waits, Identifies and failed dials: no
+    two Identifies closer than the spacing, none more than max_concurrency
+    in a span, turns in the order asked, and nothing waits forever (the
+    deadline always says when to come back)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,7 +136,7 @@ class GateMachine(RuleBasedStateMachine):
     @rule(shard=st.integers(0, 7))
     def ask(self, shard: int) -> None:
         self.gate.ask(shard, self.now)
-        if shard not in self.asked:
+        if shard not in self.asked and shard != self.gate.turn:
             self.asked.append(shard)
         self._grant()
 
@@ -141,13 +151,24 @@ class GateMachine(RuleBasedStateMachine):
         self.now += seconds
         self._grant()
 
+    @rule(delay=st.floats(0.0, 3.0), identified=st.booleans())
+    @precondition(lambda self: self.gate.turn is not None)
+    def turn_ends(self, delay: float, identified: bool) -> None:
+        self.now += delay
+        turn = self.gate.turn
+        assert turn is not None
+        if identified:
+            self.gate.spent(turn, self.now)
+        else:
+            self.gate.returned(turn)
+        self._grant()
+
     @rule()
     def until_the_deadline(self) -> None:
         due = self.gate.next_deadline()
         if due is not None:
             self.now = max(self.now, due)
-            granted = self._grant()
-            assert granted, "a deadline came and granted nothing"
+            assert self._grant(), "a deadline came and granted nothing"
 
     def _grant(self) -> list[int]:
         granted = self.gate.due(self.now)
@@ -156,16 +177,19 @@ class GateMachine(RuleBasedStateMachine):
         return granted
 
     @invariant()
-    def no_window_holds_more_than_allowed(self) -> None:
-        times = [t for t, _ in self.gate.history]
+    def identifies_keep_their_distance(self) -> None:
+        times = [t for t, _ in self.gate.sent]
+        span = IDENTIFY_WINDOW + IDENTIFY_MARGIN
+        for earlier, later in itertools.pairwise(times):
+            assert later - earlier >= span / self.limit - 1e-9
         for i, start in enumerate(times):
-            inside = [t for t in times[i:] if t < start + IDENTIFY_WINDOW + IDENTIFY_MARGIN]
-            assert len(inside) <= self.limit
+            assert len([t for t in times[i:] if t < start + span]) <= self.limit
 
     @invariant()
     def waiting_is_what_the_model_waits_for(self) -> None:
         assert self.gate.waiting == self.asked
-        assert (self.gate.next_deadline() is None) == (not self.asked)
+        stuck = self.asked and self.gate.turn is None
+        assert (self.gate.next_deadline() is not None) == bool(stuck)
 
 
 TestGate = GateMachine.TestCase

@@ -58,7 +58,7 @@ from .phases import BotPhase, TokenPhase
 from .replies import ReplyContext, ReplyTicket, ReplyTracker
 from .reply_rules import ReplyPolicy, ReplyRefused
 from .scenes import Scene
-from .session import IdentifyWanted, Session, TokenWanted
+from .session import IdentifyTurnOver, IdentifyWanted, Session, TokenWanted
 from .shards import IdentifyGate, ShardPlan
 
 __all__ = [
@@ -105,6 +105,7 @@ __all__ = [
     "GuildMember",
     "GuildMessage",
     "IdentifyGate",
+    "IdentifyTurnOver",
     "IdentifyWanted",
     "Intents",
     "InteractionCreate",

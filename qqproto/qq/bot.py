@@ -41,7 +41,7 @@ from .api import ApiCall, ApiResult, get_gateway_bot, get_me
 from .config import BotConfig, GatewayConfig
 from .conversation import Conversations
 from .events import Ready
-from .gateway import GatewayProtocol
+from .gateway import RESUMABLE_CLOSE_CODE, GatewayProtocol
 from .phases import BOT_TABLE, BotInput, BotPhase
 from .rest import OwnCall, RestClient, TokenHooks
 from .results import GatewayInfo
@@ -188,8 +188,11 @@ class BotProtocol(Driven):
                 "the bot has stopped", expected="a running bot", received=self.phase.value
             )
 
-    def close(self, now: float) -> None:
-        """Stop the bot for good: the gateway closes, and nothing opens again.
+    def close(self, now: float, *, keep_sessions: bool = False) -> None:
+        """Stop the bot for good: the gateways close, and nothing opens again.
+        ``keep_sessions`` closes them so that the platform keeps their sessions
+        for another process to resume (``session`` still says them); else
+        1000 ends them.
 
         A call not sent yet (waiting for a token, or for its retry) ends here,
         as ``Deliver(ApiResult)`` with a :class:`LocalProtocolError`. A call
@@ -199,7 +202,7 @@ class BotProtocol(Driven):
         """
         if self.phase in _STOPPED:
             return
-        self.shards.close(now)
+        self.shards.close(now, code=RESUMABLE_CLOSE_CODE if keep_sessions else 1000)
         if self.webhook is not None:
             self.webhook.close(now)
             self._pump_webhook(now)
@@ -344,7 +347,8 @@ class BotProtocol(Driven):
         """Every planned shard holds a session: no discovery is needed."""
         if self.config.shards == "auto" or not self._sessions:
             return False
-        return all(i in self._sessions for i in self._planned()[1])
+        count, ids = self._planned()
+        return all(i in self._sessions and self._sessions[i].shard == (i, count) for i in ids)
 
     def _plan(self, info: GatewayInfo | None) -> ShardPlan:
         config = self.config

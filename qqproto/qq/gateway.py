@@ -56,7 +56,7 @@ from .lifecycle import (
 )
 from .login import Login, login_frame, out_of_turn, read_ready, ready_to_resume
 from .payloads import encode_heartbeat
-from .session import AccessToken, IdentifyWanted, Session
+from .session import AccessToken, IdentifyTurnOver, IdentifyWanted, Session
 
 __all__ = ["GatewayProtocol"]
 
@@ -276,9 +276,18 @@ class GatewayProtocol(Driven):
         return self._asked_grant
 
     def close(self, now: float, code: int = 1000) -> None:
-        """Close the gateway for good (1000 tells the server the session is over)."""
+        """Close the gateway for good (1000 tells the server the session is over;
+        ``RESUMABLE_CLOSE_CODE`` keeps it, for a process that will resume it)."""
         self._fire(Input.CLOSE, "closed by the application")
         self._link.close(code)
+        self._give_turn_back()
+        self._asked_grant = False
+
+    def _give_turn_back(self) -> None:
+        """A turn to Identify that this connection did not use goes back to the gate."""
+        if self._granted:
+            self._granted = False
+            self._out.append(Deliver(IdentifyTurnOver(self.config.shard, identified=False)))
 
     # -- frames -----------------------------------------------------------------
 
@@ -437,8 +446,9 @@ class GatewayProtocol(Driven):
         frame, self._login = login_frame(
             self.state, token, self._session_id, self._seq, self.config
         )
-        if self._login is Login.IDENTIFY:
-            self._granted = False  # spent (a gated gateway asks again next time)
+        if self._login is Login.IDENTIFY and self._granted:
+            self._granted = False  # spent: the next Identify asks again
+            self._out.append(Deliver(IdentifyTurnOver(self.config.shard, identified=True)))
         self._link.send_text(frame)
         self._beat.logged_in(now)
 
@@ -455,6 +465,7 @@ class GatewayProtocol(Driven):
         decide (resume, new session or give up), and arm one reconnect."""
         if not transport_gone:
             self._link.close(RESUMABLE_CLOSE_CODE)
+        self._give_turn_back()
 
         counters = self._counters
         if self._login is Login.RESUME and not self._good:

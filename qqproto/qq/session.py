@@ -19,6 +19,7 @@ from ..url import BadUrl, Url
 __all__ = [
     "TOKEN_MARGIN",
     "AccessToken",
+    "IdentifyTurnOver",
     "IdentifyWanted",
     "Session",
     "TokenWanted",
@@ -49,6 +50,17 @@ class IdentifyWanted:
     :class:`~qqproto.qq.BotProtocol` answers it itself."""
 
     shard: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyTurnOver:
+    """Delivered by a gated gateway when the turn ``identify_allowed`` gave it
+    ends: its Identify went out (``identified``: the next shard's turn is a
+    spacing from now), or its connection ended before one could (the next may
+    go at once, and this shard asks again when it dials again)."""
+
+    shard: tuple[int, int]
+    identified: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,13 @@ share lives here, once:
   ``Connect``), and routes the driver's calls to it;
 - **the access token**: a gateway that asks (``TokenWanted``) gets the
   bot's token, or waits for the next one the bot fetches;
-- **the identify gate**: a gateway about to Identify asks
+- **the identify gate**: a gateway about to dial for an Identify asks
   (``IdentifyWanted``), and the set lets them in one after another through
-  the :class:`~qqproto.qq.shards.IdentifyGate`, at most ``max_concurrency``
-  per 5 s. With an outside gate (``external_gate``: the same gate across
-  processes, kept in Redis by the I/O layer), the ``IdentifyWanted`` goes up
-  to the application instead, which answers with :meth:`ShardSet.identify_allowed`.
+  the :class:`~qqproto.qq.shards.IdentifyGate`; each turn ends when the
+  gateway says so (``IdentifyTurnOver``). With an outside gate
+  (``external_gate``: the same gate across processes, kept in Redis by the
+  I/O layer), both go up to the application instead, which answers the first
+  with :meth:`ShardSet.identify_allowed`.
 
 Each gateway keeps its own session and seq: a shard that drops resumes
 alone, and the others never wait for it. Everything else a gateway emits goes
@@ -29,7 +30,7 @@ from ..errors import LocalProtocolError
 from .config import GatewayConfig
 from .gateway import GatewayProtocol
 from .rest import RestClient
-from .session import IdentifyWanted, Session, TokenWanted
+from .session import IdentifyTurnOver, IdentifyWanted, Session, TokenWanted
 from .shards import IdentifyGate
 
 __all__ = ["GATEWAY_TOKEN_MARGIN", "ShardSet"]
@@ -131,12 +132,12 @@ class ShardSet:
         gateway.identify_allowed(now)
         self._pump(gateway, now)
 
-    def close(self, now: float) -> None:
+    def close(self, now: float, code: int = 1000) -> None:
         """Close every gateway still running (1000: the sessions are over)."""
         for shard_id, gateway in list(self.gateways.items()):
             self.gate.cancel(shard_id)
             if gateway.state.name not in _OVER:
-                gateway.close(now)
+                gateway.close(now, code)
                 self._pump(gateway, now)
 
     # -- inside ---------------------------------------------------------------------------
@@ -166,6 +167,13 @@ class ShardSet:
                     if type(wanted) is IdentifyWanted and not self._external:
                         self.gate.ask(wanted.shard[0], now)
                         asked = True
+                        continue
+                    if type(wanted) is IdentifyTurnOver and not self._external:
+                        if wanted.identified:
+                            self.gate.spent(wanted.shard[0], now)
+                        else:
+                            self.gate.returned(wanted.shard[0])
+                        asked = True  # the next turn may start
                         continue
                 self._emit(action, now)
         if asked:

@@ -12,9 +12,9 @@ events to shard ``(guild_id >> 22) % n`` (spec 11). Two rules govern them:
   when it refills.
 - **The identify pace.** At most ``max_concurrency`` Identifies per 5 s,
   and never several at once (spec 11; peers get this wrong in three ways,
-  see the spec). :class:`IdentifyGate` grants Identifies one after another,
-  in the order they were asked for, never more than ``max_concurrency`` in any
-  window of 5 s plus a margin. A Resume spends no budget and never waits
+  see the spec). :class:`IdentifyGate` lets them go one after another, in
+  the order they were asked for, each ``(5 s + a margin) / max_concurrency``
+  after the one before went out. A Resume spends no budget and never waits
   here.
 
 Both are pure values and arithmetic on the time they are given: the
@@ -123,14 +123,18 @@ def _show(ids: range) -> str:
 
 
 class IdentifyGate:
-    """Grants Identifies in the order asked, at most ``max_concurrency`` in
-    any window of ``window + margin`` seconds (see the module docstring).
+    """Lets shards Identify one at a time, in the order they asked, each
+    ``span / max_concurrency`` seconds after the one before went out, so
+    that no window of ``span`` (5 s plus a margin) holds more than
+    ``max_concurrency`` and no two ever go at once (spec 11).
 
-    :meth:`ask` queues a shard; :meth:`due` grants what may go now, in order,
-    and :meth:`next_deadline` says when to call it again. Asking twice keeps
-    one place in the queue; :meth:`cancel` gives a place up (the shard no
-    longer needs it). A grant is spent even when its Identify never goes
-    out: the gate cannot know, and being early costs more than being late.
+    :meth:`ask` queues a shard; :meth:`due` grants the next turn when it may
+    start, and :meth:`next_deadline` says when to call it again. A turn lasts
+    until its Identify goes out (:meth:`spent`, which starts the spacing then,
+    not at the grant: a slow handshake must not bring two Identifies
+    together) or its connection ends without one (:meth:`returned`, and the
+    next shard may go at once). Asking twice keeps one place in the queue;
+    :meth:`cancel` gives a place up.
     """
 
     def __init__(
@@ -146,9 +150,16 @@ class IdentifyGate:
         self.max_concurrency = 1
         self.set_concurrency(max_concurrency)
         self._queue: deque[int] = deque()
-        self._granted: deque[float] = deque()  # grant times within the last span
-        #: Every grant: (time, shard), for tests and logs.
+        self.turn: int | None = None  # the shard whose Identify may go now
+        self._next_at = float("-inf")  # no turn starts before this
+        #: Every grant, (time, shard), and every Identify that went out, for tests and logs.
         self.history: list[tuple[float, int]] = []
+        self.sent: list[tuple[float, int]] = []
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between one Identify and the next: ``span / max_concurrency``."""
+        return self.span / self.max_concurrency
 
     def set_concurrency(self, max_concurrency: int) -> None:
         """What ``/gateway/bot`` says (``session_start_limit.max_concurrency``)."""
@@ -163,44 +174,49 @@ class IdentifyGate:
 
     @property
     def waiting(self) -> list[int]:
-        """The shards waiting for a grant, first first."""
+        """The shards waiting for their turn, first first."""
         return list(self._queue)
 
     def ask(self, shard: int, now: float) -> None:
         """``shard`` wants to identify; :meth:`due` says when it may."""
-        if shard not in self._queue:
+        if shard not in self._queue and shard != self.turn:
             self._queue.append(shard)
 
     def cancel(self, shard: int) -> None:
         if shard in self._queue:
             self._queue.remove(shard)
+        if self.turn == shard:
+            self.turn = None
 
     def due(self, now: float) -> list[int]:
-        """The shards that may identify now, in order; each grant is counted."""
-        self._forget(now)
-        granted = []
-        while self._queue and len(self._granted) < self.max_concurrency:
-            shard = self._queue.popleft()
-            self._granted.append(now)
-            self.history.append((now, shard))
-            granted.append(shard)
-        return granted
+        """The shard whose turn starts now, if one's does (a list of at most one)."""
+        if self.turn is not None or not self._queue or now < self._next_at:
+            return []
+        self.turn = self._queue.popleft()
+        self.history.append((now, self.turn))
+        return [self.turn]
+
+    def spent(self, shard: int, now: float) -> None:
+        """``shard``'s Identify went out at ``now``: the next turn starts a spacing later."""
+        if self.turn == shard:
+            self.turn = None
+            self._next_at = now + self.spacing
+            self.sent.append((now, shard))
+
+    def returned(self, shard: int) -> None:
+        """``shard``'s connection ended before its Identify: the next turn may start."""
+        if self.turn == shard:
+            self.turn = None
 
     def next_deadline(self) -> float | None:
-        """When the next grant can be made, if a shard waits (a time already
-        past when one could be made now: :meth:`due` was not called since)."""
-        if not self._queue:
+        """When the next turn can start, if a shard waits and none has the turn
+        (a time already past when it could start now)."""
+        if self.turn is not None or not self._queue:
             return None
-        if len(self._granted) < self.max_concurrency:
-            return self._granted[-1] if self._granted else 0.0
-        return self._granted[0] + self.span
-
-    def _forget(self, now: float) -> None:
-        while self._granted and self._granted[0] + self.span <= now:
-            self._granted.popleft()
+        return self._next_at if self._next_at > float("-inf") else 0.0
 
     def __repr__(self) -> str:
         return (
             f"IdentifyGate(max_concurrency={self.max_concurrency}, span={self.span:g}, "
-            f"waiting={list(self._queue)}, in_window={len(self._granted)})"
+            f"turn={self.turn}, waiting={list(self._queue)})"
         )
