@@ -56,7 +56,10 @@ class Unavailable(ConnectionError):
     the caller waits and tries again; nothing it had acknowledged is lost."""
 
 
-#: What :meth:`HandledIds.start` says: handle it, it was handled, or another
+#: Seconds between two looks at a turn another holds (a release ends it early).
+POLL = 0.05
+
+#: What :meth:`HandledIds.start_many` says: handle it, it was handled, or another
 #: worker is handling it now.
 Start = Literal["mine", "done", "busy"]
 
@@ -178,8 +181,8 @@ class MemoryIdentifySlots:
 
     async def acquire(self, shard: int, hold: float) -> str:
         async with self._lock:
-            while (until := self._until) > _now():
-                await asyncio.sleep(until - _now())
+            while (until := self._until) > _now():  # a release may end the wait early
+                await asyncio.sleep(min(until - _now(), POLL))
             token = f"{shard}:{next(self._tokens)}"
             self._holder, self._until = token, _now() + hold
             return token

@@ -39,7 +39,7 @@ from redis.backoff import ExponentialBackoff
 
 from qqproto.qq.session import Session
 
-from .coordination import Coordination, Start, Taken, Unavailable
+from .coordination import POLL, Coordination, Start, Taken, Unavailable
 
 __all__ = [
     "GROUP",
@@ -115,8 +115,8 @@ class RedisIdentifySlots:
         token = f"{shard}:{uuid.uuid4().hex}"
         async with self._lock:
             while not await self._r.set(self._key, token, nx=True, px=_ms(hold)):
-                left = await self._r.pttl(self._key)
-                await asyncio.sleep(max(left, 5) / 1000)
+                left = await self._r.pttl(self._key)  # a release may end it sooner: look again
+                await asyncio.sleep(min(max(left, 5) / 1000, POLL))
         return token
 
     @_reachable

@@ -255,6 +255,7 @@ class AsyncioHarness(Harness):
     def start(self, **options: Any) -> None:
         async def go() -> None:
             self.server = await SimulatorServer(self.sim).__aenter__()
+            options.setdefault("identify_window", self.sim.config.identify_window)
             self.bot = QQBot(APP_ID, SECRET, **self.server.bot_options(**options))
             self._events = asyncio.Queue()
             await self.bot.start()
@@ -375,6 +376,7 @@ class ThreadedHarness(Harness):
 
     def start(self, **options: Any) -> None:
         self.server = ThreadedSimulatorServer(self.sim).__enter__()
+        options.setdefault("identify_window", self.sim.config.identify_window)
         self.bot = ThreadedQQBot(APP_ID, SECRET, **self.server.bot_options(**options))
         self.bot.start()
         self._consumer = threading.Thread(
