@@ -22,7 +22,7 @@ from qqproto.errors import RemoteProtocolError
 from qqproto.qq import AtMessageCreate, Dispatch, Event, GroupAtMessageCreate
 from qqproto.qq.decode import EventDecoder
 
-from .test_coordination import Make
+from .test_coordination import Make, run
 
 BOT = "6158788878435714165"
 
@@ -100,17 +100,6 @@ def messages(n: int) -> list[dict[str, str]]:
         entry_of(decoded(frame("GROUP_AT_MESSAGE_CREATE", {**GROUP, "id": f"m{i}"}, seq=i)))
         for i in range(n)
     ]
-
-
-def run(make: Make, body: Callable[[Coordination], Any]) -> None:
-    async def main() -> None:
-        shared = make()
-        try:
-            await body(shared)
-        finally:
-            await shared.aclose()
-
-    asyncio.run(main())
 
 
 def collector() -> tuple[list[str], Callable[[Event | Dispatch], Any]]:
