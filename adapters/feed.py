@@ -11,7 +11,8 @@ made (or the same :class:`~qqproto.qq.Dispatch`), its shard and the bot's id
 - ``key``: what de-duplicates it, the message id (or the envelope id of an
   event that is no message): a message the platform sent twice has two
   entries and one key;
-- ``shard`` (``i/n``) and ``bot_id``, when known.
+- ``shard`` (``i/n``), ``seq`` (the session's, for the gateway process: the
+  seq it saves is the last one published) and ``bot_id``, when known.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def entry_of(event: Event | Dispatch) -> dict[str, str]:
     fields = {"frame": head[:-1] + ',"d":' + d + "}", "key": key_of(event)}
     if shard is not None:
         fields["shard"] = f"{shard[0]}/{shard[1]}"
+    if type(seq) is int:
+        fields["seq"] = str(seq)
     if bot_id:
         fields["bot_id"] = bot_id
     return fields

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -98,12 +100,25 @@ class Feeder:
         self._tasks: set[asyncio.Task[None]] = set()
         self._saved: dict[int, Session] = {}
         self._turns: dict[int, asyncio.Future[bool]] = {}  # shard -> how its turn ended
+        #: shard -> the last seq published: a saved session says no more, so a
+        #: restart resumes from there and the platform replays what was not.
+        self._fed_seq: dict[int, int] = {}
+        self._stopping = asyncio.Event()
         self._refreshed = time.monotonic()
         self.published = 0
 
     async def restore(self, shards: list[tuple[int, int]]) -> int:
-        """Resume the sessions the store holds for ``shards``; how many it held."""
-        found = [s for s in [await self.shared.sessions.load(shard) for shard in shards] if s]
+        """Resume the sessions the store holds for ``shards`` (waiting out a
+        store that is away: this process cannot coordinate without it); how
+        many it held."""
+        loaded = [
+            await _retrying(functools.partial(self.shared.sessions.load, shard), "saved sessions")
+            for shard in shards
+        ]
+        found = [session for session in loaded if session is not None]
+        for session in found:
+            if session.seq is not None:
+                self._fed_seq[session.shard[0]] = session.seq
         self.bot.protocol.restore(found)
         return len(found)
 
@@ -124,24 +139,38 @@ class Feeder:
             if turn is not None and not turn.done():
                 turn.set_result(value.identified)
             return True
+        if isinstance(value, Ready) and value.on_shard and value.event_seq is not None:
+            self._fed_seq[value.on_shard[0]] = value.event_seq  # a new session counts anew
         if isinstance(value, Event | Dispatch) and not isinstance(value, Ready | Resumed):
             self._queue.put_nowait(entry_of(value))  # (a session's own news stays here)
         return False
 
+    def stop(self) -> None:
+        """Let :meth:`run` return once the batch under way is published (a
+        cancel could be lost inside the client's own timeouts)."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Publish what is fed and save sessions, until cancelled. While the
+        """Publish what is fed and save sessions, until :meth:`stop`. While the
         shared store is away, a batch waits and goes again (a batch cut short
         may come twice: the workers' de-duplication takes the copies)."""
         saver = asyncio.create_task(self._save_loop())
+        stopping = asyncio.create_task(self._stopping.wait())
         try:
-            while True:
-                entries = [await self._queue.get()]
+            while not self._stopping.is_set():
+                getting = asyncio.create_task(self._queue.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()  # (a queue's get: nothing of Redis's in it)
+                    break
+                entries = [getting.result()]
                 while not self._queue.empty() and len(entries) < self.batch:
                     entries.append(self._queue.get_nowait())
                 await self._publish(entries)
         finally:
+            stopping.cancel()
             saver.cancel()
-            await asyncio.gather(saver, return_exceptions=True)
+            await asyncio.wait({saver}, timeout=1.0)
 
     async def _publish(self, entries: list[dict[str, str]]) -> None:
         away = 0
@@ -160,6 +189,11 @@ class Feeder:
                 await asyncio.sleep(wait)
                 continue
             self.published += len(entries)
+            for fields in entries:  # what a restart may resume from: published, no further
+                shard, seq = fields.get("shard"), fields.get("seq")
+                if shard and seq:
+                    shard_id, new = int(shard.partition("/")[0]), int(seq)
+                    self._fed_seq[shard_id] = max(self._fed_seq.get(shard_id, 0), new)
             return
 
     async def flush(self) -> None:
@@ -172,7 +206,8 @@ class Feeder:
         await self._save()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a cancel may be lost inside the client's timeouts
+            await asyncio.wait(set(self._tasks), timeout=1.0)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -215,7 +250,12 @@ class Feeder:
         refresh = now - self._refreshed >= REFRESH_EVERY
         for shard_id, gateway in self.bot.protocol.gateways.items():
             session = gateway.session
-            if session is not None and (refresh or session != self._saved.get(shard_id)):
+            fed = self._fed_seq.get(shard_id)
+            if session is None or fed is None:
+                continue  # nothing published of it yet: nothing to resume from
+            if session.seq is not None and session.seq > fed:  # some not on the stream yet
+                session = dataclasses.replace(session, seq=fed)
+            if refresh or session != self._saved.get(shard_id):
                 await self.shared.sessions.save(session)
                 self._saved[shard_id] = session
         if refresh:

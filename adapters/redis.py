@@ -162,6 +162,29 @@ class RedisSessionStore:
         await self._r.delete(self._of(shard))
 
 
+#: Trim below the oldest entry the group still holds, or, when it holds none,
+#: below the last one it delivered (the rest are acknowledged): never an
+#: undelivered or a pending entry, and nothing read between look and trim.
+_TRIM = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local below = nil
+if pending[1] > 0 then
+  below = pending[2]
+else
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == ARGV[1] then below = fields['last-delivered-id'] end
+  end
+end
+if (not below) or below == '0-0' then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', below)
+"""
+
+#: Pages of the pending list one look for held entries reads at most.
+CLAIM_PAGES = 10
+
+
 class RedisEventStream:
     """The app's events as a Redis Stream, read through one consumer group.
 
@@ -174,6 +197,7 @@ class RedisEventStream:
     def __init__(self, client: aioredis.Redis, app_id: str) -> None:
         self._r = client
         self.key = _prefix(app_id) + "events"
+        self._trim = client.register_script(_TRIM)
         self._group_made = False
         self._swept: dict[str, float] = {}  # consumer -> when it last looked for held entries
         self._cursor: dict[str, str] = {}  # consumer -> where its last look stopped
@@ -214,24 +238,28 @@ class RedisEventStream:
     async def take(self, consumer: str, count: int, block: float, min_idle: float) -> list[Taken]:
         now = asyncio.get_running_loop().time()
         if now - self._swept.get(consumer, float("-inf")) >= min_idle / 4:
-            claimed = await self._grouped(lambda: self._claim(consumer, count, min_idle), None)
+            nothing: list[Taken] | None = []  # (the group was lost: nothing is held)
+            claimed = await self._grouped(lambda: self._claim(consumer, count, min_idle), nothing)
             if claimed:
                 return claimed
             if claimed is not None:  # looked through the whole pending list
                 self._swept[consumer] = now
         return await self._grouped(lambda: self._read(consumer, count, block), [])
 
-    async def _claim(self, consumer: str, count: int, min_idle: float) -> list[Taken]:
-        """Entries held ``min_idle`` by anyone, from where the last look stopped."""
-        start = self._cursor.get(consumer, "0-0")
-        cursor, claimed, _ = await self._r.xautoclaim(
-            self.key, GROUP, consumer, _ms(min_idle), start_id=start, count=count
-        )
-        self._cursor[consumer] = _text(cursor)
-        out = [Taken(_text(i), _fields(f), reclaimed=True) for i, f in claimed if f]
-        if not out and _text(cursor) != "0-0":
-            return await self._claim(consumer, count, min_idle)  # more of the list to look at
-        return out
+    async def _claim(self, consumer: str, count: int, min_idle: float) -> list[Taken] | None:
+        """Entries held ``min_idle`` by anyone, from where the last look stopped,
+        a few pages of the pending list at most; None when it did not reach the
+        end of the list (the next look goes on from there)."""
+        for _ in range(CLAIM_PAGES):
+            start = self._cursor.get(consumer, "0-0")
+            cursor, claimed, _ = await self._r.xautoclaim(
+                self.key, GROUP, consumer, _ms(min_idle), start_id=start, count=count
+            )
+            self._cursor[consumer] = _text(cursor)
+            out = [Taken(_text(i), _fields(f), reclaimed=True) for i, f in claimed if f]
+            if out or _text(cursor) == "0-0":
+                return out
+        return None
 
     async def _read(self, consumer: str, count: int, block: float) -> list[Taken]:
         answer: Any = await self._r.xreadgroup(
@@ -254,20 +282,9 @@ class RedisEventStream:
 
     @_reachable
     async def trim(self) -> int:
-        """Drop the entries every worker is past (delivered and acknowledged); how many."""
-
-        async def below() -> str | None:
-            summary: Any = await self._r.xpending(self.key, GROUP)
-            if summary["pending"]:
-                return _text(summary["min"])  # the oldest still held stays
-            groups: Any = await self._r.xinfo_groups(self.key)
-            ours = [g for g in groups if _text(g["name"]) == GROUP]
-            return _text(ours[0]["last-delivered-id"]) if ours else None
-
-        minid = await self._grouped(below, None)
-        if minid is None or minid == "0-0":
-            return 0
-        return int(await self._r.xtrim(self.key, minid=minid, approximate=False))
+        """Drop the entries every worker is past (delivered and acknowledged); how
+        many. One script: nothing can be read between the look and the trim."""
+        return int(await self._grouped(lambda: self._trim(keys=[self.key], args=[GROUP]), 0))
 
 
 #: Take each handled-id key that is free or already ARGV[1]'s, for ARGV[2] ms.

@@ -200,12 +200,15 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
 
 
 async def _wind_up(feeder: Feeder, feeding: asyncio.Task[None], shared: Coordination) -> None:
-    """Publish what waits and save the sessions (a restart resumes them), then let go."""
-    feeding.cancel()
-    await asyncio.gather(feeding, return_exceptions=True)
-    try:
-        await asyncio.wait_for(feeder.flush(), REPLY_GRACE)
-    except (Unavailable, TimeoutError) as error:
+    """Publish what waits and save the sessions (a restart resumes them from
+    the last event published), then let go. Every wait is bounded, and nothing
+    here relies on a cancel: the client's own timeouts can swallow one."""
+    feeder.stop()
+    await asyncio.wait({feeding}, timeout=REPLY_GRACE)
+    flushing = asyncio.create_task(feeder.flush())
+    done, _ = await asyncio.wait({flushing}, timeout=REPLY_GRACE)
+    error = flushing.exception() if flushing in done else None
+    if flushing not in done or error is not None:
         log.warning("events or sessions not saved at the end: %s", error or "timed out")
     await shared.aclose()
 

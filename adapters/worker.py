@@ -21,7 +21,9 @@ So an event is handled twice only when a handler outlives its lease: keep
 ``lease`` above the longest a batch's handlers take.
 
 A handler that raises leaves its entry unacknowledged, and said in the log:
-after ``min_idle`` another worker tries it. An entry that holds no event is
+after ``min_idle`` another worker tries it; a worker that saw it fail
+``max_tries`` times gives it up (acknowledged, and an error line with the
+event). An entry that holds no event is
 acknowledged and said (it would fail every worker alike). While the shared
 store is away (Redis restarting), :meth:`Worker.run` waits and tries again;
 what a handler did before is not undone, and its event is not handled twice
@@ -60,6 +62,7 @@ class WorkerStats:
     taken_over: int = 0  # entries another worker had held too long
     waiting: int = 0  # taken over, but their first worker still holds the lease
     failed: int = 0  # handlers that raised (their entries wait to be tried again)
+    given_up: int = 0  # events whose handler raised max_tries times (acknowledged, logged)
     unreadable: int = 0
 
 
@@ -78,6 +81,7 @@ class Worker:
         lease: float = 60.0,
         dedup_ttl: float = 600.0,
         fatal: tuple[type[BaseException], ...] = (),
+        max_tries: int = 5,
     ) -> None:
         self.shared = shared
         self.consumer = consumer
@@ -87,6 +91,10 @@ class Worker:
         self.stats = WorkerStats()
         #: Handler exceptions that stop the worker instead of waiting for a retry.
         self.fatal = fatal
+        #: A handler that raised this many times on one event gives it up (an
+        #: event that always fails must not stay pending, and the stream untrimmed).
+        self.max_tries = max_tries
+        self._tries: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take and handle entries until ``stop`` is set. While the shared store
@@ -142,6 +150,17 @@ class Worker:
             elif await self._handle(event, key, entry.entry_id):
                 handled.append(key)
                 done.append(entry.entry_id)
+            elif self._tries.get(key, 0) >= self.max_tries:
+                self._tries.pop(key, None)
+                stats.given_up += 1
+                log.error(
+                    "gave %s (%s) up after %d failed tries: %s",
+                    key,
+                    entry.entry_id,
+                    self.max_tries,
+                    entry.fields.get("frame", "")[:500],
+                )
+                done.append(entry.entry_id)
         await self.shared.handled.finish_many(handled, self.dedup_ttl)
         await self.shared.stream.ack(done)
         return len(taken)
@@ -154,7 +173,9 @@ class Worker:
             raise
         except Exception:
             self.stats.failed += 1
-            log.exception("handler failed on %s (%s): it will be tried again", key, entry_id)
+            tries = self._tries[key] = self._tries.get(key, 0) + 1
+            log.exception("handler failed on %s (%s), try %d", key, entry_id, tries)
             return False
+        self._tries.pop(key, None)
         self.stats.handled += 1
         return True

@@ -211,3 +211,49 @@ def test_an_unreadable_entry_is_dropped_and_counted(store_maker: Make) -> None:
         assert await shared.stream.pending() == 0
 
     run(store_maker, body)
+
+
+def test_an_event_that_always_fails_is_given_up_after_max_tries(store_maker: Make) -> None:
+    async def body(shared: Coordination) -> None:
+        async def broken(event: Event | Dispatch) -> None:
+            raise RuntimeError("always")
+
+        worker = Worker(shared, "w", broken, block=0.02, min_idle=0.05, max_tries=3)
+        await shared.stream.publish(messages(1))
+        for _ in range(100):
+            await worker.run_once()
+            if worker.stats.given_up:
+                break
+            await asyncio.sleep(0.03)
+        assert worker.stats.given_up == 1 and worker.stats.failed == 3
+        assert await shared.stream.pending() == 0  # acknowledged: the stream can be trimmed
+
+    run(store_maker, body)
+
+
+def test_a_saved_session_says_no_more_than_what_was_published() -> None:
+    """A restart resumes from the last event on the stream: the platform
+    replays the rest, so nothing the gateway had but never published is lost."""
+    from types import SimpleNamespace
+
+    from qqproto.adapters.feeder import Feeder
+    from qqproto.qq.session import Session
+
+    async def main() -> None:
+        shared = Coordination.in_memory()
+        session = Session("s1", 9, (0, 1), "wss://api.sgroup.qq.com/websocket/")
+        bot = SimpleNamespace(
+            protocol=SimpleNamespace(gateways={0: SimpleNamespace(session=session)})
+        )
+        feeder = Feeder(bot, shared)  # type: ignore[arg-type]  # only its gateways are read
+        for seq in range(1, 4):  # the gateway is at seq 9; three events reached the Feeder
+            feeder.feed(
+                decoded(
+                    frame("GROUP_AT_MESSAGE_CREATE", {**GROUP, "id": f"m{seq}"}, seq=seq), (0, 1)
+                )
+            )
+        await feeder.flush()
+        saved = await shared.sessions.load((0, 1))
+        assert saved is not None and saved.seq == 3 and saved.session_id == "s1"
+
+    asyncio.run(main())

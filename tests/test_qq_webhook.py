@@ -297,8 +297,8 @@ def test_any_body_gets_an_answer_and_never_an_exception(
         body = b'{"op":13,"d":' + body + b"}"
     response = served.post(body, signed(body) if sign else ())
     assert response.status in (200, 400, 401)
-    if response.status == 200 and not op13:
-        assert response.body == ACK
+    if response.status == 200 and not op13 and b"plain_token" not in response.body:
+        assert response.body == ACK  # (a body that is an op 13 itself gets its signature)
 
 
 # -- what a review found -------------------------------------------------------------------------

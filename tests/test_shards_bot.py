@@ -7,6 +7,7 @@ of ``max_concurrency`` others (op 9), and counts ``remaining`` down.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from qqproto.actions import Connect, HttpRequest
+from qqproto.http import HttpResponse
 from qqproto.qq import IdentifyWanted, Message
 from qqproto.qq.bot import BotProtocol
 from qqproto.qq.config import BotConfig
@@ -199,3 +202,25 @@ class ShardedMachine(RuleBasedStateMachine):
 
 TestSharded = ShardedMachine.TestCase
 TestSharded.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+
+
+def test_closing_while_a_shard_dials_starts_no_other_shard() -> None:
+    """Shard 0 holds the turn and dials; 1 and 2 wait. Closing gives 0's turn
+    back, and the gate must give it to nobody."""
+    bot = BotProtocol(
+        BotConfig(
+            "102000000",
+            "simulator-secret",
+            shards=3,
+            gateway_url="wss://api.sgroup.qq.com/websocket/",
+            token_url=f"{ORIGIN}/app/getAppAccessToken",
+        )
+    )
+    [token_request] = [a for a in bot.actions() if isinstance(a, HttpRequest)]
+    body = json.dumps({"access_token": "T", "expires_in": "7200"}).encode()
+    bot.http_response(token_request.request_id, HttpResponse(200, (), body), 0.0)
+    dials = [a for a in bot.actions() if isinstance(a, Connect)]
+    assert len(dials) == 1 and bot.shards.gate.turn == 0 and bot.shards.gate.waiting == [1, 2]
+    bot.close(1.0)
+    assert not [a for a in bot.actions() if isinstance(a, Connect)]
+    assert bot.shards.gate.turn is None and bot.shards.gate.waiting == []

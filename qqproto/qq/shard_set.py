@@ -133,9 +133,11 @@ class ShardSet:
         self._pump(gateway, now)
 
     def close(self, now: float, code: int = 1000) -> None:
-        """Close every gateway still running (1000: the sessions are over)."""
-        for shard_id, gateway in list(self.gateways.items()):
+        """Close every gateway still running (1000: the sessions are over). The
+        gate is emptied first: a turn a closing shard gives back goes to nobody."""
+        for shard_id in self.gateways:
             self.gate.cancel(shard_id)
+        for gateway in list(self.gateways.values()):
             if gateway.state.name not in _OVER:
                 gateway.close(now, code)
                 self._pump(gateway, now)
