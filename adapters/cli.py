@@ -115,6 +115,13 @@ def url(*schemes: str) -> Callable[[str], str]:
     return check
 
 
+def rest_options(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """Where the REST API is (``when``: the option that needs it, for the help)."""
+    parser.add_argument("--sandbox", action="store_true", help=f"{when}use the sandbox API")
+    parser.add_argument("--api-base", type=url("https", "http"), help=f"{when}REST API base URL")
+    parser.add_argument("--token-url", type=url("https", "http"), help=f"{when}token endpoint")
+
+
 def port(text: str) -> int:
     """A TCP port to listen on, 0 (any free one) to 65535."""
     try:
@@ -147,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--secret", help=f"the bot's AppSecret (default: the {SECRET_VARIABLE} variable)"
     )
-    run.add_argument("--sandbox", action="store_true", help="use the sandbox API")
-    run.add_argument("--api-base", type=url("https", "http"), help="REST API base URL")
-    run.add_argument("--token-url", type=url("https", "http"), help="access token endpoint")
+    rest_options(run)
     run.add_argument(
         "--gateway-url", type=url("wss", "ws"), help="connect here instead of discovering"
     )
@@ -202,9 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--host", required=True, help="the address to listen on")
     qs.add_argument("--port", required=True, type=port, help="the port (0: any free one)")
     qs.add_argument("--path", default="/", help="the callback path (default: /)")
-    qs.add_argument("--sandbox", action="store_true", help="--echo: use the sandbox API")
-    qs.add_argument("--api-base", type=url("https", "http"), help="--echo: REST API base URL")
-    qs.add_argument("--token-url", type=url("https", "http"), help="--echo: token endpoint")
+    rest_options(qs, when="--echo: ")
     qs.add_argument("--echo", action="store_true", help="answer each message with its text")
     qs.add_argument("--json", action="store_true", help="JSON lines on stdout, logs on stderr")
     qs.add_argument("-v", "--verbose", action="store_true", help="log frames on stderr")
@@ -221,9 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument(
         "--secret", help=f"--echo: the bot's AppSecret (default: the {SECRET_VARIABLE} variable)"
     )
-    work.add_argument("--sandbox", action="store_true", help="--echo: use the sandbox API")
-    work.add_argument("--api-base", type=url("https", "http"), help="--echo: REST API base URL")
-    work.add_argument("--token-url", type=url("https", "http"), help="--echo: token endpoint")
+    rest_options(work, when="--echo: ")
     work.add_argument(
         "--min-idle",
         type=float,
