@@ -29,7 +29,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from qqproto.qq import (
     BotConfig,
@@ -47,7 +47,7 @@ from .bot import QQBot
 from .coordination import Coordination, Unavailable
 from .feed import entry_of
 
-__all__ = ["HOLD", "SEQ_TTL", "Feeder", "planned_shards"]
+__all__ = ["HOLD", "SEQ_TTL", "AsyncSide", "Feeder", "GatewaySide", "planned_shards"]
 
 log = logging.getLogger("qqproto.feeder")
 
@@ -86,13 +86,50 @@ def planned_shards(config: BotConfig) -> list[tuple[int, int]]:
     return [(i, config.shards) for i in ids]
 
 
+class GatewaySide(Protocol):
+    """What the Feeder needs of the bot it runs beside."""
+
+    def restore(self, sessions: list[Session]) -> None: ...
+
+    def spacing(self) -> float: ...
+
+    async def identify_allowed(self, shard_id: int) -> None: ...
+
+    async def sessions(self) -> dict[int, Session]: ...
+
+
+class AsyncSide:
+    """A :class:`QQBot`, on the Feeder's own loop."""
+
+    def __init__(self, bot: QQBot) -> None:
+        self.bot = bot
+
+    def restore(self, sessions: list[Session]) -> None:
+        self.bot.protocol.restore(sessions)
+
+    def spacing(self) -> float:
+        return self.bot.protocol.shards.gate.spacing  # as /gateway/bot's max_concurrency set it
+
+    async def identify_allowed(self, shard_id: int) -> None:
+        await self.bot.identify_allowed(shard_id)
+
+    async def sessions(self) -> dict[int, Session]:
+        gateways = self.bot.protocol.gateways.items()
+        return {i: g.session for i, g in gateways if g.session is not None}
+
+
 class Feeder:
     """Moves a gateway bot's identifies, sessions and events to the shared store."""
 
     def __init__(
-        self, bot: QQBot, shared: Coordination, *, save_every: float = 5.0, batch: int = 256
+        self,
+        bot: QQBot | GatewaySide,
+        shared: Coordination,
+        *,
+        save_every: float = 5.0,
+        batch: int = 256,
     ) -> None:
-        self.bot = bot
+        self.bot: GatewaySide = AsyncSide(bot) if isinstance(bot, QQBot) else bot
         self.shared = shared
         self.save_every = save_every
         self.batch = batch
@@ -119,7 +156,7 @@ class Feeder:
         for session in found:
             if session.seq is not None:
                 self._fed_seq[session.shard[0]] = session.seq
-        self.bot.protocol.restore(found)
+        self.bot.restore(found)
         return len(found)
 
     async def next_seq(self, message: object) -> int:
@@ -219,7 +256,6 @@ class Feeder:
     async def _identify(self, shard_id: int, ended: asyncio.Future[bool]) -> None:
         """Take the app's turn for ``shard_id``, let it dial, keep the turn while
         it does, and end the turn as the bot says it ended."""
-        gate = self.bot.protocol.shards.gate  # the spacing /gateway/bot's max_concurrency sets
         slots, hold = self.shared.slots, HOLD
         started = time.monotonic()
         token = await _retrying(lambda: slots.acquire(shard_id, hold), "identify turn")
@@ -232,7 +268,7 @@ class Feeder:
             except TimeoutError:  # still dialling: the turn must not lapse meanwhile
                 with contextlib.suppress(Unavailable):
                     await slots.keep(token, hold)
-        spacing = gate.spacing if identified else 0.0
+        spacing = self.bot.spacing() if identified else 0.0
         await _retrying(lambda: slots.release(token, spacing), "identify turn's end")
 
     async def _save_loop(self) -> None:
@@ -248,10 +284,9 @@ class Feeder:
         session an hour from its last save: a quiet shard's must not lapse)."""
         now = time.monotonic()
         refresh = now - self._refreshed >= REFRESH_EVERY
-        for shard_id, gateway in self.bot.protocol.gateways.items():
-            session = gateway.session
+        for shard_id, session in (await self.bot.sessions()).items():
             fed = self._fed_seq.get(shard_id)
-            if session is None or fed is None:
+            if fed is None:
                 continue  # nothing published of it yet: nothing to resume from
             if session.seq is not None and session.seq > fed:  # some not on the stream yet
                 session = dataclasses.replace(session, seq=fed)

@@ -234,18 +234,25 @@ def test_an_event_that_always_fails_is_given_up_after_max_tries(store_maker: Mak
 def test_a_saved_session_says_no_more_than_what_was_published() -> None:
     """A restart resumes from the last event on the stream: the platform
     replays the rest, so nothing the gateway had but never published is lost."""
-    from types import SimpleNamespace
-
     from qqproto.adapters.feeder import Feeder
     from qqproto.qq.session import Session
 
+    session = Session("s1", 9, (0, 1), "wss://api.sgroup.qq.com/websocket/")
+
+    class Side:  # a gateway bot whose shard 0 is at seq 9
+        def restore(self, sessions: list[Session]) -> None: ...
+
+        def spacing(self) -> float:
+            return 5.5
+
+        async def identify_allowed(self, shard_id: int) -> None: ...
+
+        async def sessions(self) -> dict[int, Session]:
+            return {0: session}
+
     async def main() -> None:
         shared = Coordination.in_memory()
-        session = Session("s1", 9, (0, 1), "wss://api.sgroup.qq.com/websocket/")
-        bot = SimpleNamespace(
-            protocol=SimpleNamespace(gateways={0: SimpleNamespace(session=session)})
-        )
-        feeder = Feeder(bot, shared)  # type: ignore[arg-type]  # only its gateways are read
+        feeder = Feeder(Side(), shared)
         for seq in range(1, 4):  # the gateway is at seq 9; three events reached the Feeder
             feeder.feed(
                 decoded(
