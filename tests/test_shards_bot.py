@@ -224,3 +224,16 @@ def test_closing_while_a_shard_dials_starts_no_other_shard() -> None:
     bot.close(1.0)
     assert not [a for a in bot.actions() if isinstance(a, Connect)]
     assert bot.shards.gate.turn is None and bot.shards.gate.waiting == []
+
+
+def test_a_lost_session_the_budget_cannot_replace_fails_the_bot_saying_so() -> None:
+    sim, bot, net = sharded(2, remaining=3)
+    assert net.wait_for(lambda: all_ready(bot), within=60)
+    sim.invalid_session(False, net.now, shard=0)  # a new session: the third start
+    assert net.wait_for(lambda: all_ready(bot) and len(sim.identifies) == 3, within=60)
+    sim.invalid_session(False, net.now, shard=1)  # a fourth would be over the budget
+    assert net.wait_for(lambda: bot.phase is BotPhase.FAILED, within=60)
+    assert bot.failure_reason is not None
+    assert "no gateway session starts left" in bot.failure_reason
+    assert "resets in" in bot.failure_reason
+    assert len(sim.identifies) == 3  # the fourth was never sent

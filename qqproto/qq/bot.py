@@ -368,6 +368,10 @@ class BotProtocol(Driven):
             self._fail(str(error), now)
             return
         self.shards.gate.set_concurrency(plan.max_concurrency)
+        limit = info.session_start_limit if info is not None else None
+        if limit is not None:  # what a later Identify (a lost session) may still spend
+            self.shards.starts_left = limit.remaining
+            self.shards.budget_note = f" (the count resets in {limit.reset_after / 1000:.0f} s)"
         config = self.config
         configs = []
         for shard in plan.shards:

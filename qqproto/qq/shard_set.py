@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from ..actions import Action, Connect, Deliver
+from ..actions import Action, Connect, Deliver, Failed
 from ..errors import LocalProtocolError
 from .config import GatewayConfig
 from .gateway import GatewayProtocol
@@ -61,6 +61,10 @@ class ShardSet:
         self._by_conn: dict[int, GatewayProtocol] = {}
         self._given: dict[int, str] = {}  # shard id -> the token it last got
         self._asked: set[int] = set()  # shard ids waiting for a token
+        #: New sessions the day's budget still allows (``remaining`` at discovery,
+        #: less each Identify since); None: not known (no discovery was made).
+        self.starts_left: int | None = None
+        self.budget_note = ""  # when the budget refills, for the error
 
     def start(
         self,
@@ -166,6 +170,15 @@ class ShardSet:
                     if type(wanted) is TokenWanted:
                         self._wants_token(gateway, wanted, now)
                         continue
+                    if type(wanted) is IdentifyWanted and self.starts_left == 0:
+                        # A shard whose session was lost needs a new one the budget
+                        # no longer has: said as such, not as the platform's refusal.
+                        why = f"no gateway session starts left today{self.budget_note}"
+                        self._emit(Failed(why), now)
+                        continue
+                    spent = type(wanted) is IdentifyTurnOver and wanted.identified
+                    if spent and self.starts_left is not None:
+                        self.starts_left = max(0, self.starts_left - 1)
                     if type(wanted) is IdentifyWanted and not self._external:
                         self.gate.ask(wanted.shard[0], now)
                         asked = True
