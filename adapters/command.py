@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from qqproto.contract import Driven
@@ -23,11 +23,27 @@ from ._common import DriverFailed
 from .asyncio import AsyncioDriver
 from .report import Report, prepare_output
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "drive", "run_command"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "drive", "run_command", "stop_signals"]
 
 EXIT_OK = 0
 EXIT_FAILED = 3
 log = logging.getLogger("qqproto.command")
+
+
+@contextlib.contextmanager
+def stop_signals(lines: Report) -> Iterator[asyncio.Event]:
+    """An event that SIGINT, SIGTERM or a closed stdout (its reader went away)
+    sets, while the block runs on the running loop."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    lines.on_closed = stop.set
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        yield stop
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 async def drive(proto: Driven, on_event: Callable[[object, float], None], lines: Report) -> int:
@@ -39,29 +55,23 @@ async def drive(proto: Driven, on_event: Callable[[object, float], None], lines:
         on_event(event, driver.now())
 
     driver = AsyncioDriver(proto, on_event=deliver, on_state=lines.state)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    lines.on_closed = stop.set  # the reader of stdout went away
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    running = asyncio.create_task(driver.run())
-    stopped = asyncio.create_task(stop.wait())
     failure: str | None = None
-    try:
-        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            running.result()
-    except DriverFailed as failed:
-        failure = failed.reason
-    except Exception as error:  # a bug, ours or the peer's: still said, as a failed line
-        log.exception("stopped on an unexpected error")
-        failure = f"internal error: {type(error).__name__}: {error}"
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        stopped.cancel()
-        driver.stop()
-        await asyncio.gather(running, stopped, return_exceptions=True)
+    with stop_signals(lines) as stop:
+        running = asyncio.create_task(driver.run())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if running.done():
+                running.result()
+        except DriverFailed as failed:
+            failure = failed.reason
+        except Exception as error:  # a bug, ours or the peer's: still said, as a failed line
+            log.exception("stopped on an unexpected error")
+            failure = f"internal error: {type(error).__name__}: {error}"
+        finally:
+            stopped.cancel()
+            driver.stop()
+            await asyncio.gather(running, stopped, return_exceptions=True)
     if failure is not None:
         lines.failed(failure)
         return EXIT_FAILED

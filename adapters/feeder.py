@@ -210,28 +210,13 @@ class Feeder:
             await asyncio.wait({saver}, timeout=1.0)
 
     async def _publish(self, entries: list[dict[str, str]]) -> None:
-        away = 0
-        while True:
-            try:
-                await self.shared.stream.publish(entries)
-            except Unavailable as error:
-                away += 1
-                wait = min(10.0, 0.5 * 2 ** (away - 1))
-                log.warning(
-                    "the shared store is away (%s): %d events wait %.1f s",
-                    error,
-                    len(entries),
-                    wait,
-                )
-                await asyncio.sleep(wait)
-                continue
-            self.published += len(entries)
-            for fields in entries:  # what a restart may resume from: published, no further
-                shard, seq = fields.get("shard"), fields.get("seq")
-                if shard and seq:
-                    shard_id, new = int(shard.partition("/")[0]), int(seq)
-                    self._fed_seq[shard_id] = max(self._fed_seq.get(shard_id, 0), new)
-            return
+        await _retrying(lambda: self.shared.stream.publish(entries), f"{len(entries)} events")
+        self.published += len(entries)
+        for fields in entries:  # what a restart may resume from: published, no further
+            shard, seq = fields.get("shard"), fields.get("seq")
+            if shard and seq:
+                shard_id, new = int(shard.partition("/")[0]), int(seq)
+                self._fed_seq[shard_id] = max(self._fed_seq.get(shard_id, 0), new)
 
     async def flush(self) -> None:
         """Publish what waits, and save every session now (at the end)."""

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 
@@ -28,7 +27,7 @@ from qqproto.qq import BotConfig, Dispatch, Event, Message
 
 from ._common import DriverError, DriverFailed
 from .bot import QQBot
-from .command import run_command
+from .command import run_command, stop_signals
 from .coordination import Coordination, Unavailable
 from .feeder import SEQ_TTL
 from .report import HumanReport, JsonReport, Report
@@ -117,29 +116,23 @@ def run(args: argparse.Namespace, config: BotConfig | None) -> int:
         worker = Worker(
             shared, consumer, echo.handle, min_idle=args.min_idle, fatal=(DriverFailed,)
         )
-        stop = asyncio.Event()
-        report.on_closed = stop.set
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         failure: str | None = None
-        try:
-            if bot is not None:
-                await bot.start()
-            working = asyncio.create_task(worker.run(stop))
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({working, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            stop.set()
-            stopped.cancel()
-            await working
-        except DriverFailed as failed:
-            failure = failed.reason
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-            if bot is not None:
-                await bot.close()
-            await shared.aclose()
+        with stop_signals(report) as stop:
+            try:
+                if bot is not None:
+                    await bot.start()
+                working = asyncio.create_task(worker.run(stop))
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait({working, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stop.set()
+                stopped.cancel()
+                await working
+            except DriverFailed as failed:
+                failure = failed.reason
+            finally:
+                if bot is not None:
+                    await bot.close()
+                await shared.aclose()
         if failure is not None:
             report.failed(failure)
             return EXIT_FAILED

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import sys
 
 from qqproto.actions import StateChanged
@@ -36,6 +35,7 @@ from qqproto.qq.auth import DEFAULT_TOKEN_URL
 from ._common import DriverError, DriverFailed
 from ._wall import keep_wall_offset
 from .bot import QQBot
+from .command import stop_signals
 from .coordination import Coordination, Unavailable
 from .feeder import Feeder, planned_shards
 from .report import HumanReport, JsonReport, Report, prepare_output
@@ -158,41 +158,35 @@ async def serve(config: BotConfig, args: argparse.Namespace, report: Report) -> 
             restored = 0
         log.info("%d saved sessions to resume", restored)
         feeding = asyncio.create_task(feeder.run())
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    report.on_closed = stop.set  # the reader of stdout went away
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    events = asyncio.create_task(runner.events())
-    stopped = asyncio.create_task(stop.wait())
-    keeper = asyncio.create_task(keep_wall_offset(lambda: bot.protocol.webhook))
     failure: str | None = None  # reported last, after the close's own state lines
-    try:
-        await asyncio.wait({events, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if events.done():
-            events.result()  # DriverFailed, or what broke
-        else:
-            log.info("stopping: replies under way get %.0f s", REPLY_GRACE)
-            events.cancel()  # no new events, hence no new echoes
-            await runner.finish(REPLY_GRACE)
-    except DriverFailed as failed:
-        failure = failed.reason
-    except Exception as error:  # a bug, ours or the platform's: still say why
-        log.exception("the bot stopped on an unexpected error")
-        failure = f"internal error: {type(error).__name__}: {error}"
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        stopped.cancel()
-        keeper.cancel()
-        if feeder is not None:  # the sessions stay on the platform, for a restart to resume
-            with contextlib.suppress(DriverError):
-                bot.driver.call(lambda now: bot.protocol.close(now, keep_sessions=True))
-        await bot.close()
-        await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
-        await asyncio.gather(events, stopped, keeper, return_exceptions=True)
-        if feeder is not None and feeding is not None and shared is not None:
-            await _wind_up(feeder, feeding, shared)
+    with stop_signals(report) as stop:
+        events = asyncio.create_task(runner.events())
+        stopped = asyncio.create_task(stop.wait())
+        keeper = asyncio.create_task(keep_wall_offset(lambda: bot.protocol.webhook))
+        try:
+            await asyncio.wait({events, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if events.done():
+                events.result()  # DriverFailed, or what broke
+            else:
+                log.info("stopping: replies under way get %.0f s", REPLY_GRACE)
+                events.cancel()  # no new events, hence no new echoes
+                await runner.finish(REPLY_GRACE)
+        except DriverFailed as failed:
+            failure = failed.reason
+        except Exception as error:  # a bug, ours or the platform's: still say why
+            log.exception("the bot stopped on an unexpected error")
+            failure = f"internal error: {type(error).__name__}: {error}"
+        finally:
+            stopped.cancel()
+            keeper.cancel()
+            if feeder is not None:  # the sessions stay on the platform, for a restart to resume
+                with contextlib.suppress(DriverError):
+                    bot.driver.call(lambda now: bot.protocol.close(now, keep_sessions=True))
+            await bot.close()
+            await runner.finish(REPLY_GRACE)  # replies the close cut short report "CLOSED"
+            await asyncio.gather(events, stopped, keeper, return_exceptions=True)
+            if feeder is not None and feeding is not None and shared is not None:
+                await _wind_up(feeder, feeding, shared)
     if failure is not None:
         report.failed(failure)
         return EXIT_FAILED

@@ -37,6 +37,16 @@ def reads(stream: bytes, cuts: tuple[int, ...]) -> list[bytes]:
     return [*pieces, stream[at:]] if at < len(stream) else pieces
 
 
+def spliced(draw: st.DrawFn, parts: list[bytes]) -> tuple[bytes, tuple[int, ...]]:
+    """Seeds joined into one stream, sometimes with a byte changed, and the
+    read sizes to cut it into (:func:`reads`)."""
+    stream = b"".join(parts)
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(stream) - 1))
+        stream = stream[:at] + bytes([draw(st.integers(0, 255))]) + stream[at + 1 :]
+    return stream, tuple(draw(st.lists(st.integers(1, 64), max_size=6)))
+
+
 def run(
     argv: list[str],
     *,

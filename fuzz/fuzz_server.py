@@ -168,11 +168,7 @@ def seed_inputs() -> list[bytes]:
 def cases(draw: st.DrawFn) -> Case:
     """Seeds and frames spliced, sometimes with a byte changed, cut at random."""
     parts = draw(st.lists(st.sampled_from((*SEEDS, *FRAMES)), min_size=1, max_size=4))
-    stream = b"".join(parts)
-    if draw(st.booleans()):
-        at = draw(st.integers(0, len(stream) - 1))
-        stream = stream[:at] + bytes([draw(st.integers(0, 255))]) + stream[at + 1 :]
-    cuts = tuple(draw(st.lists(st.integers(1, 64), max_size=6)))
+    stream, cuts = engine.spliced(draw, parts)
     return Case(stream, cuts, draw(st.booleans()))
 
 

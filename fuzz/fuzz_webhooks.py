@@ -241,11 +241,9 @@ def cases(draw: st.DrawFn) -> Case:
     """Seeds of one endpoint spliced, sometimes with a byte changed, cut at random."""
     onebot = draw(st.booleans())
     seeds = ONEBOT_SEEDS if onebot else QQ_SEEDS
-    stream = b"".join(draw(st.lists(st.sampled_from(seeds), min_size=1, max_size=3)))
-    if draw(st.booleans()):
-        at = draw(st.integers(0, len(stream) - 1))
-        stream = stream[:at] + bytes([draw(st.integers(0, 255))]) + stream[at + 1 :]
-    cuts = tuple(draw(st.lists(st.integers(1, 64), max_size=6)))
+    stream, cuts = engine.spliced(
+        draw, draw(st.lists(st.sampled_from(seeds), min_size=1, max_size=3))
+    )
     return Case(onebot, stream, cuts)
 
 

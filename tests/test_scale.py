@@ -179,6 +179,22 @@ def test_a_process_killed_holding_a_slot_blocks_no_one_beyond_the_window(
     assert waited < window + 5.0  # the window, not forever (5 s: a slow machine's slack)
 
 
+def wait_for_saved_sessions(url: str, app_id: str, shards: list[tuple[int, int]]) -> None:
+    """Until the store holds a session for each of ``shards`` (saved every 0.1 s)."""
+
+    async def saved() -> bool:
+        shared = connect(url, app_id)
+        try:
+            return all([await shared.sessions.load(shard) for shard in shards])
+        finally:
+            await shared.aclose()
+
+    deadline = time.monotonic() + DEADLINE
+    while not asyncio.run(saved()):
+        assert time.monotonic() < deadline, "the sessions were never saved"
+        time.sleep(0.05)
+
+
 def test_a_restarted_process_resumes_its_shards(
     redis_server: RedisServer, platform: Any, procs: list[Proc]
 ) -> None:
@@ -187,7 +203,7 @@ def test_a_restarted_process_resumes_its_shards(
     first = Proc(*gateway_args(server, redis_server.url, app_id, 0, 1))
     procs.append(first)
     first.until(both_ready(first))
-    time.sleep(0.5)  # the sessions are saved every 0.1 s
+    wait_for_saved_sessions(redis_server.url, app_id, [(0, 4), (1, 4)])
     first.kill()  # SIGKILL: no goodbye, the sessions stay resumable on the platform
     identifies = len(sim.identifies)
     again = Proc(*gateway_args(server, redis_server.url, app_id, 0, 1))

@@ -30,7 +30,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .results import GatewayInfo, SessionLimitExceeded, SessionStartLimit
+from .results import GatewayInfo, SessionLimitExceeded
 
 __all__ = [
     "IDENTIFY_MARGIN",
@@ -47,6 +47,10 @@ IDENTIFY_WINDOW = 5.0
 #: Added to the window: clocks and networks are not exact, and an Identify
 #: that comes a little early is refused.
 IDENTIFY_MARGIN = 0.5
+
+
+#: How many grants and Identifies a gate remembers.
+KEPT = 1000
 
 
 def shard_of_guild(guild_id: str | int, shards: int) -> int:
@@ -152,9 +156,9 @@ class IdentifyGate:
         self._queue: deque[int] = deque()
         self.turn: int | None = None  # the shard whose Identify may go now
         self._next_at = float("-inf")  # no turn starts before this
-        #: Every grant, (time, shard), and every Identify that went out, for tests and logs.
-        self.history: list[tuple[float, int]] = []
-        self.sent: list[tuple[float, int]] = []
+        #: The latest grants, (time, shard), and Identifies that went out, for tests and logs.
+        self.history: deque[tuple[float, int]] = deque(maxlen=KEPT)
+        self.sent: deque[tuple[float, int]] = deque(maxlen=KEPT)
 
     @property
     def spacing(self) -> float:
@@ -166,11 +170,6 @@ class IdentifyGate:
         if type(max_concurrency) is not int or max_concurrency < 1:
             raise ConfigError("max_concurrency", "at least 1", max_concurrency)
         self.max_concurrency = max_concurrency
-
-    @classmethod
-    def for_limit(cls, limit: SessionStartLimit | None) -> IdentifyGate:
-        """A gate at the pace a ``/gateway/bot`` answer sets (1 without one)."""
-        return cls(max(1, limit.max_concurrency) if limit is not None else 1)
 
     @property
     def waiting(self) -> list[int]:
